@@ -1,0 +1,7 @@
+"""A local lab of fake OKD 3.10 masters (etcd static pods, sshd, real TLS) for tests and rehearsal."""
+
+from __future__ import annotations
+
+from etcdrescue.lab.lab import Lab, LabError, LabHost, missing_prerequisites
+
+__all__ = ["Lab", "LabError", "LabHost", "missing_prerequisites"]

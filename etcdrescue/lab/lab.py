@@ -1,0 +1,441 @@
+"""N fake OKD 3.10 masters on one machine, for end-to-end tests and operator rehearsal.
+
+Each master is a mount + PID namespace whose PID 1 (`etcdrescue.lab.host`) bind-mounts
+that master's directory tree over the OKD paths, runs an sshd on its own loopback IP and
+plays the kubelet for the etcd static pod. Everything a recovery step can touch through
+SSH therefore behaves as on a real master, while the files stay inspectable on the host
+under `<root>/hosts/<name>/`.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from etcdrescue.lab import files, procs
+from etcdrescue.lab.pki import CertificateAuthority, ssh_keypair, write_atomic
+
+MANIFEST = "/etc/origin/node/pod/etcd.yaml"
+DISABLED_MANIFEST = "/etc/origin/node/pod/disabled/etcd.yaml"
+# Real path prefix inside a host -> directory under the host's lab dir that backs it.
+PATH_MAP = {
+    "/etc/origin": "etc/origin",
+    "/etc/etcd": "etc/etcd",
+    "/var/lib/etcd": "var/lib/etcd",
+    "/run/etcdlab": "run",
+    "/usr/local/bin": "usr-local-bin",
+}
+MOUNT_POINTS = ("/etc/origin", "/etc/etcd", "/var/lib/etcd", "/run/etcdlab", "/run/sshd")
+NSENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8",
+         "HOME": "/root"}
+ROOT_MESSAGE = ("the lab needs root: it gives each master its own mount and PID namespace "
+                "(run as root, e.g. in a container)")
+
+
+class LabError(RuntimeError):
+    pass
+
+
+def missing_prerequisites() -> list[str]:
+    """What the lab cannot run without, phrased so the operator knows what to apt-get."""
+    need = [("etcd", "etcd-server"), ("etcdctl", "etcd-client"), ("sshd", "openssh-server"),
+            ("unshare", "util-linux"), ("nsenter", "util-linux"), ("mount", "mount")]
+    path = NSENV["PATH"] + ":" + os.environ.get("PATH", "")
+    return [f"{prog} not found (Debian package {pkg})" for prog, pkg in need
+            if shutil.which(prog, path=path) is None]
+
+
+@dataclass(frozen=True)
+class LabHost:
+    name: str
+    ip: str
+    ssh_port: int
+    dir: Path
+
+    @property
+    def peer_url(self) -> str:
+        return f"https://{self.ip}:2380"
+
+    @property
+    def client_url(self) -> str:
+        return f"https://{self.ip}:2379"
+
+
+HostRef = LabHost | str | int
+
+
+class Lab:
+    def __init__(self, root: Path, members: int = 3, *, subnet: int = 10, ssh_port: int = 2222,
+                 names: list[str] | None = None, cluster: str = "lab", manifest_style: str = "block") -> None:
+        if names is not None:
+            members = len(names)
+        if not 1 <= members <= 250 or not 0 <= subnet <= 255:
+            raise LabError("members must be 1..250 and subnet 0..255")
+        if manifest_style not in files.MANIFEST_STYLES:
+            raise LabError(f"manifest_style must be one of {files.MANIFEST_STYLES}")
+        self.root = Path(root).absolute()
+        self.subnet = subnet
+        self.ssh_port = ssh_port
+        self.cluster = cluster
+        self.manifest_style = manifest_style
+        names = names or [f"master{i:02d}.lab.example" for i in range(1, members + 1)]
+        self.hosts = [LabHost(n, f"127.0.{subnet}.{i}", ssh_port, self.root / "hosts" / n)
+                      for i, n in enumerate(names, start=1)]
+        self.pki = self.root / "pki"
+        self.inventory_path = self.root / "inventory.yaml"
+        self.known_hosts = self.root / "known_hosts"
+        self.identity_file = self.root / "id_ed25519"
+        self._wrappers: dict[str, subprocess.Popen[bytes]] = {}
+
+    @classmethod
+    def load(cls, root: Path) -> Lab:
+        """Reopen an existing lab (e.g. `lab down` from another process) with its original shape."""
+        try:
+            cfg = json.loads((Path(root) / "lab.json").read_text())
+        except FileNotFoundError:
+            raise LabError(f"{root} is not a lab (no lab.json)") from None
+        return cls(Path(root), subnet=cfg["subnet"], ssh_port=cfg["ssh_port"], names=cfg["names"],
+                   cluster=cfg["cluster"], manifest_style=cfg["manifest_style"])
+
+    # -- addressing ------------------------------------------------------------------------
+    def host(self, name_or_index: HostRef) -> LabHost:
+        """A host by LabHost, member name, short name ("master02"), IP, or 0-based index."""
+        if isinstance(name_or_index, LabHost):
+            return name_or_index
+        if isinstance(name_or_index, int):
+            return self.hosts[name_or_index]
+        for h in self.hosts:
+            if name_or_index in (h.name, h.ip, h.name.split(".")[0]):
+                return h
+        raise LabError(f"no lab host {name_or_index!r}")
+
+    def host_path(self, host: HostRef, path: str) -> Path:
+        h = self.host(host)
+        for prefix, sub in PATH_MAP.items():
+            if path == prefix or path.startswith(prefix + "/"):
+                return h.dir / sub / path[len(prefix):].lstrip("/")
+        raise LabError(f"{path} is not a per-host path in the lab (known: {', '.join(PATH_MAP)})")
+
+    # -- files -----------------------------------------------------------------------------
+    def _require_root(self) -> None:
+        if os.geteuid() != 0:
+            raise LabError(ROOT_MESSAGE)
+        missing = missing_prerequisites()
+        if missing:
+            raise LabError("lab prerequisites missing: " + "; ".join(missing))
+
+    def create(self) -> None:
+        """Write whatever is missing; existing keys, certs and host state are never replaced."""
+        self._require_root()
+        self.root.mkdir(parents=True, exist_ok=True)
+        cfg = {"subnet": self.subnet, "ssh_port": self.ssh_port, "names": [h.name for h in self.hosts],
+               "cluster": self.cluster, "manifest_style": self.manifest_style}
+        if not (self.root / "lab.json").exists():
+            write_atomic(self.root / "lab.json", json.dumps(cfg, indent=2) + "\n")
+        ca_crt, ca_key = self.pki / "ca.crt", self.pki / "ca.key"
+        if ca_crt.exists() and ca_key.exists():
+            ca = CertificateAuthority.load(ca_crt, ca_key)
+        else:
+            ca = CertificateAuthority.create()
+            ca.save(ca_crt, ca_key)
+        if not (self.pki / "client.crt").exists():
+            crt, key = ca.issue("etcd-lab-client", [], [])
+            write_atomic(self.pki / "client.key", key, 0o600)
+            write_atomic(self.pki / "client.crt", crt)
+        if not self.identity_file.exists():
+            priv, pub = ssh_keypair()
+            write_atomic(self.identity_file.with_name("id_ed25519.pub"), pub + " etcdrescue-lab\n")
+            write_atomic(self.identity_file, priv, 0o600)
+        pub = self.identity_file.with_name("id_ed25519.pub").read_text()
+        write_atomic(self.root / "authorized_keys", pub, 0o600)
+        for h in self.hosts:
+            self._create_host(h, ca)
+        known = [f"[{h.ip}]:{h.ssh_port} {(h.dir / 'ssh_host_ed25519_key.pub').read_text().strip()}"
+                 for h in self.hosts]
+        write_atomic(self.known_hosts, "\n".join(known) + "\n")
+        write_atomic(self.inventory_path, files.inventory(
+            self.cluster, self.ssh_port, str(self.identity_file), str(self.known_hosts), self.hosts))
+
+    def _create_host(self, h: LabHost, ca: CertificateAuthority) -> None:
+        for sub in ("etc/origin/node/pod/disabled", "etc/etcd", "run", "usr-local-bin", ".overlay-work"):
+            (h.dir / sub).mkdir(parents=True, exist_ok=True)
+        data = h.dir / "var/lib/etcd"
+        data.mkdir(parents=True, exist_ok=True)
+        data.chmod(0o700)
+        etc = h.dir / "etc/etcd"
+        if not (etc / "ca.crt").exists():
+            write_atomic(etc / "ca.crt", ca.cert_pem)
+        for kind in ("server", "peer"):
+            if not (etc / f"{kind}.crt").exists():
+                crt, key = ca.issue(h.name, [h.name], [h.ip, "127.0.0.1"])
+                write_atomic(etc / f"{kind}.key", key, 0o600)
+                write_atomic(etc / f"{kind}.crt", crt)
+        marker = h.dir / ".created"
+        if not marker.exists():  # first creation only: later the tool owns etcd.conf and the manifest
+            write_atomic(etc / "etcd.conf", files.etcd_conf(h, self.hosts), 0o644)
+            write_atomic(self.host_path(h, MANIFEST), files.manifest(self.manifest_style))
+            marker.touch()
+        hostkey = h.dir / "ssh_host_ed25519_key"
+        if not hostkey.exists():
+            priv, pub = ssh_keypair()
+            write_atomic(hostkey.with_name("ssh_host_ed25519_key.pub"), pub + f" root@{h.name}\n")
+            write_atomic(hostkey, priv, 0o600)
+        write_atomic(h.dir / "sshd_config", files.sshd_config(h.ip, h.ssh_port, str(h.dir), str(self.root)))
+        write_atomic(h.dir / "usr-local-bin/master-restart", files.MASTER_RESTART, 0o755)
+        write_atomic(h.dir / "usr-local-bin/master-logs", files.MASTER_LOGS, 0o755)
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def supervisor_pid(self, host: HostRef) -> int | None:
+        """Host-side PID of the host's namespace init, if it is running."""
+        h = self.host(host)
+        try:
+            pid = int((h.dir / "supervisor.pid").read_text())
+        except (OSError, ValueError):
+            return None
+        return pid if procs.is_supervisor(pid, h.dir) else None
+
+    def _start_host(self, h: LabHost) -> None:
+        if self.supervisor_pid(h) is not None:
+            return
+        procs.kill_and_wait(procs.host_processes(h.dir))  # leftovers of a half-dead host
+        env = dict(NSENV, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+        cmd = ["unshare", "--mount", "--pid", "--fork", "--mount-proc", "--propagation", "private",
+               sys.executable, "-m", procs.MODULE, "--hostdir", str(h.dir), "--labroot", str(self.root),
+               "--ip", h.ip, "--ssh-port", str(h.ssh_port)]
+        with open(h.dir / "supervisor.log", "ab") as log:
+            wrapper = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                       env=env, cwd="/", start_new_session=True)
+        self._wrappers[h.name] = wrapper
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            kids = procs.children(wrapper.pid)
+            if kids:
+                write_atomic(h.dir / "supervisor.pid", f"{kids[0]}\n")
+                return
+            if wrapper.poll() is not None:
+                break
+            time.sleep(0.01)
+        raise LabError(f"{h.name}: supervisor did not start; see {h.dir / 'supervisor.log'}")
+
+    def up(self, timeout: float = 60) -> None:
+        self.create()
+        for mp in MOUNT_POINTS:
+            Path(mp).mkdir(parents=True, exist_ok=True)
+        for h in self.hosts:
+            self._start_host(h)
+        deadline = time.monotonic() + timeout
+        for h in self.hosts:
+            while not procs.port_open(h.ip, h.ssh_port):
+                if time.monotonic() > deadline or self.supervisor_pid(h) is None:
+                    raise LabError(f"{h.name}: sshd not listening on {h.ip}:{h.ssh_port}; "
+                                   f"see {h.dir / 'run/sshd.log'} and {h.dir / 'supervisor.log'}")
+                time.sleep(0.05)
+        self.wait_healthy(timeout=max(1.0, deadline - time.monotonic()))
+
+    def down(self) -> None:
+        for h in self.hosts:
+            pids = procs.host_processes(h.dir)
+            sup = self.supervisor_pid(h)
+            if sup is not None and sup not in pids:
+                pids.append(sup)
+            pids.sort(key=lambda p: p != sup)  # namespace init first
+            procs.kill_and_wait(pids)
+            wrapper = self._wrappers.pop(h.name, None)
+            if wrapper is not None:
+                wrapper.wait(timeout=10)
+            (h.dir / "supervisor.pid").unlink(missing_ok=True)
+        deadline = time.monotonic() + 10
+        for h in self.hosts:
+            for port in (h.ssh_port, 2379, 2380):
+                while procs.port_open(h.ip, port, timeout=0.2):
+                    if time.monotonic() > deadline:
+                        raise LabError(f"{h.ip}:{port} still open after down()")
+                    time.sleep(0.05)
+
+    def destroy(self) -> None:
+        if self.root.exists():
+            self.down()
+            shutil.rmtree(self.root)
+
+    def exec(self, host: HostRef, script: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """Run `bash -c script` as the tool would over SSH: in the host's mount + PID namespace."""
+        h = self.host(host)
+        pid = self.supervisor_pid(h)
+        if pid is None:
+            raise LabError(f"{h.name} is not running (lab up first)")
+        return subprocess.run(["nsenter", "-t", str(pid), "-m", "-p", "--", "bash", "-c", script],
+                              capture_output=True, text=True, timeout=timeout, env=NSENV, cwd="/")
+
+    # -- etcd access -----------------------------------------------------------------------
+    def client(self, host: HostRef | None = None, timeout: float = 10) -> Any:
+        """An etcd3 client over TLS with the lab client cert (the caller closes it)."""
+        os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+        import etcd3
+
+        h = self.host(0 if host is None else host)
+        return etcd3.client(host=h.ip, port=2379, ca_cert=str(self.pki / "ca.crt"),
+                            cert_key=str(self.pki / "client.key"), cert_cert=str(self.pki / "client.crt"),
+                            timeout=timeout)
+
+    def put_keys(self, prefix: str, count: int, start: int = 0) -> None:
+        """Keys `<prefix><i:05d>` = `value-<i:05d>` for i in start..start+count-1."""
+        c = self.client()
+        try:
+            for i in range(start, start + count):
+                c.put(f"{prefix}{i:05d}", f"value-{i:05d}")
+        finally:
+            c.close()
+
+    def read_prefix(self, prefix: str, host: HostRef | None = None) -> dict[str, str]:
+        c = self.client(host)
+        try:
+            return {meta.key.decode(): value.decode() for value, meta in c.get_prefix(prefix)}
+        finally:
+            c.close()
+
+    def member_list(self, host: HostRef | None = None) -> list[dict[str, Any]]:
+        c = self.client(host)
+        try:
+            return [{"name": m.name, "id": int(m.id), "peer_urls": list(m.peer_urls),
+                     "client_urls": list(m.client_urls)} for m in c.members]
+        finally:
+            c.close()
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=str(self.pki / "ca.crt"))
+        ctx.load_cert_chain(str(self.pki / "client.crt"), str(self.pki / "client.key"))
+        return ctx
+
+    def healthy(self, host: HostRef) -> bool:
+        """etcd's own /health: a leader is known and a linearizable read succeeds (needs quorum)."""
+        h = self.host(host)
+        conn = http.client.HTTPSConnection(h.ip, 2379, context=self._ssl_context(), timeout=3)
+        try:
+            conn.request("GET", "/health")
+            body = json.loads(conn.getresponse().read())
+        except (OSError, ValueError, http.client.HTTPException):
+            return False
+        finally:
+            conn.close()
+        return bool(body.get("health") in ("true", True))
+
+    def wait_healthy(self, hosts: Iterable[HostRef] | None = None, timeout: float = 60) -> None:
+        todo = [self.host(h) for h in (self.hosts if hosts is None else hosts)]
+        deadline = time.monotonic() + timeout
+        while todo:
+            todo = [h for h in todo if not self.healthy(h)]
+            if not todo:
+                return
+            if time.monotonic() > deadline:
+                raise LabError(f"not healthy after {timeout:.0f}s: {', '.join(h.name for h in todo)}; "
+                               f"status: {self.status()}")
+            time.sleep(0.2)
+
+    # -- etcd pod control (as the tool does it: through the manifest) ------------------------
+    def etcd_pid(self, host: HostRef) -> int | None:
+        """etcd's PID as seen inside the host (what `pgrep -x etcd` prints there)."""
+        state = self.state(host)
+        return int(state["etcd_pid"]) if state.get("etcd_pid") else None
+
+    def state(self, host: HostRef) -> dict[str, str]:
+        try:
+            text = self.host_path(host, "/run/etcdlab/state").read_text()
+        except OSError:
+            return {}
+        return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+
+    def wait_stopped(self, host: HostRef, timeout: float = 30) -> None:
+        h = self.host(host)
+        deadline = time.monotonic() + timeout
+        while self.etcd_pid(h) is not None or procs.port_open(h.ip, 2379, 0.2) or procs.port_open(
+                h.ip, 2380, 0.2):
+            if time.monotonic() > deadline:
+                raise LabError(f"{h.name}: etcd still running {timeout:.0f}s after its manifest was removed")
+            time.sleep(0.1)
+
+    def stop_etcd(self, host: HostRef, timeout: float = 30) -> None:
+        live = self.host_path(host, MANIFEST)
+        if live.exists():
+            os.replace(live, self.host_path(host, DISABLED_MANIFEST))
+        self.wait_stopped(host, timeout)
+
+    def start_etcd(self, host: HostRef, *, wait: bool = True, timeout: float = 60) -> None:
+        live, disabled = self.host_path(host, MANIFEST), self.host_path(host, DISABLED_MANIFEST)
+        if disabled.exists():
+            os.replace(disabled, live)
+        elif not live.exists():
+            raise LabError(f"{self.host(host).name}: no manifest at {MANIFEST} or {DISABLED_MANIFEST}")
+        if wait:
+            self.wait_healthy([host], timeout)
+
+    def _run(self, host: HostRef, script: str, timeout: float = 120) -> str:
+        res = self.exec(host, "set -euo pipefail\n" + script, timeout)
+        if res.returncode != 0:
+            raise LabError(f"{self.host(host).name}: script failed ({res.returncode}): {res.stderr.strip()}")
+        return res.stdout
+
+    def _fresh_dir(self, host: HostRef, stem: str) -> str:
+        base = f"/var/lib/etcd/{stem}-{time.strftime('%Y%m%d%H%M%S')}"
+        path, n = base, 0
+        while self.host_path(host, path).exists():
+            n += 1
+            path = f"{base}.{n}"
+        return path
+
+    def backup_openshift(self, host: HostRef) -> str:
+        """openshift-ansible's pre-upgrade backup: v2 `etcdctl backup` plus a live copy of the v3 db."""
+        d = self._fresh_dir(host, "openshift-backup")
+        self._run(host, f"""
+ETCDCTL_API=2 etcdctl backup --data-dir /var/lib/etcd --backup-dir {d} >/dev/null
+mkdir -p {d}/member/snap
+cp /var/lib/etcd/member/snap/db {d}/member/snap/db
+""")
+        return d
+
+    def backup_copy(self, host: HostRef) -> str:
+        """A cold copy of member/ taken with etcd stopped (what a careful admin does by hand)."""
+        d = self._fresh_dir(host, "copy")
+        self.stop_etcd(host)
+        try:
+            self._run(host, f"mkdir -p {d} && cp -a /var/lib/etcd/member {d}/member")
+        finally:
+            self.start_etcd(host)
+        return d
+
+    def break_quorum(self, hosts: Sequence[HostRef]) -> None:
+        """Turn members into broken masters: data gone, a corrupt WAL, and the kubelet crash-looping etcd."""
+        targets = [self.host(h) for h in hosts]
+        for h in targets:
+            self.stop_etcd(h)
+        for h in targets:
+            member = self.host_path(h, "/var/lib/etcd/member")
+            shutil.rmtree(member, ignore_errors=True)
+            (member / "snap").mkdir(parents=True)
+            (member / "wal").mkdir()
+            (member / "wal/0000000000000000-0000000000000000.wal").write_bytes(b"\xde\xad\xbe\xef" * 1024)
+        for h in targets:
+            self.start_etcd(h, wait=False)
+
+    def status(self) -> list[dict[str, Any]]:
+        out = []
+        for h in self.hosts:
+            manifest = ("enabled" if self.host_path(h, MANIFEST).exists() else
+                        "disabled" if self.host_path(h, DISABLED_MANIFEST).exists() else "missing")
+            up = self.supervisor_pid(h) is not None
+            state = self.state(h) if up else {}
+            out.append({"name": h.name, "ip": h.ip, "supervisor": up, "manifest": manifest,
+                        "etcd_pid": self.etcd_pid(h) if up else None,
+                        "starts": int(state.get("restarts") or 0),
+                        "last_exit": state.get("last_exit") or None,
+                        "healthy": up and self.healthy(h)})
+        return out
