@@ -420,8 +420,9 @@ cp /var/lib/etcd/member/snap/db {d}/member/snap/db
         for h in targets:
             member = self.host_path(h, "/var/lib/etcd/member")
             shutil.rmtree(member, ignore_errors=True)
-            (member / "snap").mkdir(parents=True)
-            (member / "wal").mkdir()
+            (member / "snap").mkdir(mode=0o700, parents=True)
+            (member / "wal").mkdir(mode=0o700)
+            member.chmod(0o700)
             (member / "wal/0000000000000000-0000000000000000.wal").write_bytes(b"\xde\xad\xbe\xef" * 1024)
         for h in targets:
             self.start_etcd(h, wait=False)
