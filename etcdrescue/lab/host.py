@@ -5,6 +5,9 @@ Run as `unshare --mount --pid --fork --mount-proc --propagation private
 python -m etcdrescue.lab.host --hostdir D --labroot R --ip IP --ssh-port P`.
 
 Kubelet semantics that matter to the recovery tool (and that this imitates):
+- like the real kubelet, every non-hidden regular file in /etc/origin/node/pod is read as
+  a manifest (subdirectories and dot-files are ignored), so a leftover `etcd.yaml.bak`
+  there would still run etcd; the one whose pod is `master-etcd` is the etcd pod;
 - the manifest present => etcd runs; manifest gone => SIGTERM, SIGKILL after 10 s;
 - manifest bytes changed => restart; etcd exited by itself => restart after 1, 2, 4, 5 s...;
 - every start is a new "container" with a fresh log (`master-logs` shows only the current one).
@@ -24,7 +27,8 @@ from typing import IO
 
 import yaml
 
-MANIFEST = Path("/etc/origin/node/pod/etcd.yaml")
+POD_DIR = Path("/etc/origin/node/pod")
+POD_NAME = "master-etcd"
 RUN = Path("/run/etcdlab")
 POLL = 0.2
 STOP_GRACE = 10.0
@@ -73,6 +77,8 @@ class Supervisor:
         self.sshd: subprocess.Popen[bytes] | None = None
         self.sshd_next = 0.0
         self.manifest: bytes | None = None  # bytes of the running (or last started) manifest
+        self.manifest_file: str | None = None
+        self.warned: set[str] = set()
         self.restarts = 0
         self.backoff_idx = 0
         self.next_start = 0.0
@@ -91,7 +97,7 @@ class Supervisor:
             "supervisor_pid=1\n",
             f"etcd_pid={pid}\n",
             f"restarts={self.restarts}\n",
-            f"manifest={'present' if MANIFEST.exists() else 'absent'}\n",
+            f"manifest={self.manifest_file or ''}\n",
             f"last_exit={'' if self.last_exit is None else self.last_exit}\n",
             f"next_start_in={max(0.0, self.next_start - time.monotonic()):.1f}\n",
         ]))
@@ -140,7 +146,7 @@ class Supervisor:
             if not isinstance(script, str):
                 raise TypeError("args[0] is not a string")
         except Exception as exc:  # a broken manifest is not started, as the kubelet would refuse it
-            self.note(f"cannot parse {MANIFEST}: {exc}")
+            self.note(f"cannot use {self.manifest_file}: {exc}")
             self.next_start = float("inf")
             self.write_state()
             return
@@ -179,12 +185,34 @@ class Supervisor:
                 killed = True
             time.sleep(0.05)
 
+    def find_manifest(self) -> bytes | None:
+        """Bytes of the file in the pod dir that defines the etcd pod (first by name if several)."""
+        found: list[tuple[str, bytes]] = []
+        try:
+            entries = sorted(os.scandir(POD_DIR), key=lambda e: e.name)
+        except FileNotFoundError:
+            entries = []
+        for entry in entries:
+            if entry.name.startswith(".") or not entry.is_file():
+                continue
+            try:
+                raw = Path(entry.path).read_bytes()
+                doc = yaml.safe_load(raw)
+                name = doc["metadata"]["name"]
+            except (OSError, yaml.YAMLError, TypeError, KeyError):
+                name = None
+            if name == POD_NAME or (name is None and entry.name == "etcd.yaml"):
+                found.append((entry.name, raw))
+        names = ", ".join(n for n, _ in found)
+        if len(found) > 1 and names not in self.warned:
+            self.warned.add(names)
+            self.note(f"duplicate static pod {POD_NAME} in {POD_DIR}: {names}; using {found[0][0]}")
+        self.manifest_file = str(POD_DIR / found[0][0]) if found else None
+        return found[0][1] if found else None
+
     def tick(self) -> None:
         self.reap()
-        try:
-            current: bytes | None = MANIFEST.read_bytes()
-        except (FileNotFoundError, IsADirectoryError):
-            current = None
+        current = self.find_manifest()
         now = time.monotonic()
         if current is None:
             if self.etcd is not None:

@@ -232,6 +232,12 @@ class Lab:
         for mp in MOUNT_POINTS:
             Path(mp).mkdir(parents=True, exist_ok=True)
         for h in self.hosts:
+            busy = [p for p in (h.ssh_port, 2379, 2380)
+                    if self.supervisor_pid(h) is None and procs.port_open(h.ip, p, 0.2)]
+            if busy:
+                raise LabError(f"{h.name}: {h.ip} port(s) {busy} in use outside this lab "
+                               f"(another lab on subnet {self.subnet}?)")
+        for h in self.hosts:
             self._start_host(h)
         deadline = time.monotonic() + timeout
         for h in self.hosts:
@@ -436,6 +442,7 @@ cp /var/lib/etcd/member/snap/db {d}/member/snap/db
             state = self.state(h) if up else {}
             out.append({"name": h.name, "ip": h.ip, "supervisor": up, "manifest": manifest,
                         "etcd_pid": self.etcd_pid(h) if up else None,
+                        "manifest_file": state.get("manifest") or None,
                         "starts": int(state.get("restarts") or 0),
                         "last_exit": state.get("last_exit") or None,
                         "healthy": up and self.healthy(h)})

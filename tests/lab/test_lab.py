@@ -99,6 +99,9 @@ def test_up_replicates_and_down_leaves_nothing(lab_factory: LabFactory) -> None:
     assert "profile: okd3" in inventory and "client_url: https://127.0.11.3:2379" in inventory
 
     lab.up()  # a second up on a running lab is harmless
+    other = Lab(lab.root.with_name("intruder"), 3, subnet=11)
+    with pytest.raises(LabError, match="in use"):
+        other.up(timeout=5)
     pids = lab_pids(lab)
     assert len(pids) >= 3 * 3  # per host: supervisor, etcd, sshd
     lab.down()
@@ -113,6 +116,8 @@ def test_up_replicates_and_down_leaves_nothing(lab_factory: LabFactory) -> None:
     assert not alive
     assert not any(port_open(h.ip, p) for h in lab.hosts for p in (2379, 2380, h.ssh_port))
     assert all(s["supervisor"] is False for s in lab.status())
+    lab.up()  # restarts on the existing data
+    assert len(lab.read_prefix("/lab/test/", host=1)) == 50
 
 
 SshFactory = Callable[[Lab, int], paramiko.SSHClient]
@@ -147,12 +152,16 @@ def test_kubelet_stand_in(lab_factory: LabFactory, ssh: SshFactory) -> None:
     lab.start_etcd(h)
     assert lab.healthy(h) and len(pgrep(lab, 0)) == 1
 
-    # the manifest is the switch: remove it and etcd goes away
+    # the manifest is the switch; like the kubelet, any visible file in the pod dir counts
     manifest = lab.host_path(h, MANIFEST)
-    aside = manifest.with_name("etcd.yaml.aside")
-    os.replace(manifest, aside)
+    before = pgrep(lab, 0)
+    os.replace(manifest, manifest.with_name("etcd.yaml.bak"))
+    time.sleep(1)
+    assert pgrep(lab, 0) == before  # same pod, same bytes: nothing to do
+    assert lab.state(h)["manifest"] == "/etc/origin/node/pod/etcd.yaml.bak"
+    os.replace(manifest.with_name("etcd.yaml.bak"), manifest.with_name(".etcd.yaml.hidden"))
     wait_for(lambda: pgrep(lab, 0) == [], what="etcd to stop after manifest removal")
-    os.replace(aside, manifest)
+    os.replace(manifest.with_name(".etcd.yaml.hidden"), manifest)
     lab.wait_healthy([h])
 
     # changing the manifest bytes restarts etcd
