@@ -241,3 +241,36 @@ def test_errors(tmp_path: Path) -> None:
         lab.exec(0, "true")  # not up
     with pytest.raises(LabError):
         Lab.load(tmp_path / "nothing")
+
+
+def test_manual_recovery_works_in_the_lab(lab_factory: LabFactory) -> None:
+    """The documented OKD 3.10 procedure (force-new-cluster, then re-add a member) succeeds here."""
+    lab = lab_factory(3, subnet=18)
+    lab.put_keys("/keep/", 10)
+    time.sleep(0.3)
+    lab.break_quorum([1, 2])
+    h1, h2 = lab.hosts[0], lab.hosts[1]
+    sed = "sed -i 's/^\\( *\\)exec etcd$/\\1exec etcd --force-new-cluster/' " + MANIFEST
+    assert lab.exec(h1, sed).returncode == 0
+    lab.wait_healthy([h1])
+    assert [m["name"] for m in lab.member_list(h1)] == [h1.name]
+    assert lab.exec(h1, f"sed -i 's/ --force-new-cluster$//' {MANIFEST}").returncode == 0
+    wait_for(lambda: "force" not in lab.exec(h1, "ps -o args= -C etcd").stdout, what="plain etcd again")
+    lab.wait_healthy([h1])
+
+    etcdctl = (f"ETCDCTL_API=3 etcdctl --cacert /etc/etcd/ca.crt --cert /etc/etcd/peer.crt "
+               f"--key /etc/etcd/peer.key --endpoints {h1.client_url}")
+    res = lab.exec(h1, f"{etcdctl} member add {h2.name} --peer-urls={h2.peer_url}")
+    assert res.returncode == 0, res.stderr
+    cluster = f"{h1.name}={h1.peer_url},{h2.name}={h2.peer_url}"
+    res = lab.exec(h2, f"""set -e
+mv {MANIFEST} /etc/origin/node/pod/disabled/
+while pgrep -x etcd >/dev/null; do sleep 0.1; done
+rm -rf /var/lib/etcd/member
+sed -i -e 's|^ETCD_INITIAL_CLUSTER=.*|ETCD_INITIAL_CLUSTER={cluster}|' \\
+       -e 's|^ETCD_INITIAL_CLUSTER_STATE=.*|ETCD_INITIAL_CLUSTER_STATE=existing|' /etc/etcd/etcd.conf
+mv /etc/origin/node/pod/disabled/etcd.yaml {MANIFEST}
+""")
+    assert res.returncode == 0, res.stderr
+    lab.wait_healthy([h1, h2], timeout=30)
+    assert len(lab.read_prefix("/keep/", host=h2)) == 10
