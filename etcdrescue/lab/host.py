@@ -10,7 +10,10 @@ Kubelet semantics that matter to the recovery tool (and that this imitates):
   there would still run etcd; the one whose pod is `master-etcd` is the etcd pod;
 - the manifest present => etcd runs; manifest gone => SIGTERM, SIGKILL after 10 s;
 - manifest bytes changed => restart; etcd exited by itself => restart after 1, 2, 4, 5 s...;
-- every start is a new "container" with a fresh log (`master-logs` shows only the current one).
+- every start is a new "container" with a fresh log (`master-logs` shows only the current one);
+- the pod dir is polled every 0.2 s: a manifest moved out and back between two polls is
+  never seen as gone, so a crash-looping etcd then keeps its backoff (up to 5 s here; the
+  real kubelet's CrashLoopBackOff goes up to 5 min).
 """
 
 from __future__ import annotations
