@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
-from etcdrescue.lab.lab import Lab, LabError, LabHost, missing_prerequisites
+from etcdrescue.lab.base import LabError, LabHost, missing_prerequisites
+from etcdrescue.lab.lab import Lab
 
 __all__ = ["Lab", "LabError", "LabHost", "missing_prerequisites"]

@@ -18,60 +18,23 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from etcdrescue.lab import files, procs
+from etcdrescue.lab.base import (
+    DISABLED_MANIFEST,
+    MANIFEST,
+    MOUNT_POINTS,
+    NSENV,
+    PATH_MAP,
+    ROOT_MESSAGE,
+    HostRef,
+    LabError,
+    LabHost,
+    missing_prerequisites,
+)
 from etcdrescue.lab.pki import CertificateAuthority, ssh_keypair, write_atomic
-
-MANIFEST = "/etc/origin/node/pod/etcd.yaml"
-DISABLED_MANIFEST = "/etc/origin/node/pod/disabled/etcd.yaml"
-# Real path prefix inside a host -> directory under the host's lab dir that backs it.
-PATH_MAP = {
-    "/etc/origin": "etc/origin",
-    "/etc/etcd": "etc/etcd",
-    "/var/lib/etcd": "var/lib/etcd",
-    "/run/etcdlab": "run",
-    "/usr/local/bin": "usr-local-bin",
-}
-MOUNT_POINTS = ("/etc/origin", "/etc/etcd", "/var/lib/etcd", "/run/etcdlab", "/run/sshd")
-NSENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8",
-         "HOME": "/root"}
-ROOT_MESSAGE = ("the lab needs root: it gives each master its own mount and PID namespace "
-                "(run as root, e.g. in a container)")
-
-
-class LabError(RuntimeError):
-    pass
-
-
-def missing_prerequisites() -> list[str]:
-    """What the lab cannot run without, phrased so the operator knows what to apt-get."""
-    need = [("etcd", "etcd-server"), ("etcdctl", "etcd-client"), ("sshd", "openssh-server"),
-            ("unshare", "util-linux"), ("nsenter", "util-linux"), ("mount", "mount")]
-    path = NSENV["PATH"] + ":" + os.environ.get("PATH", "")
-    return [f"{prog} not found (Debian package {pkg})" for prog, pkg in need
-            if shutil.which(prog, path=path) is None]
-
-
-@dataclass(frozen=True)
-class LabHost:
-    name: str
-    ip: str
-    ssh_port: int
-    dir: Path
-
-    @property
-    def peer_url(self) -> str:
-        return f"https://{self.ip}:2380"
-
-    @property
-    def client_url(self) -> str:
-        return f"https://{self.ip}:2379"
-
-
-HostRef = LabHost | str | int
 
 
 class Lab:
