@@ -23,6 +23,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,252}[A-Za-z0-9])?$")
 HOSTNAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}[A-Za-z0-9])?$")
 USER_RE = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
 PATH_RE = re.compile(r"^/[A-Za-z0-9._/+@=:-]*$")
+SCOPE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 CLUSTER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
 TOP_KEYS = {"cluster", "profile", "ssh", "paths", "members"}
@@ -161,7 +162,10 @@ def _abs_path(value: Any, field: str, fail: Any, *, local: bool = False) -> str:
     if not isinstance(value, str) or not value:
         raise fail(field, "must be a non-empty path")
     if local:
-        value = str(Path(value).expanduser())
+        try:
+            value = str(Path(value).expanduser())
+        except RuntimeError:  # "~nosuchuser/..."
+            raise fail(field, f"cannot expand '~' in {value!r}: no such user or no home directory") from None
     if not value.startswith("/"):
         raise fail(field, f"must be an absolute path, got {value!r}")
     if not PATH_RE.match(value) or "/../" in value + "/" or "//" in value:
@@ -217,10 +221,12 @@ def _url(value: Any, field: str, fail: Any) -> str:
 
 def _valid_host(host: str) -> bool:
     try:
-        ipaddress.ip_address(host)
-        return True
+        addr = ipaddress.ip_address(host)
     except ValueError:
         return bool(HOSTNAME_RE.match(host))
+    # An IPv6 scope id ("fe80::1%eth0") may hold any character, "$(...)" and newlines included.
+    scope = getattr(addr, "scope_id", None)
+    return scope is None or bool(SCOPE_RE.match(scope))
 
 
 def _parse_member(i: int, raw: Any, ssh: SSHSettings, fail: Any) -> Member:
