@@ -1,0 +1,141 @@
+"""Command line: `etcdrescue check|recover|tui|lab|...`. Textual is imported only by `tui`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+from .errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_REFUSED, InputError, RescueError
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-i", "--inventory", required=True, help="inventory YAML")
+    p.add_argument("--backup", help="backup on the seed: a data-dir backup (has member/snap/db) or a snapshot file")
+    p.add_argument("--method", choices=["snapshot-restore", "force-new-cluster"],
+                   help="how to restore a backup (default snapshot-restore; ignored without --backup)")
+    p.add_argument("--seed", help="member to rebuild first (default: the inventory's first)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="etcdrescue", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"etcdrescue {__version__}")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+
+    check = sub.add_parser("check", help="read-only pre-flight of every host")
+    _common(check)
+
+    rec = sub.add_parser("recover", help="run the recovery")
+    _common(rec)
+    rec.add_argument("--yes", action="store_true", help="do not ask before destructive phases")
+    rec.add_argument("--dry-run", action="store_true", help="run the read-only probes, print every command")
+    rec.add_argument("--journal", type=Path, help="journal directory (default ~/.local/state/etcdrescue)")
+    rec.add_argument("--gate-timeout", type=float, default=120.0, help="seconds a health gate may wait")
+    rec.add_argument("-v", "--verbose", action="store_true", help="print every command as it runs")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.cmd == "check":
+            return cmd_check(args)
+        if args.cmd == "recover":
+            return cmd_recover(args)
+    except KeyboardInterrupt:
+        print("etcdrescue: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except RescueError as exc:
+        print(f"etcdrescue: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return EXIT_OK
+
+
+def _secrets() -> dict[str, str | None]:
+    return {"sudo_password": os.environ.get("ETCDRESCUE_SUDO_PASSWORD"),
+            "passphrase": os.environ.get("ETCDRESCUE_KEY_PASSPHRASE")}
+
+
+def _prepare(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from .hosts import Hosts
+    from .inventory import load_inventory
+    from .steps.base import Method
+
+    inv = load_inventory(args.inventory).with_seed(args.seed)
+    if args.method and not args.backup:
+        raise InputError("--method applies to a backup; without --backup the seed's own data is used "
+                         "(quorum restore with --force-new-cluster)")
+    method = Method(args.method) if args.method else (
+        Method.SNAPSHOT_RESTORE if args.backup else Method.FORCE_NEW_CLUSTER)
+    if args.backup and not args.backup.startswith("/"):
+        raise InputError(f"--backup must be an absolute path on {inv.seed.name}, got {args.backup!r}")
+    return inv, method, Hosts(inv, **_secrets())
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from .report_text import preflight_lines
+    from .steps.preflight import run_preflight
+
+    inv, method, hosts = _prepare(args)
+    with hosts:
+        report = run_preflight(hosts, backup=args.backup, method=method)
+    print(f"Pre-flight of {inv.cluster} ({len(inv.members)} members, seed {inv.seed.name}):")
+    print("\n".join(preflight_lines(report)))
+    for problem in report.problems[1:]:
+        print(f"  problem: {problem}")
+    print(f"verdict: {report.verdict}")
+    return EXIT_OK if report.ok else EXIT_REFUSED
+
+
+def cmd_recover(args: argparse.Namespace) -> int:
+    from .engine import Engine
+    from .journal import Journal, default_dir
+    from .plan import build_plan
+    from .report_text import ConsoleCallbacks, plan_lines, preflight_lines
+    from .steps.base import Context, new_stamp
+    from .steps.preflight import run_preflight
+
+    inv, method, hosts = _prepare(args)
+    if not args.yes and not args.dry_run and not sys.stdin.isatty():
+        raise InputError("refusing to change hosts: no terminal to confirm on; pass --yes to run unattended")
+    with hosts:
+        report = run_preflight(hosts, backup=args.backup, method=method)
+        print(f"Pre-flight of {inv.cluster} ({len(inv.members)} members, seed {inv.seed.name}):")
+        print("\n".join(preflight_lines(report)))
+        if not report.ok:
+            for problem in report.problems[1:]:
+                print(f"  problem: {problem}")
+            raise InputError(report.problems[0])
+        print(f"verdict: {report.verdict}")
+        stamp = new_stamp()
+        ctx = Context(inv, args.backup, method, stamp,
+                      backup_kind=report.backup.kind if report.backup else "dir", gate_timeout=args.gate_timeout)
+        plan = build_plan(ctx)
+        if args.dry_run:
+            print("DRY RUN: nothing will be changed.")
+            print("\n".join(plan_lines(plan)))
+            return EXIT_OK
+        secrets = tuple(v for v in _secrets().values() if v)
+        journal = Journal.create(args.journal or default_dir(), inv.cluster, stamp, secrets)
+        print(f"journal: {journal.path}")
+        if not args.yes:
+            print("\n".join(plan_lines(plan)))
+            answer = input(f"Type the cluster name ({inv.cluster}) to start the recovery: ").strip()
+            if answer != inv.cluster:
+                raise InputError("not confirmed: nothing changed")
+        engine = Engine(plan, hosts, journal=journal,
+                        callbacks=ConsoleCallbacks(verbose=args.verbose, confirm_each=not args.yes))
+        try:
+            result = engine.run()
+        finally:
+            journal.close()
+    print(f"recovered {inv.cluster}: {len(inv.members)} members healthy in {result.duration:.1f}s; "
+          f"old data kept beside the new with suffix .etcdrescue-{stamp}")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,202 @@
+"""Runs a plan: for each step, skip what is already in place, run the rest, then hold at its gate.
+
+The engine is the only place that decides whether a command runs or is only
+shown (dry run); it reports through `Callbacks` so the CLI and the wizard
+render the same events. It never imports a UI.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+import time
+from dataclasses import dataclass, field
+
+from .command import Command
+from .errors import GateTimeout, Interrupted, StepFailed, TransportError
+from .gates import GateReport, wait_gate
+from .hosts import Hosts
+from .journal import Journal
+from .plan import Plan
+from .steps.base import Gate, Step
+from .transport import Result
+
+
+class StepStatus(enum.IntEnum):
+    PENDING = 0
+    RUNNING = 1
+    SKIPPED = 2
+    DONE = 3
+    PLANNED = 4
+    FAILED = 5
+
+
+@dataclass
+class StepOutcome:
+    step: Step
+    status: StepStatus = StepStatus.PENDING
+    reason: str = ""
+    duration: float = 0.0
+    gate: GateReport | None = None
+
+
+@dataclass
+class RunResult:
+    outcomes: list[StepOutcome] = field(default_factory=list)
+    duration: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return all(o.status in (StepStatus.DONE, StepStatus.SKIPPED, StepStatus.PLANNED) for o in self.outcomes)
+
+
+class Callbacks:
+    """No-op hooks; the CLI and the wizard override what they show."""
+
+    def step_started(self, step: Step, index: int, total: int) -> None: ...
+    def step_finished(self, outcome: StepOutcome) -> None: ...
+    def command_started(self, cmd: Command) -> None: ...
+    def command_output(self, cmd: Command, line: str) -> None: ...
+    def command_finished(self, cmd: Command, result: Result | None, note: str) -> None: ...
+    def gate_started(self, gate: Gate) -> None: ...
+    def gate_progress(self, report: GateReport) -> None: ...
+    def confirm(self, step: Step) -> bool:
+        return True
+
+
+class Engine:
+    def __init__(self, plan: Plan, hosts: Hosts | None, *, journal: Journal | None = None,
+                 callbacks: Callbacks | None = None, dry_run: bool = False,
+                 cancel: threading.Event | None = None) -> None:
+        if hosts is None and not dry_run:
+            raise ValueError("a real run needs hosts")
+        self.plan = plan
+        self.hosts = hosts
+        self.journal = journal
+        self.cb = callbacks or Callbacks()
+        self.dry_run = dry_run
+        self.cancel = cancel or threading.Event()
+
+    def _log(self, event: str, **fields: object) -> None:
+        if self.journal is not None:
+            self.journal.write(event, **fields)
+
+    def run(self, start_at: str | None = None) -> RunResult:
+        result = RunResult()
+        t0 = time.monotonic()
+        steps = self.plan.steps
+        self._log("run_start", dry_run=self.dry_run, steps=[s.key for s in steps], mode=self.plan.mode,
+                  seed=self.plan.ctx.seed.name, stamp=self.plan.ctx.stamp)
+        started = start_at is None
+        try:
+            for i, step in enumerate(steps):
+                started = started or step.key == start_at
+                if not started:
+                    continue
+                outcome = StepOutcome(step)
+                result.outcomes.append(outcome)
+                self._run_step(step, i, len(steps), outcome)
+        except (StepFailed, TransportError, Interrupted) as exc:
+            self._log("run_end", ok=False, error=str(exc), exit_code=exc.exit_code)
+            raise
+        finally:
+            result.duration = time.monotonic() - t0
+        self._log("run_end", ok=True, duration=round(result.duration, 3))
+        return result
+
+    def _run_step(self, step: Step, index: int, total: int, outcome: StepOutcome) -> None:
+        if self.cancel.is_set():
+            raise Interrupted(f"interrupted before step {step.key}")
+        if step.destructive and not self.dry_run and not self.cb.confirm(step):
+            raise Interrupted(f"operator declined: {step.destructive}")
+        start = time.monotonic()
+        outcome.status = StepStatus.RUNNING
+        self.cb.step_started(step, index, total)
+        self._log("step_start", step=step.key, title=step.title)
+        ran = 0
+        try:
+            for cmd in step.commands:
+                if self.cancel.is_set():
+                    raise Interrupted(f"interrupted during step {step.key}")
+                ran += self._run_command(step, cmd)
+            if step.gate is not None:
+                outcome.gate = self._gate(step.gate)
+        except (StepFailed, TransportError, Interrupted) as exc:
+            outcome.status = StepStatus.FAILED
+            outcome.reason = str(exc)
+            outcome.duration = time.monotonic() - start
+            self._log("step_end", step=step.key, status="failed", error=str(exc), duration=round(outcome.duration, 3))
+            self.cb.step_finished(outcome)
+            raise
+        outcome.duration = time.monotonic() - start
+        if self.dry_run:
+            outcome.status = StepStatus.PLANNED
+        elif ran == 0 and any(c.mutates for c in step.commands):
+            outcome.status, outcome.reason = StepStatus.SKIPPED, "already done"
+        else:
+            outcome.status = StepStatus.DONE
+        self._log("step_end", step=step.key, status=outcome.status.name.lower(), duration=round(outcome.duration, 3))
+        self.cb.step_finished(outcome)
+
+    def _run_command(self, step: Step, cmd: Command) -> int:
+        """Returns 1 when a mutating command actually ran."""
+        self.cb.command_started(cmd)
+        if self.dry_run:
+            self.cb.command_finished(cmd, None, "dry run: not executed")
+            return 0
+        assert self.hosts is not None
+        if cmd.skip_if is not None:
+            probe = self.hosts.run(cmd.host, cmd.skip_if, timeout=30)
+            if probe.ok:
+                self._log("command", step=step.key, host=cmd.host, script=cmd.script, skipped=True)
+                self.cb.command_finished(cmd, None, "already done")
+                return 0
+        deadline = time.monotonic() + cmd.retry_for
+        attempt = 0
+        while True:
+            attempt += 1
+            res = self.hosts.run(cmd.host, cmd.script, timeout=cmd.timeout,
+                                 on_output=lambda line: self.cb.command_output(cmd, line))
+            self._log("command", step=step.key, host=cmd.host, script=cmd.script, exit=res.exited,
+                      attempt=attempt, duration=round(res.duration, 3), stdout=res.stdout[-4000:],
+                      stderr=res.stderr[-4000:])
+            retry = (not res.ok and cmd.retry_on and any(s in res.output for s in cmd.retry_on)
+                     and time.monotonic() < deadline and not self.cancel.is_set())
+            if not retry:
+                break
+            time.sleep(1.0)
+        self.cb.command_finished(cmd, res, "")
+        if not res.ok:
+            last = (res.stderr.strip() or res.stdout.strip()).splitlines()[-1:] or ["no output"]
+            raise StepFailed(f"{step.key}: {cmd.host}: {cmd.purpose} failed (exit {res.exited}): {last[0][:300]}")
+        if cmd.check is not None:
+            problem = cmd.check(res.stdout)
+            if problem:
+                raise StepFailed(f"{step.key}: {cmd.host}: {problem}")
+        return 1 if cmd.mutates else 0
+
+    def _gate(self, gate: Gate) -> GateReport | None:
+        self.cb.gate_started(gate)
+        if self.dry_run:
+            return None
+        assert self.hosts is not None
+        try:
+            report = wait_gate(gate, self.hosts, cancel=self.cancel, on_progress=self.cb.gate_progress)
+        except GateTimeout as exc:
+            logs = self._last_logs(gate)
+            self._log("gate", title=gate.title, ok=False, error=str(exc), logs=logs)
+            raise GateTimeout(f"{exc} (last etcd log lines are in the journal)") from None
+        self._log("gate", title=gate.title, ok=True, remaining=round(report.remaining, 1),
+                  members=[m.__dict__ for m in report.members])
+        return report
+
+    def _last_logs(self, gate: Gate) -> dict[str, str]:
+        assert self.hosts is not None
+        logs = {}
+        cmd = " ".join(self.plan.ctx.inv.profile.logs) + " 2>&1 | tail -n 20"
+        for name in gate.members:
+            try:
+                logs[name] = self.hosts.run(name, cmd, timeout=15).stdout
+            except TransportError as exc:
+                logs[name] = str(exc)
+        return logs

@@ -1,0 +1,49 @@
+"""One SSHHost per inventory member, and running facts on them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from .inventory import Inventory
+from .probes import Fact, ParseError
+from .transport import Result, SSHConfig, SSHHost
+
+T = TypeVar("T")
+
+
+class Hosts:
+    def __init__(self, inv: Inventory, *, sudo_password: str | None = None, passphrase: str | None = None) -> None:
+        self.inv = inv
+        self._hosts = {
+            m.name: SSHHost(m.name, SSHConfig(
+                host=m.host, port=m.port, user=inv.ssh.user, known_hosts=inv.ssh.known_hosts,
+                identity_file=inv.ssh.identity_file, passphrase=passphrase,
+                sudo=inv.ssh.sudo, sudo_password=sudo_password,
+            ))
+            for m in inv.members
+        }
+
+    def __getitem__(self, name: str) -> SSHHost:
+        return self._hosts[name]
+
+    def __enter__(self) -> Hosts:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for h in self._hosts.values():
+            h.close()
+
+    def run(self, name: str, script: str, timeout: float = 60.0,
+            on_output: Callable[[str], None] | None = None) -> Result:
+        return self._hosts[name].run(script, timeout=timeout, on_output=on_output)
+
+    def fact(self, name: str, fact: Fact[T]) -> T:
+        res = self.run(name, fact.script, fact.timeout)
+        try:
+            return fact.parse(res.stdout)
+        except (ParseError, KeyError, ValueError, TypeError) as exc:
+            raise ParseError(f"{name}: {fact.name}: {exc}; stderr: {res.stderr.strip()[:200]}") from None

@@ -1,0 +1,108 @@
+"""Plain-text rendering of plans, pre-flight reports and progress for the headless CLI."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+from .command import Command
+from .engine import Callbacks, StepOutcome, StepStatus
+from .gates import GateReport
+from .plan import Plan
+from .steps.base import Gate, Step
+from .steps.preflight import PreflightReport
+from .transport import Result
+
+
+def preflight_lines(report: PreflightReport) -> list[str]:
+    lines = []
+    for h in report.hosts:
+        if not h.reachable:
+            lines.append(f"  {h.name:<28} UNREACHABLE  {h.error}")
+            continue
+        etcd = f"etcd pid {h.survey.get('etcd_pid')}" if h.etcd_running else "etcd not running"
+        health = "healthy" if h.healthy else f"unhealthy{': ' + h.health_error[:60] if h.health_error else ''}"
+        lines.append(f"  {h.name:<28} manifest {h.manifest_state:<8} {etcd:<18} {health}  "
+                     f"data {h.kb('member_kb') // 1024} MiB, free {h.kb('free_kb') // 1024} MiB")
+    b = report.backup
+    if b is not None:
+        if b.snapshot is not None:
+            age = f", {(time.time() - b.mtime) / 3600:.1f} h old" if b.mtime else ""
+            lines.append(f"  backup {b.path}: {b.kind}, {b.size_kb // 1024} MiB, revision {b.snapshot.revision}, "
+                         f"{b.snapshot.total_keys} keys{age}")
+        else:
+            lines.append(f"  backup {b.path}: {b.error}")
+    for w in report.warnings:
+        lines.append(f"  warning: {w}")
+    return lines
+
+
+def plan_lines(plan: Plan) -> list[str]:
+    lines = [f"Plan for {plan.ctx.inv.cluster}: {plan.mode}; seed {plan.ctx.seed.name}; stamp {plan.ctx.stamp}"]
+    for i, step in enumerate(plan.steps, 1):
+        mark = "  [confirm]" if step.destructive else ""
+        lines.append(f"[{i}/{len(plan.steps)}] {step.title}{mark}")
+        for cmd in step.commands:
+            lines.append(f"    {cmd.host}$ {cmd.script}")
+        if step.gate is not None:
+            lines.append(f"    gate: {gate_text(step.gate)}")
+    return lines
+
+
+def gate_text(gate: Gate) -> str:
+    return f"{gate.title} (up to {gate.timeout:.0f}s)"
+
+
+class ConsoleCallbacks(Callbacks):
+    """Progress lines with timings; command output only when a command fails."""
+
+    def __init__(self, out: TextIO = sys.stdout, *, verbose: bool = False, confirm_each: bool = False) -> None:
+        self.out = out
+        self.verbose = verbose
+        self.confirm_each = confirm_each
+        self._gate_t = 0.0
+        self._last_gate_print = 0.0
+
+    def _p(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    def step_started(self, step: Step, index: int, total: int) -> None:
+        self._p(f"[{index + 1}/{total}] {step.title}")
+
+    def command_started(self, cmd: Command) -> None:
+        if self.verbose:
+            self._p(f"    {cmd.host}$ {cmd.script}")
+
+    def command_finished(self, cmd: Command, result: Result | None, note: str) -> None:
+        if result is None:
+            self._p(f"    {cmd.host}: {cmd.purpose}: {note}" if not self.verbose else f"      {note}")
+            return
+        status = "ok" if result.ok else f"FAILED (exit {result.exited})"
+        self._p(f"    {cmd.host}: {cmd.purpose}: {status} ({result.duration:.2f}s)")
+        if not result.ok:
+            for line in result.output.splitlines()[-10:]:
+                self._p(f"      | {line}")
+
+    def gate_started(self, gate: Gate) -> None:
+        self._gate_t = time.monotonic()
+        self._p(f"    gate: {gate_text(gate)}")
+
+    def gate_progress(self, report: GateReport) -> None:
+        now = time.monotonic()
+        if report.ok:
+            self._p(f"    gate passed after {now - self._gate_t:.1f}s")
+        elif now - self._last_gate_print > 5:
+            self._last_gate_print = now
+            self._p(f"    waiting ({report.remaining:.0f}s left): {report.problem}")
+
+    def step_finished(self, outcome: StepOutcome) -> None:
+        word = {StepStatus.DONE: "done", StepStatus.SKIPPED: "already done", StepStatus.PLANNED: "planned",
+                StepStatus.FAILED: "FAILED"}.get(outcome.status, outcome.status.name)
+        self._p(f"    -> {word} in {outcome.duration:.1f}s")
+
+    def confirm(self, step: Step) -> bool:
+        if not self.confirm_each:
+            return True
+        answer = input(f"{step.destructive} [y/N] ").strip().lower()
+        return answer in ("y", "yes")

@@ -1,0 +1,112 @@
+"""What a recovery step is: commands per host, an optional health gate, and its undo.
+
+A step holds no behaviour of its own. "Already done" is derived by the engine
+from the commands' `skip_if` probes, so a rerun or resume never repeats a move.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass, field
+
+from ..command import Command
+from ..inventory import Inventory, Member
+from ..profiles import Paths
+
+
+class Method(enum.Enum):
+    SNAPSHOT_RESTORE = "snapshot-restore"
+    FORCE_NEW_CLUSTER = "force-new-cluster"
+
+
+class GateKind(enum.Enum):
+    DOWN = "down"
+    HEALTHY = "healthy"
+
+
+@dataclass(frozen=True)
+class Gate:
+    """A condition polled until it holds or `timeout` runs out; the run never moves on past a failed gate."""
+
+    kind: GateKind
+    title: str
+    members: tuple[str, ...]
+    timeout: float
+    check_peer_urls: bool = False
+    caught_up: bool = False
+
+
+@dataclass(frozen=True)
+class Step:
+    key: str
+    title: str
+    phase: str
+    why: str
+    commands: tuple[Command, ...]
+    gate: Gate | None = None
+    undo: tuple[Command, ...] = ()
+    undo_note: str = ""
+    destructive: str = ""
+    """Non-empty: the confirmation question asked before this step runs."""
+
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(c.host for c in self.commands))
+
+
+@dataclass(frozen=True)
+class Context:
+    """Everything a step needs to declare its commands; built once per run, before any step."""
+
+    inv: Inventory
+    backup: str | None
+    method: Method
+    stamp: str
+    backup_kind: str = "dir"
+    gate_timeout: float = 120.0
+    down_timeout: float = 60.0
+    token: str = field(default="")
+
+    @property
+    def paths(self) -> Paths:
+        return self.inv.paths
+
+    @property
+    def seed(self) -> Member:
+        return self.inv.seed
+
+    @property
+    def joiners(self) -> tuple[Member, ...]:
+        return self.inv.members[1:]
+
+    @property
+    def quorum_restore(self) -> bool:
+        """No backup: the seed keeps its own surviving data and is forced into a new cluster."""
+        return self.backup is None
+
+    @property
+    def uses_flag(self) -> bool:
+        return self.method is Method.FORCE_NEW_CLUSTER
+
+    @property
+    def backup_db(self) -> str:
+        assert self.backup is not None
+        if self.backup_kind == "file":
+            return self.backup
+        return self.backup.rstrip("/") + "/member/snap/db"
+
+    @property
+    def cluster_token(self) -> str:
+        return self.token or f"{self.inv.cluster}-{self.stamp}"
+
+    def aside(self, path: str, tag: str = "etcdrescue") -> str:
+        return f"{path.rstrip('/')}.{tag}-{self.stamp}"
+
+    def initial_cluster(self, upto: int) -> str:
+        """ETCD_INITIAL_CLUSTER once members[0..upto] are in, in inventory order."""
+        return ",".join(f"{m.name}={m.peer_url}" for m in self.inv.members[: upto + 1])
+
+
+def new_stamp() -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
