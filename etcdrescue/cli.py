@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_REFUSED, InputError, RescueError
 
+if TYPE_CHECKING:
+    from .hosts import Hosts
+    from .inventory import Inventory
+    from .steps.base import Method
 
-def _common(p: argparse.ArgumentParser) -> None:
+EXTENSIONS: tuple[str, ...] = ()
+"""Modules under etcdrescue/commands/ that add subcommands: each has `register(subparsers)`,
+sets `func` with `set_defaults`, and keeps heavy imports (textual) inside that function."""
+
+
+def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-i", "--inventory", required=True, help="inventory YAML")
     p.add_argument("--backup", help="backup on the seed: a data-dir backup (has member/snap/db) or a snapshot file")
     p.add_argument("--method", choices=["snapshot-restore", "force-new-cluster"],
@@ -26,32 +37,33 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="cmd", required=True)
 
     check = sub.add_parser("check", help="read-only pre-flight of every host")
-    _common(check)
+    add_common(check)
 
     rec = sub.add_parser("recover", help="run the recovery")
-    _common(rec)
+    add_common(rec)
     rec.add_argument("--yes", action="store_true", help="do not ask before destructive phases")
     rec.add_argument("--dry-run", action="store_true", help="run the read-only probes, print every command")
     rec.add_argument("--journal", type=Path, help="journal directory (default ~/.local/state/etcdrescue)")
     rec.add_argument("--gate-timeout", type=float, default=120.0, help="seconds a health gate may wait")
     rec.add_argument("-v", "--verbose", action="store_true", help="print every command as it runs")
+    check.set_defaults(func=cmd_check)
+    rec.set_defaults(func=cmd_recover)
+    for name in EXTENSIONS:
+        module = importlib.import_module(name)
+        module.register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.cmd == "check":
-            return cmd_check(args)
-        if args.cmd == "recover":
-            return cmd_recover(args)
+        return int(args.func(args))
     except KeyboardInterrupt:
         print("etcdrescue: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except RescueError as exc:
         print(f"etcdrescue: {exc}", file=sys.stderr)
         return exc.exit_code
-    return EXIT_OK
 
 
 def _secrets() -> dict[str, str | None]:
@@ -59,7 +71,8 @@ def _secrets() -> dict[str, str | None]:
             "passphrase": os.environ.get("ETCDRESCUE_KEY_PASSPHRASE")}
 
 
-def _prepare(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def prepare(args: argparse.Namespace) -> tuple[Inventory, Method, Hosts]:
+    """Inventory (seed first), restore method and (unconnected) hosts from the common options."""
     from .hosts import Hosts
     from .inventory import load_inventory
     from .steps.base import Method
@@ -79,7 +92,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .report_text import preflight_lines
     from .steps.preflight import run_preflight
 
-    inv, method, hosts = _prepare(args)
+    inv, method, hosts = prepare(args)
     with hosts:
         report = run_preflight(hosts, backup=args.backup, method=method)
     print(f"Pre-flight of {inv.cluster} ({len(inv.members)} members, seed {inv.seed.name}):")
@@ -98,7 +111,7 @@ def cmd_recover(args: argparse.Namespace) -> int:
     from .steps.base import Context, new_stamp
     from .steps.preflight import run_preflight
 
-    inv, method, hosts = _prepare(args)
+    inv, method, hosts = prepare(args)
     if not args.yes and not args.dry_run and not sys.stdin.isatty():
         raise InputError("refusing to change hosts: no terminal to confirm on; pass --yes to run unattended")
     with hosts:

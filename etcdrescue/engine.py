@@ -60,6 +60,10 @@ class Callbacks:
     def command_finished(self, cmd: Command, result: Result | None, note: str) -> None: ...
     def gate_started(self, gate: Gate) -> None: ...
     def gate_progress(self, report: GateReport) -> None: ...
+
+    def checkpoint(self, step: Step) -> None:
+        """Called before every step from the engine's thread; a UI may block here to pause."""
+
     def confirm(self, step: Step) -> bool:
         return True
 
@@ -105,6 +109,7 @@ class Engine:
         return result
 
     def _run_step(self, step: Step, index: int, total: int, outcome: StepOutcome) -> None:
+        self.cb.checkpoint(step)
         if self.cancel.is_set():
             raise Interrupted(f"interrupted before step {step.key}")
         if step.destructive and not self.dry_run and not self.cb.confirm(step):

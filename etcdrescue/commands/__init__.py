@@ -1,0 +1,1 @@
+"""Subcommands beyond check/recover, each registering itself with the CLI."""
