@@ -1,0 +1,221 @@
+"""Fact parsers on output recorded from the real lab (tests/data/, see record.py), plus one live run.
+
+Ground truth for the recordings (member IDs, URLs) was taken over gRPC, not etcdctl, and sits in
+tests/data/meta.json.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest_lab import lab_factory, requires_lab
+
+from etcdrescue import probes
+from etcdrescue.inventory import load_inventory
+from etcdrescue.lab import Lab
+from etcdrescue.probes import ParseError
+from etcdrescue.profiles import PROFILES
+from etcdrescue.transport import SSHConfig, SSHHost
+
+__all__ = ["lab_factory"]
+
+DATA = Path(__file__).parent / "data"
+META: dict[str, Any] = json.loads((DATA / "meta.json").read_text())
+IDS = {name: m["id"] for name, m in META["members"].items()}
+BY_URL = {m["client_urls"][0]: m["id"] for m in META["members"].values()}
+URLS: list[str] = META["client_urls"]
+
+
+def data(name: str) -> str:
+    return (DATA / name).read_text()
+
+
+# -- member list ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["healthy_member_list.json", "noquorum_member_list.json"])
+def test_member_list_all_started(name: str) -> None:
+    members = probes.parse_member_list(data(name))
+    assert {m.name: m.id for m in members} == IDS
+    for m in members:
+        assert m.started
+        assert m.peer_urls == tuple(META["members"][m.name]["peer_urls"])
+        assert m.client_urls == tuple(META["members"][m.name]["client_urls"])
+        assert int(m.hex_id, 16) == m.id
+
+
+def test_member_list_added_but_unstarted() -> None:
+    members = probes.parse_member_list(data("unstarted_member_list.json"))
+    assert len(members) == 4
+    (new,) = [m for m in members if not m.started]
+    assert new.id == META["unstarted"]["id"]
+    assert new.name == "" and new.client_urls == ()
+    assert new.peer_urls == (META["unstarted"]["peer_url"],)
+    assert {m.name: m.id for m in members if m.started} == IDS
+
+
+# -- endpoint status -------------------------------------------------------------------------
+
+def test_endpoint_status_healthy() -> None:
+    status = probes.parse_endpoint_status(data("healthy_endpoint_status.json"))
+    assert [s.endpoint for s in status] == URLS
+    assert {s.endpoint: s.member_id for s in status} == BY_URL
+    leaders = {s.leader for s in status}
+    assert len(leaders) == 1 and leaders <= set(IDS.values())
+    assert sum(s.is_leader for s in status) == 1
+    for s in status:
+        assert s.version.startswith("3.4.")
+        assert s.revision == 6  # fresh cluster (1) + the five keys record.py wrote
+        assert 0 < s.raft_applied_index <= s.raft_index
+        assert s.db_size > 0
+
+
+def test_endpoint_status_lost_quorum() -> None:
+    """Two members dead: only the survivor answers, and it knows no leader."""
+    status = probes.parse_endpoint_status(data("noquorum_endpoint_status.json"))
+    assert META["exit"]["noquorum_endpoint_status.json"] != 0
+    assert [(s.endpoint, s.member_id) for s in status] == [(URLS[0], BY_URL[URLS[0]])]
+    assert status[0].leader is None and not status[0].is_leader
+
+
+# -- endpoint health ----------------------------------------------------------------------------
+
+def test_endpoint_health_healthy() -> None:
+    health = probes.parse_endpoint_health(data("healthy_endpoint_health.json"))
+    assert sorted(h.endpoint for h in health) == URLS
+    assert all(h.healthy and h.error == "" for h in health)
+
+
+def test_endpoint_health_lost_quorum() -> None:
+    health = probes.parse_endpoint_health(data("noquorum_endpoint_health.json"))
+    assert sorted(h.endpoint for h in health) == URLS
+    assert not any(h.healthy for h in health)
+    assert all(h.error for h in health)
+
+
+# -- snapshot / surveys -----------------------------------------------------------------------------
+
+def test_snapshot_status_of_backup_db() -> None:
+    snap = probes.parse_snapshot_status(data("backup_snapshot_status.json"))
+    assert snap.revision == 6
+    assert snap.total_keys >= 5  # the five /record/ keys plus etcd's own
+    assert snap.hash > 0 and snap.total_size > 0 and snap.total_size % 4096 == 0
+
+
+SURVEYS: list[tuple[str, dict[str, Callable[[str], bool]]]] = [
+    ("host_survey_running.txt", {
+        "manifest": "yes".__eq__, "disabled": "no".__eq__, "conf": "yes".__eq__, "member": "yes".__eq__,
+        "etcd_pid": str.isdigit, "client_port": "open".__eq__, "peer_port": "open".__eq__,
+        "member_kb": lambda v: int(v) > 0, "free_kb": lambda v: int(v) > 0, "tls": "yes".__eq__,
+        "etcdctl": lambda v: v.endswith("/etcdctl"), "bash": lambda v: v[:1] in "45"}),
+    ("host_survey_stopped.txt", {
+        "manifest": "no".__eq__, "disabled": "yes".__eq__, "etcd_pid": "".__eq__,
+        "client_port": "closed".__eq__, "peer_port": "closed".__eq__, "member": "yes".__eq__}),
+    ("host_survey_broken.txt", {
+        "manifest": "yes".__eq__, "etcd_pid": "".__eq__, "client_port": "closed".__eq__,
+        "member": "yes".__eq__, "member_kb": lambda v: int(v) < 1024}),
+    ("backup_survey_dir.txt", {
+        "kind": "dir".__eq__, "db": "yes".__eq__, "wal": lambda v: int(v) >= 1,
+        "size_kb": lambda v: int(v) > 0, "mtime": lambda v: int(v) > 1_600_000_000}),
+    ("backup_survey_file.txt", {
+        "kind": "file".__eq__, "size_kb": lambda v: int(v) > 0, "mtime": lambda v: int(v) > 1_600_000_000}),
+    ("backup_survey_missing.txt", {"kind": "missing".__eq__}),
+]
+
+
+@pytest.mark.parametrize(("name", "checks"), SURVEYS, ids=[s[0] for s in SURVEYS])
+def test_surveys(name: str, checks: dict[str, Callable[[str], bool]]) -> None:
+    kv = probes.parse_kv(data(name))
+    for key, ok in checks.items():
+        assert key in kv, key
+        assert ok(kv[key]), (key, kv[key])
+    if name.startswith("host_survey"):
+        assert len(kv) == 13  # every line of the survey script answered
+
+
+def test_survey_scripts_match_recordings() -> None:
+    """The recorded keys are exactly the keys today's scripts print (re-record if this fails)."""
+    script = probes.host_survey(PROFILES["okd3"].paths, "127.0.0.1", 2379, 2380).script
+    keys = [part.split("echo ", 1)[1].split("=", 1)[0] for part in script.split("; ") if "echo " in part]
+    assert list(probes.parse_kv(data("host_survey_running.txt"))) == keys
+
+
+# -- malformed input ----------------------------------------------------------------------------
+
+MALFORMED: list[tuple[Callable[[str], Any], str, type[Exception] | tuple[type[Exception], ...]]] = [
+    (probes.parse_member_list, "", ParseError),
+    (probes.parse_member_list, "Error: context deadline exceeded\n", ParseError),
+    (probes.parse_member_list, '{"members": [', ParseError),
+    (probes.parse_endpoint_status, "", ParseError),
+    (probes.parse_endpoint_status, "[{\"Endpoint\": \"x\"", ParseError),
+    (probes.parse_endpoint_health, "\n\n", ParseError),
+    (probes.parse_snapshot_status, "Error: snapshot file has wrong size\n", ParseError),
+    (probes.parse_snapshot_status, '{"hash": 1}', KeyError),
+]
+
+
+@pytest.mark.parametrize(("parse", "text", "exc"), MALFORMED)
+def test_malformed(parse: Callable[[str], Any], text: str, exc: type[Exception]) -> None:
+    with pytest.raises(exc):
+        parse(text)
+
+
+def test_json_after_noise() -> None:
+    """Banner lines before the JSON (a motd, a sudo lecture) are skipped."""
+    text = "Last login: yesterday\n  " + data("healthy_member_list.json")
+    assert {m.name for m in probes.parse_member_list(text)} == set(IDS)
+
+
+def test_parse_kv() -> None:
+    assert probes.parse_kv("a=1\nb = x=y \nnoise\n\nc=\n") == {"a": "1", "b": "x=y", "c": ""}
+
+
+def test_conf_values_parser() -> None:
+    fact = probes.conf_values("/etc/etcd/etcd.conf")
+    text = 'ETCD_NAME="m1"\n#ETCD_WAL_DIR=\nETCD_DATA_DIR=/var/lib/etcd/\n'
+    assert fact.parse(text) == {"ETCD_NAME": "m1", "ETCD_DATA_DIR": "/var/lib/etcd/"}
+
+
+# -- live: every fact through the real SSH transport ----------------------------------------------
+
+@pytest.mark.lab
+@requires_lab
+@pytest.mark.timeout(120)
+def test_facts_over_ssh_on_live_lab(lab_factory: Callable[..., Lab]) -> None:
+    lab = lab_factory(3, subnet=41)
+    inv = load_inventory(lab.inventory_path)
+    m0 = inv.members[0]
+    cfg = SSHConfig(host=m0.host, port=m0.port, user=inv.ssh.user, known_hosts=inv.ssh.known_hosts,
+                    identity_file=inv.ssh.identity_file)
+    urls = [m.client_url for m in inv.members]
+    truth = {m["name"]: m["id"] for m in lab.member_list()}
+    lab.put_keys("/live/", 3)
+    time.sleep(0.5)  # etcd commits its bolt db every 100 ms; the backup copies the file as it is
+    backup = lab.backup_openshift(0)
+    with SSHHost(m0.name, cfg) as host:
+        def fact(f: probes.Fact[Any]) -> Any:
+            res = host.run(f.script, timeout=f.timeout)
+            return f.parse(res.stdout)
+
+        assert {m.name: m.id for m in fact(probes.member_list(inv.paths, urls))} == truth
+        status = fact(probes.endpoint_status(inv.paths, urls))
+        assert sorted(s.endpoint for s in status) == urls
+        assert sum(s.is_leader for s in status) == 1 and {s.leader for s in status} <= set(truth.values())
+        assert all(h.healthy for h in fact(probes.endpoint_health(inv.paths, urls)))
+        survey = fact(probes.host_survey(inv.paths, m0.host, m0.client_port, m0.peer_port))
+        assert survey["manifest"] == "yes" and survey["client_port"] == "open" and survey["etcd_pid"].isdigit()
+        assert survey["tls"] == "yes"
+        assert fact(probes.backup_survey(backup))["kind"] == "dir"
+        snap = fact(probes.snapshot_status(backup + "/member/snap/db"))
+        assert snap.revision >= 4 and snap.total_keys >= 3
+        conf = fact(probes.conf_values(inv.paths.etcd_conf))
+        assert conf["ETCD_NAME"] == m0.name and conf["ETCD_LISTEN_CLIENT_URLS"] == m0.client_url
+        assert not host.run(probes.etcd_down(m0.host, [m0.client_port, m0.peer_port])).ok
+        lab.stop_etcd(0)
+        assert host.run(probes.etcd_down(m0.host, [m0.client_port, m0.peer_port])).ok
+        survey = fact(probes.host_survey(inv.paths, m0.host, m0.client_port, m0.peer_port))
+        assert (survey["manifest"], survey["disabled"], survey["etcd_pid"]) == ("no", "yes", "")
