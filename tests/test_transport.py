@@ -1,0 +1,218 @@
+"""SSHHost against real sshd on lab masters: commands, streaming, timeouts, host keys, files, reconnects."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest_lab import requires_lab
+
+from etcdrescue.errors import EXIT_REFUSED, HostKeyError, TransportError
+from etcdrescue.lab import Lab
+from etcdrescue.lab.pki import ssh_keypair
+from etcdrescue.transport import SSHConfig, SSHHost
+
+pytestmark = [pytest.mark.lab, requires_lab, pytest.mark.timeout(120)]
+
+SUBNET = 40
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """One 2-member lab for the whole module (a lab per test would cost seconds each)."""
+    lab = Lab(tmp_path_factory.mktemp("transport") / "lab", 2, subnet=SUBNET)
+    try:
+        lab.up(timeout=60)
+        yield lab
+    finally:
+        lab.down()
+
+
+def config(lab: Lab, index: int = 0, **kw: object) -> SSHConfig:
+    h = lab.hosts[index]
+    args: dict[str, object] = {"host": h.ip, "port": h.ssh_port, "user": "root",
+                               "known_hosts": str(lab.known_hosts), "identity_file": str(lab.identity_file)}
+    args.update(kw)
+    return SSHConfig(**args)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def host(lab: Lab) -> Iterator[SSHHost]:
+    with SSHHost(lab.hosts[0].name, config(lab)) as h:
+        yield h
+
+
+def host_key_fingerprint(lab: Lab, index: int) -> str:
+    blob = base64.b64decode((lab.hosts[index].dir / "ssh_host_ed25519_key.pub").read_text().split()[1])
+    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+
+
+# -- commands ----------------------------------------------------------------------------------
+
+def test_exit_code_stdout_stderr(host: SSHHost) -> None:
+    res = host.run("echo out; echo err >&2; exit 3")
+    assert (res.exited, res.ok, res.stdout, res.stderr) == (3, False, "out\n", "err\n")
+    assert res.output == "out\n\nerr" and res.raw_stdout == b"out\n"
+    assert res.host == host.name and 0 < res.duration < 5
+    assert host.run("true").ok
+
+
+def test_runs_in_bash_on_the_master(lab: Lab, host: SSHHost) -> None:
+    res = host.run('echo "$BASH_VERSION"; cat /etc/etcd/etcd.conf | grep ^ETCD_NAME=')
+    assert res.ok and res.stdout.splitlines()[0][:1] in "45"
+    assert res.stdout.splitlines()[1] == f"ETCD_NAME={lab.hosts[0].name}"
+
+
+def test_stdin_is_passed(host: SSHHost) -> None:
+    blob = bytes(range(256)) * 64
+    res = host.run("sha256sum", stdin=blob)
+    assert res.ok and res.stdout.split()[0] == hashlib.sha256(blob).hexdigest()
+
+
+def test_streaming_gets_lines_in_order_while_running(host: SSHHost) -> None:
+    seen: list[tuple[float, str]] = []
+    start = time.monotonic()
+    res = host.run("for i in 1 2 3 4 5; do echo line$i; sleep 0.2; done; printf tail",
+                   on_output=lambda line: seen.append((time.monotonic() - start, line)))
+    assert res.ok
+    assert [line for _, line in seen] == ["line1", "line2", "line3", "line4", "line5", "tail"]
+    assert seen[0][0] < seen[-1][0] - 0.5, "first line only arrived at the end: not streamed"
+    assert res.stdout == "line1\nline2\nline3\nline4\nline5\ntail"
+
+
+def test_timeout_kills_the_remote_command(lab: Lab, host: SSHHost) -> None:
+    start = time.monotonic()
+    try:
+        res = host.run("sleep 100", timeout=2)
+        assert not res.ok
+    except TransportError:
+        pass
+    assert time.monotonic() - start < 9
+    left = lab.exec(0, "pgrep -x sleep")
+    assert left.returncode == 1, f"sleep still running on the host: {left.stdout}"
+    assert host.run("echo alive").stdout == "alive\n"
+
+
+def test_commands_reuse_one_connection(host: SSHHost) -> None:
+    first = host.run("echo $SSH_CONNECTION").stdout
+    transport = host._client.get_transport() if host._client else None
+    assert transport is not None
+    for _ in range(25):
+        assert host.run("echo $SSH_CONNECTION").stdout == first  # same client port: same TCP connection
+    assert host._client is not None and host._client.get_transport() is transport
+
+
+# -- host keys and authentication ----------------------------------------------------------------
+
+def assert_one_line(exc: Exception) -> str:
+    msg = str(exc)
+    assert msg and "\n" not in msg, msg
+    return msg
+
+
+def test_unknown_host_key_refused(lab: Lab, tmp_path: Path) -> None:
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    with pytest.raises(HostKeyError) as info, SSHHost("m0", config(lab, known_hosts=str(empty))) as h:
+        h.run("true")
+    msg = assert_one_line(info.value)
+    assert host_key_fingerprint(lab, 0) in msg and str(empty) in msg
+    assert info.value.exit_code == EXIT_REFUSED
+
+
+def test_other_hosts_key_is_refused_as_changed(lab: Lab, tmp_path: Path) -> None:
+    h0, h1 = lab.hosts[0], lab.hosts[1]
+    wrong = tmp_path / "known_hosts"
+    other = (h1.dir / "ssh_host_ed25519_key.pub").read_text().split()
+    wrong.write_text(f"[{h0.ip}]:{h0.ssh_port} {other[0]} {other[1]}\n")
+    with pytest.raises(HostKeyError) as info, SSHHost("m0", config(lab, known_hosts=str(wrong))) as h:
+        h.run("true")
+    msg = assert_one_line(info.value)
+    assert "CHANGED" in msg
+    assert host_key_fingerprint(lab, 0) in msg and host_key_fingerprint(lab, 1) in msg
+
+
+def test_missing_known_hosts_refused(lab: Lab, tmp_path: Path) -> None:
+    with pytest.raises(HostKeyError) as info, SSHHost("m0", config(lab, known_hosts=str(tmp_path / "nope"))) as h:
+        h.run("true")
+    assert str(tmp_path / "nope") in assert_one_line(info.value)
+
+
+def test_wrong_identity_is_a_transport_error(lab: Lab, tmp_path: Path) -> None:
+    key = tmp_path / "id_other"
+    key.write_bytes(ssh_keypair()[0])
+    key.chmod(0o600)
+    env_sock = os.environ.pop("SSH_AUTH_SOCK", None)  # an agent key must not rescue the test
+    try:
+        with pytest.raises(TransportError) as info, SSHHost("m0", config(lab, identity_file=str(key))) as h:
+            h.run("true")
+    finally:
+        if env_sock is not None:
+            os.environ["SSH_AUTH_SOCK"] = env_sock
+    assert not isinstance(info.value, HostKeyError)
+    assert "authentication" in assert_one_line(info.value)
+
+
+def test_missing_identity_file(lab: Lab, tmp_path: Path) -> None:
+    with pytest.raises(TransportError, match="identity file"), \
+            SSHHost("m0", config(lab, identity_file=str(tmp_path / "nope"))) as h:
+        h.run("true")
+
+
+def test_nothing_listening(lab: Lab) -> None:
+    with pytest.raises(TransportError, match="cannot reach"), SSHHost("m0", config(lab, port=1)) as h:
+        h.run("true")
+
+
+# -- files ---------------------------------------------------------------------------------------
+
+def test_write_read_round_trip_keeps_mode(lab: Lab, host: SSHHost) -> None:
+    path = "/etc/etcd/rt.bin"
+    local = lab.host_path(0, path)
+    local.write_bytes(b"old")
+    local.chmod(0o640)
+    blob = bytes(range(256)) * 40 + b"\x00\r\n\xff no trailing newline"
+    host.write_file(path, blob)
+    assert local.read_bytes() == blob
+    assert local.stat().st_mode & 0o7777 == 0o640
+    assert host.read_file(path) == blob
+    assert sorted(p.name for p in local.parent.iterdir() if p.name.startswith(".rt.bin")) == []
+    local.unlink()
+
+
+def test_write_new_file_and_read_missing(lab: Lab, host: SSHHost) -> None:
+    host.write_file("/var/lib/etcd/new.txt", b"x\n")
+    assert lab.host_path(0, "/var/lib/etcd/new.txt").read_bytes() == b"x\n"
+    lab.host_path(0, "/var/lib/etcd/new.txt").unlink()
+    with pytest.raises(TransportError, match="cannot read /var/lib/etcd/absent"):
+        host.read_file("/var/lib/etcd/absent")
+    with pytest.raises(TransportError, match="cannot write"):
+        host.write_file("/no/such/dir/file", b"x")
+
+
+# -- reconnect ---------------------------------------------------------------------------------------
+
+def test_reconnect_after_close(host: SSHHost) -> None:
+    assert host.run("true").ok and host.connected
+    host.close()
+    assert not host.connected
+    assert host.run("echo again").stdout == "again\n"
+    assert host.connected
+
+
+def test_reconnect_after_session_sshd_killed(lab: Lab, host: SSHHost) -> None:
+    before = host.run("echo $SSH_CONNECTION").stdout
+    # the per-connection sshd is titled "sshd: root@notty"; the listener ("sshd: /usr/sbin/sshd ...") survives
+    killed = lab.exec(0, "pkill -x -f 'sshd: root@notty'")
+    assert killed.returncode == 0, killed.stderr
+    deadline = time.monotonic() + 5
+    while host.connected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    res = host.run("echo $SSH_CONNECTION")
+    assert res.ok and res.stdout != before  # a new TCP connection
+    assert lab.exec(0, "pgrep -f 'sshd: /usr/sbin/sshd'").returncode == 0 or host.run("true").ok
