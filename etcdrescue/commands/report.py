@@ -1,0 +1,48 @@
+"""`etcdrescue report JOURNAL`: what a recovery run did, as Markdown or HTML, from its journal."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import EXIT_OK, InputError
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser("report", help="render a run's journal as a report (what ran, where, results)")
+    p.add_argument("journal", type=Path, help="journal file (.jsonl), or a directory: its newest journal")
+    p.add_argument("--format", choices=["md", "html"], default="md", help="output format (default md)")
+    p.add_argument("-o", "--output", type=Path, help="write to FILE instead of stdout")
+    p.set_defaults(func=cmd_report)
+
+
+def find_journal(path: Path) -> Path:
+    """A directory stands for its newest journal, so `report ~/.local/state/etcdrescue` just works."""
+    if path.is_dir():
+        found = sorted(path.glob("*.jsonl"), key=lambda p: p.stat().st_mtime)
+        if not found:
+            raise InputError(f"{path}: no journal (*.jsonl) in this directory")
+        return found[-1]
+    if not path.is_file():
+        raise InputError(f"{path}: journal not found")
+    return path
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from ..journal import read_journal
+    from ..report import render_html, render_markdown
+
+    path = find_journal(args.journal)
+    try:
+        events = read_journal(path)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read journal: {exc}") from None
+    render = render_html if args.format == "html" else render_markdown
+    text = render(events, str(path))
+    if args.output:
+        args.output.write_text(text, encoding="utf-8")
+        print(f"report written to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK

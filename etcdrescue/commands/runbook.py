@@ -1,0 +1,59 @@
+"""`etcdrescue runbook`: the recovery plan as a printable Markdown or HTML document (no SSH)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from ..errors import EXIT_OK, InputError
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from ..cli import add_common
+
+    p = subparsers.add_parser("runbook", help="render the recovery plan as a printable runbook (no SSH)")
+    add_common(p)
+    p.add_argument("--format", choices=["md", "html"], default="md", help="output format (default md)")
+    p.add_argument("-o", "--output", type=Path, help="write to FILE instead of stdout")
+    p.add_argument("--stamp", help="fixed stamp (suffix of everything moved aside) for reproducible output; "
+                                   "a recovery run later uses its own stamp")
+    p.add_argument("--date", help="date printed on the runbook (default: today, or the stamp's date)")
+    p.set_defaults(func=cmd_runbook)
+
+
+def stamp_date(stamp: str) -> str | None:
+    """`20240102T030405Z` -> `2024-01-02`; None when the stamp is not in new_stamp()'s format."""
+    try:
+        return time.strftime("%Y-%m-%d", time.strptime(stamp, "%Y%m%dT%H%M%SZ"))
+    except ValueError:
+        return None
+
+
+def build(args: argparse.Namespace) -> tuple[str, str]:
+    """(document, format) for the parsed options; shared with tests."""
+    from ..cli import prepare
+    from ..plan import build_plan
+    from ..runbook import render_html, render_markdown
+    from ..steps.base import Context, new_stamp
+
+    inv, method, _hosts = prepare(args)  # hosts are never connected: rendering only
+    stamp = args.stamp or new_stamp()
+    if not all(ch.isalnum() or ch in "-_." for ch in stamp):
+        raise InputError(f"--stamp may hold letters, digits, '-', '_' and '.', got {stamp!r}")
+    date = args.date or stamp_date(stamp) or time.strftime("%Y-%m-%d")
+    kind = "file" if args.backup and args.backup.endswith(".db") else "dir"
+    plan = build_plan(Context(inv, args.backup, method, stamp, backup_kind=kind))
+    render = render_html if args.format == "html" else render_markdown
+    return render(plan, date=date), args.format
+
+
+def cmd_runbook(args: argparse.Namespace) -> int:
+    text, _ = build(args)
+    if args.output:
+        args.output.write_text(text, encoding="utf-8")
+        print(f"runbook written to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK

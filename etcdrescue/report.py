@@ -1,0 +1,228 @@
+"""Run report: what a recovery actually did, rendered from its JSON-lines journal.
+
+Why from the journal and not from live state: the report is for the post-mortem
+and the change record, and must be reproducible after the fact (and after a
+crash) from the one file the engine fsyncs line by line. Pure rendering.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .runbook import fence, markdown_to_html
+
+Event = dict[str, Any]
+EXCERPT_LINES = 8
+
+
+@dataclass
+class StepRecord:
+    key: str
+    title: str = ""
+    started: float | None = None
+    ended: float | None = None
+    status: str = "not run"
+    duration: float | None = None
+    error: str = ""
+    events: list[Event] = field(default_factory=list)
+
+    @property
+    def gates(self) -> list[Event]:
+        return [e for e in self.events if e.get("event") == "gate"]
+
+    @property
+    def commands(self) -> list[Event]:
+        return [e for e in self.events if e.get("event") == "command"]
+
+
+@dataclass
+class RunRecord:
+    start: Event
+    steps: list[StepRecord]
+    end: Event | None = None
+    members: list[Event] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.end and self.end.get("ok"))
+
+    @property
+    def result(self) -> str:
+        if self.end is None:
+            return "INCOMPLETE (no run_end: the run was killed or is still going)"
+        if self.start.get("dry_run"):
+            return "DRY RUN (nothing changed)"
+        if self.ok:
+            return "RECOVERED"
+        return f"FAILED (exit {self.end.get('exit_code', '?')}): {self.end.get('error', '')}"
+
+
+def parse_runs(events: list[Event]) -> list[RunRecord]:
+    """Group journal events into runs (a journal may hold a run and its resume)."""
+    runs: list[RunRecord] = []
+    current: StepRecord | None = None
+    for e in events:
+        kind = e.get("event")
+        if kind == "run_start":
+            runs.append(RunRecord(e, [StepRecord(k) for k in e.get("steps", [])]))
+            current = None
+            continue
+        if not runs:
+            continue
+        run = runs[-1]
+        if kind == "run_end":
+            run.end = e
+        elif kind == "members":
+            run.members.append(e)
+        elif kind == "step_start":
+            current = next((s for s in run.steps if s.key == e.get("step")), None)
+            if current is None:
+                current = StepRecord(str(e.get("step")))
+                run.steps.append(current)
+            current.title, current.started, current.status = str(e.get("title", "")), e.get("ts"), "running"
+        elif kind == "step_end" and current is not None:
+            current.ended, current.status = e.get("ts"), str(e.get("status", "?"))
+            current.duration, current.error = e.get("duration"), str(e.get("error", ""))
+        elif current is not None:
+            current.events.append(e)
+    return runs
+
+
+def _when(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))
+
+
+def _secs(value: object) -> str:
+    return f"{value:.1f} s" if isinstance(value, int | float) else "-"
+
+
+def _cell(text: object) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def excerpt(text: str, lines: int = EXCERPT_LINES) -> str:
+    kept = text.rstrip("\n").splitlines()
+    if len(kept) <= lines:
+        return "\n".join(kept)
+    return "\n".join([f"... ({len(kept) - lines} earlier lines in the journal)", *kept[-lines:]])
+
+
+def member_table(rows: list[dict[str, Any]]) -> list[str]:
+    """A table of whatever per-member fields the journal carries (gate rows, or `members` events)."""
+    if not rows:
+        return ["(no member data)", ""]
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        out.append("| " + " | ".join(_cell(_fmt(r.get(c, ""))) for c in cols) + " |")
+    return [*out, ""]
+
+
+def _fmt(v: object) -> str:
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, list | tuple):
+        return ", ".join(map(str, v))
+    return str(v)
+
+
+def _members_section(title: str, event: Event | None) -> list[str]:
+    out = [f"## {title}", ""]
+    if event is None:
+        return [*out, "Not recorded in this journal.", ""]
+    rows = event.get("members") or []
+    src = f" (from the last passed {event['source']})" if event.get("source") else ""
+    return [*out, f"Recorded {_when(event.get('ts'))}{src}.", "", *member_table(list(rows))]
+
+
+def _after_from_gates(run: RunRecord) -> Event | None:
+    """Without a `members` event, the last passed gate is the best 'after' picture there is."""
+    for step in reversed(run.steps):
+        for g in reversed(step.gates):
+            if g.get("ok") and g.get("members") and any("raft_index" in m for m in g["members"]):
+                return {"ts": g.get("ts"), "members": g["members"], "source": f"gate: {g.get('title', '')}"}
+    return None
+
+
+def _gate_lines(g: Event, since: float | None) -> list[str]:
+    waited = f", after {_secs(g['ts'] - since)}" if since is not None and "ts" in g else ""
+    verdict = "passed" if g.get("ok") else "FAILED"
+    out = [f"Gate **{verdict}**: {g.get('title', '')}{waited}"
+           + (f" ({_secs(g.get('remaining'))} to spare)" if g.get("ok") else "") + "", ""]
+    if g.get("error"):
+        out += ["Error:", "", *fence(str(g["error"]), "text"), ""]
+    if g.get("members"):
+        out += member_table(list(g["members"]))
+    for host, log in (g.get("logs") or {}).items():
+        out += [f"Last etcd log lines on `{host}`:", "", *fence(excerpt(str(log), 20), "text"), ""]
+    return out
+
+
+def _command_lines(c: Event) -> list[str]:
+    head = f"`{c.get('host', '?')}`"
+    if c.get("skipped"):
+        return [f"- {head}: skipped, already in place ({_when(c.get('ts'))})", "", *fence(str(c.get("script", ""))), ""]
+    attempt = f", attempt {c['attempt']}" if c.get("attempt", 1) != 1 else ""
+    out = [f"- {head}: exit {c.get('exit', '?')} in {_secs(c.get('duration'))}{attempt} ({_when(c.get('ts'))})", "",
+           *fence(str(c.get("script", ""))), ""]
+    for stream in ("stdout", "stderr"):
+        text = str(c.get(stream) or "").strip()
+        if text:
+            out += [f"{stream}:", "", *fence(excerpt(text), "text"), ""]
+    return out
+
+
+def render_markdown(events: list[Event], source: str = "journal") -> str:
+    name = Path(source).name
+    runs = parse_runs(events)
+    out = [f"# etcd recovery report: {name}", ""]
+    if not runs:
+        return "\n".join([*out, "The journal holds no run (no run_start event).", ""])
+    for n, run in enumerate(runs, 1):
+        s = run.start
+        if len(runs) > 1:
+            out += [f"## Run {n} of {len(runs)}", ""]
+        stamp = str(s.get("stamp", ""))
+        cluster = str(s.get("cluster") or "")
+        if not cluster:  # Journal.create names the file <cluster>-<stamp>.jsonl
+            suffix = f"-{stamp}.jsonl"
+            cluster = name.removesuffix(suffix) if stamp and name.endswith(suffix) else "(not recorded)"
+        end_ts = run.end.get("ts") if run.end else None
+        out += [f"- Cluster: {cluster}", f"- Result: **{run.result}**", f"- Mode: {s.get('mode', '?')}",
+                f"- Seed: `{s.get('seed', '?')}`", f"- Stamp: `{stamp}`",
+                f"- Started: {_when(s.get('ts'))}", f"- Finished: {_when(end_ts)}",
+                f"- Duration: {_secs(run.end.get('duration') if run.end else None)}", f"- Journal: `{source}`", ""]
+        before = next((e for e in run.members if e.get("when") == "before"), None)
+        after = next((e for e in run.members if e.get("when") == "after"), None) or _after_from_gates(run)
+        out += _members_section("Members before", before)
+        out += ["## Steps", "", "| # | Step | Title | Status | Started | Duration | Gate |",
+                "|---|---|---|---|---|---|---|"]
+        for i, st in enumerate(run.steps, 1):
+            gate = "; ".join(("passed" if g.get("ok") else "FAILED") for g in st.gates) or "-"
+            out.append(f"| {i} | `{st.key}` | {_cell(st.title)} | {st.status} | {_when(st.started)} | "
+                       f"{_secs(st.duration)} | {gate} |")
+        out.append("")
+        for i, st in enumerate(run.steps, 1):
+            out += [f"### {i}. `{st.key}`: {st.title or '(not started)'}", "",
+                    f"Status: **{st.status}**, {_secs(st.duration)}, started {_when(st.started)}", ""]
+            if st.error:
+                out += ["Error:", "", *fence(st.error, "text"), ""]
+            since = st.started
+            for e in st.events:
+                if e.get("event") == "command":
+                    out += _command_lines(e)
+                elif e.get("event") == "gate":
+                    out += _gate_lines(e, since)
+                since = e.get("ts", since)
+        out += _members_section("Members after", after)
+    return "\n".join(out)
+
+
+def render_html(events: list[Event], source: str = "journal") -> str:
+    return markdown_to_html(render_markdown(events, source), f"etcd recovery report: {Path(source).name}",
+                            phase_prefix="Run ")

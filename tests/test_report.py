@@ -1,0 +1,127 @@
+"""The run report, on a journal recorded from a real lab recovery (tests/data/report_journal.jsonl)
+and on hand-made journals for the failure and crash cases.
+
+The end-to-end check (a fresh recovery on the lab, then its report) is in test_rehearse.py, which
+already runs one: a second 70 s recovery here would only double the runtime.
+"""
+
+from __future__ import annotations
+
+import json
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from etcdrescue import cli
+from etcdrescue.journal import read_journal
+from etcdrescue.report import parse_runs, render_html, render_markdown
+
+DATA = Path(__file__).parent / "data" / "report_journal.jsonl"
+
+
+def events() -> list[dict[str, Any]]:
+    return read_journal(DATA)
+
+
+def test_recorded_recovery_report() -> None:
+    evs = events()
+    doc = render_markdown(evs, "/var/log/lab-20261129T230720Z.jsonl")
+    keys = evs[0]["steps"]
+    assert len(keys) == 8
+    for i, key in enumerate(keys, 1):
+        assert f"| {i} | `{key}` |" in doc
+        assert f"### {i}. `{key}`:" in doc
+    gates = [e for e in evs if e["event"] == "gate"]
+    assert doc.count("Gate **passed**:") == len(gates) == 6
+    for g in gates:
+        assert g["title"] in doc
+    assert "- Result: **RECOVERED**" in doc
+    assert "- Cluster: lab\n" in doc
+    assert "- Cluster: (not recorded)" in render_markdown(evs, "renamed.jsonl")
+    # every command that ran, with its host and exit code; skipped ones are marked
+    ran = [e for e in evs if e["event"] == "command" and not e.get("skipped")]
+    skipped = [e for e in evs if e["event"] == "command" and e.get("skipped")]
+    assert doc.count(": exit 0 in ") == sum(1 for e in ran if e["exit"] == 0)
+    assert doc.count(": exit 1 in ") == 2  # member add refused twice while the cluster settled
+    assert doc.count("attempt 3") == 1
+    assert doc.count("skipped, already in place") == len(skipped)
+    assert "Member 5a42a0294febddf2 added to cluster" in doc  # stdout excerpt
+    # members after, from the final gate (the journal has no `members` event yet)
+    after = doc.split("## Members after")[1]
+    assert "from the last passed gate: all members healthy" in after
+    assert after.count("| yes | yes |") == 3
+    assert "## Members before\n\nNot recorded in this journal." in doc
+
+
+def test_failed_and_interrupted_runs(tmp_path: Path) -> None:
+    start = {"ts": 100.0, "event": "run_start", "dry_run": False, "steps": ["stop-etcd", "seed-data", "verify"],
+             "mode": "m", "seed": "a", "stamp": "S"}
+    failed = [
+        start,
+        {"ts": 101.0, "event": "step_start", "step": "stop-etcd", "title": "Stop"},
+        {"ts": 102.0, "event": "command", "step": "stop-etcd", "host": "a", "script": "mv x y", "exit": 0,
+         "attempt": 1, "duration": 0.5, "stdout": "\n".join(f"line{i}" for i in range(30)), "stderr": ""},
+        {"ts": 170.0, "event": "gate", "title": "down everywhere", "ok": False, "error": "etcd still running on b",
+         "logs": {"b": "boom | pipe"}},
+        {"ts": 170.1, "event": "step_end", "step": "stop-etcd", "status": "failed", "error": "gate not met",
+         "duration": 69.1},
+        {"ts": 170.2, "event": "run_end", "ok": False, "error": "gate not met", "exit_code": 3},
+        {"ts": 200.0, "event": "members", "when": "before", "members": [{"name": "a", "healthy": False}]},
+    ]
+    doc = render_markdown(failed, "c-S.jsonl")
+    assert "- Result: **FAILED (exit 3): gate not met**" in doc
+    assert "Gate **FAILED**: down everywhere, after 68.0 s" in doc
+    assert "etcd still running on b" in doc and "boom | pipe" in doc
+    assert "line29" in doc and "line5\n" not in doc and "22 earlier lines in the journal" in doc
+    assert "| 2 | `seed-data` |  | not run |" in doc and "| 3 | `verify` |  | not run |" in doc
+    assert "| a | no |" in doc.split("## Members before")[1]  # a `members` event is rendered when present
+    # killed mid-step: no step_end, no run_end
+    doc = render_markdown(failed[:3], "c-S.jsonl")
+    assert "INCOMPLETE" in doc and "| 1 | `stop-etcd` | Stop | running |" in doc
+    assert len(parse_runs([*failed, start])) == 2
+    assert "no run_start" in render_markdown([], "x.jsonl")
+
+
+class Balanced(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[str] = []
+        self.pre = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag not in ("input", "meta", "br", "hr"):
+            self.stack.append(tag)
+        self.pre += tag == "pre"
+
+    def handle_endtag(self, tag: str) -> None:
+        assert self.stack.pop() == tag
+
+
+def test_cli_report_md_and_html(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    d = tmp_path / "journals"
+    d.mkdir()
+    (d / "lab-20261129T230720Z.jsonl").write_text(DATA.read_text())
+    assert cli.main(["report", str(d)]) == 0  # a directory means its newest journal
+    assert "# etcd recovery report: lab-20261129T230720Z.jsonl" in capsys.readouterr().out
+    out = tmp_path / "r.html"
+    assert cli.main(["report", str(d / "lab-20261129T230720Z.jsonl"), "--format", "html", "-o", str(out)]) == 0
+    page = out.read_text()
+    assert page == render_html(events(), str(d / "lab-20261129T230720Z.jsonl"))
+    p = Balanced()
+    p.feed(page)
+    cmds = [e for e in events() if e["event"] == "command"]
+    outputs = sum(1 for e in cmds for k in ("stdout", "stderr") if (e.get(k) or "").strip())
+    assert p.stack == [] and p.pre == len(cmds) + outputs
+    assert cli.main(["report", str(tmp_path / "nope.jsonl")]) == 2
+    assert "journal not found" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert cli.main(["report", str(tmp_path / "empty")]) == 2
+
+
+def test_truncated_last_line_is_tolerated(tmp_path: Path) -> None:
+    """A crash can leave half a line at the end; the report shows everything before it."""
+    j = tmp_path / "c-S.jsonl"
+    j.write_text(DATA.read_text() + json.dumps({"event": "step_start"})[:10])
+    assert "RECOVERED" in render_markdown(read_journal(j), str(j))

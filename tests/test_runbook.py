@@ -1,0 +1,207 @@
+"""The runbook renders the very commands the engine runs, in order, and the docs copy is current."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from etcdrescue import cli
+from etcdrescue.inventory import load_inventory
+from etcdrescue.plan import Plan, build_plan
+from etcdrescue.probes import endpoint_health, etcd_down, host_survey
+from etcdrescue.runbook import fence, render_html, render_markdown
+from etcdrescue.steps.base import Context, Method
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "docs" / "example-inventory.yaml"
+DOC_BACKUP = "/var/lib/etcd/openshift-backup-pre-upgrade-20240301110000"
+DOC_STAMP = "20240301T120000Z"
+
+FIVE = """\
+cluster: five
+ssh: {user: core, sudo: true}
+members:
+""" + "".join(
+    f"  - {{name: m{i}.example.com, host: 10.1.0.{i}, peer_url: https://10.1.0.{i}:2380, "
+    f"client_url: https://10.1.0.{i}:2379}}\n" for i in range(1, 6)
+)
+
+
+def plans() -> list[Plan]:
+    """Every shape of plan: both restore methods, file/dir backups, quorum restore, 3 and 5 members."""
+    inv3 = load_inventory(EXAMPLE)
+    out = [
+        build_plan(Context(inv3, DOC_BACKUP, Method.SNAPSHOT_RESTORE, DOC_STAMP)),
+        build_plan(Context(inv3, "/root/snap.db", Method.SNAPSHOT_RESTORE, DOC_STAMP, backup_kind="file")),
+        build_plan(Context(inv3, DOC_BACKUP, Method.FORCE_NEW_CLUSTER, DOC_STAMP)),
+        build_plan(Context(inv3.with_seed("master02.example.com"), None, Method.FORCE_NEW_CLUSTER, DOC_STAMP)),
+    ]
+    return out
+
+
+@pytest.fixture
+def five(tmp_path: Path) -> Path:
+    p = tmp_path / "five.yaml"
+    p.write_text(FIVE)
+    return p
+
+
+def assert_in_order(doc: str, scripts: list[str]) -> None:
+    pos = 0
+    for i, s in enumerate(scripts):
+        block = "\n".join(fence(s))
+        found = doc.find(block, pos)
+        assert found >= 0, f"command {i} missing (or out of order) in the runbook: {s[:120]}"
+        pos = found + len(block)
+
+
+@pytest.mark.parametrize("index", range(4))
+def test_every_engine_command_appears_in_order(index: int) -> None:
+    plan = plans()[index]
+    doc = render_markdown(plan, date="2024-03-01")
+    assert_in_order(doc, [c.script for c in plan.commands()])
+    # each skip_if is shown as such, right before its command
+    for c in plan.commands():
+        if c.skip_if:
+            assert "Skip if this succeeds:\n\n" + "\n".join(fence(c.skip_if)) + "\n\nOtherwise run:\n\n" + \
+                "\n".join(fence(c.script)) in doc
+
+
+def test_five_members_with_sudo(five: Path) -> None:
+    inv = load_inventory(five)
+    plan = build_plan(Context(inv, None, Method.FORCE_NEW_CLUSTER, DOC_STAMP))
+    doc = render_markdown(plan, date="2024-03-01")
+    assert_in_order(doc, [c.script for c in plan.commands()])
+    assert "sudo -i" in doc
+    assert doc.count("- [ ] Step ") == len(plan.steps) == 11
+    for m in inv.members[1:]:
+        assert f"| `{m.name}` | `{m.host}:22` | `{m.peer_url}` | `{m.client_url}` | joiner" in doc
+
+
+def test_structure_gates_undo_and_signoff() -> None:
+    plan = plans()[0]
+    doc = render_markdown(plan, date="2024-03-01")
+    inv = plan.ctx.inv
+    assert doc.startswith("# etcd recovery runbook: okd-prod\n")
+    assert "- Date: 2024-03-01" in doc
+    row = "| 1 | `master01.example.com` | `10.0.0.10:22` | `https://10.0.0.10:2380` | `https://10.0.0.10:2379` | seed"
+    assert row in doc
+    # pre-flight: the probes of `etcdrescue check`, verbatim
+    for m in inv.members:
+        assert host_survey(inv.paths, m.client_host, m.client_port, m.peer_port).script in doc
+    # DOWN gate: etcd_down per host with "exit 0"; HEALTHY gate: endpoint health of exactly the gate's members
+    stop = doc.split("### Step 1/")[1].split("### Step 2/")[0]
+    for m in inv.members:
+        assert "\n".join(fence(etcd_down(m.client_host, (m.client_port, m.peer_port)))) in stop
+    assert "Expected: exit 0" in stop
+    join2 = doc.split("### Step 6/")[1].split("### Step 7/")[0]
+    assert endpoint_health(inv.paths, [m.client_url for m in inv.members[:2]]).script in join2
+    assert '`"health":true`' in join2
+    for step_no, step in enumerate(plan.steps, 1):
+        section = doc.split(f"### Step {step_no}/{len(plan.steps)}: {step.title}\n")[1].split("### Step ")[0]
+        assert f"- [ ] Step {step_no} `{step.key}` done" in section
+        assert "Signed off by: ____" in section
+        assert f"Why: {step.why}" in section
+        assert f"**Undo step {step_no}:**" in section
+        for u in step.undo:
+            assert "\n".join(fence(u.script)) in section
+        if step.undo_note:
+            assert step.undo_note in section
+    assert [h for h in re.findall(r"^## (Phase .*)$", doc, re.M)] == [
+        "Phase 1: Stop etcd everywhere", "Phase 2: Rebuild the seed", "Phase 3: Join the other members",
+        "Phase 4: Verify"]
+
+
+def test_fence_survives_backticks() -> None:
+    block = fence("echo ```x``` `y`")
+    assert block[0] == "````sh" and block[-1] == "````"
+
+
+def regenerate(fmt: str) -> str:
+    args = cli.build_parser().parse_args(
+        ["runbook", "-i", str(EXAMPLE), "--backup", DOC_BACKUP, "--stamp", DOC_STAMP, "--format", fmt])
+    from etcdrescue.commands.runbook import build
+
+    return build(args)[0]
+
+
+def test_docs_runbook_is_current() -> None:
+    """Fails when docs/runbook.md is stale: regenerate it with the command in docs/example-inventory.yaml."""
+    assert (ROOT / "docs" / "runbook.md").read_text() == regenerate("md")
+    assert (ROOT / "docs" / "runbook.html").read_text() == regenerate("html")
+
+
+def test_cli_writes_file_and_is_reproducible(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "rb.md"
+    argv = ["runbook", "-i", str(EXAMPLE), "--stamp", DOC_STAMP, "--date", "2030-01-02", "-o", str(out)]
+    assert cli.main(argv) == 0
+    first = out.read_text()
+    assert cli.main(argv) == 0
+    assert out.read_text() == first
+    assert "- Date: 2030-01-02" in first
+    assert "quorum restore from the seed's own data" in first
+    assert cli.main(["runbook", "-i", str(EXAMPLE), "--method", "force-new-cluster"]) == 2
+    assert "--method applies to a backup" in capsys.readouterr().err
+
+
+class PreCollector(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[str] = []
+        self.pres: list[str] = []
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.style = ""
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+        if tag not in ("input", "meta", "br", "hr"):
+            self.stack.append(tag)
+        if tag == "pre":
+            self.pres.append("")
+
+    def handle_endtag(self, tag: str) -> None:
+        assert self.stack and self.stack[-1] == tag, f"unbalanced </{tag}> (open: {self.stack[-3:]})"
+        self.stack.pop()
+
+    def handle_data(self, data: str) -> None:
+        if "pre" in self.stack:
+            self.pres[-1] += data
+        if self.stack and self.stack[-1] == "style":
+            self.style += data
+
+
+def test_html_structure_every_command_in_a_pre() -> None:
+    plan = plans()[2]
+    page = render_html(plan, date="2024-03-01")
+    p = PreCollector()
+    p.feed(page)
+    p.close()
+    assert p.stack == [], "unclosed tags"
+    pres = [t.rstrip("\n") for t in p.pres]
+    pos = 0
+    for c in plan.commands():
+        assert c.script in pres[pos:], f"not in a <pre> (in order): {c.script[:100]}"
+        pos = pres.index(c.script, pos) + 1
+    for needed in ("@page", "white-space: pre-wrap", "word-break: break-all", "h2.phase", "break-before: page"):
+        assert needed in p.style
+    assert sum(1 for t, a in p.tags if t == "h2" and a.get("class") == "phase") == 4
+    checkboxes = [a for t, a in p.tags if t == "input" and a.get("type") == "checkbox"]
+    assert len(checkboxes) >= len(plan.steps)
+    assert not [a for t, a in p.tags if t in ("script", "link", "img")], "HTML must be self-contained"
+
+
+@pytest.mark.skipif(not (shutil.which("chromium") and shutil.which("pdfinfo")), reason="chromium/pdfinfo not installed")
+def test_html_prints_to_pdf(tmp_path: Path) -> None:
+    html = tmp_path / "rb.html"
+    html.write_text(render_html(plans()[0], date="2024-03-01"))
+    pdf = tmp_path / "rb.pdf"
+    subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", f"--print-to-pdf={pdf}",
+                    html.as_uri()], check=True, capture_output=True, timeout=120)
+    info = subprocess.run(["pdfinfo", str(pdf)], check=True, capture_output=True, text=True).stdout
+    pages = int(re.search(r"^Pages:\s+(\d+)", info, re.M).group(1))  # type: ignore[union-attr]
+    assert pages >= 5  # title/pre-flight + one page per phase at least
