@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import shlex
 import socket
 import threading
@@ -23,6 +24,9 @@ import paramiko
 from .errors import HostKeyError, TransportError
 
 OutputCallback = Callable[[str], None]
+
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
+logging.getLogger("paramiko").propagate = False
 
 
 @dataclass(frozen=True)
@@ -122,20 +126,20 @@ class SSHHost:
                 timeout=cfg.connect_timeout, banner_timeout=cfg.connect_timeout,
                 auth_timeout=cfg.connect_timeout,
             )
-        except HostKeyError:
-            sock.close()
-            raise
+        except HostKeyError as exc:
+            client.close()
+            raise HostKeyError(f"{self.name}: {exc}") from None
         except paramiko.BadHostKeyException as exc:
-            sock.close()
+            client.close()
             raise HostKeyError(
                 f"{self.name}: host key of {cfg.host}:{cfg.port} CHANGED: offered {exc.key.get_name()} "
                 f"{fingerprint(exc.key)}, known_hosts has {fingerprint(exc.expected_key)}: refusing"
             ) from None
         except paramiko.AuthenticationException as exc:
-            sock.close()
+            client.close()
             raise TransportError(f"{self.name}: SSH authentication as {cfg.user} failed: {exc}") from None
         except (paramiko.SSHException, OSError) as exc:
-            sock.close()
+            client.close()
             raise TransportError(f"{self.name}: SSH connection to {cfg.host}:{cfg.port} failed: {exc}") from None
         self._client = client
 

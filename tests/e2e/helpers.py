@@ -1,0 +1,64 @@
+"""Shared pieces of the end-to-end tests: break a lab the way the field report's cluster broke, run the CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from etcdrescue.lab import Lab
+
+PRE, POST = "/pre/", "/post/"
+
+
+@dataclass
+class Broken:
+    lab: Lab
+    backup: str | None
+
+
+def break_lab(lab: Lab, backup: str) -> Broken:
+    """500 keys, a backup of kind `backup` on the seed, 100 more keys, then two members' data destroyed."""
+    lab.put_keys(PRE, 500)
+    time.sleep(0.6)  # etcd flushes its db about every 100 ms; a copy taken at once can miss writes
+    path = {"openshift": lab.backup_openshift, "copy": lab.backup_copy}[backup](lab.hosts[0]) if backup else None
+    lab.put_keys(POST, 100)
+    lab.break_quorum(lab.hosts[1:3])
+    return Broken(lab, path)
+
+
+def etcdrescue(*args: str, timeout: float = 400, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "etcdrescue", *args], capture_output=True, text=True, timeout=timeout,
+        stdin=subprocess.DEVNULL, env={**os.environ, "GRPC_VERBOSITY": "NONE", **(env or {})},
+    )
+
+
+def tree_digest(lab: Lab) -> dict[str, str]:
+    """Hash of every file a master has under /etc/origin, /etc/etcd and /var/lib/etcd.
+
+    What is inside a live `member/` dir is left out: the running (or crash-looping) etcd rewrites,
+    creates and drops its own db and WAL files by itself; the tool's moves and copies of whole
+    member dirs still show in the names.
+    """
+    out: dict[str, str] = {}
+    for h in lab.hosts:
+        for sub in ("etc/origin", "etc/etcd", "var/lib/etcd"):
+            base = h.dir / sub
+            for p in sorted(base.rglob("*")):
+                rel = p.relative_to(h.dir)
+                if len(rel.parts) > 4 and rel.parts[:4] == ("var", "lib", "etcd", "member"):
+                    continue
+                if p.is_file() and not p.is_symlink():
+                    out[f"{h.name}:{rel}"] = hashlib.sha256(p.read_bytes()).hexdigest()
+                elif p.is_dir():
+                    out[f"{h.name}:{rel}/"] = "dir"
+    return out
+
+
+def host_file(lab: Lab, host: int, path: str) -> Path:
+    return lab.host_path(lab.hosts[host], path)
