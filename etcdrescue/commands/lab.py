@@ -1,0 +1,165 @@
+"""`etcdrescue lab up|status|break|down`: a local lab of fake OKD masters to practise on.
+
+Why a CLI for it: an operator should rehearse the recovery (and read a runbook
+against real output) before the day it is needed, on this machine, without a
+spare OpenShift cluster. `up` prints only the inventory path on stdout, so
+`INV=$(etcdrescue lab up)` works; everything else goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import EXIT_OK, InputError, RescueError
+
+if TYPE_CHECKING:
+    from ..lab import Lab
+
+SAMPLE_PREFIX = "/sample/"
+SAMPLE_KEYS = 500
+DEFAULT_SUBNET = 60
+BACKUP_NOTE = "sample-backup"
+"""File in the lab root holding the path of the backup `up` took on the seed."""
+
+
+def default_root() -> Path:
+    from ..journal import default_dir
+
+    return default_dir() / "lab"
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser("lab", help="local lab of fake OKD masters (etcd, sshd, TLS) to practise on; root")
+    p.add_argument("action", choices=["up", "status", "break", "down"])
+    p.add_argument("--root", type=Path, help="lab directory (default $XDG_STATE_HOME/etcdrescue/lab, "
+                                             "i.e. ~/.local/state/etcdrescue/lab)")
+    p.add_argument("--members", type=int, choices=[3, 5], help="members of a new lab (default 3)")
+    p.add_argument("--subnet", type=int, help=f"the lab uses 127.0.<subnet>.x (default {DEFAULT_SUBNET})")
+    p.add_argument("--mode", choices=["quorum", "seed-corrupt", "all"], default="quorum",
+                   help="break: quorum = all but the first member; seed-corrupt = that and a corrupt db on the "
+                        "first; all = every member (default quorum)")
+    p.add_argument("--destroy", action="store_true", help="down: also remove the lab's files")
+    p.set_defaults(func=cmd_lab)
+
+
+def check_prerequisites() -> None:
+    """One line naming what is missing (and the Debian package), exit 2, before anything is touched."""
+    from ..lab import missing_prerequisites
+    from ..lab.base import ROOT_MESSAGE
+
+    if os.geteuid() != 0:
+        raise InputError(ROOT_MESSAGE)
+    missing = missing_prerequisites()
+    if missing:
+        pkgs = sorted({m.rsplit("Debian package ", 1)[-1].rstrip(")") for m in missing})
+        raise InputError(f"lab prerequisites missing: {'; '.join(missing)} (apt-get install {' '.join(pkgs)})")
+
+
+def open_lab(root: Path, members: int | None, subnet: int | None, *, create: bool) -> Lab:
+    """The lab at `root`: reopened with its recorded shape, or (create=True) a new one."""
+    from ..lab import Lab
+
+    if (root / "lab.json").exists():
+        lab = Lab.load(root)
+        if members is not None and members != len(lab.hosts):
+            raise InputError(f"{root} holds a {len(lab.hosts)}-member lab; `etcdrescue lab down --destroy` first")
+        if subnet is not None and subnet != lab.subnet:
+            raise InputError(f"{root} holds a lab on subnet {lab.subnet}; `etcdrescue lab down --destroy` first")
+        return lab
+    if not create:
+        raise InputError(f"no lab at {root} (start one with `etcdrescue lab up`)")
+    if not 1 <= (subnet if subnet is not None else DEFAULT_SUBNET) <= 254:
+        raise InputError("--subnet must be 1..254")
+    return Lab(root, members or 3, subnet=DEFAULT_SUBNET if subnet is None else subnet)
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def corrupt_seed(lab: Lab) -> None:
+    """Overwrite the seed's bbolt db with garbage: etcd panics at start, only a backup helps."""
+    seed = lab.hosts[0]
+    lab.stop_etcd(seed)
+    db = lab.host_path(seed, "/var/lib/etcd/member/snap/db")
+    size = max(db.stat().st_size if db.exists() else 0, 64 * 1024)
+    db.write_bytes(b"\x00etcdrescue-lab-corrupt\xff" * (size // 24 + 1))
+    lab.start_etcd(seed, wait=False)
+
+
+def cmd_lab(args: argparse.Namespace) -> int:
+    from ..lab import LabError
+
+    root = (args.root or default_root()).absolute()
+    if args.action in ("up", "break", "down"):
+        check_prerequisites()
+    try:
+        return ACTIONS[args.action](args, root)
+    except LabError as exc:
+        raise RescueError(f"lab: {exc}") from None
+
+
+def lab_up(args: argparse.Namespace, root: Path) -> int:
+    lab = open_lab(root, args.members, args.subnet, create=True)
+    first = not (root / BACKUP_NOTE).exists()
+    say(f"starting {len(lab.hosts)} fake masters on 127.0.{lab.subnet}.1-{len(lab.hosts)} (lab in {root}) ...")
+    lab.up(timeout=90)
+    note = root / BACKUP_NOTE
+    if first:
+        import time
+
+        lab.put_keys(SAMPLE_PREFIX, SAMPLE_KEYS)
+        time.sleep(0.6)  # let the live db copy see the writes (etcd batches commits every 100 ms)
+        note.write_text(lab.backup_openshift(lab.hosts[0]) + "\n")
+        say(f"sample data: {SAMPLE_KEYS} keys under {SAMPLE_PREFIX}")
+    backup = note.read_text().strip()
+    say(f"openshift-style backup on {lab.hosts[0].name}: {backup}")
+    say(f"next: etcdrescue lab break --root {root}; "
+        f"etcdrescue recover -i {lab.inventory_path} --backup {backup}")
+    print(lab.inventory_path)
+    return EXIT_OK
+
+
+def lab_status(args: argparse.Namespace, root: Path) -> int:
+    lab = open_lab(root, args.members, args.subnet, create=False)
+    rows = lab.status()
+    print(f"lab {root} (inventory {lab.inventory_path})")
+    for r in rows:
+        state = ("healthy" if r["healthy"] else f"etcd pid {r['etcd_pid']}" if r["etcd_pid"] else "etcd down")
+        print(f"  {r['name']:<28} {r['ip']:<14} {'up' if r['supervisor'] else 'DOWN':<5} manifest {r['manifest']:<9}"
+              f"{state:<16} starts {r['starts']}" + (f", last exit {r['last_exit']}" if r["last_exit"] else ""))
+    note = root / BACKUP_NOTE
+    if note.exists():
+        print(f"  backup on {lab.hosts[0].name}: {note.read_text().strip()}")
+    return EXIT_OK
+
+
+def lab_break(args: argparse.Namespace, root: Path) -> int:
+    lab = open_lab(root, args.members, args.subnet, create=False)
+    if any(lab.supervisor_pid(h) is None for h in lab.hosts):
+        raise InputError("the lab is not (fully) up: `etcdrescue lab up` first")
+    targets = lab.hosts if args.mode == "all" else lab.hosts[1:]
+    lab.break_quorum(targets)
+    if args.mode == "seed-corrupt":
+        corrupt_seed(lab)
+    say(f"broke {', '.join(h.name for h in targets)}" + (f"; corrupted the db of {lab.hosts[0].name}"
+                                                          if args.mode == "seed-corrupt" else ""))
+    return EXIT_OK
+
+
+def lab_down(args: argparse.Namespace, root: Path) -> int:
+    lab = open_lab(root, None, None, create=False)
+    if args.destroy:
+        lab.destroy()
+        say(f"lab stopped and {root} removed")
+    else:
+        lab.down()
+        say(f"lab stopped; files kept in {root} (`etcdrescue lab up` restarts it)")
+    return EXIT_OK
+
+
+ACTIONS = {"up": lab_up, "status": lab_status, "break": lab_break, "down": lab_down}
