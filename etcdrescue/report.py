@@ -44,6 +44,11 @@ class RunRecord:
     steps: list[StepRecord]
     end: Event | None = None
     members: list[Event] = field(default_factory=list)
+    preflight: Event | None = None
+
+    def members_event(self, when: str) -> Event | None:
+        """The engine's `members` event for "before"/"after" (keyed `phase`; `when` also accepted)."""
+        return next((e for e in self.members if (e.get("phase") or e.get("when")) == when), None)
 
     @property
     def ok(self) -> bool:
@@ -64,11 +69,15 @@ def parse_runs(events: list[Event]) -> list[RunRecord]:
     """Group journal events into runs (a journal may hold a run and its resume)."""
     runs: list[RunRecord] = []
     current: StepRecord | None = None
+    preflight: Event | None = None
     for e in events:
         kind = e.get("event")
+        if kind == "preflight":  # written by `recover` before the engine's run_start
+            preflight = e
+            continue
         if kind == "run_start":
-            runs.append(RunRecord(e, [StepRecord(k) for k in e.get("steps", [])]))
-            current = None
+            runs.append(RunRecord(e, [StepRecord(k) for k in e.get("steps", [])], preflight=preflight))
+            current, preflight = None, None
             continue
         if not runs:
             continue
@@ -131,10 +140,30 @@ def _fmt(v: object) -> str:
     return str(v)
 
 
+PREFLIGHT_COLUMNS = ("name", "healthy", "manifest", "disabled", "etcd_pid", "client_port", "peer_port", "member_kb",
+                     "free_kb")
+
+
+def _preflight_lines(e: Event) -> list[str]:
+    out = ["## Pre-flight", "", f"Recorded {_when(e.get('ts'))}. Verdict: {e.get('verdict', '?')}", ""]
+    rows = [{k: h.get(k, "") for k in PREFLIGHT_COLUMNS if k in h} for h in e.get("hosts") or []]
+    out += member_table(rows)
+    b = e.get("backup")
+    if isinstance(b, dict):
+        snap = b.get("snapshot") or {}
+        detail = f", revision {snap.get('revision')}, {snap.get('total_keys')} keys" if isinstance(snap, dict) \
+            and snap else ""
+        out += [f"Backup `{b.get('path', '?')}`: {b.get('kind', '?')}, {b.get('size_kb', '?')} KiB{detail}"
+                + (f"; error: {b['error']}" if b.get("error") else ""), ""]
+    return out
+
+
 def _members_section(title: str, event: Event | None) -> list[str]:
     out = [f"## {title}", ""]
     if event is None:
         return [*out, "Not recorded in this journal.", ""]
+    if event.get("error"):
+        return [*out, f"Member list unavailable at {_when(event.get('ts'))}: {event['error']}", ""]
     rows = event.get("members") or []
     src = f" (from the last passed {event['source']})" if event.get("source") else ""
     return [*out, f"Recorded {_when(event.get('ts'))}{src}.", "", *member_table(list(rows))]
@@ -197,9 +226,9 @@ def render_markdown(events: list[Event], source: str = "journal") -> str:
                 f"- Seed: `{s.get('seed', '?')}`", f"- Stamp: `{stamp}`",
                 f"- Started: {_when(s.get('ts'))}", f"- Finished: {_when(end_ts)}",
                 f"- Duration: {_secs(run.end.get('duration') if run.end else None)}", f"- Journal: `{source}`", ""]
-        before = next((e for e in run.members if e.get("when") == "before"), None)
-        after = next((e for e in run.members if e.get("when") == "after"), None) or _after_from_gates(run)
-        out += _members_section("Members before", before)
+        if run.preflight is not None:
+            out += _preflight_lines(run.preflight)
+        out += _members_section("Members before", run.members_event("before"))
         out += ["## Steps", "", "| # | Step | Title | Status | Started | Duration | Gate |",
                 "|---|---|---|---|---|---|---|"]
         for i, st in enumerate(run.steps, 1):
@@ -219,7 +248,7 @@ def render_markdown(events: list[Event], source: str = "journal") -> str:
                 elif e.get("event") == "gate":
                     out += _gate_lines(e, since)
                 since = e.get("ts", since)
-        out += _members_section("Members after", after)
+        out += _members_section("Members after", run.members_event("after") or _after_from_gates(run))
     return "\n".join(out)
 
 

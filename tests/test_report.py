@@ -58,8 +58,13 @@ def test_recorded_recovery_report() -> None:
 def test_failed_and_interrupted_runs(tmp_path: Path) -> None:
     start = {"ts": 100.0, "event": "run_start", "dry_run": False, "steps": ["stop-etcd", "seed-data", "verify"],
              "mode": "m", "seed": "a", "stamp": "S"}
+    preflight = {"ts": 99.0, "event": "preflight", "verdict": "quorum lost (1/3 healthy, 2 needed)",
+                 "hosts": [{"name": "a", "healthy": True, "manifest": "yes", "etcd_pid": "42", "bash": "5.2"}],
+                 "backup": {"path": "/b", "kind": "dir", "size_kb": 120, "snapshot": {"revision": 7, "total_keys": 9}}}
     failed = [
+        preflight,
         start,
+        {"ts": 100.5, "event": "members", "phase": "before", "members": [{"id": "5a", "name": "a"}]},
         {"ts": 101.0, "event": "step_start", "step": "stop-etcd", "title": "Stop"},
         {"ts": 102.0, "event": "command", "step": "stop-etcd", "host": "a", "script": "mv x y", "exit": 0,
          "attempt": 1, "duration": 0.5, "stdout": "\n".join(f"line{i}" for i in range(30)), "stderr": ""},
@@ -68,7 +73,7 @@ def test_failed_and_interrupted_runs(tmp_path: Path) -> None:
         {"ts": 170.1, "event": "step_end", "step": "stop-etcd", "status": "failed", "error": "gate not met",
          "duration": 69.1},
         {"ts": 170.2, "event": "run_end", "ok": False, "error": "gate not met", "exit_code": 3},
-        {"ts": 200.0, "event": "members", "when": "before", "members": [{"name": "a", "healthy": False}]},
+        {"ts": 170.15, "event": "members", "phase": "after", "error": "a: member list: context deadline exceeded"},
     ]
     doc = render_markdown(failed, "c-S.jsonl")
     assert "- Result: **FAILED (exit 3): gate not met**" in doc
@@ -76,9 +81,15 @@ def test_failed_and_interrupted_runs(tmp_path: Path) -> None:
     assert "etcd still running on b" in doc and "boom | pipe" in doc
     assert "line29" in doc and "line5\n" not in doc and "22 earlier lines in the journal" in doc
     assert "| 2 | `seed-data` |  | not run |" in doc and "| 3 | `verify` |  | not run |" in doc
-    assert "| a | no |" in doc.split("## Members before")[1]  # a `members` event is rendered when present
+    # pre-flight and the engine's `members` events are rendered when present
+    assert "Verdict: quorum lost (1/3 healthy, 2 needed)" in doc
+    assert "| name | healthy | manifest | etcd_pid |\n|---|---|---|---|\n| a | yes | yes | 42 |" in doc
+    assert "Backup `/b`: dir, 120 KiB, revision 7, 9 keys" in doc
+    assert "| id | name |\n|---|---|\n| 5a | a |" in doc.split("## Members before")[1]
+    assert "Member list unavailable at" in doc.split("## Members after")[1]
+    assert "context deadline exceeded" in doc.split("## Members after")[1]
     # killed mid-step: no step_end, no run_end
-    doc = render_markdown(failed[:3], "c-S.jsonl")
+    doc = render_markdown(failed[:5], "c-S.jsonl")
     assert "INCOMPLETE" in doc and "| 1 | `stop-etcd` | Stop | running |" in doc
     assert len(parse_runs([*failed, start])) == 2
     assert "no run_start" in render_markdown([], "x.jsonl")
