@@ -127,7 +127,7 @@ def parse_inventory(data: Any, where: str = "<inventory>") -> Inventory:
     _no_unknown(data, TOP_KEYS, "(top level)", fail)
 
     cluster = data.get("cluster")
-    if not isinstance(cluster, str) or not CLUSTER_RE.match(cluster):
+    if not isinstance(cluster, str) or not CLUSTER_RE.fullmatch(cluster):
         raise fail("cluster", "required; letters, digits, '.', '_', '-' (max 63)")
 
     profile_name = data.get("profile", "okd3")
@@ -168,7 +168,7 @@ def _abs_path(value: Any, field: str, fail: Any, *, local: bool = False) -> str:
             raise fail(field, f"cannot expand '~' in {value!r}: no such user or no home directory") from None
     if not value.startswith("/"):
         raise fail(field, f"must be an absolute path, got {value!r}")
-    if not PATH_RE.match(value) or "/../" in value + "/" or "//" in value:
+    if not PATH_RE.fullmatch(value) or "/../" in value + "/" or "//" in value:
         raise fail(field, f"unsafe characters or '..' in path {value!r}")
     return value.rstrip("/") or "/"
 
@@ -178,7 +178,7 @@ def _parse_ssh(raw: Any, fail: Any) -> SSHSettings:
         raise fail("ssh", "must be a mapping")
     _no_unknown(raw, SSH_KEYS, "ssh", fail)
     user = raw.get("user", "root")
-    if not isinstance(user, str) or not USER_RE.match(user):
+    if not isinstance(user, str) or not USER_RE.fullmatch(user):
         raise fail("ssh.user", f"not a valid user name: {user!r}")
     port = _port(raw.get("port", 22), "ssh.port", fail)
     identity = raw.get("identity_file")
@@ -205,11 +205,11 @@ def _parse_paths(raw: Any, defaults: Paths, fail: Any) -> Paths:
 def _url(value: Any, field: str, fail: Any) -> str:
     if not isinstance(value, str):
         raise fail(field, "required: a URL like https://10.0.0.10:2380")
-    parts = urlsplit(value)
     try:
+        parts = urlsplit(value)
         port = parts.port
-    except ValueError:
-        port = None
+    except ValueError:  # "https://[:2380", "https://[fe80::1%]:2380" (bad bracketed host), bad port
+        raise fail(field, f"malformed URL {value!r}: need scheme://host:port") from None
     if parts.scheme not in ("https", "http") or not parts.hostname or port is None:
         raise fail(field, f"malformed URL {value!r}: need scheme://host:port")
     if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
@@ -223,10 +223,10 @@ def _valid_host(host: str) -> bool:
     try:
         addr = ipaddress.ip_address(host)
     except ValueError:
-        return bool(HOSTNAME_RE.match(host))
+        return bool(HOSTNAME_RE.fullmatch(host))
     # An IPv6 scope id ("fe80::1%eth0") may hold any character, "$(...)" and newlines included.
     scope = getattr(addr, "scope_id", None)
-    return scope is None or bool(SCOPE_RE.match(scope))
+    return scope is None or bool(SCOPE_RE.fullmatch(scope))
 
 
 def _parse_member(i: int, raw: Any, ssh: SSHSettings, fail: Any) -> Member:
@@ -235,7 +235,7 @@ def _parse_member(i: int, raw: Any, ssh: SSHSettings, fail: Any) -> Member:
         raise fail(field, "must be a mapping with name, peer_url, client_url")
     _no_unknown(raw, MEMBER_KEYS, field, fail)
     name = raw.get("name")
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise fail(f"{field}.name", f"required; letters, digits, '.', '_', '-': got {name!r}")
     host = raw.get("host", name)
     if not isinstance(host, str) or not _valid_host(host):
