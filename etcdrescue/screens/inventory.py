@@ -1,0 +1,113 @@
+"""Screen 1: which inventory (and which backup on the seed) to work on.
+
+Validation is the core's `load_inventory`: its one-line errors already name the
+file and the field, so they are shown verbatim under the field they concern.
+Nothing here opens a connection: a bad inventory never reaches SSH.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Input, Label, OptionList, Static
+from textual.widgets.option_list import Option
+
+from ..errors import InputError
+from ..inventory import Inventory, load_inventory
+from ..steps.base import Method
+from .recent import load_recent, remember
+from .widgets import RescueHeader
+
+
+@dataclass(frozen=True)
+class InventoryChoice:
+    inventory: Inventory
+    path: str
+    backup: str | None
+    method: Method
+
+
+def validate(path: str, backup: str, method: str | None, seed: str | None) -> tuple[InventoryChoice | None, str, str]:
+    """(choice, inventory error, backup error): the same checks as `cli.prepare`, split per field."""
+    if not path.strip():
+        return None, "inventory: required: the path of the inventory YAML", ""
+    try:
+        inv = load_inventory(path.strip()).with_seed(seed)
+    except InputError as exc:
+        return None, str(exc), ""
+    b = backup.strip() or None
+    if method and not b:
+        return None, "", "backup: --method applies to a backup; without one the seed's own data is used"
+    if b and not b.startswith("/"):
+        return None, "", f"backup: must be an absolute path on {inv.seed.name}, got {b!r}"
+    m = Method(method) if method else (Method.SNAPSHOT_RESTORE if b else Method.FORCE_NEW_CLUSTER)
+    return InventoryChoice(inv, path.strip(), b, m), "", ""
+
+
+class InventoryScreen(Screen[InventoryChoice | None]):
+    DEFAULT_CSS = """
+    InventoryScreen #form { padding: 0 2; }
+    InventoryScreen Label { margin-top: 1; }
+    InventoryScreen .error { color: $error; text-style: bold; height: auto; }
+    InventoryScreen #recent { height: 1fr; min-height: 3; }
+    InventoryScreen #next { margin-top: 1; }
+    """
+    BINDINGS = [Binding("ctrl+n", "submit", "Next"), Binding("escape", "app.quit", "Quit")]
+
+    def __init__(self, path: str = "", backup: str = "", method: str | None = None, seed: str | None = None) -> None:
+        super().__init__()
+        self.path, self.backup, self.method, self.seed = path, backup, method, seed
+        self.recent = load_recent()
+
+    def compose(self) -> ComposeResult:
+        yield RescueHeader()
+        with Vertical(id="form"):
+            yield Label("Inventory file (YAML)")
+            yield Input(self.path, placeholder="/path/to/inventory.yaml", id="inventory")
+            yield Static("", id="inventory-error", classes="error")
+            yield Label("Backup on the seed (absolute path; empty: quorum restore from the seed's own data)")
+            yield Input(self.backup, placeholder="/var/lib/etcd/openshift-backup-...", id="backup")
+            yield Static("", id="backup-error", classes="error")
+            yield Label("Recent inventories (enter picks)")
+            yield OptionList(*[Option(f"{d['inventory']}  {d['backup']}", id=str(i))
+                               for i, d in enumerate(self.recent)], id="recent")
+            yield Button("Next (enter)", variant="primary", id="next")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#inventory", Input).focus()
+        if self.path:
+            self.check(show_ok=False)
+
+    def check(self, show_ok: bool = True) -> InventoryChoice | None:
+        path = self.query_one("#inventory", Input).value
+        backup = self.query_one("#backup", Input).value
+        choice, inv_err, backup_err = validate(path, backup, self.method, self.seed)
+        self.query_one("#inventory-error", Static).update(inv_err)
+        self.query_one("#backup-error", Static).update(backup_err)
+        return choice
+
+    def action_submit(self) -> None:
+        choice = self.check()
+        if choice is not None:
+            remember(choice.path, choice.backup)
+            self.dismiss(choice)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.action_submit()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "next":
+            self.action_submit()
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        d = self.recent[int(event.option.id or 0)]
+        self.query_one("#inventory", Input).value = d["inventory"]
+        self.query_one("#backup", Input).value = d["backup"]
+        self.query_one("#inventory", Input).focus()
+        self.check()

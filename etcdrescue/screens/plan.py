@@ -1,0 +1,122 @@
+"""Screen 3: the plan the engine will run, step by step, with the exact commands.
+
+The tree is rendered from the engine's own `Plan` object (`build_plan`), never a
+copy, so what the operator approves here is exactly what runs. Choosing another
+seed goes back through the pre-flight, because the backup, the disk check and
+the plan itself all depend on the seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Checkbox, Footer, Label, Select, Static, Tree
+
+from ..plan import Plan
+from .widgets import RescueHeader
+
+
+@dataclass(frozen=True)
+class PlanChoice:
+    action: str
+    """"start", "back" or "reseed"."""
+    seed: str
+    dry_run: bool
+    confirm_once: bool
+
+
+def step_label(plan: Plan, i: int) -> Text:
+    step = plan.steps[i]
+    t = Text(f"[{i + 1}/{len(plan.steps)}] {step.title}", style="bold")
+    if step.destructive:
+        t.append("  ⚠ destructive: asks first", style="bold yellow")
+    t.append(f"  ({', '.join(step.hosts)})", style="dim")
+    return t
+
+
+class PlanScreen(Screen[PlanChoice]):
+    DEFAULT_CSS = """
+    PlanScreen #options { height: 3; padding: 0 1; }
+    PlanScreen #options Label { padding: 1 1 0 0; }
+    PlanScreen #seed { width: 36; }
+    PlanScreen #mode { padding: 0 1; height: auto; }
+    PlanScreen Tree { height: 1fr; }
+    PlanScreen #detail { height: auto; max-height: 6; padding: 0 1; background: $boost; }
+    """
+    BINDINGS = [Binding("s", "start", "Start"), Binding("d", "toggle_box('dry')", "Dry run"),
+                Binding("o", "toggle_box('once')", "Confirm once"), Binding("e", "expand(True)", "Expand all"),
+                Binding("c", "expand(False)", "Collapse all"), Binding("b,escape", "back", "Back")]
+
+    def __init__(self, plan: Plan, *, dry_run: bool = False, confirm_once: bool = False, ask: bool = True) -> None:
+        super().__init__()
+        self.plan = plan
+        self.dry_run, self.confirm_once, self.ask = dry_run, confirm_once, ask
+
+    def compose(self) -> ComposeResult:
+        names = [m.name for m in self.plan.ctx.inv.members]
+        yield RescueHeader()
+        with Horizontal(id="options"):
+            yield Label("Seed")
+            yield Select([(n, n) for n in names], value=self.plan.ctx.seed.name, allow_blank=False, id="seed")
+            yield Checkbox("Dry run (d)", self.dry_run, id="dry")
+            yield Checkbox("Confirm once (o)", self.confirm_once or not self.ask, id="once", disabled=not self.ask)
+        yield Static(Text(f"Mode: {self.plan.mode}; stamp {self.plan.ctx.stamp}"), id="mode")
+        tree: Tree[str] = Tree(f"Plan for {self.plan.ctx.inv.cluster}: {len(self.plan.steps)} steps", id="plan")
+        tree.root.expand()
+        for i, step in enumerate(self.plan.steps):
+            node = tree.root.add(step_label(self.plan, i), data=f"{step.title}\nwhy: {step.why}"
+                                 + (f"\nasks: {step.destructive}" if step.destructive else ""))
+            for cmd in step.commands:
+                node.add_leaf(Text(f"{cmd.host}$ {cmd.script}"), data=f"{cmd.purpose}:\n{cmd.host}$ {cmd.script}")
+            if step.gate is not None:
+                node.add_leaf(Text(f"gate: {step.gate.title} (up to {step.gate.timeout:.0f}s)", style="cyan"),
+                              data=f"health gate: {step.gate.title}; members {', '.join(step.gate.members)}")
+        yield tree
+        yield Static("", id="detail")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(Tree).focus()
+
+    def on_tree_node_highlighted(self, event: Tree.NodeHighlighted[str]) -> None:
+        self.query_one("#detail", Static).update(Text(event.node.data or ""))
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        if event.value != self.plan.ctx.seed.name and isinstance(event.value, str):
+            self.dismiss(self.choice("reseed", seed=event.value))
+
+    def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
+        if event.checkbox.id == "dry":
+            self.dry_run = event.value
+            status = getattr(self.app, "status", None)
+            if status is not None:
+                status.dry_run = event.value
+        elif event.checkbox.id == "once":
+            self.confirm_once = event.value
+
+    def choice(self, action: str, seed: str | None = None) -> PlanChoice:
+        return PlanChoice(action, seed or self.plan.ctx.seed.name, self.dry_run, self.confirm_once)
+
+    def action_toggle_box(self, which: str) -> None:
+        box = self.query_one(f"#{which}", Checkbox)
+        if not box.disabled:
+            box.toggle()
+
+    def action_expand(self, expand: bool) -> None:
+        tree = self.query_one(Tree)
+        for node in tree.root.children:
+            if expand:
+                node.expand_all()
+            else:
+                node.collapse_all()
+
+    def action_start(self) -> None:
+        self.dismiss(self.choice("start"))
+
+    def action_back(self) -> None:
+        self.dismiss(self.choice("back"))

@@ -1,0 +1,199 @@
+"""Screen 2: the read-only survey of every member and the backup, and the verdict.
+
+One thread worker per member (`survey_host`) plus one for the backup
+(`survey_backup`) run in parallel; rows fill in as answers arrive. The verdict
+is the core's `judge`, the same code the CLI's `check` uses, so the wizard can
+never be more permissive than the command line.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Button, DataTable, Footer, Static
+from textual.worker import get_current_worker
+
+from ..hosts import Hosts
+from ..inventory import Inventory, Member
+from ..steps.base import Method
+from ..steps.preflight import BackupFacts, HostFacts, PreflightReport, judge, survey_backup, survey_host
+from .widgets import RescueHeader
+
+COLUMNS = ("member", "ssh", "host key", "manifest", "etcd", "health", "data", "free")
+
+
+@dataclass
+class MemberSurveyed(Message):
+    facts: HostFacts
+    generation: int
+
+
+@dataclass
+class BackupSurveyed(Message):
+    facts: BackupFacts
+    generation: int
+
+
+def size(kb: int) -> str:
+    return f"{kb / 1048576:.1f} GiB" if kb >= 1048576 else f"{kb / 1024:.1f} MiB" if kb >= 1024 else f"{kb} KiB"
+
+
+def member_cells(f: HostFacts) -> list[str | Text]:
+    if not f.reachable:
+        key = "UNKNOWN" if "host key" in f.error.lower() or "known_hosts" in f.error else "?"
+        return [f.name, Text("FAIL", "bold red"), key, "?", "?", Text(f.error[:60], "red"), "?", "?"]
+    etcd = f"pid {f.survey.get('etcd_pid')}" if f.etcd_running else "not running"
+    health = Text("healthy", "green") if f.healthy else Text(
+        "unhealthy" + (f": {f.health_error[:30]}" if f.health_error else ""), "yellow")
+    manifest = f.manifest_state + (" (!)" if f.manifest_problem else "")
+    return [f.name, Text("ok", "green"), "known", manifest, etcd, health,
+            size(f.kb("member_kb")), size(f.kb("free_kb"))]
+
+
+def backup_text(b: BackupFacts | None, path: str | None) -> str:
+    if path is None:
+        return "Backup: none (quorum restore from the seed's own surviving data)"
+    if b is None:
+        return f"Backup {path}: checking…"
+    if b.snapshot is None:
+        return f"Backup {path}: {b.error or 'unreadable'}"
+    age = f", {(time.time() - b.mtime) / 3600:.1f} h old" if b.mtime else ""
+    return (f"Backup {path}: {b.kind}, {size(b.size_kb)}, revision {b.snapshot.revision}, "
+            f"{b.snapshot.total_keys} keys{age}")
+
+
+class PreflightScreen(Screen[PreflightReport | None]):
+    DEFAULT_CSS = """
+    PreflightScreen DataTable { height: auto; max-height: 1fr; }
+    PreflightScreen #backup-line, PreflightScreen #verdict { padding: 0 1; height: auto; }
+    PreflightScreen #verdict { margin-top: 1; text-style: bold; }
+    PreflightScreen .ok { color: $success; }
+    PreflightScreen .refuse { color: $error; }
+    PreflightScreen #problems { padding: 0 1; color: $warning; height: auto; }
+    PreflightScreen Horizontal { height: auto; }
+    PreflightScreen Button { margin: 0 1; }
+    """
+    BINDINGS = [Binding("r", "refresh_survey", "Refresh"), Binding("n", "next", "Next"),
+                Binding("b,escape", "back", "Back")]
+
+    def __init__(self, inv: Inventory, hosts: Hosts, backup: str | None, method: Method) -> None:
+        super().__init__()
+        self.inv, self.hosts, self.backup, self.method = inv, hosts, backup, method
+        self.generation = 0
+        self.facts: dict[str, HostFacts] = {}
+        self.backup_facts: BackupFacts | None = None
+        self.report: PreflightReport | None = None
+
+    def compose(self) -> ComposeResult:
+        yield RescueHeader()
+        yield DataTable(cursor_type="row", zebra_stripes=True, id="members")
+        yield Static("", id="backup-line")
+        yield Static("Surveying…", id="verdict")
+        yield Static("", id="problems")
+        with Horizontal():
+            yield Button("Back (b)", id="back")
+            yield Button("Refresh (r)", id="refresh")
+            yield Button("Next (n)", variant="primary", id="next", disabled=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        for c in COLUMNS:
+            table.add_column(c, key=c)
+        self.action_refresh_survey()
+
+    def action_refresh_survey(self) -> None:
+        self.generation += 1
+        self.workers.cancel_group(self, "preflight")
+        self.facts, self.backup_facts, self.report = {}, None, None
+        table = self.query_one(DataTable)
+        table.clear()
+        for m in self.inv.members:
+            table.add_row(m.name, *(["…"] * (len(COLUMNS) - 1)), key=m.name)
+        self.query_one("#backup-line", Static).update(backup_text(None, self.backup))
+        verdict = self.query_one("#verdict", Static)
+        verdict.update("Surveying…")
+        verdict.set_classes("")
+        self.query_one("#problems", Static).update("")
+        self.query_one("#next", Button).disabled = True
+        self.app_status(f"ssh: connecting to {len(self.inv.members)} members…")
+        for m in self.inv.members:
+            self.probe_member(m, self.generation)
+        if self.backup:
+            self.probe_backup(self.backup, self.generation)
+
+    def app_status(self, text: str) -> None:
+        status = getattr(self.app, "status", None)
+        if status is not None:
+            status.connection = text
+
+    @work(thread=True, exit_on_error=False, group="preflight")
+    def probe_member(self, member: Member, generation: int) -> None:
+        facts = survey_host(self.hosts, member)
+        if not get_current_worker().is_cancelled:
+            self.post_message(MemberSurveyed(facts, generation))
+
+    @work(thread=True, exit_on_error=False, group="preflight")
+    def probe_backup(self, path: str, generation: int) -> None:
+        facts = survey_backup(self.hosts, self.inv.seed.name, path)
+        if not get_current_worker().is_cancelled:
+            self.post_message(BackupSurveyed(facts, generation))
+
+    def on_member_surveyed(self, msg: MemberSurveyed) -> None:
+        if msg.generation != self.generation:
+            return
+        self.facts[msg.facts.name] = msg.facts
+        table = self.query_one(DataTable)
+        for col, value in zip(COLUMNS, member_cells(msg.facts), strict=True):
+            table.update_cell(msg.facts.name, col, value, update_width=True)
+        self.maybe_judge()
+
+    def on_backup_surveyed(self, msg: BackupSurveyed) -> None:
+        if msg.generation != self.generation:
+            return
+        self.backup_facts = msg.facts
+        self.query_one("#backup-line", Static).update(backup_text(msg.facts, self.backup))
+        self.maybe_judge()
+
+    def maybe_judge(self) -> None:
+        if len(self.facts) < len(self.inv.members) or (self.backup and self.backup_facts is None):
+            return
+        report = PreflightReport([self.facts[m.name] for m in self.inv.members], seed=self.inv.seed.name,
+                                 quorum=self.inv.quorum, backup=self.backup_facts)
+        judge(report, self.inv.paths.data_dir, backup=self.backup, method=self.method)
+        self.report = report
+        reachable = sum(h.reachable for h in report.hosts)
+        self.app_status(f"ssh: {reachable}/{len(report.hosts)} reachable")
+        verdict = self.query_one("#verdict", Static)
+        if report.ok:
+            verdict.update(f"Verdict: {report.verdict}")
+            verdict.set_classes("ok")
+        else:
+            verdict.update(f"Verdict: REFUSED: {report.verdict}")
+            verdict.set_classes("refuse")
+            more = report.problems[1:]
+            self.query_one("#problems", Static).update("\n".join(f"• {p}" for p in more[:4]) + (
+                f"\n… and {len(more) - 4} more" if len(more) > 4 else ""))
+        self.query_one("#next", Button).disabled = not report.ok
+        if report.ok:
+            self.query_one("#next", Button).focus()
+
+    def action_next(self) -> None:
+        if self.report is not None and self.report.ok:
+            self.dismiss(self.report)
+
+    def action_back(self) -> None:
+        self.workers.cancel_group(self, "preflight")
+        self.dismiss(None)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        {"back": self.action_back, "refresh": self.action_refresh_survey, "next": self.action_next}[
+            str(event.button.id)]()

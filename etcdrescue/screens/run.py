@@ -1,0 +1,316 @@
+"""Screen 4: the run. The engine works in a thread worker; this screen only renders
+what the bridge reports and hands the operator's decisions back to it.
+
+Keys: p pause after the current step, a abort (the engine stops at the next
+command boundary; nothing is deleted), r retry the failed step with a new
+Engine on the same plan, hosts and journal, n go on to the summary.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Log, Static
+
+from ..engine import Engine, StepOutcome, StepStatus
+from ..errors import Interrupted, RescueError
+from ..gates import GateReport, MemberHealth
+from ..hosts import Hosts
+from ..journal import Journal
+from ..plan import Plan
+from .bridge import (
+    Bridge,
+    ConfirmRequested,
+    GateProgressed,
+    GateStarted,
+    RunEnded,
+    RunPaused,
+    RunResumed,
+    StepFinished,
+    StepStarted,
+)
+from .widgets import ConfirmScreen, RescueHeader
+
+ICONS = {StepStatus.PENDING: ("·", "dim"), StepStatus.RUNNING: ("▶", "bold cyan"), StepStatus.SKIPPED: ("↷", "green"),
+         StepStatus.DONE: ("✔", "green"), StepStatus.PLANNED: ("○", "blue"), StepStatus.FAILED: ("✘", "bold red")}
+
+
+@dataclass
+class RunRecord:
+    """What the run did, for the summary: nothing here is recomputed from the hosts."""
+
+    plan: Plan
+    status: str = "not started"
+    """"recovered", "planned" (dry run), "aborted" or "failed"."""
+    error: str = ""
+    outcomes: dict[str, StepOutcome] = field(default_factory=dict)
+    kept: dict[str, list[str]] = field(default_factory=dict)
+    duration: float = 0.0
+    journal: Path | None = None
+    members: tuple[MemberHealth, ...] = ()
+
+
+def yn(flag: bool) -> Text:
+    return Text("yes", "green") if flag else Text("no", "red")
+
+
+class RunScreen(Screen[RunRecord]):
+    DEFAULT_CSS = """
+    RunScreen #top { height: 11; }
+    RunScreen #steps { width: 1fr; border: round $primary; border-title-align: left; }
+    RunScreen #gatebox { width: 46; border: round $secondary; }
+    RunScreen #gate-title { height: 2; }
+    RunScreen #gate { height: auto; }
+    RunScreen Log { height: 1fr; border: round $panel; }
+    RunScreen #status { height: auto; max-height: 4; padding: 0 1; text-style: bold; }
+    RunScreen .failed { color: $error; }
+    RunScreen .done { color: $success; }
+    RunScreen .aborted { color: $warning; }
+    """
+    BINDINGS = [Binding("p", "pause", "Pause/resume"), Binding("a", "abort", "Abort"),
+                Binding("r", "retry", "Retry step"), Binding("n", "next", "Summary")]
+
+    def __init__(self, plan: Plan, hosts: Hosts | None, journal: Journal | None, *, dry_run: bool,
+                 ask: bool, confirm_once: bool = False) -> None:
+        super().__init__()
+        self.plan, self.hosts, self.journal, self.dry_run = plan, hosts, journal, dry_run
+        self.cancel = threading.Event()
+        self.bridge = Bridge(self.post_message, stamp=plan.ctx.stamp, ask=ask and not dry_run, cancel=self.cancel)
+        self.bridge.confirm_once = confirm_once
+        self.phase = "running"
+        """running | paused | failed | ended"""
+        self.status: dict[str, StepStatus] = {s.key: StepStatus.PENDING for s in plan.steps}
+        self.started: dict[str, float] = {}
+        self.waiting_for: str = ""
+        self.gate_deadline = 0.0
+        self.gate_report: GateReport | None = None
+        self.record = RunRecord(plan, journal=journal.path if journal else None)
+        self.failed_step = ""
+
+    def compose(self) -> ComposeResult:
+        yield RescueHeader()
+        with Horizontal(id="top"):
+            yield Static("", id="steps")
+            with Vertical(id="gatebox"):
+                yield Static("No health gate yet", id="gate-title")
+                yield DataTable(id="gate", show_cursor=False)
+        yield Log(id="log", max_lines=20000)
+        yield Static("", id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#steps", Static).border_title = "Steps"
+        self.query_one("#gatebox").border_title = "Health gate"
+        self.query_one("#log", Log).border_title = "Commands and output"
+        self.query_one("#top").styles.height = min(len(self.plan.steps), 9) + 2
+        gate = self.query_one("#gate", DataTable)
+        for c in ("member", "up", "healthy", "leader", "raft index"):
+            gate.add_column(c, key=c)
+        self.set_interval(0.05, self.flush_log)
+        self.set_interval(0.5, self.tick)
+        self.render_steps()
+        self.set_status("Running…" if not self.dry_run else "Dry run: nothing is executed")
+        self.run_engine(None)
+
+    # -- the engine -------------------------------------------------------------------
+    @work(thread=True, exclusive=True, exit_on_error=False, group="engine")
+    def run_engine(self, start_at: str | None) -> None:
+        engine = Engine(self.plan, self.hosts, journal=self.journal, callbacks=self.bridge,
+                        dry_run=self.dry_run, cancel=self.cancel)
+        t0 = time.monotonic()
+        try:
+            engine.run(start_at=start_at)
+        except Interrupted as exc:
+            self.post_message(RunEnded(False, str(exc), interrupted=True, failed_step=self.current_key(),
+                                       duration=time.monotonic() - t0))
+        except RescueError as exc:
+            self.post_message(RunEnded(False, str(exc), failed_step=self.current_key(),
+                                       duration=time.monotonic() - t0))
+        except Exception as exc:  # a bug must not leave the operator with a frozen screen
+            self.post_message(RunEnded(False, f"unexpected error: {exc!r}", failed_step=self.current_key(),
+                                       duration=time.monotonic() - t0))
+        else:
+            self.post_message(RunEnded(True, duration=time.monotonic() - t0))
+
+    def current_key(self) -> str:
+        return self.bridge.current.key if self.bridge.current is not None else ""
+
+    # -- messages from the bridge -----------------------------------------------------
+    def on_step_started(self, msg: StepStarted) -> None:
+        self.status[msg.step.key] = StepStatus.RUNNING
+        self.started[msg.step.key] = time.monotonic()
+        self.waiting_for = ""
+        self.render_steps()
+
+    def on_step_finished(self, msg: StepFinished) -> None:
+        self.status[msg.outcome.step.key] = msg.outcome.status
+        self.record.outcomes[msg.outcome.step.key] = msg.outcome
+        self.render_steps()
+
+    def on_gate_started(self, msg: GateStarted) -> None:
+        self.gate_deadline = time.monotonic() + msg.gate.timeout
+        self.gate_report = None
+        table = self.query_one("#gate", DataTable)
+        table.clear()
+        for name in msg.gate.members:
+            table.add_row(name.split(".")[0], "…", "…", "…", "…", key=name)
+        self.tick()
+
+    def on_gate_progressed(self, msg: GateProgressed) -> None:
+        r = msg.report
+        self.gate_report = r
+        self.gate_deadline = time.monotonic() + r.remaining
+        if len(r.members) >= len(self.record.members):
+            self.record.members = r.members
+        table = self.query_one("#gate", DataTable)
+        for m in r.members:
+            if m.name in table.rows:
+                for col, value in zip(("up", "healthy", "leader", "raft index"),
+                                      (yn(m.up), yn(m.healthy), "★" if m.leader else "", str(m.raft_index or "")),
+                                      strict=True):
+                    table.update_cell(m.name, col, value)
+        self.tick()
+
+    def on_confirm_requested(self, msg: ConfirmRequested) -> None:
+        self.waiting_for = msg.step.key
+        self.render_steps()
+        detail = (f"Step: {msg.step.title}\nHosts: {', '.join(msg.step.hosts)}\n"
+                  f"Old data is kept, not deleted (suffix .etcdrescue-{self.plan.ctx.stamp}).")
+        self.app.push_screen(ConfirmScreen(msg.step.destructive, detail),
+                             callback=lambda ok: msg.reply.put(bool(ok)))
+
+    def on_run_paused(self, msg: RunPaused) -> None:
+        self.phase = "paused"
+        self.set_status(f"Paused before: {msg.step.title} (p resumes, a aborts)")
+        self.refresh_bindings()
+
+    def on_run_resumed(self, msg: RunResumed) -> None:
+        self.phase = "running"
+        self.set_status("Running…")
+        self.refresh_bindings()
+
+    def on_run_ended(self, msg: RunEnded) -> None:
+        self.record.duration += msg.duration
+        self.record.outcomes.update(self.bridge.outcomes)
+        self.record.kept = {h: list(p) for h, p in self.bridge.kept.paths.items()}
+        self.waiting_for = ""
+        if msg.ok:
+            self.phase = "ended"
+            self.record.status, self.record.error = ("planned" if self.dry_run else "recovered"), ""
+            self.set_status("Dry run complete: every command was shown, none executed. n: summary" if self.dry_run
+                            else f"Recovery complete in {self.record.duration:.0f}s. n: summary", "done")
+        elif msg.interrupted:
+            self.mark_aborted(msg.error)
+        else:
+            self.phase = "failed"
+            self.failed_step = msg.failed_step
+            self.record.status, self.record.error = "failed", msg.error
+            self.set_status(f"FAILED: {msg.error}\nr: retry this step   a: abort (leave it as it is)", "failed")
+        self.render_steps()
+        self.refresh_bindings()
+
+    def mark_aborted(self, why: str) -> None:
+        self.phase = "ended"
+        self.record.status, self.record.error = "aborted", why
+        done = [s.title for s in self.plan.steps if self.status[s.key] in (StepStatus.DONE, StepStatus.SKIPPED)]
+        self.set_status(f"ABORTED ({why}). Steps done: {len(done)} of {len(self.plan.steps)}. Nothing was deleted: "
+                        f"old data kept with suffix .etcdrescue-{self.plan.ctx.stamp}. n: summary", "aborted")
+
+    # -- rendering --------------------------------------------------------------------
+    def set_status(self, text: str, cls: str = "") -> None:
+        status = self.query_one("#status", Static)
+        status.update(Text(text))
+        status.set_classes(cls)
+
+    def flush_log(self) -> None:
+        lines = self.bridge.drain()
+        if lines:
+            self.query_one("#log", Log).write_lines(lines)
+
+    def tick(self) -> None:
+        self.render_steps()
+        if self.gate_report is not None or self.gate_deadline:
+            r = self.gate_report
+            title = r.gate.title if r is not None else ""
+            if r is not None and r.ok:
+                line = Text(f"✔ {title}", "green")
+            else:
+                left = max(0.0, self.gate_deadline - time.monotonic())
+                line = Text(f"{left:3.0f}s left  ", "bold yellow")
+                line.append(r.problem[:80] if r is not None else "waiting for the first answer")
+            self.query_one("#gate-title", Static).update(line)
+
+    def render_steps(self) -> None:
+        out = Text(no_wrap=True, overflow="ellipsis")
+        now = time.monotonic()
+        for i, step in enumerate(self.plan.steps):
+            st = self.status[step.key]
+            icon, style = ICONS[st]
+            if step.key == self.waiting_for:
+                icon, style = "?", "bold yellow"
+            outcome = self.record.outcomes.get(step.key) or self.bridge.outcomes.get(step.key)
+            secs = (now - self.started[step.key]) if st is StepStatus.RUNNING else (
+                outcome.duration if outcome else None)
+            out.append(f"{icon} ", style)
+            out.append(f"{'' if secs is None else f'{secs:5.1f}s'}".rjust(7) + " ", "dim")
+            out.append(step.title + ("\n" if i < len(self.plan.steps) - 1 else ""),
+                       "bold" if st is StepStatus.RUNNING else "")
+        self.query_one("#steps", Static).update(out)
+
+    # -- operator intents -------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        allowed = {"pause": ("running", "paused"), "abort": ("running", "paused", "failed"),
+                   "retry": ("failed",), "next": ("ended",)}
+        if action in allowed:
+            return self.phase in allowed[action]
+        return True
+
+    def action_pause(self) -> None:
+        if self.bridge.pause_requested.is_set():
+            self.bridge.pause_requested.clear()
+            self.set_status("Running…")
+        else:
+            self.bridge.pause_requested.set()
+            self.set_status("Pausing after the current step… (p cancels the pause)")
+
+    def action_abort(self) -> None:
+        if self.phase == "failed":
+            self.mark_aborted(f"after failure: {self.record.error}")
+            self.refresh_bindings()
+            return
+
+        def answer(ok: bool | None) -> None:
+            if ok:
+                self.cancel.set()
+                self.bridge.pause_requested.clear()
+                self.set_status("Aborting: the engine stops at the next command boundary…", "aborted")
+
+        self.app.push_screen(ConfirmScreen(
+            "Abort the recovery?", "The current command finishes, nothing more runs, nothing is deleted. "
+            f"Old data stays beside the new with suffix .etcdrescue-{self.plan.ctx.stamp}."), callback=answer)
+
+    def action_retry(self) -> None:
+        if self.phase != "failed" or not self.failed_step:
+            return
+        self.phase = "running"
+        self.status[self.failed_step] = StepStatus.PENDING
+        self.set_status(f"Retrying {self.failed_step}…")
+        self.refresh_bindings()
+        self.run_engine(self.failed_step)
+
+    def action_next(self) -> None:
+        if self.phase == "ended":
+            self.dismiss(self.record)
+
+    @property
+    def running(self) -> bool:
+        return self.phase in ("running", "paused")

@@ -1,0 +1,87 @@
+"""Pieces every screen shares: the status header and the yes/no modal.
+
+The header renders the app's `WizardStatus` (cluster, profile, DRY RUN and
+REHEARSAL badges, connection state) so the operator always sees what a key
+press will act on; it re-reads that state on a short timer instead of being
+pushed updates, which keeps the screens free of header bookkeeping.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widget import Widget
+from textual.widgets import Button, Static
+
+
+@dataclass
+class WizardStatus:
+    cluster: str = ""
+    profile: str = ""
+    dry_run: bool = False
+    rehearsal: bool = False
+    connection: str = "not connected"
+
+
+class RescueHeader(Widget):
+    DEFAULT_CSS = """
+    RescueHeader { height: 1; background: $primary-background; color: $text; }
+    """
+
+    def on_mount(self) -> None:
+        self.set_interval(0.5, self.refresh)
+
+    def render(self) -> Text:
+        st: WizardStatus = getattr(self.app, "status", WizardStatus())
+        t = Text(" etcdrescue ", style="bold")
+        t.append(f"│ cluster {st.cluster or '-'} │ profile {st.profile or '-'} ")
+        if st.dry_run:
+            t.append(" DRY RUN ", style="bold black on yellow")
+            t.append(" ")
+        if st.rehearsal:
+            t.append(" REHEARSAL ", style="bold white on blue")
+            t.append(" ")
+        t.append(f"│ {st.connection}", style="italic")
+        return t
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    """A question that must be answered before the caller goes on: y = True, n/escape = False."""
+
+    DEFAULT_CSS = """
+    ConfirmScreen { align: center middle; }
+    ConfirmScreen > Vertical { width: 70; max-width: 95%; height: auto; border: thick $warning;
+                               background: $surface; padding: 1 2; }
+    ConfirmScreen #question { margin-bottom: 1; }
+    ConfirmScreen Horizontal { height: auto; align-horizontal: center; }
+    ConfirmScreen Button { margin: 0 2; }
+    """
+    BINDINGS = [Binding("y", "answer(True)", "Yes"), Binding("n", "answer(False)", "No"),
+                Binding("escape", "answer(False)", "No", show=False)]
+
+    def __init__(self, question: str, detail: str = "", yes: str = "Yes (y)", no: str = "No (n)") -> None:
+        super().__init__()
+        self.question, self.detail, self.yes, self.no = question, detail, yes, no
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(Text(self.question, style="bold"), id="question")
+            if self.detail:
+                yield Static(self.detail, id="detail")
+            with Horizontal():
+                yield Button(self.yes, variant="warning", id="yes")
+                yield Button(self.no, variant="primary", id="no")
+
+    def on_mount(self) -> None:
+        self.query_one("#no", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+    def action_answer(self, value: bool) -> None:
+        self.dismiss(value)

@@ -1,0 +1,153 @@
+"""Fixtures for the wizard's tests: an offline inventory, canned pre-flight facts, SVG snapshots.
+
+Offline tests point the inventory at loopback addresses of the lab range where nothing
+listens and replace the pre-flight probes with canned facts, so every screen can be
+driven deterministically; lab tests use the real lab on subnets 60-69.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from textual.app import App
+from textual.pilot import Pilot
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from conftest_lab import lab_factory, requires_lab
+
+from etcdrescue.hosts import Hosts
+from etcdrescue.inventory import Member
+from etcdrescue.probes import SnapshotInfo
+from etcdrescue.steps.preflight import BackupFacts, HostFacts
+
+__all__ = ["lab_factory", "requires_lab"]
+
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+SIZE = (100, 30)
+BACKUP = "/var/lib/etcd/openshift-backup-1"
+
+
+@pytest.fixture(autouse=True)
+def state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Recent inventories and journals go to tmp, never to the real ~/.local/state."""
+    d = tmp_path / "state"
+    monkeypatch.setenv("XDG_STATE_HOME", str(d))
+    return d
+
+
+def inventory_data(subnet: int = 61, port: int = 2299) -> dict[str, Any]:
+    return {
+        "cluster": "offline", "profile": "okd3",
+        "ssh": {"user": "root", "port": port, "known_hosts": "/nonexistent/known_hosts"},
+        "members": [{"name": f"master0{i}.test", "host": f"127.0.{subnet}.{i}",
+                     "peer_url": f"https://127.0.{subnet}.{i}:2380",
+                     "client_url": f"https://127.0.{subnet}.{i}:2379"} for i in (1, 2, 3)],
+    }
+
+
+@pytest.fixture
+def offline_inventory(tmp_path: Path) -> Path:
+    p = tmp_path / "inventory.yaml"
+    p.write_text(yaml.safe_dump(inventory_data(), sort_keys=False), encoding="utf-8")
+    return p
+
+
+def broken_facts(member: Member, healthy: bool = False) -> HostFacts:
+    survey = {"manifest": "yes", "disabled": "no", "conf": "yes", "data_dir": "yes", "member": "yes",
+              "member_kb": "20480", "free_kb": "10485760", "etcd_pid": "", "client_port": "closed",
+              "etcdctl": "/usr/bin/etcdctl", "bash": "5.2", "tls": "yes"}
+    if healthy:
+        survey.update(etcd_pid="42", client_port="open")
+    return HostFacts(member.name, reachable=True, survey=survey, manifest_path="/etc/origin/node/pod/etcd.yaml",
+                     healthy=healthy)
+
+
+@pytest.fixture
+def canned_preflight(monkeypatch: pytest.MonkeyPatch) -> Callable[[bool], None]:
+    """Replace the SSH probes of the pre-flight screen with canned facts (no connection at all)."""
+
+    def install(healthy: bool = False) -> None:
+        def survey_host(hosts: Hosts, member: Member) -> HostFacts:
+            time.sleep(0.05)
+            return broken_facts(member, healthy=healthy)
+
+        def survey_backup(hosts: Hosts, seed: str, path: str) -> BackupFacts:
+            return BackupFacts(path, kind="dir", size_kb=20480, mtime=0,
+                               snapshot=SnapshotInfo(hash=1, revision=1234, total_keys=600, total_size=20971520))
+
+        monkeypatch.setattr("etcdrescue.screens.preflight.survey_host", survey_host)
+        monkeypatch.setattr("etcdrescue.screens.preflight.survey_backup", survey_backup)
+
+    return install
+
+
+async def wait_until(pilot: Pilot[Any], cond: Callable[[], object], timeout: float = 30,
+                     what: str = "condition") -> None:
+    """Poll app state with short pauses: `pilot.press` would wait for idle while a worker streams."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await pilot.pause(0.05)
+
+
+def screen_text(app: App[Any]) -> str:
+    """Everything visible on the current screen as plain text (for assertions)."""
+    return "\n".join(line.text for line in app.screen._compositor.render_update(full=True).strips)  # type: ignore[attr-defined]
+
+
+VOLATILE = [
+    (re.compile(r"terminal-\d+-"), "terminal-X-"),
+    (re.compile(r"\d{8}T\d{6}Z"), "STAMP"),
+    (re.compile(r"\d+\.\d+(?:s|&#160;s)"), "N.Ns"),
+    (re.compile(r"/tmp/pytest-of-[^/]+/pytest-\d+/[^/]+"), "/TMP"),
+    (re.compile(r"\d+(?:&#160;)*s&#160;left"), "Ns&#160;left"),
+]
+
+
+def normalise(svg: str) -> str:
+    for pattern, repl in VOLATILE:
+        svg = pattern.sub(repl, svg)
+    return svg
+
+
+def compare_snapshot(app: App[Any], name: str) -> None:
+    """Compare the current screen with tests/tui/snapshots/NAME.svg; UPDATE_SNAPSHOTS=1 rewrites it."""
+    svg = normalise(app.export_screenshot(title=name))
+    path = SNAPSHOTS / f"{name}.svg"
+    if os.environ.get("UPDATE_SNAPSHOTS") == "1" or not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(svg, encoding="utf-8")
+        if os.environ.get("UPDATE_SNAPSHOTS") != "1":
+            pytest.fail(f"new snapshot {path.name} written; rerun (or set UPDATE_SNAPSHOTS=1 to regenerate)")
+        return
+    expected = path.read_text(encoding="utf-8")
+    if svg != expected:
+        (path.parent / f"{name}.actual.svg").write_text(svg, encoding="utf-8")
+        pytest.fail(f"screen differs from {path} (see {name}.actual.svg; UPDATE_SNAPSHOTS=1 to accept)")
+
+
+@pytest.fixture
+def snapshot() -> Iterator[Callable[[App[Any], str], None]]:
+    yield compare_snapshot
+
+
+def sync(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Run an async test body with asyncio.run (no async pytest plugin is installed here)."""
+    import asyncio
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return asyncio.run(fn(*args, **kwargs))
+
+    return wrapper

@@ -1,0 +1,116 @@
+"""The wizard end to end without hosts: canned pre-flight facts, a dry run, the summary.
+
+Also the refusals that must happen before any connection: an invalid inventory is shown
+inline with its field named and no `Hosts` is ever created.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+from textual.widgets import Button, Static
+
+from etcdrescue.screens.app import RescueApp
+from etcdrescue.screens.inventory import InventoryScreen
+from etcdrescue.screens.plan import PlanScreen
+from etcdrescue.screens.preflight import PreflightScreen
+from etcdrescue.screens.recent import load_recent
+from etcdrescue.screens.run import RunScreen
+from etcdrescue.screens.summary import SummaryScreen
+
+from .conftest import BACKUP, SIZE, inventory_data, sync, wait_until
+
+
+def text_of(app: RescueApp, selector: str) -> str:
+    return str(app.screen.query_one(selector, Static).render())
+
+
+@sync
+async def test_dry_run_walks_every_screen(offline_inventory: Path, canned_preflight: Callable[[bool], None]) -> None:
+    canned_preflight(False)
+    app = RescueApp(offline_inventory, BACKUP, journal_dir=offline_inventory.parent / "journal")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, InventoryScreen), what="inventory screen")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, PreflightScreen) and app.screen.report is not None,
+                         what="verdict")
+        assert "recovery can start" in text_of(app, "#verdict")
+        assert app.status.cluster == "offline"
+        await pilot.press("n")
+        await wait_until(pilot, lambda: isinstance(app.screen, PlanScreen), what="plan screen")
+        plan_screen = app.screen
+        assert isinstance(plan_screen, PlanScreen)
+        assert [n.data is not None for n in plan_screen.query_one("Tree").root.children]  # type: ignore[attr-defined]
+        await pilot.press("d")
+        assert app.status.dry_run
+        await pilot.press("s")
+        await wait_until(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.phase == "ended",
+                         what="dry run to end")
+        run = app.screen
+        assert isinstance(run, RunScreen)
+        assert run.record.status == "planned"
+        assert all(o.status.name == "PLANNED" for o in run.record.outcomes.values())
+        await pilot.press("n")
+        await wait_until(pilot, lambda: isinstance(app.screen, SummaryScreen), what="summary")
+        assert "DRY RUN" in text_of(app, "#verdict")
+        await pilot.press("q")
+    assert app.return_code == 0
+    assert load_recent()[0]["inventory"] == str(offline_inventory)
+    assert not (offline_inventory.parent / "journal").exists(), "a dry run writes no journal"
+
+
+@pytest.mark.parametrize(("edit", "field"), [
+    (lambda d: d["members"][1].update(peer_url="ftp://127.0.61.2"), "members[1].peer_url"),
+    (lambda d: d["ssh"].update(port=70000), "ssh.port"),
+    (lambda d: d.pop("cluster"), "cluster"),
+])
+@sync
+async def test_invalid_inventory_is_refused_inline_without_ssh(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, edit: Callable[[dict[str, object]], None],
+        field: str) -> None:
+    created: list[object] = []
+    monkeypatch.setattr("etcdrescue.screens.app.Hosts", lambda *a, **k: created.append(a))
+    data = inventory_data(port=2299)  # nothing listens there: a connection attempt would show as SSH errors
+    edit(data)
+    inv = tmp_path / "bad.yaml"
+    inv.write_text(yaml.safe_dump(data), encoding="utf-8")
+    app = RescueApp(inv, BACKUP)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, InventoryScreen), what="inventory screen")
+        await pilot.press("enter")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, InventoryScreen), "an invalid inventory must not get past the first screen"
+        error = text_of(app, "#inventory-error")
+        assert field in error and str(inv) in error
+        assert "cannot reach" not in error and "SSH" not in error
+    assert created == []
+
+
+@sync
+async def test_relative_backup_is_refused_on_its_field(offline_inventory: Path) -> None:
+    app = RescueApp(offline_inventory, "backups/etcd")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, InventoryScreen), what="inventory screen")
+        await pilot.press("enter")
+        await pilot.pause(0.1)
+        assert isinstance(app.screen, InventoryScreen)
+        assert "backup: must be an absolute path" in text_of(app, "#backup-error")
+
+
+@sync
+async def test_healthy_cluster_cannot_proceed_offline(offline_inventory: Path,
+                                                      canned_preflight: Callable[[bool], None]) -> None:
+    canned_preflight(True)
+    app = RescueApp(offline_inventory, BACKUP)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, PreflightScreen) and app.screen.report is not None,
+                         what="verdict")
+        assert "healthy quorum" in text_of(app, "#verdict")
+        assert app.screen.query_one("#next", Button).disabled
+        await pilot.press("n")
+        await pilot.pause(0.1)
+        assert isinstance(app.screen, PreflightScreen)
