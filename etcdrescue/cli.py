@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from .inventory import Inventory
     from .steps.base import Method
 
-EXTENSIONS: tuple[str, ...] = ("etcdrescue.commands.runbook", "etcdrescue.commands.report", "etcdrescue.commands.tui")
+EXTENSIONS: tuple[str, ...] = ("etcdrescue.commands.runbook", "etcdrescue.commands.report", "etcdrescue.commands.lab",
+                              "etcdrescue.commands.rehearse", "etcdrescue.commands.tui")
 """Modules under etcdrescue/commands/ that add subcommands: each has `register(subparsers)`,
 sets `func` with `set_defaults`, and keeps heavy imports (textual) inside that function."""
 
