@@ -135,6 +135,9 @@ def cmd_recover(args: argparse.Namespace) -> int:
         secrets = tuple(v for v in _secrets().values() if v)
         journal = Journal.create(args.journal or default_dir(), inv.cluster, stamp, secrets)
         print(f"journal: {journal.path}")
+        journal.write("preflight", verdict=report.verdict, hosts=[
+            {"name": h.name, "healthy": h.healthy, "manifest": h.manifest_state, **h.survey} for h in report.hosts],
+            backup=report.backup.__dict__ if report.backup else None)
         if not args.yes:
             print("\n".join(plan_lines(plan)))
             answer = input(f"Type the cluster name ({inv.cluster}) to start the recovery: ").strip()

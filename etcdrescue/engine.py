@@ -18,6 +18,7 @@ from .gates import GateReport, wait_gate
 from .hosts import Hosts
 from .journal import Journal
 from .plan import Plan
+from .probes import ParseError, member_list
 from .steps.base import Gate, Step
 from .transport import Result
 
@@ -91,6 +92,7 @@ class Engine:
         steps = self.plan.steps
         self._log("run_start", dry_run=self.dry_run, steps=[s.key for s in steps], mode=self.plan.mode,
                   seed=self.plan.ctx.seed.name, stamp=self.plan.ctx.stamp)
+        self.record_members("before")
         started = start_at is None
         try:
             for i, step in enumerate(steps):
@@ -105,8 +107,23 @@ class Engine:
             raise
         finally:
             result.duration = time.monotonic() - t0
+        self.record_members("after")
         self._log("run_end", ok=True, duration=round(result.duration, 3))
         return result
+
+    def record_members(self, phase: str) -> None:
+        """Journal the member list as the seed sees it (for the run report); best effort."""
+        if self.dry_run or self.hosts is None or self.journal is None:
+            return
+        inv = self.plan.ctx.inv
+        try:
+            members = self.hosts.fact(inv.seed.name, member_list(inv.paths, [inv.seed.client_url]))
+        except (ParseError, TransportError) as exc:
+            self._log("members", phase=phase, error=str(exc)[:300])
+            return
+        self._log("members", phase=phase, members=[
+            {"id": m.hex_id, "name": m.name, "peer_urls": list(m.peer_urls), "client_urls": list(m.client_urls)}
+            for m in members])
 
     def _run_step(self, step: Step, index: int, total: int, outcome: StepOutcome) -> None:
         self.cb.checkpoint(step)

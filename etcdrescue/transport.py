@@ -22,6 +22,7 @@ from pathlib import Path
 import paramiko
 
 from .errors import HostKeyError, TransportError
+from .shell import RemoteShell, ShellLost
 
 OutputCallback = Callable[[str], None]
 
@@ -84,7 +85,9 @@ class SSHHost:
         self.name = name
         self.config = config
         self._client: paramiko.SSHClient | None = None
+        self._shell: RemoteShell | None = None
         self._lock = threading.Lock()
+        self._shell_lock = threading.Lock()
 
     def __enter__(self) -> SSHHost:
         return self
@@ -145,6 +148,9 @@ class SSHHost:
 
     def close(self) -> None:
         with self._lock:
+            if self._shell is not None:
+                self._shell.close()
+                self._shell = None
             if self._client is not None:
                 self._client.close()
                 self._client = None
@@ -162,6 +168,8 @@ class SSHHost:
     def run(self, script: str, *, timeout: float = 60.0, on_output: OutputCallback | None = None,
             stdin: bytes | None = None) -> Result:
         """Run `script`; reconnect once if the connection was already gone before the command started."""
+        if stdin is None:
+            return self._run_in_shell(script, timeout, on_output)
         line = self.wrap(script, timeout)
         for attempt in (1, 2):
             self.connect()
@@ -175,6 +183,59 @@ class SSHHost:
                 continue
             return self._exec(channel, script, line, timeout, on_output, stdin)
         raise AssertionError("unreachable")
+
+    def _open_shell(self) -> RemoteShell:
+        self.connect()
+        assert self._client is not None
+        transport = self._client.get_transport()
+        if transport is None:
+            raise TransportError(f"{self.name}: not connected")
+        channel = transport.open_session()
+        start = "exec bash --noprofile --norc -s"
+        if self.config.sudo:
+            start = "exec sudo -S -p '' bash --noprofile --norc -s"
+        channel.exec_command(start)
+        if self.config.sudo:
+            channel.sendall((self.config.sudo_password or "").encode() + b"\n")
+        shell = RemoteShell(channel)
+        try:
+            code, _, err = shell.run("true", time.monotonic() + self.config.connect_timeout + 20, None)
+        except ShellLost:
+            shell.close()
+            why = "sudo refused the password?" if self.config.sudo else "slow or interactive login scripts?"
+            raise TransportError(f"{self.name}: the remote shell did not answer ({why})") from None
+        if code != 0:
+            raise TransportError(f"{self.name}: remote shell refused: {err.decode(errors='replace').strip()}")
+        return shell
+
+    def _run_in_shell(self, script: str, timeout: float, on_output: OutputCallback | None) -> Result:
+        line = f"timeout -k 5 {int(max(1, timeout))} bash -c {shlex.quote(script)}"
+        with self._shell_lock:
+            for attempt in (1, 2):
+                fresh = self._shell is None or not self._shell.alive or not self.connected
+                if fresh:
+                    try:
+                        self._shell = self._open_shell()
+                    except (paramiko.SSHException, EOFError, OSError) as exc:
+                        self.close()
+                        if attempt == 2:
+                            raise TransportError(f"{self.name}: cannot open an SSH channel: {exc}") from None
+                        continue
+                assert self._shell is not None
+                start = time.monotonic()
+                try:
+                    code, out, err = self._shell.run(line, start + timeout + 10, on_output)
+                except (ShellLost, paramiko.SSHException, EOFError, OSError) as exc:
+                    self._shell.close()
+                    self._shell = None
+                    self.close()
+                    raise TransportError(
+                        f"{self.name}: connection lost while running a command ({exc}); "
+                        "its effect is unknown: re-check"
+                    ) from None
+                return Result(self.name, script, code, out.decode(errors="replace"),
+                              err.decode(errors="replace"), time.monotonic() - start, out)
+        raise TransportError(f"{self.name}: cannot open an SSH channel")
 
     def _exec(self, channel: paramiko.Channel, script: str, line: str, timeout: float,
               on_output: OutputCallback | None, stdin: bytes | None) -> Result:

@@ -63,6 +63,14 @@ def setup_mounts(hostdir: Path) -> None:
         src.mkdir(parents=True, exist_ok=True)
         Path(dst).mkdir(parents=True, exist_ok=True)
         _mount("--bind", str(src), dst)
+    # A plain root login, like a fresh master's: this machine's own ~/.bashrc (pyenv, cargo) costs
+    # ~0.3 s per SSH session and its pyenv rehash lock stalls parallel logins for up to 60 s.
+    rc = hostdir / "root-shell-rc"
+    rc.write_text("# lab master: plain root shell\n")
+    for name in (".bashrc", ".profile", ".bash_profile"):
+        target = Path.home() / name
+        if target.is_file():
+            _mount("--bind", str(rc), str(target))
     upper, work = hostdir / "usr-local-bin", hostdir / ".overlay-work"
     upper.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)

@@ -182,7 +182,8 @@ class Lab:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             kids = procs.children(wrapper.pid)
-            if kids:
+            # The forked child is still `unshare` until it execs the supervisor: wait for that.
+            if kids and procs.is_supervisor(kids[0], h.dir):
                 write_atomic(h.dir / "supervisor.pid", f"{kids[0]}\n")
                 return
             if wrapper.poll() is not None:
