@@ -142,7 +142,7 @@ def test_verdict() -> None:
 def test_wizard_handoff(monkeypatch: pytest.MonkeyPatch) -> None:
     lab = types.SimpleNamespace(inventory_path=Path("/x/inventory.yaml"))
     monkeypatch.setitem(sys.modules, "etcdrescue.screens.app", None)  # not built yet -> headless
-    assert rehearse.run_wizard(lab, "/b") is False  # type: ignore[arg-type]
+    assert rehearse.run_wizard(lab, "/b", Path("/j")) is False  # type: ignore[arg-type]
     seen: dict[str, Any] = {}
 
     class RescueApp:
@@ -153,8 +153,9 @@ def test_wizard_handoff(monkeypatch: pytest.MonkeyPatch) -> None:
             seen["ran"] = True
 
     monkeypatch.setitem(sys.modules, "etcdrescue.screens.app", types.SimpleNamespace(RescueApp=RescueApp))
-    assert rehearse.run_wizard(lab, "/b") is True  # type: ignore[arg-type]
-    assert seen == {"inventory_path": "/x/inventory.yaml", "backup": "/b", "rehearsal": True, "ran": True}
+    assert rehearse.run_wizard(lab, "/b", Path("/j")) is True  # type: ignore[arg-type]
+    assert seen == {"inventory_path": "/x/inventory.yaml", "backup": "/b", "rehearsal": True, "journal_dir": Path("/j"),
+                    "ran": True}
 
 
 def test_refuses_to_wipe_a_directory_that_is_not_a_lab(tmp_path: Path) -> None:

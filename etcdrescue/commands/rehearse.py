@@ -102,7 +102,7 @@ def fresh_root(root: Path) -> None:
         raise InputError(f"{root} exists and is not a lab: choose another --root")
 
 
-def run_wizard(lab: Lab, backup: str) -> bool:
+def run_wizard(lab: Lab, backup: str, journal_dir: Path) -> bool:
     """The wizard on the broken lab; False when it is not available (the caller runs headless)."""
     try:
         from ..screens.app import RescueApp  # type: ignore[import-not-found,unused-ignore]
@@ -110,7 +110,8 @@ def run_wizard(lab: Lab, backup: str) -> bool:
         say("the wizard is not available in this build: running headless")
         return False
     try:
-        app = RescueApp(inventory_path=str(lab.inventory_path), backup=backup, rehearsal=True)
+        app = RescueApp(inventory_path=str(lab.inventory_path), backup=backup, rehearsal=True,
+                        journal_dir=journal_dir)
     except TypeError as exc:
         say(f"cannot open the wizard ({exc}): running headless")
         return False
@@ -147,7 +148,7 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
         say(f"REHEARSAL: {args.keys} keys under {PRE}, backup {backup} on {lab.hosts[0].name}, "
             f"100 keys under {POST} after it; quorum broken ({', '.join(h.name for h in lab.hosts[1:])})")
         interactive = not args.headless and sys.stdin.isatty() and sys.stdout.isatty()
-        if not (interactive and run_wizard(lab, backup)):
+        if not (interactive and run_wizard(lab, backup, journal_dir)):
             rc = cli.main(["recover", "-i", str(lab.inventory_path), "--backup", backup, "--yes",
                            "--journal", str(journal_dir)])
             say(f"REHEARSAL: recover exited {rc}")
