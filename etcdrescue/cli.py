@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--dry-run", action="store_true", help="run the read-only probes, print every command")
     rec.add_argument("--journal", type=Path, help="journal directory (default ~/.local/state/etcdrescue)")
     rec.add_argument("--gate-timeout", type=float, default=120.0, help="seconds a health gate may wait")
+    rec.add_argument("--resume", action="store_true", help="continue the newest unfinished recovery of this cluster")
+    rec.add_argument("--fresh", action="store_true", help="start anew even if an unfinished journal exists")
+    rec.add_argument("--break-lock", action="store_true", help="take over a stale lock on the seed")
     rec.add_argument("-v", "--verbose", action="store_true", help="print every command as it runs")
     check.set_defaults(func=cmd_check)
     rec.set_defaults(func=cmd_recover)
@@ -107,16 +110,36 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_recover(args: argparse.Namespace) -> int:
     from .engine import Engine
     from .journal import Journal, default_dir
+    from .locks import LocalLock, RemoteLock
     from .plan import build_plan
     from .report_text import ConsoleCallbacks, plan_lines, preflight_lines
-    from .steps.base import Context, new_stamp
+    from .resume import find_unfinished
+    from .steps.base import Context, Method, new_stamp
     from .steps.preflight import run_preflight
 
     inv, method, hosts = prepare(args)
+    journal_dir = args.journal or default_dir()
     if not args.yes and not args.dry_run and not sys.stdin.isatty():
         raise InputError("refusing to change hosts: no terminal to confirm on; pass --yes to run unattended")
+    unfinished = None if args.fresh else find_unfinished(journal_dir, inv.cluster)
+    if args.resume and unfinished is None:
+        raise InputError(f"nothing to resume: no unfinished recovery of {inv.cluster} in {journal_dir}")
+    if unfinished is not None and not args.resume and not args.dry_run:
+        raise InputError(f"an unfinished recovery of {inv.cluster} is in {unfinished.path} (next step "
+                         f"{unfinished.next_step}): rerun with --resume, or --fresh to ignore it")
+    resuming = bool(args.resume and unfinished)
+    if resuming:
+        assert unfinished is not None
+        inv = inv.with_seed(unfinished.seed)
+        hosts.close()
+        from .hosts import Hosts
+        hosts = Hosts(inv, **_secrets())
+        args.backup, method = unfinished.backup, Method(unfinished.method)
+        print(f"resuming {unfinished.path.name} at step {unfinished.next_step} "
+              f"(interrupted by: {unfinished.last_error})")
+    local_lock = LocalLock(journal_dir / "locks", inv.cluster)
     with hosts:
-        report = run_preflight(hosts, backup=args.backup, method=method)
+        report = run_preflight(hosts, backup=args.backup, method=method, resuming=resuming)
         print(f"Pre-flight of {inv.cluster} ({len(inv.members)} members, seed {inv.seed.name}):")
         print("\n".join(preflight_lines(report)))
         if not report.ok:
@@ -124,31 +147,41 @@ def cmd_recover(args: argparse.Namespace) -> int:
                 print(f"  problem: {problem}")
             raise InputError(report.problems[0])
         print(f"verdict: {report.verdict}")
-        stamp = new_stamp()
-        ctx = Context(inv, args.backup, method, stamp,
-                      backup_kind=report.backup.kind if report.backup else "dir", gate_timeout=args.gate_timeout)
+        stamp = unfinished.stamp if resuming and unfinished else new_stamp()
+        kind = unfinished.backup_kind if resuming and unfinished else (report.backup.kind if report.backup else "dir")
+        ctx = Context(inv, args.backup, method, stamp, backup_kind=kind, gate_timeout=args.gate_timeout)
         plan = build_plan(ctx)
         if args.dry_run:
             print("DRY RUN: nothing will be changed.")
             print("\n".join(plan_lines(plan)))
             return EXIT_OK
-        secrets = tuple(v for v in _secrets().values() if v)
-        journal = Journal.create(args.journal or default_dir(), inv.cluster, stamp, secrets)
-        print(f"journal: {journal.path}")
-        journal.write("preflight", verdict=report.verdict, hosts=[
-            {"name": h.name, "healthy": h.healthy, "manifest": h.manifest_state, **h.survey} for h in report.hosts],
-            backup=report.backup.__dict__ if report.backup else None)
         if not args.yes:
             print("\n".join(plan_lines(plan)))
             answer = input(f"Type the cluster name ({inv.cluster}) to start the recovery: ").strip()
             if answer != inv.cluster:
                 raise InputError("not confirmed: nothing changed")
+        local_lock.acquire(stamp)
+        remote_lock = RemoteLock(hosts, stamp)
+        remote_lock.acquire(break_lock=args.break_lock, resume_stamp=stamp if resuming else None)
+        secrets = tuple(v for v in _secrets().values() if v)
+        journal = (Journal(unfinished.path, secrets) if resuming and unfinished
+                   else Journal.create(journal_dir, inv.cluster, stamp, secrets))
+        print(f"journal: {journal.path}")
+        journal.write("preflight", verdict=report.verdict, hosts=[
+            {"name": h.name, "healthy": h.healthy, "manifest": h.manifest_state, **h.survey} for h in report.hosts],
+            backup=report.backup.__dict__ if report.backup else None)
         engine = Engine(plan, hosts, journal=journal,
                         callbacks=ConsoleCallbacks(verbose=args.verbose, confirm_each=not args.yes))
         try:
-            result = engine.run()
+            result = engine.run(start_at=unfinished.next_step if resuming and unfinished else None)
+            remote_lock.release()
+        except RescueError:
+            print(f"where things stand: journal {journal.path}; old data is kept beside the new with suffix "
+                  f".etcdrescue-{stamp}; fix the cause, then rerun with --resume", file=sys.stderr)
+            raise
         finally:
             journal.close()
+            local_lock.release()
     print(f"recovered {inv.cluster}: {len(inv.members)} members healthy in {result.duration:.1f}s; "
           f"old data kept beside the new with suffix .etcdrescue-{stamp}")
     return EXIT_OK

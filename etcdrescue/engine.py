@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from .command import Command
 from .errors import GateTimeout, Interrupted, StepFailed, TransportError
+from .faults import maybe_die
 from .gates import GateReport, wait_gate
 from .hosts import Hosts
 from .journal import Journal
@@ -90,8 +91,10 @@ class Engine:
         result = RunResult()
         t0 = time.monotonic()
         steps = self.plan.steps
+        ctx = self.plan.ctx
         self._log("run_start", dry_run=self.dry_run, steps=[s.key for s in steps], mode=self.plan.mode,
-                  seed=self.plan.ctx.seed.name, stamp=self.plan.ctx.stamp)
+                  seed=ctx.seed.name, stamp=ctx.stamp, backup=ctx.backup, method=ctx.method.value,
+                  backup_kind=ctx.backup_kind, start_at=start_at)
         self.record_members("before")
         started = start_at is None
         try:
@@ -137,10 +140,11 @@ class Engine:
         self._log("step_start", step=step.key, title=step.title)
         ran = 0
         try:
-            for cmd in step.commands:
+            for n, cmd in enumerate(step.commands, 1):
                 if self.cancel.is_set():
                     raise Interrupted(f"interrupted during step {step.key}")
                 ran += self._run_command(step, cmd)
+                maybe_die(f"after-command:{step.key}:{n}")
             if step.gate is not None:
                 outcome.gate = self._gate(step.gate)
         except (StepFailed, TransportError, Interrupted) as exc:
@@ -159,6 +163,7 @@ class Engine:
             outcome.status = StepStatus.DONE
         self._log("step_end", step=step.key, status=outcome.status.name.lower(), duration=round(outcome.duration, 3))
         self.cb.step_finished(outcome)
+        maybe_die(f"after-step:{step.key}")
 
     def _run_command(self, step: Step, cmd: Command) -> int:
         """Returns 1 when a mutating command actually ran."""
@@ -179,7 +184,7 @@ class Engine:
             attempt += 1
             res = self.hosts.run(cmd.host, cmd.script, timeout=cmd.timeout,
                                  on_output=lambda line: self.cb.command_output(cmd, line))
-            self._log("command", step=step.key, host=cmd.host, script=cmd.script, exit=res.exited,
+            self._log("command", step=step.key, host=cmd.host, script=cmd.script, mutates=cmd.mutates, exit=res.exited,
                       attempt=attempt, duration=round(res.duration, 3), stdout=res.stdout[-4000:],
                       stderr=res.stderr[-4000:])
             retry = (not res.ok and cmd.retry_on and any(s in res.output for s in cmd.retry_on)

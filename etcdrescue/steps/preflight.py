@@ -142,7 +142,7 @@ def survey_backup(hosts: Hosts, seed: str, path: str) -> BackupFacts:
     return facts
 
 
-def run_preflight(hosts: Hosts, *, backup: str | None, method: Method) -> PreflightReport:
+def run_preflight(hosts: Hosts, *, backup: str | None, method: Method, resuming: bool = False) -> PreflightReport:
     inv = hosts.inv
     report = PreflightReport([], seed=inv.seed.name, quorum=inv.quorum)
     with cf.ThreadPoolExecutor(max_workers=min(8, len(inv.members) + 1)) as pool:
@@ -150,11 +150,14 @@ def run_preflight(hosts: Hosts, *, backup: str | None, method: Method) -> Prefli
         backup_future = pool.submit(survey_backup, hosts, inv.seed.name, backup) if backup else None
         report.hosts = [f.result() for f in futures]
         report.backup = backup_future.result() if backup_future else None
-    judge(report, inv.paths.data_dir, backup=backup, method=method)
+    judge(report, inv.paths.data_dir, backup=backup, method=method, resuming=resuming)
     return report
 
 
-def judge(report: PreflightReport, data_dir: str, *, backup: str | None, method: Method) -> None:
+def judge(report: PreflightReport, data_dir: str, *, backup: str | None, method: Method,
+          resuming: bool = False) -> None:
+    """Fill `report.problems`. A resumed run is mid-way by definition: partly moved files,
+    a seed already serving and a quorum already back are expected there, not refused."""
     p = report.problems
     for h in report.hosts:
         if not h.reachable:
@@ -163,9 +166,9 @@ def judge(report: PreflightReport, data_dir: str, *, backup: str | None, method:
         s = h.survey
         if h.manifest_state == "missing":
             p.append(f"{h.name}: etcd manifest missing (neither in the pod dir nor the disabled dir)")
-        elif h.manifest_state == "both":
+        elif h.manifest_state == "both" and not resuming:
             p.append(f"{h.name}: etcd manifest present both in the pod dir and the disabled dir: resolve by hand")
-        elif h.manifest_problem and (method is Method.FORCE_NEW_CLUSTER or "YAML" in h.manifest_problem
+        elif h.manifest_problem and not resuming and (method is Method.FORCE_NEW_CLUSTER or "YAML" in h.manifest_problem
                                      or "pod" in h.manifest_problem):
             p.append(f"{h.name}: {h.manifest_path}: {h.manifest_problem}")
         for key, what in (("conf", "etcd.conf not readable"), ("data_dir", f"data dir {data_dir} missing"),
@@ -177,7 +180,7 @@ def judge(report: PreflightReport, data_dir: str, *, backup: str | None, method:
         if not s.get("bash"):
             p.append(f"{h.name}: bash not available")
     seed = next(h for h in report.hosts if h.name == report.seed)
-    if seed.reachable:
+    if seed.reachable and not resuming:
         free = seed.kb("free_kb")
         if backup is None:
             if seed.survey.get("member") != "yes":
@@ -190,6 +193,6 @@ def judge(report: PreflightReport, data_dir: str, *, backup: str | None, method:
             need = (b.size_kb if b else 0) * 2
         if need and free and free < need:
             p.append(f"{seed.name}: not enough free disk in {data_dir}: {free} KiB free, {need} KiB needed")
-    if all(h.reachable for h in report.hosts) and report.healthy_count >= report.quorum:
+    if all(h.reachable for h in report.hosts) and report.healthy_count >= report.quorum and not resuming:
         p.insert(0, f"cluster still has a healthy quorum ({report.healthy_count}/{len(report.hosts)} members "
                     "healthy): refusing to recover a working cluster")

@@ -45,7 +45,7 @@ def assert_recovered(b: Broken, journal_dir: object, *, keys: int, post: int) ->
         assert [p for p in host_file(lab, i, "/etc/etcd").iterdir() if p.name.startswith("etcd.conf.etcdrescue-")]
         state = "new" if i == 0 else "existing"
         assert f"ETCD_INITIAL_CLUSTER_STATE={state}\n" in conf
-    journals = list(journal_dir.iterdir())  # type: ignore[attr-defined]
+    journals = list(journal_dir.glob("*.jsonl"))  # type: ignore[attr-defined]
     assert len(journals) == 1
     events = [json.loads(line) for line in journals[0].read_text().splitlines()]
     assert events[-1]["event"] == "run_end" and events[-1]["ok"] is True

@@ -1,0 +1,63 @@
+"""Finding an unfinished run in the journals, and where to pick it up.
+
+A resumed run reuses the interrupted run's stamp (so "aside" names match), seed,
+backup and method, and starts at the first step the journal does not show as
+finished. That step is re-run from its first command: every command's
+`skip_if` probe re-checks the host, so what was done is not done again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .journal import read_journal
+
+FINISHED = ("done", "skipped")
+
+
+@dataclass(frozen=True)
+class Unfinished:
+    path: Path
+    stamp: str
+    seed: str
+    backup: str | None
+    method: str
+    backup_kind: str
+    done: tuple[str, ...]
+    steps: tuple[str, ...]
+    last_error: str
+
+    @property
+    def next_step(self) -> str | None:
+        return next((s for s in self.steps if s not in self.done), None)
+
+
+def _runs(events: list[dict[str, Any]]) -> Unfinished | None:
+    start = next((e for e in events if e["event"] == "run_start" and not e.get("dry_run")), None)
+    if start is None or "stamp" not in start:
+        return None
+    ends = [e for e in events if e["event"] == "run_end"]
+    if ends and ends[-1].get("ok"):
+        return None
+    done = tuple(dict.fromkeys(e["step"] for e in events
+                               if e["event"] == "step_end" and e.get("status") in FINISHED))
+    return Unfinished(
+        path=Path(), stamp=start["stamp"], seed=start["seed"], backup=start.get("backup"),
+        method=start.get("method", "snapshot-restore"), backup_kind=start.get("backup_kind", "dir"),
+        done=done, steps=tuple(start["steps"]), last_error=ends[-1].get("error", "") if ends else "killed",
+    )
+
+
+def find_unfinished(directory: Path, cluster: str) -> Unfinished | None:
+    """The newest journal of `cluster` whose run did not end well, if any."""
+    if not directory.is_dir():
+        return None
+    for path in sorted(directory.glob(f"{cluster}-*.jsonl"), reverse=True):
+        run = _runs(read_journal(path))
+        if run is not None:
+            return Unfinished(**{**run.__dict__, "path": path})
+        if any(e["event"] == "run_end" and e.get("ok") for e in read_journal(path)):
+            return None
+    return None
