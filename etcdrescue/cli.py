@@ -175,7 +175,11 @@ def cmd_recover(args: argparse.Namespace) -> int:
         try:
             result = engine.run(start_at=unfinished.next_step if resuming and unfinished else None)
             remote_lock.release()
-        except RescueError:
+        except RescueError as exc:
+            for name, log in getattr(exc, "logs", {}).items():
+                print(f"last etcd log lines on {name}:", file=sys.stderr)
+                for line in log.splitlines()[-20:]:
+                    print(f"  | {line}", file=sys.stderr)
             print(f"where things stand: journal {journal.path}; old data is kept beside the new with suffix "
                   f".etcdrescue-{stamp}; fix the cause, then rerun with --resume", file=sys.stderr)
             raise

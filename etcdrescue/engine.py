@@ -12,10 +12,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from .command import Command
+from .command import Command, sh
 from .errors import GateTimeout, Interrupted, StepFailed, TransportError
 from .faults import maybe_die
-from .gates import GateReport, wait_gate
+from .gates import GateReport, MemberHealth, wait_gate
 from .hosts import Hosts
 from .journal import Journal
 from .plan import Plan
@@ -210,20 +210,30 @@ class Engine:
         try:
             report = wait_gate(gate, self.hosts, cancel=self.cancel, on_progress=self.cb.gate_progress)
         except GateTimeout as exc:
-            logs = self._last_logs(gate)
+            culprits = tuple(m.name for m in (exc_report(exc) or ())) or gate.members
+            logs = self._last_logs(culprits)
             self._log("gate", title=gate.title, ok=False, error=str(exc), logs=logs)
-            raise GateTimeout(f"{exc} (last etcd log lines are in the journal)") from None
+            raise GateTimeout(str(exc), logs, exc.report) from None
         self._log("gate", title=gate.title, ok=True, remaining=round(report.remaining, 1),
                   members=[m.__dict__ for m in report.members])
         return report
 
-    def _last_logs(self, gate: Gate) -> dict[str, str]:
+    def _last_logs(self, names: tuple[str, ...]) -> dict[str, str]:
         assert self.hosts is not None
         logs = {}
-        cmd = " ".join(self.plan.ctx.inv.profile.logs) + " 2>&1 | tail -n 20"
-        for name in gate.members:
+        cmd = sh(*self.plan.ctx.inv.profile.logs) + " 2>&1 | tail -n 20"
+        for name in names:
             try:
                 logs[name] = self.hosts.run(name, cmd, timeout=15).stdout
             except TransportError as exc:
                 logs[name] = str(exc)
         return logs
+
+
+def exc_report(exc: GateTimeout) -> tuple[MemberHealth, ...] | None:
+    """Members the failed gate found unhealthy (all of them when the gate never got an answer)."""
+    report = exc.report
+    if not isinstance(report, GateReport):
+        return None
+    bad = tuple(m for m in report.members if not m.healthy)
+    return bad or None

@@ -37,7 +37,11 @@ class StepFailed(RescueError):
 
 
 class GateTimeout(StepFailed):
-    pass
+    def __init__(self, message: str, logs: dict[str, str] | None = None, report: object = None) -> None:
+        super().__init__(message)
+        self.logs = logs or {}
+        self.report = report
+        """The gate's last GateReport: who was unhealthy when time ran out."""
 
 
 class Interrupted(RescueError):

@@ -129,5 +129,6 @@ def wait_gate(gate: Gate, hosts: Hosts, *, cancel: threading.Event | None = None
         if report.ok:
             return report
         if remaining <= 0:
-            raise GateTimeout(f"gate '{gate.title}' not met after {gate.timeout:.0f}s: {report.problem}")
+            raise GateTimeout(f"gate '{gate.title}' not met after {gate.timeout:.0f}s: {report.problem}",
+                              report=report)
         time.sleep(min(poll, remaining))
