@@ -7,6 +7,7 @@ crash) from the one file the engine fsyncs line by line. Pure rendering.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,8 +152,9 @@ def _preflight_lines(e: Event) -> list[str]:
     b = e.get("backup")
     if isinstance(b, dict):
         snap = b.get("snapshot") or {}
-        detail = f", revision {snap.get('revision')}, {snap.get('total_keys')} keys" if isinstance(snap, dict) \
-            and snap else ""
+        if isinstance(snap, str):  # a SnapshotInfo journaled through json's default=str
+            snap = dict(re.findall(r"(revision|total_keys)=(\d+)", snap))
+        detail = f", revision {snap.get('revision')}, {snap.get('total_keys')} keys" if snap else ""
         out += [f"Backup `{b.get('path', '?')}`: {b.get('kind', '?')}, {b.get('size_kb', '?')} KiB{detail}"
                 + (f"; error: {b['error']}" if b.get("error") else ""), ""]
     return out
