@@ -116,10 +116,8 @@ def wait_gate(gate: Gate, hosts: Hosts, *, cancel: threading.Event | None = None
         if cancel is not None and cancel.is_set():
             raise Interrupted(f"interrupted while waiting for: {gate.title}")
         try:
-            if gate.kind is GateKind.DOWN:
-                report = check_down(gate, hosts)
-            else:
-                report = check_healthy(gate, hosts, progress)
+            down = gate.kind is GateKind.DOWN
+            report = check_down(gate, hosts) if down else check_healthy(gate, hosts, progress)
         except (ParseError, TransportError) as exc:
             report = GateReport(gate, False, report.members, str(exc))
         remaining = max(0.0, deadline - time.monotonic())

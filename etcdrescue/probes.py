@@ -183,7 +183,8 @@ def host_survey(paths: Paths, host: str, client_port: int, peer_port: int) -> Fa
         f"echo peer_port=$({port_probe(host, peer_port)} && echo open || echo closed)",
         "echo etcdctl=$(command -v etcdctl || true)",
         "echo bash=$BASH_VERSION",
-        f"echo tls=$(test -r {q(paths.ca)} && test -r {q(paths.cert)} && test -r {q(paths.key)} && echo yes || echo no)",
+        f"echo tls=$(test -r {q(paths.ca)} && test -r {q(paths.cert)} && test -r {q(paths.key)} "
+        "&& echo yes || echo no)",
     ]
     return Fact("host survey", Raw("; ".join(lines)), parse_kv)
 

@@ -58,7 +58,7 @@ class RemoteShell:
             if on_output is not None:
                 emitted = _emit(out, emitted, out_end, token, on_output)
             if not got:
-                if self.channel.closed or self.channel.exit_status_ready() and not self.channel.recv_ready():
+                if self.channel.closed or (self.channel.exit_status_ready() and not self.channel.recv_ready()):
                     raise ShellLost("remote shell ended")
                 if time.monotonic() > deadline:
                     raise ShellLost("no end of command before the deadline")

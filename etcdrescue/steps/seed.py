@@ -80,7 +80,7 @@ def seed_data(ctx: Context) -> Step:
 
 
 def seed_conf(ctx: Context) -> Step:
-    p, seed = ctx.paths, ctx.seed
+    seed = ctx.seed
     values = {
         "ETCD_INITIAL_CLUSTER": f"{seed.name}={seed.peer_url}",
         "ETCD_INITIAL_CLUSTER_STATE": "new",
@@ -110,8 +110,9 @@ def write_conf(ctx: Context, host: str, values: dict[str, str]) -> tuple[Command
 
 def restore_conf(ctx: Context, host: str) -> Command:
     conf = ctx.paths.etcd_conf
-    return Command(host, chain(sh("cp", "-p", conf, ctx.aside(conf, "rewritten")), sh("cp", "-p", ctx.aside(conf), conf)),
-                   "put the original etcd.conf back")
+    keep_rewritten = sh("cp", "-p", conf, ctx.aside(conf, "rewritten"))
+    put_back = sh("cp", "-p", ctx.aside(conf), conf)
+    return Command(host, chain(keep_rewritten, put_back), "put the original etcd.conf back")
 
 
 def seed_start(ctx: Context) -> Step:
