@@ -77,7 +77,10 @@ def parse_runs(events: list[Event]) -> list[RunRecord]:
             preflight = e
             continue
         if kind == "run_start":
-            runs.append(RunRecord(e, [StepRecord(k) for k in e.get("steps", [])], preflight=preflight))
+            keys = list(e.get("steps", []))
+            skip = keys.index(e["start_at"]) if e.get("start_at") in keys else 0
+            runs.append(RunRecord(e, [StepRecord(k, status="before resume point" if i < skip else "not run")
+                                      for i, k in enumerate(keys)], preflight=preflight))
             current, preflight = None, None
             continue
         if not runs:
@@ -226,6 +229,7 @@ def render_markdown(events: list[Event], source: str = "journal") -> str:
         end_ts = run.end.get("ts") if run.end else None
         out += [f"- Cluster: {cluster}", f"- Result: **{run.result}**", f"- Mode: {s.get('mode', '?')}",
                 f"- Seed: `{s.get('seed', '?')}`", f"- Stamp: `{stamp}`",
+                *([f"- Resumed at step `{s['start_at']}`"] if s.get("start_at") else []),
                 f"- Started: {_when(s.get('ts'))}", f"- Finished: {_when(end_ts)}",
                 f"- Duration: {_secs(run.end.get('duration') if run.end else None)}", f"- Journal: `{source}`", ""]
         if run.preflight is not None:

@@ -93,7 +93,11 @@ def test_failed_and_interrupted_runs(tmp_path: Path) -> None:
     # killed mid-step: no step_end, no run_end
     doc = render_markdown(failed[:5], "c-S.jsonl")
     assert "INCOMPLETE" in doc and "| 1 | `stop-etcd` | Stop | running |" in doc
-    assert len(parse_runs([*failed, start])) == 2
+    resume = [*failed, {**start, "start_at": "seed-data"}]
+    resumed = parse_runs(resume)
+    assert len(resumed) == 2
+    assert [st.status for st in resumed[1].steps] == ["before resume point", "not run", "not run"]
+    assert "- Resumed at step `seed-data`" in render_markdown(resume, "c-S.jsonl")
     assert "no run_start" in render_markdown([], "x.jsonl")
 
 
