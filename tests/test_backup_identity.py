@@ -1,0 +1,121 @@
+"""The backup's member list, read from a real etcd 3.4 database without starting etcd."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from etcdrescue.backup_identity import (
+    BackupIdentityError,
+    BackupMember,
+    identity_problem,
+    members_from_bytes,
+    remote_reader,
+)
+
+IP = "127.0.99.250"  # lab subnets 80-99; the lab's hosts use .1-.7, so .250 is free
+PEER, CLIENT = f"http://{IP}:23800", f"http://{IP}:23790"
+
+needs_etcd = pytest.mark.skipif(shutil.which("etcd") is None, reason="etcd binary not installed")
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[bytes]:
+    """A real etcd db: one member started, a few keys written, etcd stopped."""
+    if shutil.which("etcd") is None:
+        pytest.skip("etcd binary not installed")
+    d = tmp_path_factory.mktemp("etcd")
+    proc = subprocess.Popen(
+        ["etcd", "--name", "solo", "--data-dir", str(d / "data"), "--listen-client-urls", CLIENT,
+         "--advertise-client-urls", CLIENT, "--listen-peer-urls", PEER, "--initial-advertise-peer-urls", PEER,
+         "--initial-cluster", f"solo={PEER}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"{CLIENT}/health", timeout=1) as r:
+                    if b"true" in r.read():
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "etcd did not become healthy"
+            time.sleep(0.1)
+        for i in range(50):
+            subprocess.run(["etcdctl", "--endpoints", CLIENT, "put", f"/k{i}", "v" * 100], check=True,
+                           capture_output=True, env={"ETCDCTL_API": "3", "PATH": "/usr/bin:/bin"})
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    yield (d / "data/member/snap/db").read_bytes()
+
+
+@needs_etcd
+def test_reads_the_member_list(db: bytes) -> None:
+    (member,) = members_from_bytes(db)
+    assert member.peer_urls == (PEER,)
+    assert len(member.id) == 16 and int(member.id, 16)
+
+
+@needs_etcd
+def test_same_and_other_cluster(db: bytes) -> None:
+    members = members_from_bytes(db)
+    assert identity_problem(members, [PEER, "https://10.0.0.2:2380"]) is None
+    assert identity_problem(members, [PEER.upper() + "/"]) is None
+    problem = identity_problem(members, ["https://127.0.81.1:2380", "https://127.0.81.2:2380"])
+    assert problem and "another cluster" in problem and PEER in problem and "127.0.81.1" in problem
+
+
+@needs_etcd
+@pytest.mark.parametrize("cut", [0, 100, 4096, 8192, 12288])
+def test_truncated_db_is_an_error(db: bytes, cut: int) -> None:
+    with pytest.raises(BackupIdentityError):
+        members_from_bytes(db[:cut])
+
+
+@needs_etcd
+def test_garbage_is_an_error(db: bytes) -> None:
+    with pytest.raises(BackupIdentityError, match="not a bbolt database"):
+        members_from_bytes(b"\xde\xad\xbe\xef" * 4096)
+
+
+@needs_etcd
+def test_one_damaged_meta_page_falls_back_to_the_other(db: bytes) -> None:
+    for offset in (16 + 40, 4096 + 16 + 40):  # inside each meta's root/freelist fields: checksum breaks
+        damaged = bytearray(db)
+        damaged[offset] ^= 0xFF
+        assert members_from_bytes(bytes(damaged)) == members_from_bytes(db)
+    both = bytearray(db)
+    both[16 + 40] ^= 0xFF
+    both[4096 + 16 + 40] ^= 0xFF
+    with pytest.raises(BackupIdentityError):
+        members_from_bytes(bytes(both))
+
+
+@needs_etcd
+def test_remote_reader_reads_only_a_few_pages_through_a_shell(db: bytes, tmp_path: Path) -> None:
+    path = tmp_path / "db with space"
+    path.write_bytes(db)
+    calls: list[str] = []
+
+    def run(script: str) -> str:
+        calls.append(script)
+        return subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True).stdout
+
+    assert remote_reader(run, str(path)) and members_from_bytes(db) == _via(run, str(path))
+    assert 0 < len(calls) <= 8, calls
+
+
+def _via(run, path: str) -> tuple[BackupMember, ...]:  # type: ignore[no-untyped-def]
+    from etcdrescue.backup_identity import backup_members
+
+    return backup_members(remote_reader(run, path))
+
+
+def test_no_members_is_a_problem() -> None:
+    assert identity_problem([], ["https://a:2380"]) is not None
