@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import os
 import sys
@@ -169,7 +170,7 @@ def cmd_recover(args: argparse.Namespace) -> int:
         print(f"journal: {journal.path}")
         journal.write("preflight", verdict=report.verdict, hosts=[
             {"name": h.name, "healthy": h.healthy, "manifest": h.manifest_state, **h.survey} for h in report.hosts],
-            backup=report.backup.__dict__ if report.backup else None)
+            backup=dataclasses.asdict(report.backup) if report.backup else None)
         engine = Engine(plan, hosts, journal=journal,
                         callbacks=ConsoleCallbacks(verbose=args.verbose, confirm_each=not args.yes))
         try:

@@ -49,6 +49,8 @@ class Command:
     """Output fragments that mean 'refused for now, try again' (e.g. etcd's 'unhealthy cluster')."""
     retry_for: float = 0.0
     check: Check | None = field(default=None, compare=False)
+    expect: str = ""
+    """What `check` wants to see in the output, in words (for the runbook and the wizard)."""
 
 
 def etcdctl(paths: Paths, endpoints: Iterable[str], *args: object) -> Raw:

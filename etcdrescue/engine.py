@@ -92,7 +92,7 @@ class Engine:
         t0 = time.monotonic()
         steps = self.plan.steps
         ctx = self.plan.ctx
-        self._log("run_start", dry_run=self.dry_run, steps=[s.key for s in steps], mode=self.plan.mode,
+        self._log("run_start", cluster=ctx.inv.cluster, dry_run=self.dry_run, steps=[s.key for s in steps], mode=self.plan.mode,
                   seed=ctx.seed.name, stamp=ctx.stamp, backup=ctx.backup, method=ctx.method.value,
                   backup_kind=ctx.backup_kind, start_at=start_at)
         self.record_members("before")

@@ -28,11 +28,11 @@ def holder(stamp: str) -> str:
 
 class LocalLock:
     def __init__(self, directory: Path, cluster: str) -> None:
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.path = directory / f"{cluster}.lock"
         self._file: IO[str] | None = None
 
     def acquire(self, stamp: str) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         f = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the whole run
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -131,7 +131,7 @@ def seed_start(ctx: Context) -> Step:
             Command(seed.name, Raw(f"test \"$(diff {q(pristine)} {q(p.disabled_manifest)} | grep -c '^[<>]')\" = 2 "
                                    f"&& grep -c -- {q(FLAG)} {q(p.disabled_manifest)}"),
                     "verify the edit changed exactly one line", mutates=False,
-                    skip_if=sh("test", "-e", p.manifest), check=_one_flag),
+                    skip_if=sh("test", "-e", p.manifest), check=_one_flag, expect="1"),
         ]
     commands.append(enable_manifest(ctx, seed.name))
     return Step(

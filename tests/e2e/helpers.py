@@ -22,12 +22,12 @@ class Broken:
 
 
 def break_lab(lab: Lab, backup: str) -> Broken:
-    """500 keys, a backup of kind `backup` on the seed, 100 more keys, then two members' data destroyed."""
+    """500 keys, a backup of kind `backup` on the seed, 100 more keys, then a majority's data destroyed."""
     lab.put_keys(PRE, 500)
     time.sleep(0.6)  # etcd flushes its db about every 100 ms; a copy taken at once can miss writes
     path = {"openshift": lab.backup_openshift, "copy": lab.backup_copy}[backup](lab.hosts[0]) if backup else None
     lab.put_keys(POST, 100)
-    lab.break_quorum(lab.hosts[1:3])
+    lab.break_quorum(lab.hosts[1:len(lab.hosts) // 2 + 2])  # 2 of 3, 3 of 5: the survivors lack a quorum
     return Broken(lab, path)
 
 
