@@ -166,6 +166,8 @@ def _commands(commands: Sequence[Command], number: str) -> list[str]:
             if c.skip_if:
                 out += ["Skip if this succeeds:", "", *fence(c.skip_if), "", "Otherwise run:", ""]
             out += [*fence(c.script), ""]
+            if c.expect:
+                out += [f"Expected output: {c.expect}", ""]
     return out
 
 
