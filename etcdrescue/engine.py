@@ -92,8 +92,8 @@ class Engine:
         t0 = time.monotonic()
         steps = self.plan.steps
         ctx = self.plan.ctx
-        self._log("run_start", cluster=ctx.inv.cluster, dry_run=self.dry_run, steps=[s.key for s in steps], mode=self.plan.mode,
-                  seed=ctx.seed.name, stamp=ctx.stamp, backup=ctx.backup, method=ctx.method.value,
+        self._log("run_start", cluster=ctx.inv.cluster, dry_run=self.dry_run, steps=[s.key for s in steps],
+                  mode=self.plan.mode, seed=ctx.seed.name, stamp=ctx.stamp, backup=ctx.backup, method=ctx.method.value,
                   backup_kind=ctx.backup_kind, start_at=start_at)
         self.record_members("before")
         started = start_at is None
@@ -182,8 +182,13 @@ class Engine:
         attempt = 0
         while True:
             attempt += 1
-            res = self.hosts.run(cmd.host, cmd.script, timeout=cmd.timeout,
-                                 on_output=lambda line: self.cb.command_output(cmd, line))
+            try:
+                res = self.hosts.run(cmd.host, cmd.script, timeout=cmd.timeout,
+                                     on_output=lambda line: self.cb.command_output(cmd, line))
+            except TransportError as exc:
+                if self._settled_after_reconnect(step, cmd, exc, attempt):
+                    return 1 if cmd.mutates else 0
+                continue
             self._log("command", step=step.key, host=cmd.host, script=cmd.script, mutates=cmd.mutates, exit=res.exited,
                       attempt=attempt, duration=round(res.duration, 3), stdout=res.stdout[-4000:],
                       stderr=res.stderr[-4000:])
@@ -201,6 +206,24 @@ class Engine:
             if problem:
                 raise StepFailed(f"{step.key}: {cmd.host}: {problem}")
         return 1 if cmd.mutates else 0
+
+    def _settled_after_reconnect(self, step: Step, cmd: Command, exc: TransportError, attempt: int) -> bool:
+        """The connection dropped while `cmd` ran. Reconnect and ask the host what happened.
+
+        True: the command's effect is confirmed in place, move on. False: safe to run it again
+        (read-only, first time). Otherwise stop: a half-known mutation is for a human to look at.
+        """
+        assert self.hosts is not None
+        self._log("connection_lost", step=step.key, host=cmd.host, script=cmd.script, error=str(exc))
+        if cmd.skip_if is not None and self.hosts.run(cmd.host, cmd.skip_if, timeout=30).ok:
+            self._log("command", step=step.key, host=cmd.host, script=cmd.script, mutates=cmd.mutates,
+                      confirmed_after_reconnect=True, exit=0, attempt=attempt)
+            self.cb.command_finished(cmd, None, "connection lost, reconnected: effect confirmed")
+            return True
+        if not cmd.mutates and attempt == 1:
+            return False
+        raise TransportError(f"{step.key}: {cmd.host}: connection lost during '{cmd.purpose}' and its effect is "
+                             "not confirmed: stopped; check the host, then rerun with --resume")
 
     def _gate(self, gate: Gate) -> GateReport | None:
         self.cb.gate_started(gate)

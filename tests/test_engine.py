@@ -1,0 +1,100 @@
+"""Engine decisions on a fake host set: skipping, retrying refusals, checks, dry run, lost connections."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from etcdrescue.command import Command
+from etcdrescue.engine import Engine, StepStatus
+from etcdrescue.errors import StepFailed, TransportError
+from etcdrescue.inventory import parse_inventory
+from etcdrescue.plan import Plan
+from etcdrescue.steps.base import Context, Method, Step
+from etcdrescue.transport import Result
+
+INV = parse_inventory({"cluster": "t", "members": [
+    {"name": "m1", "host": "127.0.0.1", "peer_url": "https://127.0.0.1:2380", "client_url": "https://127.0.0.1:2379"},
+]})
+
+
+class FakeHosts:
+    """Answers scripts from a table; records what ran."""
+
+    def __init__(self, answer: Callable[[str, int], Result | Exception]) -> None:
+        self.answer = answer
+        self.ran: list[str] = []
+        self.inv = INV
+
+    def run(self, name: str, script: str, timeout: float = 60.0, on_output: object = None) -> Result:
+        self.ran.append(script)
+        out = self.answer(script, self.ran.count(script))
+        if isinstance(out, Exception):
+            raise out
+        return out
+
+
+def ok(script: str, code: int = 0, out: str = "") -> Result:
+    return Result("m1", script, code, out, "", 0.0)
+
+
+def engine(commands: tuple[Command, ...], hosts: FakeHosts, dry_run: bool = False) -> Engine:
+    plan = Plan(Context(INV, None, Method.FORCE_NEW_CLUSTER, "s"), (Step("k", "t", "p", "w", commands),))
+    return Engine(plan, hosts, dry_run=dry_run)  # type: ignore[arg-type]
+
+
+def test_skip_if_true_means_the_command_never_runs() -> None:
+    hosts = FakeHosts(lambda s, n: ok(s, 0))
+    result = engine((Command("m1", "mv a b", "move", skip_if="test -e b"),), hosts).run()
+    assert hosts.ran == ["test -e b"]
+    assert result.outcomes[0].status is StepStatus.SKIPPED
+
+
+def test_refusal_is_retried_until_it_passes() -> None:
+    def answer(s: str, n: int) -> Result:
+        return Result("m1", s, 1, "", "etcdserver: unhealthy cluster", 0.0) if n < 3 else ok(s)
+    hosts = FakeHosts(answer)
+    engine((Command("m1", "member add", "add", retry_on=("unhealthy cluster",), retry_for=10),), hosts).run()
+    assert hosts.ran.count("member add") == 3
+
+
+def test_failed_check_stops_the_step() -> None:
+    hosts = FakeHosts(lambda s, n: ok(s, 0, "2"))
+    cmd = Command("m1", "grep -c x f", "count", mutates=False, check=lambda o: None if o == "1" else "want 1")
+    with pytest.raises(StepFailed, match="want 1"):
+        engine((cmd,), hosts).run()
+
+
+def test_dry_run_runs_nothing() -> None:
+    hosts = FakeHosts(lambda s, n: ok(s))
+    result = engine((Command("m1", "mv a b", "move", skip_if="test -e b"),), hosts, dry_run=True).run()
+    assert hosts.ran == [] and result.outcomes[0].status is StepStatus.PLANNED
+
+
+def test_lost_connection_with_effect_confirmed_moves_on() -> None:
+    def answer(s: str, n: int) -> Result | Exception:
+        if s == "mv a b":
+            return TransportError("connection lost")
+        return ok(s, 1 if n == 1 else 0)  # skip_if: not done before, done after the reconnect
+    hosts = FakeHosts(answer)
+    result = engine((Command("m1", "mv a b", "move", skip_if="test -e b"),), hosts).run()
+    assert hosts.ran == ["test -e b", "mv a b", "test -e b"]
+    assert result.outcomes[0].status is StepStatus.DONE
+
+
+def test_lost_connection_with_effect_unknown_stops() -> None:
+    def answer(s: str, n: int) -> Result | Exception:
+        return TransportError("connection lost") if s == "mv a b" else ok(s, 1)
+    hosts = FakeHosts(answer)
+    with pytest.raises(TransportError, match="not confirmed"):
+        engine((Command("m1", "mv a b", "move", skip_if="test -e b"),), hosts).run()
+    assert hosts.ran.count("mv a b") == 1
+
+
+def test_read_only_command_is_retried_once_after_a_lost_connection() -> None:
+    def answer(s: str, n: int) -> Result | Exception:
+        return TransportError("connection lost") if n == 1 else ok(s)
+    hosts = FakeHosts(answer)
+    engine((Command("m1", "cat f", "read", mutates=False),), hosts).run()
+    assert hosts.ran == ["cat f", "cat f"]
