@@ -82,6 +82,7 @@ def seed_data(ctx: Context) -> Step:
 def seed_conf(ctx: Context) -> Step:
     seed = ctx.seed
     values = {
+        "ETCD_NAME": seed.name,
         "ETCD_INITIAL_CLUSTER": f"{seed.name}={seed.peer_url}",
         "ETCD_INITIAL_CLUSTER_STATE": "new",
         "ETCD_INITIAL_ADVERTISE_PEER_URLS": seed.peer_url,
