@@ -23,6 +23,7 @@ import shlex
 import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 MAGIC = 0xED0CDAED
 VERSION = 2
@@ -216,20 +217,31 @@ def remote_reader(run: Callable[[str], str], path: str) -> Reader:
     return read
 
 
-def identity_problem(members: Iterable[BackupMember], inventory_peer_urls: Iterable[str]) -> str | None:
+def identity_problem(members: Iterable[BackupMember], inventory_peer_urls: Iterable[str],
+                     inventory_hosts: Iterable[str] = ()) -> str | None:
     """None when the backup's members overlap the inventory's; else why the backup is from another cluster.
 
-    Peer URLs are compared after normalising (scheme and host lower-cased, trailing '/' dropped).
-    One shared peer URL is enough: a cluster that changed some members since the backup is still the same one.
+    A backup member matches when one of its peer URLs is an inventory peer URL (scheme and host
+    lower-cased, trailing '/' dropped) or its host part is one of `inventory_hosts` (give the members'
+    `host` and `name`, so an inventory written with names still matches a cluster that used IPs, or the
+    reverse, when they are the same machines). One match is enough: a cluster that replaced some
+    members since the backup is still the same cluster.
     """
     def norm(u: str) -> str:
         return u.strip().rstrip("/").lower()
 
     backup_urls = sorted({norm(u) for m in members for u in m.peer_urls})
     inventory = {norm(u) for u in inventory_peer_urls}
+    hosts = {h.strip().strip("[]").lower() for h in inventory_hosts if h}
+    hosts |= {(urlsplit(u).hostname or "") for u in inventory}
     if not backup_urls:
         return "the backup's database lists no members: not an etcd backup of this cluster?"
-    if inventory.isdisjoint(backup_urls):
-        return (f"the backup was taken from another cluster: its members' peer URLs are {', '.join(backup_urls)}; "
-                f"the inventory's are {', '.join(sorted(inventory))}")
-    return None
+    for u in backup_urls:
+        try:
+            host = urlsplit(u).hostname or ""
+        except ValueError:
+            host = ""
+        if u in inventory or (host and host in hosts):
+            return None
+    return (f"the backup was taken from another cluster: its members' peer URLs are {', '.join(backup_urls)}; "
+            f"the inventory's are {', '.join(sorted(inventory))}")

@@ -117,5 +117,13 @@ def _via(run, path: str) -> tuple[BackupMember, ...]:  # type: ignore[no-untyped
     return backup_members(remote_reader(run, path))
 
 
+def test_match_by_host_when_urls_differ() -> None:
+    members = [BackupMember("1", ("https://10.0.0.1:2380",)), BackupMember("2", ("https://10.0.0.2:2380",))]
+    assert identity_problem(members, ["https://m1.example:2380"], ["10.0.0.1", "m1.example"]) is None
+    assert identity_problem(members, ["https://[fd00::1]:2380"], ["fd00::1"]) is not None
+    assert identity_problem([BackupMember("1", ("https://[FD00::1]:2380",))], ["https://[fd00::1]:2380"]) is None
+    assert identity_problem(members, ["https://10.0.0.3:2380"], ["10.0.0.3"]) is not None
+
+
 def test_no_members_is_a_problem() -> None:
     assert identity_problem([], ["https://a:2380"]) is not None
