@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -38,7 +39,7 @@ LabFactory = Callable[..., Lab]
 MANIFEST = "/etc/origin/node/pod/etcd.yaml"
 
 
-def journal_events(journal: Path) -> list[dict]:  # type: ignore[type-arg]
+def journal_events(journal: Path) -> list[dict[str, Any]]:
     (path,) = list(journal.glob("*.jsonl"))
     return [json.loads(line) for line in path.read_text().splitlines()]
 
@@ -98,7 +99,7 @@ def test_refusals_at_preflight(refusal_lab: tuple[Broken, str], tmp_path: Path) 
     pristine = manifest.read_bytes()
     journal = tmp_path / "j"
     before = tree_digest(lab)
-    cases: list[tuple[str, list[str], Callable[[], None] | None, str]] = [
+    cases: list[tuple[str, list[str], Callable[[], object] | None, str]] = [
         ("truncated backup db", ["--backup", "/var/lib/etcd/cut-backup"], None,
          "backup /var/lib/etcd/cut-backup on master01.lab.example: /var/lib/etcd/cut-backup/member/snap/db is "
          "not a readable etcd database (corrupt or truncated?)"),
