@@ -26,4 +26,5 @@ def cmd_tui(args: argparse.Namespace) -> int:
 
     app = RescueApp(inventory_path=args.inventory, backup=args.backup, journal_dir=args.journal,
                     gate_timeout=args.gate_timeout, method=args.method, seed=args.seed)
-    return int(app.run() or 0)
+    app.run()
+    return app.return_code or 0

@@ -68,7 +68,7 @@ class RescueApp(App[int]):
             choice = await self.push_screen_wait(
                 InventoryScreen(self.inventory_path, self.backup, self.method, self.seed))
             if choice is None:
-                self.exit(EXIT_REFUSED)
+                self.exit_with(EXIT_REFUSED)
                 return
             self.inventory_path, self.backup = choice.path, choice.backup or ""
             if await self.recover(choice):
@@ -102,8 +102,12 @@ class RescueApp(App[int]):
                 confirm_once=picked.confirm_once))
             self.close_journal()
             await self.push_screen_wait(SummaryScreen(self.record))
-            self.exit(EXIT_CODES.get(self.record.status, EXIT_FAILED))
+            self.exit_with(EXIT_CODES.get(self.record.status, EXIT_FAILED))
             return True
+
+    def exit_with(self, code: int) -> None:
+        """The process exit code is the CLI's: 0 recovered, 2 refused, 3 failed, 130 aborted."""
+        self.exit(code, return_code=code)
 
     def open_hosts(self, inv: Inventory) -> None:
         """Hosts follow the inventory (seed first): gates query through `hosts.inv.seed`."""
@@ -129,7 +133,7 @@ class RescueApp(App[int]):
     def action_request_quit(self) -> None:
         run = self.running_screen()
         if run is None:
-            self.exit(EXIT_INTERRUPTED if self.record is None else EXIT_CODES.get(self.record.status, EXIT_FAILED))
+            self.exit_with(EXIT_INTERRUPTED if self.record is None else EXIT_CODES.get(self.record.status, EXIT_FAILED))
             return
         if any(isinstance(s, ConfirmScreen) and s.question.startswith("Quit") for s in self.screen_stack):
             return
@@ -138,7 +142,7 @@ class RescueApp(App[int]):
             if ok:
                 run.cancel.set()
                 run.bridge.pause_requested.clear()
-                self.exit(EXIT_INTERRUPTED)
+                self.exit_with(EXIT_INTERRUPTED)
 
         self.push_screen(ConfirmScreen(
             "Quit while the recovery is running?",

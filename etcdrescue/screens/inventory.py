@@ -52,9 +52,9 @@ class InventoryScreen(Screen[InventoryChoice | None]):
     DEFAULT_CSS = """
     InventoryScreen #form { padding: 0 2; }
     InventoryScreen Label { margin-top: 1; }
-    InventoryScreen .error { color: $error; text-style: bold; height: auto; }
+    InventoryScreen .error { color: $error; text-style: bold; height: auto; display: none; }
+    InventoryScreen .error.shown { display: block; }
     InventoryScreen #recent { height: 1fr; min-height: 3; }
-    InventoryScreen #next { margin-top: 1; }
     """
     BINDINGS = [Binding("ctrl+n", "submit", "Next"), Binding("escape", "app.quit", "Quit")]
 
@@ -87,8 +87,10 @@ class InventoryScreen(Screen[InventoryChoice | None]):
         path = self.query_one("#inventory", Input).value
         backup = self.query_one("#backup", Input).value
         choice, inv_err, backup_err = validate(path, backup, self.method, self.seed)
-        self.query_one("#inventory-error", Static).update(inv_err)
-        self.query_one("#backup-error", Static).update(backup_err)
+        for selector, text in (("#inventory-error", inv_err), ("#backup-error", backup_err)):
+            widget = self.query_one(selector, Static)
+            widget.update(text)
+            widget.set_class(bool(text), "shown")
         return choice
 
     def action_submit(self) -> None:

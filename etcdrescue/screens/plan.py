@@ -32,10 +32,10 @@ class PlanChoice:
 
 def step_label(plan: Plan, i: int) -> Text:
     step = plan.steps[i]
-    t = Text(f"[{i + 1}/{len(plan.steps)}] {step.title}", style="bold")
+    t = Text("⚠ " if step.destructive else "  ", style="bold yellow")
+    t.append(f"[{i + 1}/{len(plan.steps)}] {step.title}", style="bold")
     if step.destructive:
-        t.append("  ⚠ destructive: asks first", style="bold yellow")
-    t.append(f"  ({', '.join(step.hosts)})", style="dim")
+        t.append("  (destructive: asks first)", style="yellow")
     return t
 
 
@@ -65,8 +65,9 @@ class PlanScreen(Screen[PlanChoice]):
             yield Select([(n, n) for n in names], value=self.plan.ctx.seed.name, allow_blank=False, id="seed")
             yield Checkbox("Dry run (d)", self.dry_run, id="dry")
             yield Checkbox("Confirm once (o)", self.confirm_once or not self.ask, id="once", disabled=not self.ask)
-        yield Static(Text(f"Mode: {self.plan.mode}; stamp {self.plan.ctx.stamp}"), id="mode")
-        tree: Tree[str] = Tree(f"Plan for {self.plan.ctx.inv.cluster}: {len(self.plan.steps)} steps", id="plan")
+        yield Static(Text(f"Mode: {self.plan.mode}"), id="mode")
+        tree: Tree[str] = Tree(f"Plan for {self.plan.ctx.inv.cluster}: {len(self.plan.steps)} steps, "
+                               f"stamp {self.plan.ctx.stamp} (e/c expand/collapse all)", id="plan")
         tree.root.expand()
         for i, step in enumerate(self.plan.steps):
             node = tree.root.add(step_label(self.plan, i), data=f"{step.title}\nwhy: {step.why}"

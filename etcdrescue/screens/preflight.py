@@ -49,10 +49,9 @@ def size(kb: int) -> str:
 def member_cells(f: HostFacts) -> list[str | Text]:
     if not f.reachable:
         key = "UNKNOWN" if "host key" in f.error.lower() or "known_hosts" in f.error else "?"
-        return [f.name, Text("FAIL", "bold red"), key, "?", "?", Text(f.error[:60], "red"), "?", "?"]
+        return [f.name, Text("FAIL", "bold red"), key, "?", "?", "?", "?", "?"]
     etcd = f"pid {f.survey.get('etcd_pid')}" if f.etcd_running else "not running"
-    health = Text("healthy", "green") if f.healthy else Text(
-        "unhealthy" + (f": {f.health_error[:30]}" if f.health_error else ""), "yellow")
+    health = Text("healthy", "green") if f.healthy else Text("unhealthy", "yellow")
     manifest = f.manifest_state + (" (!)" if f.manifest_problem else "")
     return [f.name, Text("ok", "green"), "known", manifest, etcd, health,
             size(f.kb("member_kb")), size(f.kb("free_kb"))]

@@ -66,9 +66,9 @@ def yn(flag: bool) -> Text:
 class RunScreen(Screen[RunRecord]):
     DEFAULT_CSS = """
     RunScreen #top { height: 11; }
-    RunScreen #steps { width: 1fr; border: round $primary; border-title-align: left; }
-    RunScreen #gatebox { width: 46; border: round $secondary; }
-    RunScreen #gate-title { height: 2; }
+    RunScreen #steps { width: 1fr; border: round $primary; text-wrap: nowrap; text-overflow: ellipsis; }
+    RunScreen #gatebox { width: 44; border: round $secondary; }
+    RunScreen #gate-title { height: 1; text-wrap: nowrap; text-overflow: ellipsis; }
     RunScreen #gate { height: auto; }
     RunScreen Log { height: 1fr; border: round $panel; }
     RunScreen #status { height: auto; max-height: 4; padding: 0 1; text-style: bold; }
@@ -177,7 +177,7 @@ class RunScreen(Screen[RunRecord]):
                 for col, value in zip(("up", "healthy", "leader", "raft index"),
                                       (yn(m.up), yn(m.healthy), "★" if m.leader else "", str(m.raft_index or "")),
                                       strict=True):
-                    table.update_cell(m.name, col, value)
+                    table.update_cell(m.name, col, value, update_width=True)
         self.tick()
 
     def on_confirm_requested(self, msg: ConfirmRequested) -> None:
@@ -310,6 +310,11 @@ class RunScreen(Screen[RunRecord]):
     def action_next(self) -> None:
         if self.phase == "ended":
             self.dismiss(self.record)
+
+    def on_unmount(self) -> None:
+        """Leaving the screen (or the app) must never leave the engine blocked in confirm/checkpoint."""
+        self.cancel.set()
+        self.bridge.pause_requested.clear()
 
     @property
     def running(self) -> bool:

@@ -66,7 +66,7 @@ class SummaryScreen(Screen[None]):
     SummaryScreen #facts, SummaryScreen #export { padding: 0 1; height: auto; }
     """
     BINDINGS = [Binding("e", "export('runbook')", "Export runbook"), Binding("x", "export('report')", "Export report"),
-                Binding("q", "app.quit", "Quit")]
+                Binding("q", "done", "Quit")]
 
     def __init__(self, record: RunRecord) -> None:
         super().__init__()
@@ -116,17 +116,20 @@ class SummaryScreen(Screen[None]):
 
     def on_mount(self) -> None:
         table = self.query_one("#members", DataTable)
-        for c in ("member", "up", "healthy", "leader", "raft index", "old data kept at"):
+        for c in ("member", "up", "healthy", "leader", "raft index"):
             table.add_column(c)
         by_name = {m.name: m for m in self.record.members}
         for member in self.record.plan.ctx.inv.members:
             h = by_name.get(member.name)
-            kept = ", ".join(p.rsplit("/", 1)[-1] for p in self.record.kept.get(member.name, [])) or "-"
             if h is None:
-                table.add_row(member.name, "?", "?", "", "", kept)
+                table.add_row(member.name, "?", "?", "", "")
             else:
                 table.add_row(member.name, yn(h.up), yn(h.healthy), "★" if h.leader else "",
-                              str(h.raft_index or ""), kept)
+                              str(h.raft_index or ""))
+
+    def action_done(self) -> None:
+        """Back to the wizard, which exits with the run's exit code."""
+        self.dismiss(None)
 
     def action_export(self, kind: str) -> None:
         fn = exporter(kind)

@@ -1,0 +1,196 @@
+"""The wizard on the real lab, driven with keys only: a full recovery, a refusal on a healthy
+cluster, a gate that times out (retry, then abort) and an abort mid-run.
+
+Subnets 60-63 are this module's; each test builds its own lab.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import Button, Static
+
+from etcdrescue.engine import StepStatus
+from etcdrescue.journal import read_journal
+from etcdrescue.lab import Lab
+from etcdrescue.screens.app import RescueApp
+from etcdrescue.screens.inventory import InventoryScreen
+from etcdrescue.screens.plan import PlanScreen
+from etcdrescue.screens.preflight import PreflightScreen
+from etcdrescue.screens.run import RunScreen
+from etcdrescue.screens.summary import SummaryScreen
+from etcdrescue.screens.widgets import ConfirmScreen
+
+from .conftest import SIZE, normalise, requires_lab, sync, wait_until
+
+pytestmark = [pytest.mark.lab, requires_lab, pytest.mark.timeout(240)]
+
+LabFactory = Callable[..., Lab]
+DOCS_SVG = Path(__file__).resolve().parents[2] / "docs" / "tui-run.svg"
+
+
+def broken_lab(lab_factory: LabFactory, subnet: int) -> tuple[Lab, str]:
+    """The issue's scenario: 500 keys in the backup, 100 after it, two members lost."""
+    lab = lab_factory(3, subnet=subnet)
+    lab.put_keys("/pre/", 500)
+    time.sleep(0.6)
+    backup = lab.backup_openshift(lab.hosts[0])
+    lab.put_keys("/post/", 100)
+    lab.break_quorum([lab.hosts[1], lab.hosts[2]])
+    return lab, backup
+
+
+def run_screen(app: RescueApp) -> RunScreen:
+    for screen in app.screen_stack:
+        if isinstance(screen, RunScreen):
+            return screen
+    raise AssertionError(f"no run screen in {app.screen_stack}")
+
+
+def static_text(app: RescueApp, selector: str) -> str:
+    return str(app.screen.query_one(selector, Static).render())
+
+
+async def to_run(app: RescueApp, pilot: Pilot[Any]) -> RunScreen:
+    """Inventory (enter) -> pre-flight verdict (n) -> plan (s) -> run."""
+    await wait_until(pilot, lambda: isinstance(app.screen, InventoryScreen), what="inventory screen")
+    await pilot.press("enter")
+    await wait_until(pilot, lambda: isinstance(app.screen, PreflightScreen) and app.screen.report is not None,
+                     timeout=60, what="pre-flight verdict")
+    assert "recovery can start" in static_text(app, "#verdict"), static_text(app, "#verdict")
+    await pilot.press("n")
+    await wait_until(pilot, lambda: isinstance(app.screen, PlanScreen), what="plan screen")
+    await pilot.press("s")
+    await wait_until(pilot, lambda: any(isinstance(s, RunScreen) for s in app.screen_stack), what="run screen")
+    return run_screen(app)
+
+
+@sync
+async def test_full_recovery_with_keys_only(lab_factory: LabFactory, tmp_path: Path) -> None:
+    lab, backup = broken_lab(lab_factory, 60)
+    app = RescueApp(lab.inventory_path, backup, journal_dir=tmp_path / "journal", gate_timeout=90)
+    confirmed: list[str] = []
+    shot = False
+    async with app.run_test(size=SIZE) as pilot:
+        run = await to_run(app, pilot)
+        deadline = time.monotonic() + 150
+        while run.phase != "ended":
+            assert time.monotonic() < deadline, "recovery did not finish"
+            assert run.phase != "failed", run.record.error
+            if isinstance(app.screen, ConfirmScreen):
+                confirmed.append(app.screen.question)
+                await pilot.press("y")
+            elif (not shot and run.gate_report is not None
+                  and run.status.get("join-master03.lab.example") is StepStatus.RUNNING):
+                svg = normalise(app.export_screenshot(title="etcdrescue tui: run"))
+                (tmp_path / "tui-run.svg").write_text(svg, encoding="utf-8")
+                if os.environ.get("UPDATE_DOCS") == "1":
+                    DOCS_SVG.write_text(svg, encoding="utf-8")
+                shot = True
+            await pilot.pause(0.05)
+        assert run.record.status == "recovered", run.record.error
+        assert len(confirmed) == sum(bool(s.destructive) for s in run.plan.steps)
+        await pilot.press("n")
+        await wait_until(pilot, lambda: isinstance(app.screen, SummaryScreen), what="summary")
+        assert "RECOVERED lab: 3/3 members healthy" in static_text(app, "#verdict")
+        facts = static_text(app, "#facts")
+        assert f"member.etcdrescue-{run.plan.ctx.stamp}" in facts
+        await pilot.press("q")
+    assert app.return_code == 0
+    assert len(lab.read_prefix("/pre/")) == 500
+    assert lab.read_prefix("/post/") == {}
+    assert all(lab.healthy(h) for h in lab.hosts)
+    journal = run.record.journal
+    assert journal is not None and read_journal(journal)[-1]["event"] == "run_end"
+    assert read_journal(journal)[-1]["ok"] is True
+
+
+@sync
+async def test_healthy_cluster_is_refused(lab_factory: LabFactory) -> None:
+    lab = lab_factory(3, subnet=61)
+    app = RescueApp(lab.inventory_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, PreflightScreen) and app.screen.report is not None,
+                         timeout=60, what="pre-flight verdict")
+        assert "healthy quorum" in static_text(app, "#verdict")
+        assert app.screen.query_one("#next", Button).disabled
+        await pilot.press("n")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, PreflightScreen), "a healthy cluster must not get to the plan"
+        await pilot.press("r")  # refresh: same verdict from a new survey
+        await wait_until(pilot, lambda: isinstance(app.screen, PreflightScreen) and app.screen.report is not None,
+                         timeout=60, what="refreshed verdict")
+        assert "healthy quorum" in static_text(app, "#verdict")
+    assert all(lab.healthy(h) for h in lab.hosts)
+
+
+@sync
+async def test_gate_timeout_then_retry_then_abort(lab_factory: LabFactory, tmp_path: Path) -> None:
+    lab, backup = broken_lab(lab_factory, 62)
+    joiner = lab.hosts[2]
+    # master03's etcd can never start again: a fake `etcd` earlier on its PATH exits at once.
+    res = lab.exec(joiner, "printf '#!/bin/sh\\nexit 1\\n' > /usr/local/bin/etcd && chmod +x /usr/local/bin/etcd")
+    assert res.returncode == 0, res.stderr
+    app = RescueApp(lab.inventory_path, backup, journal_dir=tmp_path / "journal", gate_timeout=15, yes=True)
+    key = f"join-{joiner.name}"
+    async with app.run_test(size=SIZE) as pilot:
+        run = await to_run(app, pilot)
+        await wait_until(pilot, lambda: run.phase == "failed", timeout=120, what="the gate to time out")
+        assert run.failed_step == key
+        status = static_text(app, "#status")
+        assert "FAILED" in status and "not met after 15s" in status and "r: retry" in status
+        assert run.status[key] is StepStatus.FAILED
+        await pilot.press("r")
+        await wait_until(pilot, lambda: run.phase == "running" and run.gate_report is not None
+                         and run.bridge.current is not None and run.bridge.current.key == key
+                         and run.status[key] is StepStatus.RUNNING, timeout=30, what="the retried gate")
+        await pilot.press("a")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="abort question")
+        await pilot.press("y")
+        await wait_until(pilot, lambda: run.phase == "ended", timeout=30, what="abort")
+        assert run.record.status == "aborted"
+        assert "ABORTED" in static_text(app, "#status")
+        await pilot.press("n")
+        await wait_until(pilot, lambda: isinstance(app.screen, SummaryScreen), what="summary")
+        await pilot.press("q")
+    stamp = run.plan.ctx.stamp
+    for h in (lab.hosts[0], joiner):
+        assert lab.host_path(h, f"/var/lib/etcd/member.etcdrescue-{stamp}").exists(), f"{h.name}: old data gone"
+    assert len(lab.read_prefix("/pre/", host=lab.hosts[0])) == 500  # the seed and master02 still serve
+
+
+@sync
+async def test_abort_mid_run_keeps_everything(lab_factory: LabFactory, tmp_path: Path) -> None:
+    lab, backup = broken_lab(lab_factory, 63)
+    app = RescueApp(lab.inventory_path, backup, journal_dir=tmp_path / "journal", yes=True)
+    async with app.run_test(size=SIZE) as pilot:
+        run = await to_run(app, pilot)
+        await wait_until(pilot, lambda: run.status["seed-data"] is StepStatus.DONE, timeout=60, what="seed data")
+        await pilot.press("a")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="abort question")
+        await pilot.press("y")
+        await wait_until(pilot, lambda: run.phase == "ended", timeout=60, what="abort")
+        assert run.record.status == "aborted"
+        done = [k for k, o in run.record.outcomes.items() if o.status in (StepStatus.DONE, StepStatus.SKIPPED)]
+        assert done[:2] == ["stop-etcd", "seed-data"]
+        assert len(done) < len(run.plan.steps)
+        await pilot.press("n")
+        await wait_until(pilot, lambda: isinstance(app.screen, SummaryScreen), what="summary")
+        assert "ABORTED" in static_text(app, "#verdict")
+        stamp = run.plan.ctx.stamp
+        assert f"/var/lib/etcd/member.etcdrescue-{stamp}" in static_text(app, "#facts")
+        await pilot.press("q")
+    assert app.return_code == 130
+    seed_old = lab.host_path(lab.hosts[0], f"/var/lib/etcd/member.etcdrescue-{stamp}")
+    assert (seed_old / "snap").is_dir(), "the seed's old data must be kept aside, not deleted"
+    journal = run.record.journal
+    assert journal is not None
+    end = read_journal(journal)[-1]
+    assert end["event"] == "run_end" and end["ok"] is False
