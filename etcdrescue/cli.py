@@ -15,6 +15,7 @@ from . import __version__
 from .errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_REFUSED, InputError, RescueError
 
 if TYPE_CHECKING:
+    from .engine import Engine
     from .hosts import Hosts
     from .inventory import Inventory
     from .steps.base import Method
@@ -161,35 +162,51 @@ def cmd_recover(args: argparse.Namespace) -> int:
             answer = input(f"Type the cluster name ({inv.cluster}) to start the recovery: ").strip()
             if answer != inv.cluster:
                 raise InputError("not confirmed: nothing changed")
-        local_lock.acquire(stamp)
-        remote_lock = RemoteLock(hosts, stamp)
-        remote_lock.acquire(break_lock=args.break_lock, resume_stamp=stamp if resuming else None)
-        secrets = tuple(v for v in _secrets().values() if v)
-        journal = (Journal(unfinished.path, secrets) if resuming and unfinished
-                   else Journal.create(journal_dir, inv.cluster, stamp, secrets))
-        print(f"journal: {journal.path}")
-        journal.write("preflight", verdict=report.verdict, hosts=[
-            {"name": h.name, "healthy": h.healthy, "manifest": h.manifest_state, **h.survey} for h in report.hosts],
-            backup=dataclasses.asdict(report.backup) if report.backup else None)
-        engine = Engine(plan, hosts, journal=journal,
-                        callbacks=ConsoleCallbacks(verbose=args.verbose, confirm_each=not args.yes))
+        engine: Engine | None = None
+        journal: Journal | None = None
         try:
+            local_lock.acquire(stamp)
+            remote_lock = RemoteLock(hosts, stamp)
+            remote_lock.acquire(break_lock=args.break_lock, resume_stamp=stamp if resuming else None)
+            secrets = tuple(v for v in _secrets().values() if v)
+            journal = (Journal(unfinished.path, secrets) if resuming and unfinished
+                       else Journal.create(journal_dir, inv.cluster, stamp, secrets))
+            print(f"journal: {journal.path}")
+            journal.write("preflight", verdict=report.verdict, hosts=[
+                {"name": h.name, "healthy": h.healthy, "manifest": h.manifest_state, **h.survey}
+                for h in report.hosts], backup=dataclasses.asdict(report.backup) if report.backup else None)
+            engine = Engine(plan, hosts, journal=journal,
+                            callbacks=ConsoleCallbacks(verbose=args.verbose, confirm_each=not args.yes))
             result = engine.run(start_at=unfinished.next_step if resuming and unfinished else None)
             remote_lock.release()
         except RescueError as exc:
-            for name, log in getattr(exc, "logs", {}).items():
-                print(f"last etcd log lines on {name}:", file=sys.stderr)
-                for line in log.splitlines()[-20:]:
-                    print(f"  | {line}", file=sys.stderr)
-            print(f"where things stand: journal {journal.path}; old data is kept beside the new with suffix "
-                  f".etcdrescue-{stamp}; fix the cause, then rerun with --resume", file=sys.stderr)
+            if engine is not None and journal is not None:
+                _explain_failure(exc, engine, journal.path, stamp)
             raise
         finally:
-            journal.close()
+            if journal is not None:
+                journal.close()
             local_lock.release()
     print(f"recovered {inv.cluster}: {len(inv.members)} members healthy in {result.duration:.1f}s; "
           f"old data kept beside the new with suffix .etcdrescue-{stamp}")
     return EXIT_OK
+
+
+def _explain_failure(exc: RescueError, engine: Engine, journal: Path, stamp: str) -> None:
+    """After a failed step: the members' last log lines, where things stand, how to go on or back."""
+    for name, log in getattr(exc, "logs", {}).items():
+        print(f"last etcd log lines on {name}:", file=sys.stderr)
+        for line in log.splitlines()[-20:]:
+            print(f"  | {line}", file=sys.stderr)
+    print(f"where things stand: journal {journal}; old data is kept beside the new with suffix "
+          f".etcdrescue-{stamp}; fix the cause, then rerun with --resume", file=sys.stderr)
+    step = engine.failed_step
+    if step is not None and (step.undo or step.undo_note):
+        print(f"to undo step {step.key} instead:", file=sys.stderr)
+        for c in step.undo:
+            print(f"  {c.host}$ {c.script}", file=sys.stderr)
+        if step.undo_note:
+            print(f"  {step.undo_note}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -82,6 +82,7 @@ class Engine:
         self.cb = callbacks or Callbacks()
         self.dry_run = dry_run
         self.cancel = cancel or threading.Event()
+        self.failed_step: Step | None = None
 
     def _log(self, event: str, **fields: object) -> None:
         if self.journal is not None:
@@ -150,8 +151,11 @@ class Engine:
         except (StepFailed, TransportError, Interrupted) as exc:
             outcome.status = StepStatus.FAILED
             outcome.reason = str(exc)
+            self.failed_step = step
             outcome.duration = time.monotonic() - start
-            self._log("step_end", step=step.key, status="failed", error=str(exc), duration=round(outcome.duration, 3))
+            self._log("step_end", step=step.key, status="failed", error=str(exc), duration=round(outcome.duration, 3),
+                      undo=[{"host": c.host, "script": c.script, "purpose": c.purpose} for c in step.undo],
+                      undo_note=step.undo_note)
             self.cb.step_finished(outcome)
             raise
         outcome.duration = time.monotonic() - start
@@ -233,7 +237,9 @@ class Engine:
         try:
             report = wait_gate(gate, self.hosts, cancel=self.cancel, on_progress=self.cb.gate_progress)
         except GateTimeout as exc:
+            seed = self.plan.ctx.seed.name
             culprits = tuple(m.name for m in (exc_report(exc) or ())) or gate.members
+            culprits = tuple(sorted(culprits, key=lambda n: n == seed))  # the joiner's log says why first
             logs = self._last_logs(culprits)
             self._log("gate", title=gate.title, ok=False, error=str(exc), logs=logs)
             raise GateTimeout(str(exc), logs, exc.report) from None

@@ -33,8 +33,10 @@ class Journal:
         return cls(directory / f"{cluster}-{stamp}.jsonl", secrets)
 
     def mask(self, text: str) -> str:
+        """Masks each secret as written raw and as JSON escapes it (quotes, backslashes, non-ASCII)."""
         for s in self.secrets:
-            text = text.replace(s, MASK)
+            for form in {s, json.dumps(s)[1:-1], json.dumps(s, ensure_ascii=False)[1:-1]}:
+                text = text.replace(form, MASK)
         return text
 
     def write(self, event: str, **fields: Any) -> None:

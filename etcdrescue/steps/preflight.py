@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from ..backup_identity import BackupIdentityError, backup_members, identity_problem, remote_reader
 from ..errors import RescueError
 from ..hosts import Hosts
 from ..inventory import Member
@@ -139,7 +140,28 @@ def survey_backup(hosts: Hosts, seed: str, path: str) -> BackupFacts:
         facts.snapshot = hosts.fact(seed, snapshot_status(db))
     except (RescueError, ParseError):
         facts.error = f"backup {path} on {seed}: {db} is not a readable etcd database (corrupt or truncated?)"
+        return facts
+    facts.error = wrong_cluster(hosts, seed, path, db)
     return facts
+
+
+def wrong_cluster(hosts: Hosts, seed: str, path: str, db: str) -> str:
+    """A backup whose stored member list names none of the inventory's members is another cluster's."""
+
+    def run(script: str) -> str:
+        res = hosts.run(seed, script, timeout=30)
+        if not res.ok:
+            raise BackupIdentityError(res.stderr.strip() or f"exit {res.exited}")
+        return res.stdout
+
+    try:
+        members = backup_members(remote_reader(run, db))
+    except BackupIdentityError as exc:
+        return f"backup {path} on {seed}: {db}: cannot read its member list ({exc})"
+    inv = hosts.inv
+    problem = identity_problem(members, [m.peer_url for m in inv.members],
+                               [h for m in inv.members for h in (m.host, m.name, m.peer_host)])
+    return f"backup {path} on {seed}: {problem}" if problem else ""
 
 
 def run_preflight(hosts: Hosts, *, backup: str | None, method: Method, resuming: bool = False) -> PreflightReport:
@@ -191,7 +213,7 @@ def judge(report: PreflightReport, data_dir: str, *, backup: str | None, method:
             if b is None or b.error:
                 p.append(b.error if b else f"backup {backup}: not checked")
             need = (b.size_kb if b else 0) * 2
-        if need and free and free < need:
+        if need and seed.survey.get("free_kb") and free < need:
             p.append(f"{seed.name}: not enough free disk in {data_dir}: {free} KiB free, {need} KiB needed")
     if all(h.reachable for h in report.hosts) and report.healthy_count >= report.quorum and not resuming:
         p.insert(0, f"cluster still has a healthy quorum ({report.healthy_count}/{len(report.hosts)} members "

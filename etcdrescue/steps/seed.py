@@ -21,6 +21,25 @@ EXEC_LINE = re.compile(r"exec etcd(?:[ \t]*$|(?=\\n))", re.M)
 SED_ADD_FLAG = r"s/(exec etcd)([[:space:]]*)$/\1 --force-new-cluster\2/; s/(exec etcd)(\\n)/\1 --force-new-cluster\2/"
 
 
+def partial_aside(path: str) -> Raw:
+    """A leftover of an interrupted copy or restore is moved aside: never reused, never deleted."""
+    return Raw(f"if test -e {q(path)}; then mv {q(path)} {q(path)}.partial-$(date +%s); fi")
+
+
+def copy_then_rename(host: str, src: str, dst: str, purpose: str, chown_like: str | None = None) -> Command:
+    """Copy under a temporary name and rename at the end, so `dst` existing means the copy is whole.
+
+    Why: a cut connection does not stop the remote `cp`; a check on `dst` alone would confirm a
+    half-written copy.
+    """
+    tmp = f"{dst}.etcdrescue-copying"
+    parts = [partial_aside(tmp), sh("cp", "-a", src, tmp)]
+    if chown_like:
+        parts.append(sh("chown", "-R", f"--reference={chown_like}", tmp))
+    parts.append(sh("mv", tmp, dst))
+    return Command(host, chain(*parts), purpose, skip_if=sh("test", "-e", dst), timeout=1800)
+
+
 def seed_data(ctx: Context) -> Step:
     p, seed = ctx.paths, ctx.seed
     member, aside = p.member_dir, ctx.aside(p.member_dir)
@@ -30,14 +49,14 @@ def seed_data(ctx: Context) -> Step:
     )
     if ctx.quorum_restore:
         commands: tuple[Command, ...] = (
-            Command(seed.name, sh("cp", "-a", member, aside),
-                    "copy the seed's surviving data aside before --force-new-cluster rewrites its membership",
-                    skip_if=sh("test", "-e", aside), timeout=1800),
+            copy_then_rename(seed.name, member, aside,
+                             "copy the seed's surviving data aside before --force-new-cluster rewrites its membership"),
         )
         title = f"Keep {seed.name}'s own data (copy aside)"
         undo_note = f"The untouched copy is {aside}."
     elif ctx.method is Method.SNAPSHOT_RESTORE:
         restore_dir = f"{p.data_dir.rstrip('/')}/etcdrescue-restore-{ctx.stamp}"
+        complete = f"{restore_dir}.complete"
         restore = [
             "snapshot", "restore", ctx.backup_db,
             "--name", seed.name, "--initial-cluster", f"{seed.name}={seed.peer_url}",
@@ -48,9 +67,10 @@ def seed_data(ctx: Context) -> Step:
             restore.insert(3, "--skip-hash-check")
         commands = (
             move_aside,
-            Command(seed.name, sh(Raw("ETCDCTL_API=3"), "etcdctl", *restore),
+            Command(seed.name, chain(partial_aside(restore_dir), sh(Raw("ETCDCTL_API=3"), "etcdctl", *restore),
+                                     sh("touch", complete)),
                     "restore the backup's db into a fresh one-member data dir",
-                    skip_if=Raw(f"test -e {q(member)} || test -e {q(restore_dir + '/member')}"), timeout=1800),
+                    skip_if=Raw(f"test -e {q(member)} || test -e {q(complete)}"), timeout=1800),
             Command(seed.name, chain(sh("mv", f"{restore_dir}/member", member), sh("rmdir", restore_dir),
                                      sh("chown", "-R", f"--reference={p.data_dir}", member)),
                     "put the restored data in place", skip_if=sh("test", "-e", member)),
@@ -61,9 +81,8 @@ def seed_data(ctx: Context) -> Step:
         assert ctx.backup is not None
         commands = (
             move_aside,
-            Command(seed.name, chain(sh("cp", "-a", ctx.backup.rstrip("/") + "/member", member),
-                                     sh("chown", "-R", f"--reference={p.data_dir}", member)),
-                    "copy the backup's member dir in place", skip_if=sh("test", "-e", member), timeout=1800),
+            copy_then_rename(seed.name, ctx.backup.rstrip("/") + "/member", member,
+                             "copy the backup's member dir in place", chown_like=p.data_dir),
         )
         title = f"Copy the backup into {seed.name}'s data dir"
         undo_note = ""

@@ -172,7 +172,6 @@ def test_wrong_cluster_backup_is_detected(refusal_lab: tuple[Broken, str]) -> No
     assert problem and "another cluster" in problem and "https://127.0.81.1:2380" in problem
 
 
-@pytest.mark.xfail(strict=True, reason="pre-flight does not call backup_identity yet (see docs/safety.md)")
 def test_wrong_cluster_backup_refused_by_check(refusal_lab: tuple[Broken, str]) -> None:
     b, foreign = refusal_lab
     res = etcdrescue("check", "-i", str(b.lab.inventory_path), "--backup", foreign, timeout=90)
