@@ -27,7 +27,7 @@ from .plan import PlanScreen
 from .preflight import PreflightScreen
 from .run import RunRecord, RunScreen
 from .summary import SummaryScreen
-from .widgets import ConfirmScreen, WizardStatus
+from .widgets import ConfirmScreen, WizardStatus, update_status
 
 EXIT_CODES = {"recovered": EXIT_OK, "planned": EXIT_OK, "aborted": EXIT_INTERRUPTED, "failed": EXIT_FAILED}
 
@@ -96,7 +96,7 @@ class RescueApp(App[int]):
             if not picked.dry_run:
                 found = tuple(v for v in secrets().values() if v)
                 self.journal = Journal.create(self.journal_dir or default_dir(), inv.cluster, ctx.stamp, found)
-            self.status.connection = "ssh: connected" if not picked.dry_run else "dry run: read-only"
+            update_status(self, connection="ssh: connected" if not picked.dry_run else "dry run: read-only")
             self.record = await self.push_screen_wait(RunScreen(
                 plan, self.hosts, self.journal, dry_run=picked.dry_run, ask=not self.yes,
                 confirm_once=picked.confirm_once))
@@ -116,8 +116,7 @@ class RescueApp(App[int]):
         if self.hosts is not None:
             self.hosts.close()
         self.hosts = Hosts(inv, **secrets())
-        self.status.cluster, self.status.profile = inv.cluster, inv.profile.name
-        self.status.connection = "ssh: not connected"
+        update_status(self, cluster=inv.cluster, profile=inv.profile.name, connection="ssh: not connected")
 
     def close_journal(self) -> None:
         if self.journal is not None:

@@ -18,7 +18,7 @@ from textual.screen import Screen
 from textual.widgets import Checkbox, Footer, Label, Select, Static, Tree
 
 from ..plan import Plan
-from .widgets import RescueHeader
+from .widgets import RescueHeader, update_status
 
 
 @dataclass(frozen=True)
@@ -94,9 +94,7 @@ class PlanScreen(Screen[PlanChoice]):
     def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
         if event.checkbox.id == "dry":
             self.dry_run = event.value
-            status = getattr(self.app, "status", None)
-            if status is not None:
-                status.dry_run = event.value
+            update_status(self.app, dry_run=event.value)
         elif event.checkbox.id == "once":
             self.confirm_once = event.value
 

@@ -25,7 +25,7 @@ from ..hosts import Hosts
 from ..inventory import Inventory, Member
 from ..steps.base import Method
 from ..steps.preflight import BackupFacts, HostFacts, PreflightReport, judge, survey_backup, survey_host
-from .widgets import RescueHeader
+from .widgets import RescueHeader, update_status
 
 COLUMNS = ("member", "ssh", "host key", "manifest", "etcd", "health", "data", "free")
 
@@ -130,9 +130,7 @@ class PreflightScreen(Screen[PreflightReport | None]):
             self.probe_backup(self.backup, self.generation)
 
     def app_status(self, text: str) -> None:
-        status = getattr(self.app, "status", None)
-        if status is not None:
-            status.connection = text
+        update_status(self.app, connection=text)
 
     @work(thread=True, exit_on_error=False, group="preflight")
     def probe_member(self, member: Member, generation: int) -> None:

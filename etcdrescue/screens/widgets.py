@@ -2,13 +2,13 @@
 
 The header renders the app's `WizardStatus` (cluster, profile, DRY RUN and
 REHEARSAL badges, connection state) so the operator always sees what a key
-press will act on; it re-reads that state on a short timer instead of being
-pushed updates, which keeps the screens free of header bookkeeping.
+press will act on; `update_status` changes that state and redraws the headers.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -28,13 +28,22 @@ class WizardStatus:
     connection: str = "not connected"
 
 
+def update_status(app: Any, **changes: object) -> None:
+    """Change the app's `WizardStatus` and redraw every header now (screens below included)."""
+    status = getattr(app, "status", None)
+    if status is None:
+        return
+    for key, value in changes.items():
+        setattr(status, key, value)
+    for screen in app.screen_stack:
+        for header in screen.query(RescueHeader):
+            header.refresh()
+
+
 class RescueHeader(Widget):
     DEFAULT_CSS = """
     RescueHeader { height: 1; background: $primary-background; color: $text; }
     """
-
-    def on_mount(self) -> None:
-        self.set_interval(0.5, self.refresh)
 
     def render(self) -> Text:
         st: WizardStatus = getattr(self.app, "status", WizardStatus())

@@ -1,0 +1,32 @@
+"""The core never loads Textual: importing it (and building the CLI parser, which imports
+every subcommand module) in a fresh interpreter leaves `textual` out of sys.modules."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+CORE = ["etcdrescue.engine", "etcdrescue.steps.base", "etcdrescue.steps.preflight", "etcdrescue.steps.seed",
+        "etcdrescue.steps.join", "etcdrescue.inventory", "etcdrescue.transport", "etcdrescue.journal",
+        "etcdrescue.probes", "etcdrescue.cli", "etcdrescue.plan", "etcdrescue.gates", "etcdrescue.commands.tui"]
+
+
+def test_core_does_not_import_textual() -> None:
+    code = "\n".join([
+        "import importlib, sys",
+        *(f"importlib.import_module({m!r})" for m in CORE),
+        "from etcdrescue.cli import build_parser",
+        "build_parser()",
+        "bad = sorted(m for m in sys.modules if m == 'textual' or m.startswith('textual.'))",
+        "print(' '.join(bad))",
+        "sys.exit(1 if bad else 0)",
+    ])
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, f"textual imported by the core: {res.stdout} {res.stderr}"
+
+
+def test_the_tui_subcommand_is_registered() -> None:
+    from etcdrescue.cli import build_parser
+
+    args = build_parser().parse_args(["tui", "--backup", "/b", "--gate-timeout", "5"])
+    assert args.inventory is None and args.backup == "/b" and args.gate_timeout == 5.0

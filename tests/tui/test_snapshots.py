@@ -1,0 +1,81 @@
+"""SVG snapshots of every screen, compared with tests/tui/snapshots/ after normalising
+volatile text (stamps, durations, tmp paths). `UPDATE_SNAPSHOTS=1 pytest tests/tui` rewrites them.
+
+The flow is offline (canned pre-flight facts, dry run), so the pictures are deterministic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.app import App
+
+from etcdrescue.screens.app import RescueApp
+from etcdrescue.screens.inventory import InventoryScreen
+from etcdrescue.screens.plan import PlanScreen
+from etcdrescue.screens.preflight import PreflightScreen
+from etcdrescue.screens.run import RunScreen
+from etcdrescue.screens.summary import SummaryScreen
+from etcdrescue.screens.widgets import ConfirmScreen
+
+from .conftest import BACKUP, sync, wait_until
+
+Snapshot = Callable[[App[Any], str], None]
+
+
+@pytest.fixture
+def fixed_stamp(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("etcdrescue.screens.app.new_stamp", lambda: "20260101T000000Z")
+
+
+@pytest.mark.parametrize("size", [(100, 30), (80, 24)], ids=["100x30", "80x24"])
+@sync
+async def test_every_screen(size: tuple[int, int], offline_inventory: Path, canned_preflight: Callable[[bool], None],
+                            fixed_stamp: None, snapshot: Snapshot,
+                            monkeypatch: pytest.MonkeyPatch) -> None:
+    canned_preflight(False)
+    tag = f"{size[0]}x{size[1]}"
+    monkeypatch.chdir(offline_inventory.parent)  # a relative path: the same picture in every tmp dir
+    app = RescueApp(offline_inventory.name, BACKUP, rehearsal=True)
+    async with app.run_test(size=size) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, InventoryScreen), what="inventory")
+        await pilot.pause(0.1)
+        snapshot(app, f"inventory-{tag}")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, PreflightScreen) and app.screen.report is not None,
+                         what="verdict")
+        await pilot.pause(0.1)
+        snapshot(app, f"preflight-{tag}")
+        await pilot.press("n")
+        await wait_until(pilot, lambda: isinstance(app.screen, PlanScreen), what="plan")
+        await pilot.press("down", "space", "down")
+        await pilot.pause(0.1)
+        snapshot(app, f"plan-{tag}")
+        await pilot.press("d", "s")
+        await wait_until(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.phase == "ended",
+                         what="dry run")
+        await pilot.pause(0.3)
+        snapshot(app, f"run-{tag}")
+        app.push_screen(ConfirmScreen("Stop etcd on all 3 masters of offline?", "Step: Stop etcd on every master"))
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="modal")
+        await pilot.pause(0.1)
+        snapshot(app, f"confirm-{tag}")
+        await pilot.press("n", "n")
+        await wait_until(pilot, lambda: isinstance(app.screen, SummaryScreen), what="summary")
+        await pilot.pause(0.1)
+        snapshot(app, f"summary-{tag}")
+        await pilot.press("q")
+
+
+@sync
+async def test_inventory_error_snapshot(tmp_path: Path, snapshot: Snapshot, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("inventory.yaml").write_text("cluster: x\nmembers: []\n", encoding="utf-8")
+    app = RescueApp("inventory.yaml")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, InventoryScreen), what="inventory")
+        await pilot.pause(0.1)
+        snapshot(app, "inventory-error")
