@@ -113,8 +113,8 @@ class RunScreen(Screen[RunRecord]):
         self.query_one("#log", Log).border_title = "Commands and output"
         self.query_one("#top").styles.height = min(len(self.plan.steps), 9) + 2
         gate = self.query_one("#gate", DataTable)
-        for c in ("member", "up", "healthy", "leader", "raft index"):
-            gate.add_column(c, key=c)
+        for c, width in (("member", 10), ("up", 3), ("healthy", 7), ("lead", 4), ("raft", 8)):
+            gate.add_column(c, key=c, width=width)
         self.set_interval(0.05, self.flush_log)
         self.set_interval(0.5, self.tick)
         self.render_steps()
@@ -162,7 +162,7 @@ class RunScreen(Screen[RunRecord]):
         table = self.query_one("#gate", DataTable)
         table.clear()
         for name in msg.gate.members:
-            table.add_row(name.split(".")[0], "…", "…", "…", "…", key=name)
+            table.add_row(name.split(".")[0][:10], "…", "…", "", "", key=name)
         self.tick()
 
     def on_gate_progressed(self, msg: GateProgressed) -> None:
@@ -174,10 +174,10 @@ class RunScreen(Screen[RunRecord]):
         table = self.query_one("#gate", DataTable)
         for m in r.members:
             if m.name in table.rows:
-                for col, value in zip(("up", "healthy", "leader", "raft index"),
+                for col, value in zip(("up", "healthy", "lead", "raft"),
                                       (yn(m.up), yn(m.healthy), "★" if m.leader else "", str(m.raft_index or "")),
                                       strict=True):
-                    table.update_cell(m.name, col, value, update_width=True)
+                    table.update_cell(m.name, col, value)
         self.tick()
 
     def on_confirm_requested(self, msg: ConfirmRequested) -> None:

@@ -11,7 +11,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -120,24 +120,36 @@ def normalise(svg: str) -> str:
     return svg
 
 
-def compare_snapshot(app: App[Any], name: str) -> None:
-    """Compare the current screen with tests/tui/snapshots/NAME.svg; UPDATE_SNAPSHOTS=1 rewrites it."""
-    svg = normalise(app.export_screenshot(title=name))
+async def compare_snapshot(pilot: Pilot[Any], name: str, settle: float = 3.0) -> None:
+    """Compare the current screen with tests/tui/snapshots/NAME.svg; UPDATE_SNAPSHOTS=1 rewrites it.
+
+    A loaded machine may paint the footer or a table a little later, so a mismatch is retried
+    for `settle` seconds before it counts.
+    """
+    app = pilot.app
     path = SNAPSHOTS / f"{name}.svg"
-    if os.environ.get("UPDATE_SNAPSHOTS") == "1" or not path.exists():
+    expected = path.read_text(encoding="utf-8") if path.exists() else None
+    deadline = time.monotonic() + settle
+    if os.environ.get("UPDATE_SNAPSHOTS") == "1" or expected is None:
+        await pilot.pause(0.5)
+    while True:
+        svg = normalise(app.export_screenshot(title=name))
+        if svg == expected or time.monotonic() > deadline or expected is None:
+            break
+        await pilot.pause(0.1)
+    if os.environ.get("UPDATE_SNAPSHOTS") == "1" or expected is None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(svg, encoding="utf-8")
         if os.environ.get("UPDATE_SNAPSHOTS") != "1":
             pytest.fail(f"new snapshot {path.name} written; rerun (or set UPDATE_SNAPSHOTS=1 to regenerate)")
         return
-    expected = path.read_text(encoding="utf-8")
     if svg != expected:
         (path.parent / f"{name}.actual.svg").write_text(svg, encoding="utf-8")
         pytest.fail(f"screen differs from {path} (see {name}.actual.svg; UPDATE_SNAPSHOTS=1 to accept)")
 
 
 @pytest.fixture
-def snapshot() -> Iterator[Callable[[App[Any], str], None]]:
+def snapshot() -> Iterator[Callable[[Pilot[Any], str], Awaitable[None]]]:
     yield compare_snapshot
 
 

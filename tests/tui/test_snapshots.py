@@ -6,12 +6,12 @@ The flow is offline (canned pre-flight facts, dry run), so the pictures are dete
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from textual.app import App
+from textual.pilot import Pilot
 
 from etcdrescue.screens.app import RescueApp
 from etcdrescue.screens.inventory import InventoryScreen
@@ -23,7 +23,7 @@ from etcdrescue.screens.widgets import ConfirmScreen
 
 from .conftest import BACKUP, sync, wait_until
 
-Snapshot = Callable[[App[Any], str], None]
+Snapshot = Callable[[Pilot[Any], str], Awaitable[None]]
 
 
 @pytest.fixture
@@ -42,31 +42,25 @@ async def test_every_screen(size: tuple[int, int], offline_inventory: Path, cann
     app = RescueApp(offline_inventory.name, BACKUP, rehearsal=True)
     async with app.run_test(size=size) as pilot:
         await wait_until(pilot, lambda: isinstance(app.screen, InventoryScreen), what="inventory")
-        await pilot.pause(0.1)
-        snapshot(app, f"inventory-{tag}")
+        await snapshot(pilot, f"inventory-{tag}")
         await pilot.press("enter")
         await wait_until(pilot, lambda: isinstance(app.screen, PreflightScreen) and app.screen.report is not None,
                          what="verdict")
-        await pilot.pause(0.1)
-        snapshot(app, f"preflight-{tag}")
+        await snapshot(pilot, f"preflight-{tag}")
         await pilot.press("n")
         await wait_until(pilot, lambda: isinstance(app.screen, PlanScreen), what="plan")
         await pilot.press("down", "space", "down")
-        await pilot.pause(0.1)
-        snapshot(app, f"plan-{tag}")
+        await snapshot(pilot, f"plan-{tag}")
         await pilot.press("d", "s")
         await wait_until(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.phase == "ended",
                          what="dry run")
-        await pilot.pause(0.3)
-        snapshot(app, f"run-{tag}")
+        await snapshot(pilot, f"run-{tag}")
         app.push_screen(ConfirmScreen("Stop etcd on all 3 masters of offline?", "Step: Stop etcd on every master"))
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="modal")
-        await pilot.pause(0.1)
-        snapshot(app, f"confirm-{tag}")
+        await snapshot(pilot, f"confirm-{tag}")
         await pilot.press("n", "n")
         await wait_until(pilot, lambda: isinstance(app.screen, SummaryScreen), what="summary")
-        await pilot.pause(0.1)
-        snapshot(app, f"summary-{tag}")
+        await snapshot(pilot, f"summary-{tag}")
         await pilot.press("q")
 
 
@@ -77,5 +71,4 @@ async def test_inventory_error_snapshot(tmp_path: Path, snapshot: Snapshot, monk
     app = RescueApp("inventory.yaml")
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_until(pilot, lambda: isinstance(app.screen, InventoryScreen), what="inventory")
-        await pilot.pause(0.1)
-        snapshot(app, "inventory-error")
+        await snapshot(pilot, "inventory-error")
