@@ -145,8 +145,8 @@ class RescueApp(App[int]):
 
         self.push_screen(ConfirmScreen(
             "Quit while the recovery is running?",
-            "The engine stops after the current command; the journal records how far it got and the run can be "
-            "resumed from that step. Nothing is deleted."), callback=answer)
+            "The engine stops after the current command and the journal records how far it got. Nothing is "
+            "deleted; running the recovery again skips every step already done."), callback=answer)
 
     def on_unmount(self) -> None:
         self.close_journal()

@@ -69,7 +69,7 @@ class InventoryScreen(Screen[InventoryChoice | None]):
             yield Label("Inventory file (YAML)")
             yield Input(self.path, placeholder="/path/to/inventory.yaml", id="inventory")
             yield Static("", id="inventory-error", classes="error")
-            yield Label("Backup on the seed (absolute path; empty: quorum restore from the seed's own data)")
+            yield Label("Backup on the seed (absolute path; empty = use the seed's own data)")
             yield Input(self.backup, placeholder="/var/lib/etcd/openshift-backup-...", id="backup")
             yield Static("", id="backup-error", classes="error")
             yield Label("Recent inventories (enter picks)")

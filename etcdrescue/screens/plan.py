@@ -43,7 +43,7 @@ class PlanScreen(Screen[PlanChoice]):
     DEFAULT_CSS = """
     PlanScreen #options { height: 3; padding: 0 1; }
     PlanScreen #options Label { padding: 1 1 0 0; }
-    PlanScreen #seed { width: 36; }
+    PlanScreen #seed { width: 1fr; max-width: 40; }
     PlanScreen #mode { padding: 0 1; height: auto; }
     PlanScreen Tree { height: 1fr; }
     PlanScreen #detail { height: auto; max-height: 6; padding: 0 1; background: $boost; }
@@ -64,7 +64,7 @@ class PlanScreen(Screen[PlanChoice]):
             yield Label("Seed")
             yield Select([(n, n) for n in names], value=self.plan.ctx.seed.name, allow_blank=False, id="seed")
             yield Checkbox("Dry run (d)", self.dry_run, id="dry")
-            yield Checkbox("Confirm once (o)", self.confirm_once or not self.ask, id="once", disabled=not self.ask)
+            yield Checkbox("Ask once (o)", self.confirm_once or not self.ask, id="once", disabled=not self.ask)
         yield Static(Text(f"Mode: {self.plan.mode}"), id="mode")
         tree: Tree[str] = Tree(f"Plan for {self.plan.ctx.inv.cluster}: {len(self.plan.steps)} steps, "
                                f"stamp {self.plan.ctx.stamp} (e/c expand/collapse all)", id="plan")

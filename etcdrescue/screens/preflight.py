@@ -46,6 +46,12 @@ def size(kb: int) -> str:
     return f"{kb / 1048576:.1f} GiB" if kb >= 1048576 else f"{kb / 1024:.1f} MiB" if kb >= 1024 else f"{kb} KiB"
 
 
+def short_names(names: list[str]) -> dict[str, str]:
+    """First DNS label of each member when those are unique: the table then fits 80 columns."""
+    short = [n.split(".")[0] for n in names]
+    return dict(zip(names, short if len(set(short)) == len(short) else names, strict=True))
+
+
 def member_cells(f: HostFacts) -> list[str | Text]:
     if not f.reachable:
         key = "UNKNOWN" if "host key" in f.error.lower() or "known_hosts" in f.error else "?"
@@ -90,6 +96,7 @@ class PreflightScreen(Screen[PreflightReport | None]):
         self.facts: dict[str, HostFacts] = {}
         self.backup_facts: BackupFacts | None = None
         self.report: PreflightReport | None = None
+        self.names = short_names([m.name for m in inv.members])
 
     def compose(self) -> ComposeResult:
         yield RescueHeader()
@@ -116,7 +123,7 @@ class PreflightScreen(Screen[PreflightReport | None]):
         table = self.query_one(DataTable)
         table.clear()
         for m in self.inv.members:
-            table.add_row(m.name, *(["…"] * (len(COLUMNS) - 1)), key=m.name)
+            table.add_row(self.names[m.name], *(["…"] * (len(COLUMNS) - 1)), key=m.name)
         self.query_one("#backup-line", Static).update(backup_text(None, self.backup))
         verdict = self.query_one("#verdict", Static)
         verdict.update("Surveying…")
@@ -149,7 +156,9 @@ class PreflightScreen(Screen[PreflightReport | None]):
             return
         self.facts[msg.facts.name] = msg.facts
         table = self.query_one(DataTable)
-        for col, value in zip(COLUMNS, member_cells(msg.facts), strict=True):
+        cells = member_cells(msg.facts)
+        cells[0] = self.names[msg.facts.name]
+        for col, value in zip(COLUMNS, cells, strict=True):
             table.update_cell(msg.facts.name, col, value, update_width=True)
         self.maybe_judge()
 
