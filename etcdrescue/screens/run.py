@@ -133,6 +133,7 @@ class RunScreen(Screen[RunRecord]):
             self.post_message(RunEnded(False, str(exc), interrupted=True, failed_step=self.current_key(),
                                        duration=time.monotonic() - t0))
         except RescueError as exc:
+            self.explain_failure(exc)
             self.post_message(RunEnded(False, str(exc), failed_step=self.current_key(),
                                        duration=time.monotonic() - t0))
         except Exception as exc:  # a bug must not leave the operator with a frozen screen
@@ -140,6 +141,22 @@ class RunScreen(Screen[RunRecord]):
                                        duration=time.monotonic() - t0))
         else:
             self.post_message(RunEnded(True, duration=time.monotonic() - t0))
+
+    def explain_failure(self, exc: RescueError) -> None:
+        """Into the log: the etcd log lines the engine fetched, and how to undo the step by hand."""
+        b = self.bridge
+        b.log(f"FAILED: {exc}")
+        for host, text in (getattr(exc, "logs", None) or {}).items():
+            b.log(f"last etcd log lines on {host}:")
+            for line in str(text).splitlines()[-10:]:
+                b.log(f"  | {line}")
+        step = b.current
+        if step is not None and (step.undo or step.undo_note):
+            note = f" {step.undo_note}" if step.undo_note else ""
+            b.log(f"to undo '{step.title}' by hand instead of retrying:{note}")
+            for cmd in step.undo:
+                b.log(f"  {cmd.host}$ {cmd.script}   # {cmd.purpose}")
+        b.log("r: retry this step (what is already done is skipped)   a: abort and leave everything as it is")
 
     def current_key(self) -> str:
         return self.bridge.current.key if self.bridge.current is not None else ""

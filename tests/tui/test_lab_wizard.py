@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Button, Static
+from textual.widgets import Button, Log, Static
 
 from etcdrescue.engine import StepStatus
 from etcdrescue.journal import read_journal
@@ -148,6 +148,9 @@ async def test_gate_timeout_then_retry_then_abort(lab_factory: LabFactory, tmp_p
         status = static_text(app, "#status")
         assert "FAILED" in status and "not met after 15s" in status and "r: retry" in status
         assert run.status[key] is StepStatus.FAILED
+        log = run.query_one(Log)
+        await wait_until(pilot, lambda: any("to undo" in line for line in log.lines), what="undo hint in the log")
+        assert any(line.startswith("last etcd log lines on") for line in log.lines)
         await pilot.press("r")
         await wait_until(pilot, lambda: run.phase == "running" and run.gate_report is not None
                          and run.bridge.current is not None and run.bridge.current.key == key
