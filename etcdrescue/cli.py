@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv and sys.stdin.isatty() and sys.stdout.isatty():
+        argv = ["tui"]  # a bare `etcdrescue` on a terminal opens the wizard
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))

@@ -83,13 +83,15 @@ class Engine:
         self.dry_run = dry_run
         self.cancel = cancel or threading.Event()
         self.failed_step: Step | None = None
+        self.result = RunResult()
+        """Outcomes so far; still complete when `run` raises."""
 
     def _log(self, event: str, **fields: object) -> None:
         if self.journal is not None:
             self.journal.write(event, **fields)
 
     def run(self, start_at: str | None = None) -> RunResult:
-        result = RunResult()
+        result = self.result = RunResult()
         t0 = time.monotonic()
         steps = self.plan.steps
         ctx = self.plan.ctx

@@ -23,6 +23,8 @@ def preflight_lines(report: PreflightReport) -> list[str]:
             continue
         etcd = f"etcd pid {h.survey.get('etcd_pid')}" if h.etcd_running else "etcd not running"
         health = "healthy" if h.healthy else f"unhealthy{': ' + h.health_error[:60] if h.health_error else ''}"
+        if h.member_id:
+            health += f" (id {h.member_id})"
         lines.append(f"  {h.name:<28} manifest {h.manifest_state:<8} {etcd:<18} {health}  "
                      f"data {h.kb('member_kb') // 1024} MiB, free {h.kb('free_kb') // 1024} MiB")
     b = report.backup

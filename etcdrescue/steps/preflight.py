@@ -8,6 +8,7 @@ disk is short, or the cluster still has a healthy quorum.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 from dataclasses import dataclass, field
 
 import yaml
@@ -16,7 +17,15 @@ from ..backup_identity import BackupIdentityError, backup_members, identity_prob
 from ..errors import RescueError
 from ..hosts import Hosts
 from ..inventory import Member
-from ..probes import ParseError, SnapshotInfo, backup_survey, endpoint_health, host_survey, snapshot_status
+from ..probes import (
+    ParseError,
+    SnapshotInfo,
+    backup_survey,
+    endpoint_health,
+    endpoint_status,
+    host_survey,
+    snapshot_status,
+)
 from .base import Method
 from .seed import EXEC_LINE, FLAG
 
@@ -31,6 +40,7 @@ class HostFacts:
     manifest_problem: str = ""
     healthy: bool = False
     health_error: str = ""
+    member_id: str = ""
 
     @property
     def manifest_state(self) -> str:
@@ -99,6 +109,9 @@ def survey_host(hosts: Hosts, member: Member) -> HostFacts:
             health = hosts.fact(member.name, endpoint_health(inv.paths, [member.client_url]))
             facts.healthy = bool(health and health[0].healthy)
             facts.health_error = health[0].error if health else ""
+            with contextlib.suppress(ParseError):
+                status = hosts.fact(member.name, endpoint_status(inv.paths, [member.client_url]))
+                facts.member_id = f"{status[0].member_id:x}" if status else ""
     except (RescueError, ParseError) as exc:
         facts.error = str(exc)
     return facts
