@@ -118,8 +118,8 @@ def cmd_recover(args: argparse.Namespace) -> int:
     from .locks import LocalLock, RemoteLock
     from .plan import build_plan
     from .report_text import ConsoleCallbacks, plan_lines, preflight_lines
-    from .resume import find_unfinished
-    from .steps.base import Context, Method, new_stamp
+    from .resume import find_unfinished, resumed_context
+    from .steps.base import Context, new_stamp
     from .steps.preflight import run_preflight
 
     inv, method, hosts = prepare(args)
@@ -133,13 +133,14 @@ def cmd_recover(args: argparse.Namespace) -> int:
         raise InputError(f"an unfinished recovery of {inv.cluster} is in {unfinished.path} (next step "
                          f"{unfinished.next_step}): rerun with --resume, or --fresh to ignore it")
     resuming = bool(args.resume and unfinished)
+    resumed: Context | None = None
     if resuming:
         assert unfinished is not None
-        inv = inv.with_seed(unfinished.seed)
+        inv, resumed = resumed_context(unfinished, inv, args.gate_timeout)
         hosts.close()
         from .hosts import Hosts
         hosts = Hosts(inv, **_secrets())
-        args.backup, method = unfinished.backup, Method(unfinished.method)
+        args.backup, method = resumed.backup, resumed.method
         print(f"resuming {unfinished.path.name} at step {unfinished.next_step} "
               f"(interrupted by: {unfinished.last_error})")
     local_lock = LocalLock(journal_dir / "locks", inv.cluster)
@@ -152,9 +153,9 @@ def cmd_recover(args: argparse.Namespace) -> int:
                 print(f"  problem: {problem}")
             raise InputError(report.problems[0])
         print(f"verdict: {report.verdict}")
-        stamp = unfinished.stamp if resuming and unfinished else new_stamp()
-        kind = unfinished.backup_kind if resuming and unfinished else (report.backup.kind if report.backup else "dir")
-        ctx = Context(inv, args.backup, method, stamp, backup_kind=kind, gate_timeout=args.gate_timeout)
+        ctx = resumed or Context(inv, args.backup, method, new_stamp(), gate_timeout=args.gate_timeout,
+                                 backup_kind=report.backup.kind if report.backup else "dir")
+        stamp = ctx.stamp
         plan = build_plan(ctx)
         if args.dry_run:
             print("DRY RUN: nothing will be changed.")

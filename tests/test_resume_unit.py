@@ -1,0 +1,62 @@
+"""`resumed_context`: what a resumed run plans with comes from the journal, not from today's options."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from etcdrescue.inventory import load_inventory
+from etcdrescue.plan import build_plan
+from etcdrescue.resume import Unfinished, find_unfinished, resumed_context
+from etcdrescue.steps.base import Method
+
+
+def inventory(tmp_path: Path) -> Path:
+    data = {"cluster": "unit", "profile": "okd3", "ssh": {"user": "root"},
+            "members": [{"name": f"m{i}.test", "host": f"10.0.0.{i}", "peer_url": f"https://10.0.0.{i}:2380",
+                         "client_url": f"https://10.0.0.{i}:2379"} for i in (1, 2, 3)]}
+    p = tmp_path / "inv.yaml"
+    p.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return p
+
+
+def unfinished(**over: object) -> Unfinished:
+    base: dict[str, object] = dict(path=Path("/j/unit-x.jsonl"), stamp="20260101T000000Z", seed="m2.test",
+                                   backup="/var/lib/etcd/backup-1", method="snapshot-restore", backup_kind="file",
+                                   done=("stop-etcd",), steps=("stop-etcd", "seed-data"), last_error="killed")
+    base.update(over)
+    return Unfinished(**base)  # type: ignore[arg-type]
+
+
+def test_resumed_context_takes_everything_from_the_journal(tmp_path: Path) -> None:
+    inv = load_inventory(inventory(tmp_path))
+    assert inv.seed.name == "m1.test"
+    new_inv, ctx = resumed_context(unfinished(), inv, gate_timeout=33)
+    assert new_inv.seed.name == "m2.test" and new_inv.members[0].name == "m2.test"
+    assert ctx.inv == new_inv
+    assert (ctx.stamp, ctx.backup, ctx.method, ctx.backup_kind, ctx.gate_timeout) == (
+        "20260101T000000Z", "/var/lib/etcd/backup-1", Method.SNAPSHOT_RESTORE, "file", 33)
+    assert build_plan(ctx).ctx.seed.name == "m2.test"
+    assert inv.seed.name == "m1.test", "the caller's inventory is not changed"
+
+
+def test_resumed_context_without_backup(tmp_path: Path) -> None:
+    _, ctx = resumed_context(unfinished(backup=None, method="force-new-cluster", backup_kind="dir"),
+                             load_inventory(inventory(tmp_path)))
+    assert ctx.backup is None and ctx.method is Method.FORCE_NEW_CLUSTER and ctx.gate_timeout == 120
+
+
+def test_find_unfinished_then_resumed_context(tmp_path: Path) -> None:
+    journal = tmp_path / "j"
+    journal.mkdir()
+    events = [{"event": "run_start", "cluster": "unit", "dry_run": False, "steps": ["stop-etcd", "seed-data"],
+               "seed": "m3.test", "stamp": "20260102T000000Z", "backup": None, "method": "force-new-cluster",
+               "backup_kind": "dir"},
+              {"event": "step_end", "step": "stop-etcd", "status": "done"}]
+    (journal / "unit-20260102T000000Z.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    found = find_unfinished(journal, "unit")
+    assert found is not None and found.next_step == "seed-data"
+    inv, ctx = resumed_context(found, load_inventory(inventory(tmp_path)))
+    assert inv.seed.name == "m3.test" and ctx.stamp == "20260102T000000Z"
