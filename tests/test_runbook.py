@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -205,3 +206,18 @@ def test_html_prints_to_pdf(tmp_path: Path) -> None:
     info = subprocess.run(["pdfinfo", str(pdf)], check=True, capture_output=True, text=True).stdout
     pages = int(re.search(r"^Pages:\s+(\d+)", info, re.M).group(1))  # type: ignore[union-attr]
     assert pages >= 5  # title/pre-flight + one page per phase at least
+
+
+@pytest.mark.skipif(not (shutil.which("chromium") and shutil.which("pdfinfo")), reason="chromium/pdfinfo not installed")
+def test_runbook_pdf_option(tmp_path: Path) -> None:
+    pdf = tmp_path / "runbook.pdf"
+    inv = str(ROOT / "docs/example-inventory.yaml")
+    res = subprocess.run([sys.executable, "-m", "etcdrescue", "runbook", "-i", inv,
+                          "--format", "pdf", "-o", str(pdf), "--stamp", "20240301T120000Z"],
+                         capture_output=True, text=True, timeout=180)
+    assert res.returncode == 0, res.stderr
+    info = subprocess.run(["pdfinfo", str(pdf)], check=True, capture_output=True, text=True).stdout
+    assert int(re.search(r"^Pages:\s+(\d+)", info, re.M).group(1)) >= 5  # type: ignore[union-attr]
+    text = subprocess.run(["pdftotext", str(pdf), "-"], check=True, capture_output=True, text=True).stdout
+    assert "etcd recovery runbook: okd-prod" in text and "Join master03.example.com" in text
+

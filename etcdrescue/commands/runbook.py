@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -15,7 +18,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     p = subparsers.add_parser("runbook", help="render the recovery plan as a printable runbook (no SSH)")
     add_common(p)
-    p.add_argument("--format", choices=["md", "html"], default="md", help="output format (default md)")
+    p.add_argument("--format", choices=["md", "html", "pdf"], default="md",
+                   help="output format (default md; pdf prints the HTML with headless Chromium, needs -o)")
     p.add_argument("-o", "--output", type=Path, help="write to FILE instead of stdout")
     p.add_argument("--stamp", help="fixed stamp (suffix of everything moved aside) for reproducible output; "
                                    "a recovery run later uses its own stamp")
@@ -45,12 +49,35 @@ def build(args: argparse.Namespace) -> tuple[str, str]:
     date = args.date or stamp_date(stamp) or time.strftime("%Y-%m-%d")
     kind = "file" if args.backup and args.backup.endswith(".db") else "dir"
     plan = build_plan(Context(inv, args.backup, method, stamp, backup_kind=kind))
-    render = render_html if args.format == "html" else render_markdown
+    render = render_markdown if args.format == "md" else render_html
     return render(plan, date=date), args.format
+
+
+def print_pdf(html: str, output: Path) -> None:
+    """Chromium prints the self-contained HTML with its print stylesheet (a page per phase)."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        raise InputError("--format pdf needs Chromium: apt-get install chromium (or use --format html and print it)")
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "runbook.html"
+        src.write_text(html, encoding="utf-8")
+        res = subprocess.run(
+            [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync",
+             "--disable-background-networking", "--disable-component-update", f"--user-data-dir={tmp}/profile",
+             "--no-pdf-header-footer", f"--print-to-pdf={output.resolve()}", src.as_uri()],
+            capture_output=True, text=True, timeout=120, check=False)
+    if res.returncode != 0 or not output.exists():
+        raise InputError(f"Chromium could not print {output}: {res.stderr.strip().splitlines()[-1:] or 'no output'}")
 
 
 def cmd_runbook(args: argparse.Namespace) -> int:
     text, _ = build(args)
+    if args.format == "pdf":
+        if not args.output:
+            raise InputError("--format pdf writes a file: give -o FILE.pdf")
+        print_pdf(text, args.output)
+        print(f"runbook written to {args.output}", file=sys.stderr)
+        return EXIT_OK
     if args.output:
         args.output.write_text(text, encoding="utf-8")
         print(f"runbook written to {args.output}", file=sys.stderr)
