@@ -52,9 +52,12 @@ class PlanScreen(Screen[PlanChoice]):
                 Binding("o", "toggle_box('once')", "Confirm once"), Binding("e", "expand(True)", "Expand all"),
                 Binding("c", "expand(False)", "Collapse all"), Binding("b,escape", "back", "Back")]
 
-    def __init__(self, plan: Plan, *, dry_run: bool = False, confirm_once: bool = False, ask: bool = True) -> None:
+    def __init__(self, plan: Plan, *, dry_run: bool = False, confirm_once: bool = False, ask: bool = True,
+                 fixed_seed: bool = False) -> None:
         super().__init__()
         self.plan = plan
+        self.fixed_seed = fixed_seed
+        """A resumed run keeps the seed of its journal."""
         self.dry_run, self.confirm_once, self.ask = dry_run, confirm_once, ask
 
     def compose(self) -> ComposeResult:
@@ -62,7 +65,8 @@ class PlanScreen(Screen[PlanChoice]):
         yield RescueHeader()
         with Horizontal(id="options"):
             yield Label("Seed")
-            yield Select([(n, n) for n in names], value=self.plan.ctx.seed.name, allow_blank=False, id="seed")
+            yield Select([(n, n) for n in names], value=self.plan.ctx.seed.name, allow_blank=False, id="seed",
+                         disabled=self.fixed_seed)
             yield Checkbox("Dry run (d)", self.dry_run, id="dry")
             yield Checkbox("Ask once (o)", self.confirm_once or not self.ask, id="once", disabled=not self.ask)
         yield Static(Text(f"Mode: {self.plan.mode}"), id="mode")

@@ -89,9 +89,11 @@ class PreflightScreen(Screen[PreflightReport | None]):
     BINDINGS = [Binding("r", "refresh_survey", "Refresh"), Binding("n", "next", "Next"),
                 Binding("b,escape", "back", "Back")]
 
-    def __init__(self, inv: Inventory, hosts: Hosts, backup: str | None, method: Method) -> None:
+    def __init__(self, inv: Inventory, hosts: Hosts, backup: str | None, method: Method, *,
+                 resuming: bool = False) -> None:
         super().__init__()
         self.inv, self.hosts, self.backup, self.method = inv, hosts, backup, method
+        self.resuming = resuming
         self.generation = 0
         self.facts: dict[str, HostFacts] = {}
         self.backup_facts: BackupFacts | None = None
@@ -174,7 +176,7 @@ class PreflightScreen(Screen[PreflightReport | None]):
             return
         report = PreflightReport([self.facts[m.name] for m in self.inv.members], seed=self.inv.seed.name,
                                  quorum=self.inv.quorum, backup=self.backup_facts)
-        judge(report, self.inv.paths.data_dir, backup=self.backup, method=self.method)
+        judge(report, self.inv.paths.data_dir, backup=self.backup, method=self.method, resuming=self.resuming)
         self.report = report
         reachable = sum(h.reachable for h in report.hosts)
         self.app_status(f"ssh: {reachable}/{len(report.hosts)} reachable")

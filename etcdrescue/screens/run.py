@@ -80,7 +80,8 @@ class RunScreen(Screen[RunRecord]):
                 Binding("r", "retry", "Retry step"), Binding("n", "next", "Summary")]
 
     def __init__(self, plan: Plan, hosts: Hosts | None, journal: Journal | None, *, dry_run: bool,
-                 ask: bool, confirm_once: bool = False) -> None:
+                 ask: bool, confirm_once: bool = False, start_at: str | None = None,
+                 done: tuple[str, ...] = ()) -> None:
         super().__init__()
         self.plan, self.hosts, self.journal, self.dry_run = plan, hosts, journal, dry_run
         self.cancel = threading.Event()
@@ -89,6 +90,10 @@ class RunScreen(Screen[RunRecord]):
         self.phase = "running"
         """running | paused | failed | ended"""
         self.status: dict[str, StepStatus] = {s.key: StepStatus.PENDING for s in plan.steps}
+        for key in done:  # a resumed run: what the journal shows finished
+            if key in self.status:
+                self.status[key] = StepStatus.DONE
+        self.start_at = start_at
         self.started: dict[str, float] = {}
         self.waiting_for: str = ""
         self.gate_deadline = 0.0
@@ -119,7 +124,7 @@ class RunScreen(Screen[RunRecord]):
         self.set_interval(0.5, self.tick)
         self.render_steps()
         self.set_status("Running…" if not self.dry_run else "Dry run: nothing is executed")
-        self.run_engine(None)
+        self.run_engine(self.start_at)
 
     # -- the engine -------------------------------------------------------------------
     @work(thread=True, exclusive=True, exit_on_error=False, group="engine")

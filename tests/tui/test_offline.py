@@ -6,6 +6,7 @@ inline with its field named and no `Hosts` is ever created.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 import yaml
 from textual.widgets import Button, Static
 
+from etcdrescue.engine import StepStatus
 from etcdrescue.screens.app import RescueApp
 from etcdrescue.screens.inventory import InventoryScreen
 from etcdrescue.screens.plan import PlanScreen
@@ -20,6 +22,7 @@ from etcdrescue.screens.preflight import PreflightScreen
 from etcdrescue.screens.recent import load_recent
 from etcdrescue.screens.run import RunScreen
 from etcdrescue.screens.summary import SummaryScreen
+from etcdrescue.screens.widgets import ConfirmScreen
 
 from .conftest import BACKUP, SIZE, inventory_data, sync, wait_until
 
@@ -114,3 +117,89 @@ async def test_healthy_cluster_cannot_proceed_offline(offline_inventory: Path,
         await pilot.press("n")
         await pilot.pause(0.1)
         assert isinstance(app.screen, PreflightScreen)
+
+
+def fake_unfinished_journal(directory: Path, cluster: str = "offline") -> Path:
+    """What a SIGKILLed `recover` leaves: a run_start, two finished steps, no run_end."""
+    from etcdrescue.inventory import load_inventory
+    from etcdrescue.plan import build_plan
+    from etcdrescue.steps.base import Context, Method
+
+    directory.mkdir(parents=True, exist_ok=True)
+    inv = load_inventory(directory.parent / "inventory.yaml").with_seed("master02.test")
+    steps = [s.key for s in build_plan(Context(inv, BACKUP, Method.SNAPSHOT_RESTORE, "20250505T050505Z")).steps]
+    events = [{"event": "run_start", "cluster": cluster, "dry_run": False, "steps": steps, "seed": "master02.test",
+               "stamp": "20250505T050505Z", "backup": BACKUP, "method": "snapshot-restore", "backup_kind": "dir"},
+              *({"event": "step_end", "step": k, "status": "done"} for k in steps[:2])]
+    path = directory / f"{cluster}-20250505T050505Z.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in events), encoding="utf-8")
+    return path
+
+
+def fake_next_step(journal: Path) -> str | None:
+    from etcdrescue.resume import find_unfinished
+
+    found = find_unfinished(journal, "offline")
+    assert found is not None
+    return found.next_step
+
+
+@sync
+async def test_unfinished_journal_offers_resume_and_no_goes_on_fresh(
+        offline_inventory: Path, canned_preflight: Callable[[bool], None]) -> None:
+    canned_preflight(False)
+    journal = offline_inventory.parent / "journal"
+    fake_unfinished_journal(journal)
+    app = RescueApp(offline_inventory, BACKUP, journal_dir=journal)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, InventoryScreen), what="inventory screen")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="resume question")
+        question = app.screen.question  # type: ignore[attr-defined]
+        assert question == (f"An unfinished recovery of offline from 20250505T050505Z stopped at step "
+                            f"{fake_next_step(journal)} (killed). Resume it?"), question
+        await pilot.press("n")
+        await wait_until(pilot, lambda: isinstance(app.screen, PreflightScreen) and app.screen.report is not None,
+                         what="verdict")
+        assert not app.screen.resuming  # type: ignore[attr-defined]
+        assert app.screen.inv.seed.name == "master01.test"  # type: ignore[attr-defined]
+        await pilot.press("n")
+        await wait_until(pilot, lambda: isinstance(app.screen, PlanScreen), what="plan screen")
+        plan = app.screen.plan  # type: ignore[attr-defined]
+        assert plan.ctx.stamp != "20250505T050505Z" and plan.ctx.seed.name == "master01.test"
+
+
+@sync
+async def test_unfinished_journal_yes_resumes_with_the_journals_plan(
+        offline_inventory: Path, canned_preflight: Callable[[bool], None]) -> None:
+    canned_preflight(False)
+    journal = offline_inventory.parent / "journal"
+    path = fake_unfinished_journal(journal)
+    before = path.read_text(encoding="utf-8")
+    app = RescueApp(offline_inventory, BACKUP, journal_dir=journal, dry_run=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="resume question")
+        await pilot.press("y")
+        await wait_until(pilot, lambda: isinstance(app.screen, PreflightScreen) and app.screen.report is not None,
+                         what="verdict")
+        assert app.screen.resuming  # type: ignore[attr-defined]
+        await pilot.press("n")
+        await wait_until(pilot, lambda: isinstance(app.screen, PlanScreen), what="plan screen")
+        plan_screen = app.screen
+        assert isinstance(plan_screen, PlanScreen)
+        assert plan_screen.plan.ctx.stamp == "20250505T050505Z"
+        assert plan_screen.plan.ctx.seed.name == "master02.test"
+        assert plan_screen.query_one("#seed").disabled
+        await pilot.press("s")
+        await wait_until(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.phase == "ended",
+                         what="dry run to end")
+        run = app.screen
+        assert isinstance(run, RunScreen)
+        keys = [s.key for s in run.plan.steps]
+        assert list(run.record.outcomes) == keys[2:], "the resumed run starts at the journal's next step"
+        assert [run.status[k] for k in keys[:2]] == [StepStatus.DONE, StepStatus.DONE]
+        await pilot.press("n")
+        await wait_until(pilot, lambda: isinstance(app.screen, SummaryScreen), what="summary")
+        await pilot.press("q")
+    assert path.read_text(encoding="utf-8") == before, "a dry run writes nothing to the journal"
