@@ -27,7 +27,8 @@ from ..steps.base import Method
 from ..steps.preflight import BackupFacts, HostFacts, PreflightReport, judge, survey_backup, survey_host
 from .widgets import RescueHeader, update_status
 
-COLUMNS = ("member", "ssh", "host key", "manifest", "etcd", "health", "data", "free")
+COLUMNS = ("member", "ID", "ssh", "host key", "manifest", "etcd", "health", "data", "free")
+"""ID: the etcd member ID (hex, as `etcdctl member list` shows it) of a member whose etcd answers."""
 
 
 @dataclass
@@ -55,11 +56,11 @@ def short_names(names: list[str]) -> dict[str, str]:
 def member_cells(f: HostFacts) -> list[str | Text]:
     if not f.reachable:
         key = "UNKNOWN" if "host key" in f.error.lower() or "known_hosts" in f.error else "?"
-        return [f.name, Text("FAIL", "bold red"), key, "?", "?", "?", "?", "?"]
-    etcd = f"pid {f.survey.get('etcd_pid')}" if f.etcd_running else "not running"
+        return [f.name, "?", Text("FAIL", "bold red"), key, "?", "?", "?", "?", "?"]
+    etcd = f"pid {f.survey.get('etcd_pid')}" if f.etcd_running else "stopped"
     health = Text("healthy", "green") if f.healthy else Text("unhealthy", "yellow")
     manifest = f.manifest_state + (" (!)" if f.manifest_problem else "")
-    return [f.name, Text("ok", "green"), "known", manifest, etcd, health,
+    return [f.name, f.member_id or "-", Text("ok", "green"), "known", manifest, etcd, health,
             size(f.kb("member_kb")), size(f.kb("free_kb"))]
 
 

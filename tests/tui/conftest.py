@@ -68,7 +68,7 @@ def broken_facts(member: Member, healthy: bool = False) -> HostFacts:
     if healthy:
         survey.update(etcd_pid="42", client_port="open")
     return HostFacts(member.name, reachable=True, survey=survey, manifest_path="/etc/origin/node/pod/etcd.yaml",
-                     healthy=healthy)
+                     healthy=healthy, member_id=f"8e9e05c5216469{member.name[7:8]}d" if healthy else "")
 
 
 @pytest.fixture

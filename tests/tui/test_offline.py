@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from textual.widgets import Button, Static
+from textual.widgets import Button, DataTable, Static
 
 from etcdrescue.engine import StepStatus
 from etcdrescue.screens.app import RescueApp
@@ -113,6 +113,9 @@ async def test_healthy_cluster_cannot_proceed_offline(offline_inventory: Path,
         await wait_until(pilot, lambda: isinstance(app.screen, PreflightScreen) and app.screen.report is not None,
                          what="verdict")
         assert "healthy quorum" in text_of(app, "#verdict")
+        table = app.screen.query_one("#members", DataTable)
+        assert [table.get_cell(f"master0{i}.test", "ID") for i in (1, 2, 3)] == [
+            f"8e9e05c5216469{i}d" for i in (1, 2, 3)], "the member ID column shows each running member's ID"
         assert app.screen.query_one("#next", Button).disabled
         await pilot.press("n")
         await pilot.pause(0.1)
