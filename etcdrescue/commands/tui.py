@@ -18,6 +18,9 @@ def register(subparsers: Any) -> None:
             action.required = False
     p.add_argument("--journal", type=Path, help="journal directory (default ~/.local/state/etcdrescue)")
     p.add_argument("--gate-timeout", type=float, default=120.0, help="seconds a health gate may wait")
+    p.add_argument("--yes", action="store_true",
+                   help="confirm once: starting the plan is the only question, not each destructive step")
+    p.add_argument("--dry-run", action="store_true", help="start in dry-run mode: every command shown, none executed")
     p.set_defaults(func=cmd_tui)
 
 
@@ -25,6 +28,7 @@ def cmd_tui(args: argparse.Namespace) -> int:
     from ..screens.app import RescueApp
 
     app = RescueApp(inventory_path=args.inventory, backup=args.backup, journal_dir=args.journal,
-                    gate_timeout=args.gate_timeout, method=args.method, seed=args.seed)
+                    gate_timeout=args.gate_timeout, method=args.method, seed=args.seed,
+                    yes=getattr(args, "yes", False), dry_run=getattr(args, "dry_run", False))
     app.run()
     return app.return_code or 0

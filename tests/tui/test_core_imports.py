@@ -6,6 +6,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 CORE = ["etcdrescue.engine", "etcdrescue.steps.base", "etcdrescue.steps.preflight", "etcdrescue.steps.seed",
         "etcdrescue.steps.join", "etcdrescue.inventory", "etcdrescue.transport", "etcdrescue.journal",
         "etcdrescue.probes", "etcdrescue.cli", "etcdrescue.plan", "etcdrescue.gates", "etcdrescue.commands.tui"]
@@ -30,3 +32,21 @@ def test_the_tui_subcommand_is_registered() -> None:
 
     args = build_parser().parse_args(["tui", "--backup", "/b", "--gate-timeout", "5"])
     assert args.inventory is None and args.backup == "/b" and args.gate_timeout == 5.0
+
+
+def test_tui_flags_reach_the_app(monkeypatch: pytest.MonkeyPatch) -> None:
+    from etcdrescue.cli import build_parser
+    from etcdrescue.commands import tui
+    from etcdrescue.screens import app as app_module
+
+    made: list[app_module.RescueApp] = []
+
+    class Recorded(app_module.RescueApp):
+        def run(self, *a: object, **k: object) -> None:  # type: ignore[override]
+            made.append(self)
+
+    monkeypatch.setattr(app_module, "RescueApp", Recorded)
+    assert tui.cmd_tui(build_parser().parse_args(["tui", "--yes", "--dry-run"])) == 0
+    assert made[0].yes and made[0].status.dry_run
+    assert tui.cmd_tui(build_parser().parse_args(["tui"])) == 0
+    assert not made[1].yes and not made[1].status.dry_run
