@@ -72,3 +72,18 @@ async def test_inventory_error_snapshot(tmp_path: Path, snapshot: Snapshot, monk
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_until(pilot, lambda: isinstance(app.screen, InventoryScreen), what="inventory")
         await snapshot(pilot, "inventory-error")
+
+
+@sync
+async def test_resume_question_snapshot(offline_inventory: Path, snapshot: Snapshot,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from .test_offline import fake_unfinished_journal
+
+    monkeypatch.chdir(offline_inventory.parent)
+    fake_unfinished_journal(offline_inventory.parent / "journal")
+    app = RescueApp(offline_inventory.name, BACKUP, journal_dir=Path("journal"))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, InventoryScreen), what="inventory")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="resume question")
+        await snapshot(pilot, "resume-100x30")
