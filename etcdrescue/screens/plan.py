@@ -8,7 +8,9 @@ the plan itself all depend on the seed.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -50,7 +52,8 @@ class PlanScreen(Screen[PlanChoice]):
     """
     BINDINGS = [Binding("s", "start", "Start"), Binding("d", "toggle_box('dry')", "Dry run"),
                 Binding("o", "toggle_box('once')", "Confirm once"), Binding("e", "expand(True)", "Expand all"),
-                Binding("c", "expand(False)", "Collapse all"), Binding("b,escape", "back", "Back")]
+                Binding("c", "expand(False)", "Collapse all"), Binding("w", "write_runbook", "Runbook"),
+                Binding("b,escape", "back", "Back")]
 
     def __init__(self, plan: Plan, *, dry_run: bool = False, confirm_once: bool = False, ask: bool = True,
                  fixed_seed: bool = False) -> None:
@@ -117,6 +120,18 @@ class PlanScreen(Screen[PlanChoice]):
                 node.expand_all()
             else:
                 node.collapse_all()
+
+    def action_write_runbook(self) -> None:
+        """The printable runbook of exactly this plan, next to the journals."""
+        from ..journal import default_dir
+        from ..runbook import render_markdown
+
+        directory = getattr(self.app, "journal_dir", None) or default_dir()
+        ctx = self.plan.ctx
+        path = Path(directory) / f"{ctx.inv.cluster}-{ctx.stamp}-runbook.md"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(render_markdown(self.plan, date=time.strftime("%Y-%m-%d")), encoding="utf-8")
+        self.query_one("#detail", Static).update(Text(f"runbook written to {path}"))
 
     def action_start(self) -> None:
         self.dismiss(self.choice("start"))

@@ -47,6 +47,11 @@ async def test_dry_run_walks_every_screen(offline_inventory: Path, canned_prefli
         plan_screen = app.screen
         assert isinstance(plan_screen, PlanScreen)
         assert [n.data is not None for n in plan_screen.query_one("Tree").root.children]  # type: ignore[attr-defined]
+        await pilot.press("w")
+        written = list((offline_inventory.parent / "journal").glob("*-runbook.md"))
+        assert len(written) == 1 and plan_screen.plan.commands()[0].script in written[0].read_text()
+        written[0].unlink()
+        (offline_inventory.parent / "journal").rmdir()
         await pilot.press("d")
         assert app.status.dry_run
         await pilot.press("s")
