@@ -21,6 +21,7 @@ from ..probes import (
     ParseError,
     SnapshotInfo,
     backup_survey,
+    conf_values,
     endpoint_health,
     endpoint_status,
     host_survey,
@@ -41,6 +42,8 @@ class HostFacts:
     healthy: bool = False
     health_error: str = ""
     member_id: str = ""
+    conf_name: str = ""
+    """ETCD_NAME in this host's etcd.conf."""
 
     @property
     def manifest_state(self) -> str:
@@ -105,6 +108,8 @@ def survey_host(hosts: Hosts, member: Member) -> HostFacts:
             facts.manifest_path = inv.paths.manifest if state == "enabled" else inv.paths.disabled_manifest
             text = hosts[member.name].read_file(facts.manifest_path).decode("utf-8", errors="replace")
             facts.manifest_problem = manifest_problem(text)
+        if facts.survey.get("conf") == "yes":
+            facts.conf_name = hosts.fact(member.name, conf_values(inv.paths.etcd_conf)).get("ETCD_NAME", "")
         if facts.survey.get("client_port") == "open":
             health = hosts.fact(member.name, endpoint_health(inv.paths, [member.client_url]))
             facts.healthy = bool(health and health[0].healthy)
@@ -210,6 +215,9 @@ def judge(report: PreflightReport, data_dir: str, *, backup: str | None, method:
                           ("tls", "TLS files (ca/cert/key) not readable")):
             if s.get(key) != "yes":
                 p.append(f"{h.name}: {what}")
+        if h.conf_name and h.conf_name != h.name:
+            report.warnings.append(f"{h.name}: etcd.conf says ETCD_NAME={h.conf_name}; the recovery sets it to "
+                                   f"the inventory's name {h.name}")
         if not s.get("etcdctl"):
             p.append(f"{h.name}: etcdctl not found on PATH")
         if not s.get("bash"):
