@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import secrets
 import shlex
 import socket
 import threading
@@ -156,20 +157,21 @@ class SSHHost:
                 self._client = None
 
     def wrap(self, script: str, timeout: float) -> str:
-        """The exact line sent to the remote shell: bash, bounded by `timeout`, optionally via sudo.
+        """The line for a one-shot exec (only used without sudo): bash, bounded by `timeout`.
 
         `timeout` matters because closing a channel does not kill a remote command without a pty.
         """
-        inner = f"timeout -k 5 {int(max(1, timeout))} bash -c {shlex.quote(script)}"
-        if self.config.sudo:
-            return f"sudo -S -p '' {inner}"
-        return inner
+        return f"timeout -k 5 {int(max(1, timeout))} bash -c {shlex.quote(script)}"
 
     def run(self, script: str, *, timeout: float = 60.0, on_output: OutputCallback | None = None,
             stdin: bytes | None = None) -> Result:
         """Run `script`; reconnect once if the connection was already gone before the command started."""
         if stdin is None:
             return self._run_in_shell(script, timeout, on_output)
+        if self.config.sudo:
+            # Through the sudo shell, never on a stdin that sudo might read as its password.
+            feed = f"printf %s {shlex.quote(base64.b64encode(stdin).decode())} | base64 -d | {{ {script}\n}}"
+            return self._run_in_shell(feed, timeout, on_output)
         line = self.wrap(script, timeout)
         for attempt in (1, 2):
             self.connect()
@@ -191,12 +193,10 @@ class SSHHost:
         if transport is None:
             raise TransportError(f"{self.name}: not connected")
         channel = transport.open_session()
-        start = "exec bash --noprofile --norc -s"
         if self.config.sudo:
-            start = "exec sudo -S -p '' bash --noprofile --norc -s"
-        channel.exec_command(start)
-        if self.config.sudo:
-            channel.sendall((self.config.sudo_password or "").encode() + b"\n")
+            self._start_sudo_shell(channel)
+        else:
+            channel.exec_command("exec bash --noprofile --norc -s")
         shell = RemoteShell(channel)
         try:
             code, _, err = shell.run("true", time.monotonic() + self.config.connect_timeout + 20, None)
@@ -207,6 +207,41 @@ class SSHHost:
         if code != 0:
             raise TransportError(f"{self.name}: remote shell refused: {err.decode(errors='replace').strip()}")
         return shell
+
+    def _start_sudo_shell(self, channel: paramiko.Channel) -> None:
+        """Start a root bash through sudo, sending the password only if sudo's own prompt asks for it.
+
+        Why the prompt marker and the READY line: with NOPASSWD, or a login sudo still remembers,
+        sudo does not read stdin, and a password written blindly would reach bash as a command.
+        """
+        token = secrets.token_hex(6)
+        prompt, ready = f"[etcdrescue-sudo-{token}]", f"etcdrescue-ready-{token}"
+        inner = f"echo {ready}; exec bash --noprofile --norc -s"
+        channel.exec_command(f"exec sudo -S -p {shlex.quote(prompt)} bash --noprofile --norc -c {shlex.quote(inner)}")
+        channel.settimeout(0.2)
+        out, err = b"", b""
+        sent = False
+        deadline = time.monotonic() + self.config.connect_timeout + 20
+        while ready.encode() not in out:
+            if channel.recv_ready():
+                out += channel.recv(4096)
+            elif channel.recv_stderr_ready():
+                err += channel.recv_stderr(4096)
+            elif channel.exit_status_ready() or channel.closed:
+                last = err.decode(errors="replace").replace(prompt, "").strip().splitlines()[-1:] or ["no output"]
+                raise TransportError(f"{self.name}: sudo failed: {last[0][:200]}")
+            elif time.monotonic() > deadline:
+                raise TransportError(f"{self.name}: sudo did not start a shell in time")
+            else:
+                time.sleep(0.01)
+            asked = err.count(prompt.encode())
+            if asked and not sent:
+                if not self.config.sudo_password:
+                    raise TransportError(f"{self.name}: sudo asks for a password: set ETCDRESCUE_SUDO_PASSWORD")
+                channel.sendall(self.config.sudo_password.encode() + b"\n")
+                sent = True
+            elif asked > 1:
+                raise TransportError(f"{self.name}: sudo refused the password")
 
     def _run_in_shell(self, script: str, timeout: float, on_output: OutputCallback | None) -> Result:
         line = f"timeout -k 5 {int(max(1, timeout))} bash -c {shlex.quote(script)}"
@@ -246,13 +281,8 @@ class SSHHost:
         try:
             channel.settimeout(0.2)
             channel.exec_command(line)
-            feed = b""
-            if self.config.sudo:
-                feed += (self.config.sudo_password or "").encode() + b"\n"
-            if stdin is not None:
-                feed += stdin
-            if feed:
-                channel.sendall(feed)
+            if stdin:
+                channel.sendall(stdin)
             channel.shutdown_write()
             while True:
                 got = False

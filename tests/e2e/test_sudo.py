@@ -29,19 +29,19 @@ _missing = [t for t in _TOOLS if shutil.which(t) is None]
 requires_sudo = pytest.mark.skipif(bool(_missing), reason=f"needs {', '.join(_missing)} (apt-get install -y sudo)")
 
 
-@pytest.fixture
-def sudo_user() -> Iterator[str]:
-    """A throwaway local user whose sudo asks for PASSWORD; the user and its drop-in go afterwards."""
+@pytest.fixture(params=["asks", "nopasswd"])
+def sudo_user(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A throwaway local user whose sudo asks for PASSWORD (or, `nopasswd`, never asks: then the password
+    must not be sent at all); the user and its drop-in go afterwards."""
     user = f"etcdrescue-op-{secrets.token_hex(3)}"
     dropin = Path("/etc/sudoers.d") / user
     subprocess.run(["useradd", "-M", "-s", "/bin/bash", user], check=True)
     try:
         subprocess.run(["chpasswd"], input=f"{user}:{PASSWORD}\n", text=True, check=True)
         candidate = dropin.with_name(f".{user}.new")  # sudo ignores names with a dot while it is checked
-        # timestamp_timeout=0: sudo asks every time. The lab's masters share /run/sudo/ts but not their PID
-        # namespaces, so a credential cached on one master can match a same-numbered parent on another; sudo then
-        # does not read the password and etcdrescue's `sudo -S` feeds it to bash or into the written file instead.
-        candidate.write_text(f"Defaults:{user} timestamp_timeout=0\n{user} ALL=(ALL) ALL\n")
+        # timestamp_timeout=0: sudo asks every time (the masters share /run/sudo/ts across PID namespaces).
+        rule = f"{user} ALL=(ALL) NOPASSWD: ALL" if request.param == "nopasswd" else f"{user} ALL=(ALL) ALL"
+        candidate.write_text(f"Defaults:{user} timestamp_timeout=0\n{rule}\n")
         candidate.chmod(0o440)
         subprocess.run(["visudo", "-cf", str(candidate)], check=True, capture_output=True)
         candidate.rename(dropin)
@@ -94,11 +94,18 @@ def test_sudo_password_never_shows(lab_factory: LabFactory, sudo_user: str, tmp_
 
     # A wrong password: one clear line, nothing touched, the password nowhere.
     before = tree_digest(lab)
-    wrong = etcdrescue("recover", "-i", str(inv), "--backup", b.backup, "--yes", "--journal", str(tmp_path / "jw"),
-                       "-v", env={"ETCDRESCUE_SUDO_PASSWORD": PASSWORD[::-1]}, timeout=180)
-    assert wrong.returncode == 2, wrong.stdout + wrong.stderr  # a pre-flight refusal: nothing changed
-    errors = [ln for ln in wrong.stderr.splitlines() if ln.startswith("etcdrescue:")]
-    assert len(errors) == 1 and "sudo" in errors[0], wrong.stderr
+    asks = "NOPASSWD" not in (Path("/etc/sudoers.d") / sudo_user).read_text()
+    wrong_env = {"ETCDRESCUE_SUDO_PASSWORD": PASSWORD[::-1]}
+    if asks:
+        wrong = etcdrescue("recover", "-i", str(inv), "--backup", b.backup, "--yes", "--journal",
+                           str(tmp_path / "jw"), "-v", env=wrong_env, timeout=180)
+        assert wrong.returncode == 2, wrong.stdout + wrong.stderr  # a pre-flight refusal: nothing changed
+        errors = [ln for ln in wrong.stderr.splitlines() if ln.startswith("etcdrescue:")]
+        assert len(errors) == 1 and "sudo refused the password" in errors[0], wrong.stderr
+    else:  # sudo never asks, so the (wrong) password is never sent: a dry run through sudo works with it
+        wrong = etcdrescue("recover", "-i", str(inv), "--backup", b.backup, "--dry-run", "--journal",
+                           str(tmp_path / "jw"), env=wrong_env, timeout=180)
+        assert wrong.returncode == 0, wrong.stdout + wrong.stderr
     assert tree_digest(lab) == before
     outputs["recover with a wrong password"] = wrong.stdout + wrong.stderr
     for p in (tmp_path / "jw").glob("*.jsonl") if (tmp_path / "jw").is_dir() else ():
