@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from ..errors import EXIT_OK, InputError
+from . import write_document
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -39,10 +39,5 @@ def cmd_report(args: argparse.Namespace) -> int:
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot read journal: {exc}") from None
     render = render_html if args.format == "html" else render_markdown
-    text = render(events, str(path))
-    if args.output:
-        args.output.write_text(text, encoding="utf-8")
-        print(f"report written to {args.output}", file=sys.stderr)
-    else:
-        sys.stdout.write(text)
+    write_document(render(events, str(path)), args.output, "report")
     return EXIT_OK

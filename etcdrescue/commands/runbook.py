@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from ..errors import EXIT_OK, InputError
+from . import write_document
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -78,9 +79,5 @@ def cmd_runbook(args: argparse.Namespace) -> int:
         print_pdf(text, args.output)
         print(f"runbook written to {args.output}", file=sys.stderr)
         return EXIT_OK
-    if args.output:
-        args.output.write_text(text, encoding="utf-8")
-        print(f"runbook written to {args.output}", file=sys.stderr)
-    else:
-        sys.stdout.write(text)
+    write_document(text, args.output, "runbook")
     return EXIT_OK
