@@ -38,6 +38,21 @@ def etcdrescue(*args: str, timeout: float = 400, env: dict[str, str] | None = No
     )
 
 
+def exported_documents(journal: Path, inventory: Path, backup: str | None,
+                       env: dict[str, str]) -> dict[str, str]:
+    """What an operator may share after a run: the report of its journal and the runbook, md and html."""
+    out: dict[str, str] = {}
+    for fmt in ("md", "html"):
+        rep = etcdrescue("report", str(journal), "--format", fmt, env=env)
+        assert rep.returncode == 0, rep.stderr
+        out[f"report {fmt}"] = rep.stdout + rep.stderr
+        book = etcdrescue("runbook", "-i", str(inventory), *(["--backup", backup] if backup else []),
+                          "--format", fmt, env=env)
+        assert book.returncode == 0, book.stderr
+        out[f"runbook {fmt}"] = book.stdout + book.stderr
+    return out
+
+
 def tree_digest(lab: Lab) -> dict[str, str]:
     """Hash of every file a master has under /etc/origin, /etc/etcd and /var/lib/etcd.
 

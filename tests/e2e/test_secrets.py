@@ -14,7 +14,7 @@ from etcdrescue.journal import MASK, Journal, read_journal
 from etcdrescue.lab import Lab
 
 from .conftest import requires_lab
-from .helpers import break_lab, etcdrescue
+from .helpers import break_lab, etcdrescue, exported_documents
 from .test_recover import assert_recovered
 
 LabFactory = Callable[..., Lab]
@@ -72,13 +72,7 @@ def test_passphrase_never_shows(lab_factory: LabFactory, tmp_path: Path) -> None
     (path,) = list(journal.glob("*.jsonl"))
     outputs["journal"] = path.read_text()
     assert json.loads(outputs["journal"].splitlines()[-1])["ok"] is True
-    for fmt in ("md", "html"):
-        rep = etcdrescue("report", str(path), "--format", fmt, env=env)
-        assert rep.returncode == 0, rep.stderr
-        outputs[f"report {fmt}"] = rep.stdout + rep.stderr
-        book = etcdrescue("runbook", "-i", str(inv), "--backup", b.backup, "--format", fmt, env=env)
-        assert book.returncode == 0, book.stderr
-        outputs[f"runbook {fmt}"] = book.stdout + book.stderr
+    outputs.update(exported_documents(path, inv, b.backup, env))
     for where, text in outputs.items():
         for fragment in (PASSPHRASE, PASSPHRASE.split()[0], PASSPHRASE.split()[1]):
             assert fragment not in text, f"passphrase fragment {fragment!r} in {where}"

@@ -16,7 +16,7 @@ import yaml
 from etcdrescue.lab import Lab
 
 from .conftest import requires_lab
-from .helpers import break_lab, etcdrescue, tree_digest
+from .helpers import break_lab, etcdrescue, exported_documents, tree_digest
 from .test_recover import assert_recovered
 
 LabFactory = Callable[..., Lab]
@@ -122,13 +122,7 @@ def test_sudo_password_never_shows(lab_factory: LabFactory, sudo_user: str, tmp_
     events = [json.loads(line) for line in outputs["journal"].splitlines()]
     assert events[-1]["ok"] is True
     outputs["journal, decoded"] = "\n".join(str(e) for e in events)  # escaped JSON could hide a leak
-    for fmt in ("md", "html"):
-        rep = etcdrescue("report", str(path), "--format", fmt, env=env)
-        assert rep.returncode == 0, rep.stderr
-        outputs[f"report {fmt}"] = rep.stdout + rep.stderr
-        book = etcdrescue("runbook", "-i", str(inv), "--backup", b.backup, "--format", fmt, env=env)
-        assert book.returncode == 0, book.stderr
-        outputs[f"runbook {fmt}"] = book.stdout + book.stderr
+    outputs.update(exported_documents(path, inv, b.backup, env))
     # The files the run wrote through `sudo -S` on the masters: a password sudo did not read would land there.
     for h in lab.hosts:
         for sub in ("etc/origin", "etc/etcd"):
