@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib
 import os
 import sys
@@ -80,9 +79,8 @@ def _secrets() -> dict[str, str | None]:
             "passphrase": os.environ.get("ETCDRESCUE_KEY_PASSPHRASE")}
 
 
-def prepare(args: argparse.Namespace) -> tuple[Inventory, Method, Hosts]:
-    """Inventory (seed first), restore method and (unconnected) hosts from the common options."""
-    from .hosts import Hosts
+def prepare(args: argparse.Namespace) -> tuple[Inventory, Method]:
+    """Inventory (seed first) and restore method from the common options, checked before any connection."""
     from .inventory import load_inventory
     from .steps.base import Method
 
@@ -94,15 +92,22 @@ def prepare(args: argparse.Namespace) -> tuple[Inventory, Method, Hosts]:
         Method.SNAPSHOT_RESTORE if args.backup else Method.FORCE_NEW_CLUSTER)
     if args.backup and not args.backup.startswith("/"):
         raise InputError(f"--backup must be an absolute path on {inv.seed.name}, got {args.backup!r}")
-    return inv, method, Hosts(inv, **_secrets())
+    return inv, method
+
+
+def open_hosts(inv: Inventory) -> Hosts:
+    """Unconnected hosts for the inventory: each connects on its first command."""
+    from .hosts import Hosts
+
+    return Hosts(inv, **_secrets())
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     from .report_text import preflight_lines
     from .steps.preflight import run_preflight
 
-    inv, method, hosts = prepare(args)
-    with hosts:
+    inv, method = prepare(args)
+    with open_hosts(inv) as hosts:
         report = run_preflight(hosts, backup=args.backup, method=method)
     print(f"Pre-flight of {inv.cluster} ({len(inv.members)} members, seed {inv.seed.name}):")
     print("\n".join(preflight_lines(report)))
@@ -122,7 +127,7 @@ def cmd_recover(args: argparse.Namespace) -> int:
     from .steps.base import Context, new_stamp
     from .steps.preflight import run_preflight
 
-    inv, method, hosts = prepare(args)
+    inv, method = prepare(args)
     journal_dir = args.journal or default_dir()
     if not args.yes and not args.dry_run and not sys.stdin.isatty():
         raise InputError("refusing to change hosts: no terminal to confirm on; pass --yes to run unattended")
@@ -137,14 +142,11 @@ def cmd_recover(args: argparse.Namespace) -> int:
     if resuming:
         assert unfinished is not None
         inv, resumed = resumed_context(unfinished, inv, args.gate_timeout)
-        hosts.close()
-        from .hosts import Hosts
-        hosts = Hosts(inv, **_secrets())
         args.backup, method = resumed.backup, resumed.method
         print(f"resuming {unfinished.path.name} at step {unfinished.next_step} "
               f"(interrupted by: {unfinished.last_error})")
     local_lock = LocalLock(journal_dir / "locks", inv.cluster)
-    with hosts:
+    with open_hosts(inv) as hosts:
         report = run_preflight(hosts, backup=args.backup, method=method, resuming=resuming)
         print(f"Pre-flight of {inv.cluster} ({len(inv.members)} members, seed {inv.seed.name}):")
         print("\n".join(preflight_lines(report)))
@@ -176,9 +178,7 @@ def cmd_recover(args: argparse.Namespace) -> int:
             journal = (Journal(unfinished.path, secrets) if resuming and unfinished
                        else Journal.create(journal_dir, inv.cluster, stamp, secrets))
             print(f"journal: {journal.path}")
-            journal.write("preflight", verdict=report.verdict, hosts=[
-                {"name": h.name, "healthy": h.healthy, "manifest": h.manifest_state, **h.survey}
-                for h in report.hosts], backup=dataclasses.asdict(report.backup) if report.backup else None)
+            journal.write("preflight", **report.journal_fields())
             engine = Engine(plan, hosts, journal=journal,
                             callbacks=ConsoleCallbacks(verbose=args.verbose, confirm_each=not args.yes))
             result = engine.run(start_at=unfinished.next_step if resuming and unfinished else None)

@@ -112,6 +112,7 @@ def wait_gate(gate: Gate, hosts: Hosts, *, cancel: threading.Event | None = None
     deadline = time.monotonic() + gate.timeout
     progress = _Progress()
     report = GateReport(gate, False, (), "not checked yet")
+    down_since: float | None = None
     while True:
         if cancel is not None and cancel.is_set():
             raise Interrupted(f"interrupted while waiting for: {gate.title}")
@@ -120,8 +121,15 @@ def wait_gate(gate: Gate, hosts: Hosts, *, cancel: threading.Event | None = None
             report = check_down(gate, hosts) if down else check_healthy(gate, hosts, progress)
         except (ParseError, TransportError) as exc:
             report = GateReport(gate, False, report.members, str(exc))
-        remaining = max(0.0, deadline - time.monotonic())
-        report = GateReport(gate, report.ok, report.members, report.problem, remaining)
+        now = time.monotonic()
+        ok, problem, wait = report.ok, report.problem, poll
+        if gate.settle > 0 and gate.kind is GateKind.DOWN:
+            down_since = (now if down_since is None else down_since) if ok else None
+            if down_since is not None and now - down_since < gate.settle:
+                left = gate.settle - (now - down_since)
+                ok, problem, wait = False, f"down; making sure it stays down ({left:.1f}s more)", min(poll, left)
+        remaining = max(0.0, deadline - now)
+        report = GateReport(gate, ok, report.members, problem, remaining)
         if on_progress is not None:
             on_progress(report)
         if report.ok:
@@ -129,4 +137,4 @@ def wait_gate(gate: Gate, hosts: Hosts, *, cancel: threading.Event | None = None
         if remaining <= 0:
             raise GateTimeout(f"gate '{gate.title}' not met after {gate.timeout:.0f}s: {report.problem}",
                               report=report)
-        time.sleep(min(poll, remaining))
+        time.sleep(min(wait, remaining))

@@ -180,6 +180,9 @@ def gate_lines(plan: Plan, gate: Gate) -> list[str]:
             m = inv.member(name)
             out += [f"On `{name}`:", "", *fence(etcd_down(m.client_host, (m.client_port, m.peer_port))), "",
                     "Expected: exit 0 (`echo $?` prints 0): no etcd process, client and peer ports closed.", ""]
+        if gate.settle > 0:
+            out += [f"Run the checks again {gate.settle:g} s later: still exit 0 everywhere. A kubelet that read "
+                    "the manifest just before it moved can start a crash-looping etcd once more.", ""]
         return out
     via = inv.seed
     urls = [inv.member(n).client_url for n in gate.members]

@@ -43,7 +43,7 @@ def build(args: argparse.Namespace) -> tuple[str, str]:
     from ..runbook import render_html, render_markdown
     from ..steps.base import Context, new_stamp
 
-    inv, method, _hosts = prepare(args)  # hosts are never connected: rendering only
+    inv, method = prepare(args)
     stamp = args.stamp or new_stamp()
     if not all(ch.isalnum() or ch in "-_." for ch in stamp):
         raise InputError(f"--stamp may hold letters, digits, '-', '_' and '.', got {stamp!r}")

@@ -120,6 +120,7 @@ class RescueApp(App[int]):
                 found = tuple(v for v in secrets().values() if v)
                 self.journal = (Journal(unfinished.path, found) if unfinished is not None
                                 else Journal.create(journal_dir, inv.cluster, ctx.stamp, found))
+                self.journal.write("preflight", **report.journal_fields())
             update_status(self, connection="ssh: connected" if not picked.dry_run else "dry run: read-only")
             self.record = await self.push_screen_wait(RunScreen(
                 plan, self.hosts, self.journal, dry_run=picked.dry_run, ask=not self.yes,

@@ -7,6 +7,7 @@ from the commands' `skip_if` probes, so a rerun or resume never repeats a move.
 from __future__ import annotations
 
 import enum
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -35,6 +36,9 @@ class Gate:
     timeout: float
     check_peer_urls: bool = False
     caught_up: bool = False
+    settle: float = 0.0
+    """A DOWN gate passes only after etcd stayed down this long: a kubelet that read the manifest just
+    before it moved can still start etcd once, right after the first "down" was seen."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,7 @@ class Context:
     backup_kind: str = "dir"
     gate_timeout: float = 120.0
     down_timeout: float = 60.0
+    down_settle: float = field(default_factory=lambda: default_down_settle())
     token: str = field(default="")
 
     @property
@@ -106,6 +111,23 @@ class Context:
     def initial_cluster(self, upto: int) -> str:
         """ETCD_INITIAL_CLUSTER once members[0..upto] are in, in inventory order."""
         return ",".join(f"{m.name}={m.peer_url}" for m in self.inv.members[: upto + 1])
+
+
+DOWN_SETTLE_ENV = "ETCDRESCUE_DOWN_SETTLE"
+
+
+def default_down_settle() -> float:
+    """Seconds etcd must stay down before the stop gate passes: 5, or $ETCDRESCUE_DOWN_SETTLE.
+
+    Five seconds covers a kubelet that notices a removed static pod by inotify and a container
+    start already under way; the lab's kubelet stand-in polls every 0.2 s, so tests use less.
+    """
+    raw = os.environ.get(DOWN_SETTLE_ENV, "")
+    try:
+        value = float(raw) if raw else 5.0
+    except ValueError:
+        value = 5.0
+    return max(0.0, value)
 
 
 def new_stamp() -> str:

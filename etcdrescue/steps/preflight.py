@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import yaml
 
@@ -94,6 +95,13 @@ class PreflightReport:
             return (f"quorum lost ({self.healthy_count}/{len(self.hosts)} healthy, {self.quorum} needed): "
                     "recovery can start")
         return self.problems[0]
+
+    def journal_fields(self) -> dict[str, Any]:
+        """What the journal keeps of the pre-flight, so a report can say what the hosts looked like before."""
+        return {"verdict": self.verdict,
+                "hosts": [{"name": h.name, "healthy": h.healthy, "manifest": h.manifest_state, **h.survey}
+                          for h in self.hosts],
+                "backup": asdict(self.backup) if self.backup else None}
 
 
 def survey_host(hosts: Hosts, member: Member) -> HostFacts:

@@ -37,7 +37,8 @@ def stop_all(ctx: Context) -> Step:
         phase="stop",
         why="No member may run while the seed is rebuilt: a stale member would rejoin with old data.",
         commands=tuple(disable_manifest(ctx, n) for n in names),
-        gate=Gate(GateKind.DOWN, "etcd is down everywhere (no process, ports closed)", names, ctx.down_timeout),
+        gate=Gate(GateKind.DOWN, "etcd is down everywhere (no process, ports closed)", names, ctx.down_timeout,
+                  settle=ctx.down_settle),
         undo=tuple(enable_manifest(ctx, n) for n in names),
         destructive=f"Stop etcd on all {len(names)} masters of {ctx.inv.cluster}?",
     )

@@ -263,9 +263,11 @@ def test_manual_recovery_works_in_the_lab(lab_factory: LabFactory) -> None:
     res = lab.exec(h1, f"{etcdctl} member add {h2.name} --peer-urls={h2.peer_url}")
     assert res.returncode == 0, res.stderr
     cluster = f"{h1.name}={h1.peer_url},{h2.name}={h2.peer_url}"
+    assert lab.exec(h2, f"mv {MANIFEST} /etc/origin/node/pod/disabled/").returncode == 0
+    # Not `pgrep`: a crash-looping etcd may be between two starts while the kubelet, which read the
+    # manifest just before it moved, starts it once more on the old conf and a half-deleted data dir.
+    wait_for(lambda: lab.state(h2).get("manifest") == "" and lab.etcd_pid(h2) is None, what="kubelet saw it gone")
     res = lab.exec(h2, f"""set -e
-mv {MANIFEST} /etc/origin/node/pod/disabled/
-while pgrep -x etcd >/dev/null; do sleep 0.1; done
 rm -rf /var/lib/etcd/member
 sed -i -e 's|^ETCD_INITIAL_CLUSTER=.*|ETCD_INITIAL_CLUSTER={cluster}|' \\
        -e 's|^ETCD_INITIAL_CLUSTER_STATE=.*|ETCD_INITIAL_CLUSTER_STATE=existing|' /etc/etcd/etcd.conf
