@@ -25,6 +25,7 @@ import signal
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import IO
 
@@ -208,9 +209,11 @@ class Supervisor:
                 continue
             try:
                 raw = Path(entry.path).read_bytes()
-                doc = yaml.safe_load(raw)
-                name = doc["metadata"]["name"]
-            except (OSError, yaml.YAMLError, TypeError, KeyError):
+            except OSError:
+                continue  # moved away between the listing and the read: the tool's `mv` won the race
+            try:
+                name = yaml.safe_load(raw)["metadata"]["name"]
+            except (yaml.YAMLError, TypeError, KeyError):
                 name = None
             if name == POD_NAME or (name is None and entry.name == "etcd.yaml"):
                 found.append((entry.name, raw))
@@ -269,7 +272,10 @@ class Supervisor:
         signal.signal(signal.SIGINT, self._on_term)
         self.note(f"supervisor up for {self.hostdir}")
         while not self.terminating:
-            self.tick()
+            try:
+                self.tick()
+            except Exception:  # PID 1 must not die: that would take the whole fake master down with it
+                self.note("tick failed:\n" + traceback.format_exc())
             time.sleep(POLL)
         self.stop_etcd("supervisor terminating")
         if self.sshd is not None:

@@ -330,7 +330,8 @@ class Lab:
         while self.etcd_pid(h) is not None or procs.port_open(h.ip, 2379, 0.2) or procs.port_open(
                 h.ip, 2380, 0.2):
             if time.monotonic() > deadline:
-                raise LabError(f"{h.name}: etcd still running {timeout:.0f}s after its manifest was removed")
+                raise LabError(f"{h.name}: etcd still running {timeout:.0f}s after its manifest was removed; "
+                               f"status: {self.status()}")
             time.sleep(0.1)
 
     def stop_etcd(self, host: HostRef, timeout: float = 30) -> None:
