@@ -24,9 +24,10 @@ pytestmark = [pytest.mark.lab, requires_lab, pytest.mark.timeout(600)]
 LabFactory = Callable[..., Lab]
 
 
-def plan_for(lab: Lab, backup: str) -> list[tuple[str, int, bool]]:
+def plan_for(lab: Lab, backup: str) -> list[tuple[str, int, bool, bool]]:
+    """(key, number of commands, mutates, has a gate) for each step of the lab's recovery."""
     plan = build_plan(Context(load_inventory(lab.inventory_path), backup, Method.SNAPSHOT_RESTORE, "x"))
-    return [(s.key, len(s.commands), any(c.mutates for c in s.commands)) for s in plan.steps]
+    return [(s.key, len(s.commands), any(c.mutates for c in s.commands), s.gate is not None) for s in plan.steps]
 
 
 def run(lab: Lab, backup: str, journal: Path, *extra: str, fault: str | None = None):  # type: ignore[no-untyped-def]
@@ -50,7 +51,7 @@ def test_kill_at_every_step_boundary(lab_factory: LabFactory, tmp_path: Path) ->
     assert b.backup
     journal = tmp_path / "j"
     steps = plan_for(b.lab, b.backup)
-    for i, (key, _, _) in enumerate(steps[:-1]):
+    for i, (key, *_) in enumerate(steps[:-1]):
         res = run(b.lab, b.backup, journal, *(["--resume"] if i else []), fault=f"after-step:{key}")
         assert res.returncode == -9, (key, res.stdout, res.stderr)
     refused = run(b.lab, b.backup, journal)
@@ -70,9 +71,10 @@ def test_kill_inside_every_mutating_step(lab_factory: LabFactory, tmp_path: Path
     assert b.backup
     journal = tmp_path / "j"
     first = True
-    for key, n_commands, mutates in plan_for(b.lab, b.backup):
-        if not mutates or n_commands < 2:
-            continue
+    inside = [key for key, n_commands, mutates, gated in plan_for(b.lab, b.backup)
+              if mutates and (n_commands > 1 or gated)]  # "inside": after a command, before the rest or the gate
+    assert len(inside) == 7, inside  # stop, seed data/conf/start/peer-url, two joins
+    for key in inside:
         res = run(b.lab, b.backup, journal, *([] if first else ["--resume"]), fault=f"after-command:{key}:1")
         assert res.returncode == -9, (key, res.stdout, res.stderr)
         first = False
