@@ -48,12 +48,8 @@ def plan_lines(plan: Plan) -> list[str]:
         for cmd in step.commands:
             lines.append(f"    {cmd.host}$ {cmd.script}")
         if step.gate is not None:
-            lines.append(f"    gate: {gate_text(step.gate)}")
+            lines.append(f"    gate: {step.gate.summary}")
     return lines
-
-
-def gate_text(gate: Gate) -> str:
-    return f"{gate.title} (up to {gate.timeout:.0f}s)"
 
 
 class ConsoleCallbacks(Callbacks):
@@ -88,7 +84,7 @@ class ConsoleCallbacks(Callbacks):
 
     def gate_started(self, gate: Gate) -> None:
         self._gate_t = time.monotonic()
-        self._p(f"    gate: {gate_text(gate)}")
+        self._p(f"    gate: {gate.summary}")
 
     def gate_progress(self, report: GateReport) -> None:
         now = time.monotonic()

@@ -153,7 +153,7 @@ class Bridge(Callbacks):
                 self.kept.add(cmd.host, path)
 
     def gate_started(self, gate: Gate) -> None:
-        self.log(f"gate: {gate.title} (up to {gate.timeout:.0f}s)")
+        self.log(f"gate: {gate.summary}")
         self._post(GateStarted(gate))
 
     def gate_progress(self, report: GateReport) -> None:

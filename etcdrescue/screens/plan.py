@@ -82,7 +82,7 @@ class PlanScreen(Screen[PlanChoice]):
             for cmd in step.commands:
                 node.add_leaf(Text(f"{cmd.host}$ {cmd.script}"), data=f"{cmd.purpose}:\n{cmd.host}$ {cmd.script}")
             if step.gate is not None:
-                node.add_leaf(Text(f"gate: {step.gate.title} (up to {step.gate.timeout:.0f}s)", style="cyan"),
+                node.add_leaf(Text(f"gate: {step.gate.summary}", style="cyan"),
                               data=f"health gate: {step.gate.title}; members {', '.join(step.gate.members)}")
         yield tree
         yield Static("", id="detail")

@@ -40,6 +40,12 @@ class Gate:
     """A DOWN gate passes only after etcd stayed down this long: a kubelet that read the manifest just
     before it moved can still start etcd once, right after the first "down" was seen."""
 
+    @property
+    def summary(self) -> str:
+        """One line for the dry run, the console, the Plan screen and the run log alike."""
+        settle = f", for {self.settle:g}s in a row" if self.settle > 0 else ""
+        return f"{self.title}{settle} (up to {self.timeout:.0f}s)"
+
 
 @dataclass(frozen=True)
 class Step:
