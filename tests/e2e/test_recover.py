@@ -96,9 +96,12 @@ def test_dry_run_changes_nothing(lab_factory: LabFactory, tmp_path) -> None:  # 
     plan = build_plan(Context(load_inventory(b.lab.inventory_path), b.backup, Method.SNAPSHOT_RESTORE, stamp))
     printed = [line.strip() for line in res.stdout.splitlines()]
     position = 0
-    for cmd in plan.commands():
-        line = f"{cmd.host}$ {cmd.script}"
-        assert line in printed[position:], f"missing or out of order: {line}"
-        position = printed.index(line, position)
+    for step in plan.steps:  # every command per host, then the gate the step waits on, in plan order
+        lines = [f"{cmd.host}$ {cmd.script}" for cmd in step.commands]
+        lines += [f"gate: {step.gate.summary}"] if step.gate is not None else []
+        for line in lines:
+            assert line in printed[position:], f"missing or out of order: {line}"
+            position = printed.index(line, position)
+    assert "gate: etcd is down everywhere (no process, ports closed), for 1s in a row (up to 60s)" in printed
     for h in b.lab.hosts:
         assert any(line.startswith(f"{h.name}$ ") for line in printed)
