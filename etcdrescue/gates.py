@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from .errors import GateTimeout, Interrupted, TransportError
 from .hosts import Hosts
-from .probes import ParseError, endpoint_health, endpoint_status, etcd_down, member_list
+from .probes import ParseError, endpoint_health, endpoint_status, etcd_down, etcd_runs_without, member_list
 from .steps.base import Gate, GateKind
 
 POLL = 0.5
@@ -89,6 +89,10 @@ def check_healthy(gate: Gate, hosts: Hosts, progress: _Progress) -> GateReport:
             problems.append(f"{name} catching up (raft index {s.raft_index} < {progress.target_index})")
     if len(leaders) != 1 or None in leaders:
         problems.append("no single leader" if leaders else "no status")
+    if gate.without_flag:
+        for name in gate.members:
+            if not hosts.run(name, etcd_runs_without(gate.without_flag), timeout=15).ok:
+                problems.append(f"{name}: etcd not yet running without {gate.without_flag} (restart pending)")
     by_name = {m.name: m for m in listed if m.name}
     unstarted = [m for m in listed if not m.name]
     if listed:

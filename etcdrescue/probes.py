@@ -166,6 +166,15 @@ def etcd_down(host: str, ports: Iterable[int]) -> Raw:
     return Raw(f"! pgrep -x etcd >/dev/null && {checks}")
 
 
+ETCD_CMDLINES = "for pid in $(pgrep -x etcd); do tr '\\0' ' ' < /proc/$pid/cmdline; echo; done"
+"""One line per running etcd process: its command line (the flags the kubelet started it with)."""
+
+
+def etcd_runs_without(flag: str) -> Raw:
+    """Exit 0 when an etcd process runs and none carries `flag`: the restart without it has happened."""
+    return Raw(f"pgrep -x etcd >/dev/null && ! {{ {ETCD_CMDLINES}; }} | grep -q -- {q(flag)}")
+
+
 def host_survey(paths: Paths, host: str, client_port: int, peer_port: int) -> Fact[dict[str, str]]:
     """One round trip for the pre-flight: where the manifest is, whether etcd runs, sizes and free disk."""
     m, d, c, dd = q(paths.manifest), q(paths.disabled_manifest), q(paths.etcd_conf), q(paths.data_dir)

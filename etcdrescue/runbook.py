@@ -24,6 +24,7 @@ from .probes import (
     endpoint_health,
     endpoint_status,
     etcd_down,
+    etcd_runs_without,
     host_survey,
     member_list,
     snapshot_status,
@@ -193,6 +194,10 @@ def gate_lines(plan: Plan, gate: Gate) -> list[str]:
             f"Expected: exactly these members, each with its name set (started): {names}."]
     if gate.check_peer_urls:
         out[-1] += " Each member's `peerURLs` is its peer URL in the members table, nothing else."
+    for name in gate.members if gate.without_flag else ():
+        out += ["", f"On `{name}`:", "", *fence(etcd_runs_without(gate.without_flag)), "",
+                f"Expected: exit 0: etcd runs, and no longer with `{gate.without_flag}` (the restart has happened;"
+                " until then the old process still answers the health checks)."]
     out += ["", *fence(endpoint_status(p, urls).script), "",
             "Expected: every endpoint reports the same `leader` (exactly one leader)"
             + (", and every `raftIndex` has reached the leader's (the new member caught up)." if gate.caught_up

@@ -59,3 +59,15 @@ def test_a_failing_tick_does_not_end_the_supervisor(supervisor: host.Supervisor,
     assert len(ticks) == 2
     log = (host.RUN / "kubelet.log").read_text()
     assert "tick failed" in log and "RuntimeError: boom" in log
+
+
+def test_sync_delay_holds_a_changed_manifest_back(supervisor: host.Supervisor) -> None:
+    old, new = MANIFEST, MANIFEST.replace(b"exec etcd", b"exec etcd --force-new-cluster")
+    supervisor.manifest = old
+    assert supervisor.synced_view(new, 100.0) == new  # no delay file: seen at once
+    (host.RUN / "sync-delay").write_text("3")
+    assert supervisor.synced_view(new, 200.0) == old
+    assert supervisor.synced_view(new, 202.9) == old
+    assert supervisor.synced_view(new, 203.0) == new
+    assert supervisor.synced_view(None, 204.0) is None  # removal is never delayed
+    assert "syncing it in 3s" in (host.RUN / "kubelet.log").read_text()

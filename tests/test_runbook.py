@@ -14,7 +14,7 @@ import pytest
 from etcdrescue import cli
 from etcdrescue.inventory import load_inventory
 from etcdrescue.plan import Plan, build_plan
-from etcdrescue.probes import endpoint_health, etcd_down, host_survey
+from etcdrescue.probes import endpoint_health, etcd_down, etcd_runs_without, host_survey
 from etcdrescue.runbook import fence, render_html, render_markdown
 from etcdrescue.steps.base import DOWN_SETTLE_ENV, Context, Method
 
@@ -116,6 +116,17 @@ def test_structure_gates_undo_and_signoff() -> None:
     assert [h for h in re.findall(r"^## (Phase .*)$", doc, re.M)] == [
         "Phase 1: Stop etcd everywhere", "Phase 2: Rebuild the seed", "Phase 3: Join the other members",
         "Phase 4: Verify"]
+
+
+def test_restart_gate_checks_the_flag_is_gone() -> None:
+    """After dropping --force-new-cluster, health alone could be the old process: the runbook checks the flag."""
+    plan = plans()[2]
+    step = plan.step("seed-drop-flag")
+    assert step.gate is not None and step.gate.without_flag == "--force-new-cluster"
+    doc = render_markdown(plan, date="2024-03-01")
+    section = doc.split(f": {step.title}\n")[1].split("### Step ")[0]
+    assert "\n".join(fence(etcd_runs_without("--force-new-cluster"))) in section
+    assert "no longer with `--force-new-cluster`" in section
 
 
 def test_fence_survives_backticks() -> None:

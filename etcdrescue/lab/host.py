@@ -11,6 +11,8 @@ Kubelet semantics that matter to the recovery tool (and that this imitates):
 - the manifest present => etcd runs; manifest gone => SIGTERM, SIGKILL after 10 s;
 - manifest bytes changed => restart; etcd exited by itself => restart after 1, 2, 4, 5 s...;
 - every start is a new "container" with a fresh log (`master-logs` shows only the current one);
+- a changed manifest waits for /run/etcdlab/sync-delay seconds if that file exists (a real
+  kubelet's sync period; tests use it to widen the window between "file changed" and "pod restarted");
 - the pod dir is polled every 0.2 s: a manifest moved out and back between two polls is
   never seen as gone, so a crash-looping etcd then keeps its backoff (up to 5 s here; the
   real kubelet's CrashLoopBackOff goes up to 5 min).
@@ -97,6 +99,7 @@ class Supervisor:
         self.last_exit: int | None = None
         self.restart_requested = False
         self.terminating = False
+        self.change_seen: float | None = None
         self.log: IO[str] = open(RUN / "kubelet.log", "a", buffering=1)  # noqa: SIM115
 
     # -- bookkeeping -------------------------------------------------------------------
@@ -224,10 +227,30 @@ class Supervisor:
         self.manifest_file = str(POD_DIR / found[0][0]) if found else None
         return found[0][1] if found else None
 
+    def synced_view(self, current: bytes | None, now: float) -> bytes | None:
+        """The manifest as this kubelet has synced it. A changed manifest is acted on only after the
+        delay in /run/etcdlab/sync-delay (0 if absent), as a real kubelet picks a change up at its next
+        sync; until then a restart restarts the old pod. Removal and creation are seen at once."""
+        if current is None or self.manifest is None or current == self.manifest:
+            self.change_seen = None
+            return current
+        try:
+            delay = float((RUN / "sync-delay").read_text())
+        except (OSError, ValueError):
+            delay = 0.0
+        if self.change_seen is None:
+            self.change_seen = now
+            if delay > 0:
+                self.note(f"manifest changed; syncing it in {delay:g}s")
+        if now - self.change_seen < delay:
+            return self.manifest
+        self.change_seen = None
+        return current
+
     def tick(self) -> None:
         self.reap()
-        current = self.find_manifest()
         now = time.monotonic()
+        current = self.synced_view(self.find_manifest(), now)
         if current is None:
             if self.etcd is not None:
                 self.stop_etcd("manifest removed")

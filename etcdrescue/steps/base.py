@@ -36,6 +36,9 @@ class Gate:
     timeout: float
     check_peer_urls: bool = False
     caught_up: bool = False
+    without_flag: str = ""
+    """HEALTHY gate: each member's running etcd must not carry this flag. A restart is asynchronous
+    (the kubelet acts on its next sync), so health alone could be the old process still answering."""
     settle: float = 0.0
     """A DOWN gate passes only after etcd stayed down this long: a kubelet that read the manifest just
     before it moved can still start etcd once, right after the first "down" was seen."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from ..command import Command, Raw, chain, conf_has, etcdctl, q, set_conf, sh
+from ..probes import ETCD_CMDLINES
 from .base import Context, Gate, GateKind, Method, Step
 from .stop import enable_manifest
 
@@ -214,11 +215,10 @@ def seed_drop_flag(ctx: Context) -> Step:
                     "put the original manifest bytes back (atomic rename; the kubelet restarts the pod)",
                     skip_if=sh("cmp", "-s", pristine, p.manifest)),
             Command(seed.name, sh(*ctx.inv.profile.restart), "restart etcd without the flag",
-                    skip_if=Raw("! { for pid in $(pgrep -x etcd); do tr '\\0' ' ' < /proc/$pid/cmdline; echo; done; } "
-                                f"| grep -q -- {q(FLAG)}")),
+                    skip_if=Raw(f"! {{ {ETCD_CMDLINES}; }} | grep -q -- {q(FLAG)}")),
         ),
-        gate=Gate(GateKind.HEALTHY, f"{seed.name} healthy after the restart", (seed.name,), ctx.gate_timeout,
-                  check_peer_urls=True),
+        gate=Gate(GateKind.HEALTHY, f"{seed.name} healthy after the restart, running without {FLAG}",
+                  (seed.name,), ctx.gate_timeout, check_peer_urls=True, without_flag=FLAG),
     )
 
 
