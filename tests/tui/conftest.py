@@ -100,6 +100,18 @@ async def wait_until(pilot: Pilot[Any], cond: Callable[[], object], timeout: flo
         await pilot.pause(0.05)
 
 
+async def resume_question(app: App[Any], pilot: Pilot[Any]) -> str:
+    """Inventory screen, enter, then the resume offer an unfinished journal brings: its question."""
+    from etcdrescue.screens.inventory import InventoryScreen
+    from etcdrescue.screens.widgets import ConfirmScreen
+
+    await wait_until(pilot, lambda: isinstance(app.screen, InventoryScreen), what="inventory screen")
+    await pilot.press("enter")
+    await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="resume question")
+    assert isinstance(app.screen, ConfirmScreen)
+    return app.screen.question
+
+
 def screen_text(app: App[Any]) -> str:
     """Everything visible on the current screen as plain text (for assertions)."""
     return "\n".join(line.text for line in app.screen._compositor.render_update(full=True).strips)  # type: ignore[attr-defined]

@@ -21,14 +21,13 @@ from etcdrescue.journal import read_journal
 from etcdrescue.lab import Lab
 from etcdrescue.resume import find_unfinished
 from etcdrescue.screens.app import RescueApp
-from etcdrescue.screens.inventory import InventoryScreen
 from etcdrescue.screens.plan import PlanScreen
 from etcdrescue.screens.preflight import PreflightScreen
 from etcdrescue.screens.run import RunScreen
 from etcdrescue.screens.summary import SummaryScreen
 from etcdrescue.screens.widgets import ConfirmScreen
 
-from .conftest import SIZE, requires_lab, sync, wait_until
+from .conftest import SIZE, requires_lab, resume_question, sync, wait_until
 
 pytestmark = [pytest.mark.lab, requires_lab, pytest.mark.timeout(300)]
 
@@ -54,10 +53,7 @@ async def test_wizard_resumes_a_killed_cli_run(lab_factory: LabFactory, tmp_path
     app = RescueApp(lab.inventory_path, b.backup, journal_dir=journal, gate_timeout=90)
     confirmed = 0
     async with app.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, lambda: isinstance(app.screen, InventoryScreen), what="inventory screen")
-        await pilot.press("enter")
-        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="resume question")
-        question = app.screen.question  # type: ignore[attr-defined]
+        question = await resume_question(app, pilot)
         assert question == (f"An unfinished recovery of lab from {stamp} stopped at step {unfinished.next_step} "
                             f"(killed). Resume it?")
         await pilot.press("y")

@@ -24,7 +24,7 @@ from etcdrescue.screens.run import RunScreen
 from etcdrescue.screens.summary import SummaryScreen
 from etcdrescue.screens.widgets import ConfirmScreen
 
-from .conftest import BACKUP, SIZE, inventory_data, sync, wait_until
+from .conftest import BACKUP, SIZE, inventory_data, resume_question, sync, wait_until
 
 
 def text_of(app: RescueApp, selector: str) -> str:
@@ -160,10 +160,7 @@ async def test_unfinished_journal_offers_resume_and_no_goes_on_fresh(
     fake_unfinished_journal(journal)
     app = RescueApp(offline_inventory, BACKUP, journal_dir=journal)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, lambda: isinstance(app.screen, InventoryScreen), what="inventory screen")
-        await pilot.press("enter")
-        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="resume question")
-        question = app.screen.question  # type: ignore[attr-defined]
+        question = await resume_question(app, pilot)
         assert question == (f"An unfinished recovery of offline from 20250505T050505Z stopped at step "
                             f"{fake_next_step(journal)} (killed). Resume it?"), question
         await pilot.press("n")
