@@ -9,10 +9,8 @@ inventory is quoted by `sh()` before it becomes part of a script.
 from __future__ import annotations
 
 import shlex
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-
-from .profiles import Paths
 
 
 class Raw(str):
@@ -51,30 +49,3 @@ class Command:
     check: Check | None = field(default=None, compare=False)
     expect: str = ""
     """What `check` wants to see in the output, in words (for the runbook and the wizard)."""
-
-
-def etcdctl(paths: Paths, endpoints: Iterable[str], *args: object) -> Raw:
-    """An etcdctl v3 call authenticated with the host's own TLS material."""
-    return sh(
-        Raw("ETCDCTL_API=3"), "etcdctl",
-        "--cacert", paths.ca, "--cert", paths.cert, "--key", paths.key,
-        "--endpoints", ",".join(endpoints), *args,
-    )
-
-
-def set_conf(path: str, key: str, value: str) -> Raw:
-    """Set KEY=VALUE in a sourced env file, replacing the line if present, appending if not.
-
-    Values come from validated inventory fields (no '|', '&' or backslash can
-    reach the sed expression); they are written unquoted, as OKD writes them.
-    """
-    line = f"{key}={value}"
-    return Raw(
-        f"if grep -q {q('^' + key + '=')} {q(path)}; "
-        f"then sed -i {q('s|^' + key + '=.*|' + line + '|')} {q(path)}; "
-        f"else printf '%s\\n' {q(line)} >> {q(path)}; fi"
-    )
-
-
-def conf_has(path: str, items: dict[str, str]) -> Raw:
-    return chain(*(sh("grep", "-qx", f"{k}={v}", path) for k, v in items.items()))

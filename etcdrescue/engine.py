@@ -12,15 +12,16 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from .command import Command, sh
+from .checks import MemberHealth
+from .command import Command
 from .errors import GateTimeout, Interrupted, StepFailed, TransportError
 from .faults import maybe_die
-from .gates import GateReport, MemberHealth, wait_gate
+from .gates import GateReport, wait_gate
 from .hosts import Hosts
 from .journal import Journal
+from .model import Gate, Step
 from .plan import Plan
 from .probes import ParseError, member_list
-from .steps.base import Gate, Step
 from .transport import Result
 
 
@@ -97,7 +98,7 @@ class Engine:
         ctx = self.plan.ctx
         self._log("run_start", cluster=ctx.inv.cluster, dry_run=self.dry_run, steps=[s.key for s in steps],
                   mode=self.plan.mode, seed=ctx.seed.name, stamp=ctx.stamp, backup=ctx.backup, method=ctx.method.value,
-                  backup_kind=ctx.backup_kind, start_at=start_at)
+                  backup_kind=ctx.backup_kind.value, start_at=start_at)
         self.record_members("before")
         started = start_at is None
         try:
@@ -123,7 +124,7 @@ class Engine:
             return
         inv = self.plan.ctx.inv
         try:
-            members = self.hosts.fact(inv.seed.name, member_list(inv.paths, [inv.seed.client_url]))
+            members = self.hosts.fact(inv.seed.name, member_list(inv.platform.tools, [inv.seed.client_url]))
         except (ParseError, TransportError) as exc:
             self._log("members", phase=phase, error=str(exc)[:300])
             return
@@ -252,7 +253,7 @@ class Engine:
     def _last_logs(self, names: tuple[str, ...]) -> dict[str, str]:
         assert self.hosts is not None
         logs = {}
-        cmd = sh(*self.plan.ctx.inv.profile.logs) + " 2>&1 | tail -n 20"
+        cmd = self.plan.ctx.platform.pod.logs(20)
         for name in names:
             try:
                 logs[name] = self.hosts.run(name, cmd, timeout=15).stdout

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from .errors import InventoryError
-from .profiles import PROFILES, Paths, Profile
+from .platform import PLATFORMS, Paths, Platform
 
 NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,252}[A-Za-z0-9])?$")
 HOSTNAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}[A-Za-z0-9])?$")
@@ -69,11 +69,14 @@ class Member:
 @dataclass(frozen=True)
 class Inventory:
     cluster: str
-    profile: Profile
+    platform: Platform
     ssh: SSHSettings
-    paths: Paths
     members: tuple[Member, ...]
     source: str = "<inventory>"
+
+    @property
+    def paths(self) -> Paths:
+        return self.platform.paths
 
     def member(self, name: str) -> Member:
         for m in self.members:
@@ -131,19 +134,19 @@ def parse_inventory(data: Any, where: str = "<inventory>") -> Inventory:
         raise fail("cluster", "required; letters, digits, '.', '_', '-' (max 63)")
 
     profile_name = data.get("profile", "okd3")
-    if profile_name not in PROFILES:
-        raise fail("profile", f"unknown profile {profile_name!r} (known: {', '.join(sorted(PROFILES))})")
-    profile = PROFILES[profile_name]
+    if profile_name not in PLATFORMS:
+        raise fail("profile", f"unknown profile {profile_name!r} (known: {', '.join(sorted(PLATFORMS))})")
+    kind = PLATFORMS[profile_name]
 
     ssh = _parse_ssh(data.get("ssh") or {}, fail)
-    paths = _parse_paths(data.get("paths") or {}, profile.paths, fail)
+    paths = _parse_paths(data.get("paths") or {}, kind.default_paths, fail)
 
     raw_members = data.get("members")
     if not isinstance(raw_members, list) or not raw_members:
         raise fail("members", "required: a non-empty list")
     members = tuple(_parse_member(i, m, ssh, fail) for i, m in enumerate(raw_members))
     _check_unique(members, fail)
-    return Inventory(cluster=cluster, profile=profile, ssh=ssh, paths=paths, members=members, source=where)
+    return Inventory(cluster=cluster, platform=kind.build(paths), ssh=ssh, members=members, source=where)
 
 
 def _no_unknown(d: dict[str, Any], allowed: set[str], field: str, fail: Any) -> None:

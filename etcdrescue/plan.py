@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .command import Command
-from .steps.base import Context, Step
+from .model import Context, Step
 from .steps.join import join
 from .steps.seed import seed_steps
 from .steps.stop import stop_all

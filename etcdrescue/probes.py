@@ -10,8 +10,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from .command import Raw, etcdctl, q, sh
-from .profiles import Paths
+from .command import Raw, q
+from .platform import Paths
+from .platform.pod import port_probe
+from .platform.tools import EtcdTools
 
 T = TypeVar("T")
 
@@ -135,47 +137,74 @@ def parse_kv(text: str) -> dict[str, str]:
 
 # --- facts -----------------------------------------------------------------
 
-def member_list(paths: Paths, endpoints: Iterable[str]) -> Fact[list[MemberInfo]]:
-    return Fact("member list", etcdctl(paths, endpoints, "member", "list", "-w", "json"), parse_member_list)
+def member_list(tools: EtcdTools, endpoints: Iterable[str]) -> Fact[list[MemberInfo]]:
+    return Fact("member list", tools.ctl(endpoints, "member", "list", "-w", "json"), parse_member_list)
 
 
-def endpoint_status(paths: Paths, endpoints: Iterable[str]) -> Fact[list[EndpointStatus]]:
-    script = Raw(etcdctl(paths, endpoints, "endpoint", "status", "-w", "json", "--command-timeout=3s") + " 2>/dev/null")
+def endpoint_status(tools: EtcdTools, endpoints: Iterable[str]) -> Fact[list[EndpointStatus]]:
+    script = Raw(tools.ctl(endpoints, "endpoint", "status", "-w", "json", "--command-timeout=3s") + " 2>/dev/null")
     return Fact("endpoint status", script, parse_endpoint_status)
 
 
-def endpoint_health(paths: Paths, endpoints: Iterable[str]) -> Fact[list[EndpointHealth]]:
-    script = Raw(etcdctl(paths, endpoints, "endpoint", "health", "-w", "json", "--command-timeout=3s")
+def endpoint_health(tools: EtcdTools, endpoints: Iterable[str]) -> Fact[list[EndpointHealth]]:
+    script = Raw(tools.ctl(endpoints, "endpoint", "health", "-w", "json", "--command-timeout=3s")
                  + " 2>/dev/null; true")
     return Fact("endpoint health", script, parse_endpoint_health)
 
 
-def snapshot_status(db: str) -> Fact[SnapshotInfo]:
-    return Fact("snapshot status", sh(Raw("ETCDCTL_API=3"), "etcdctl", "snapshot", "status", db, "-w", "json"),
-                parse_snapshot_status)
+def snapshot_status(tools: EtcdTools, db: str) -> Fact[SnapshotInfo]:
+    return Fact("snapshot status", tools.snapshot_status(db), parse_snapshot_status)
 
 
-def port_probe(host: str, port: int) -> str:
-    """Exit 0 when something accepts a TCP connection on host:port (bash's /dev/tcp, no extra tools)."""
-    return f"timeout 2 bash -c {q(f'exec 3<>/dev/tcp/{host}/{port}')} 2>/dev/null"
+@dataclass(frozen=True)
+class HostSurvey:
+    """What one round trip tells about a master before anything changes."""
+
+    manifest: bool
+    disabled: bool
+    conf: bool
+    data_dir: bool
+    member: bool
+    member_kb: int
+    free_kb: int | None
+    etcd_pid: int | None
+    client_port_open: bool
+    peer_port_open: bool
+    etcdctl: str
+    bash: str
+    tls: bool
+
+    def journal(self) -> dict[str, str]:
+        """The journal's spelling (what `etcdrescue report` prints, for old and new journals alike)."""
+        yn = {True: "yes", False: "no"}
+        return {"manifest": yn[self.manifest], "disabled": yn[self.disabled], "conf": yn[self.conf],
+                "data_dir": yn[self.data_dir], "member": yn[self.member], "member_kb": str(self.member_kb),
+                "free_kb": "" if self.free_kb is None else str(self.free_kb),
+                "etcd_pid": "" if self.etcd_pid is None else str(self.etcd_pid),
+                "client_port": "open" if self.client_port_open else "closed",
+                "peer_port": "open" if self.peer_port_open else "closed",
+                "etcdctl": self.etcdctl, "bash": self.bash, "tls": yn[self.tls]}
 
 
-def etcd_down(host: str, ports: Iterable[int]) -> Raw:
-    """Exit 0 when no etcd process runs and none of its ports accept connections."""
-    checks = " && ".join(f"! {port_probe(host, p)}" for p in ports)
-    return Raw(f"! pgrep -x etcd >/dev/null && {checks}")
+def _int(value: str) -> int | None:
+    return int(value) if value.strip().isdigit() else None
 
 
-ETCD_CMDLINES = "for pid in $(pgrep -x etcd); do tr '\\0' ' ' < /proc/$pid/cmdline; echo; done"
-"""One line per running etcd process: its command line (the flags the kubelet started it with)."""
+def parse_host_survey(text: str) -> HostSurvey:
+    kv = parse_kv(text)
+    if "manifest" not in kv or "tls" not in kv:
+        raise ParseError(f"host survey: incomplete output: {text.strip()[:200]!r}")
+    return HostSurvey(
+        manifest=kv["manifest"] == "yes", disabled=kv.get("disabled") == "yes", conf=kv.get("conf") == "yes",
+        data_dir=kv.get("data_dir") == "yes", member=kv.get("member") == "yes",
+        member_kb=_int(kv.get("member_kb", "")) or 0, free_kb=_int(kv.get("free_kb", "")),
+        etcd_pid=_int(kv.get("etcd_pid", "")), client_port_open=kv.get("client_port") == "open",
+        peer_port_open=kv.get("peer_port") == "open", etcdctl=kv.get("etcdctl", ""), bash=kv.get("bash", ""),
+        tls=kv["tls"] == "yes",
+    )
 
 
-def etcd_runs_without(flag: str) -> Raw:
-    """Exit 0 when an etcd process runs and none carries `flag`: the restart without it has happened."""
-    return Raw(f"pgrep -x etcd >/dev/null && ! {{ {ETCD_CMDLINES}; }} | grep -q -- {q(flag)}")
-
-
-def host_survey(paths: Paths, host: str, client_port: int, peer_port: int) -> Fact[dict[str, str]]:
+def host_survey(paths: Paths, tools: EtcdTools, host: str, client_port: int, peer_port: int) -> Fact[HostSurvey]:
     """One round trip for the pre-flight: where the manifest is, whether etcd runs, sizes and free disk."""
     m, d, c, dd = q(paths.manifest), q(paths.disabled_manifest), q(paths.etcd_conf), q(paths.data_dir)
     member = q(paths.member_dir)
@@ -190,12 +219,12 @@ def host_survey(paths: Paths, host: str, client_port: int, peer_port: int) -> Fa
         "echo etcd_pid=$(pgrep -x etcd | head -1)",
         f"echo client_port=$({port_probe(host, client_port)} && echo open || echo closed)",
         f"echo peer_port=$({port_probe(host, peer_port)} && echo open || echo closed)",
-        "echo etcdctl=$(command -v etcdctl || true)",
+        f"echo etcdctl=$({tools.survey})",
         "echo bash=$BASH_VERSION",
         f"echo tls=$(test -r {q(paths.ca)} && test -r {q(paths.cert)} && test -r {q(paths.key)} "
         "&& echo yes || echo no)",
     ]
-    return Fact("host survey", Raw("; ".join(lines)), parse_kv)
+    return Fact("host survey", Raw("; ".join(lines)), parse_host_survey)
 
 
 def backup_survey(path: str) -> Fact[dict[str, str]]:
@@ -210,8 +239,3 @@ def backup_survey(path: str) -> Fact[dict[str, str]]:
         f"else echo kind=missing; fi"
     )
     return Fact("backup survey", script, parse_kv)
-
-
-def conf_values(path: str) -> Fact[dict[str, str]]:
-    return Fact("etcd.conf", sh("cat", path), lambda t: {k: v.strip('"') for k, v in parse_kv(t).items()
-                                                       if not k.startswith("#")})

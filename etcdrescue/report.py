@@ -49,7 +49,7 @@ class RunRecord:
 
     def members_event(self, when: str) -> Event | None:
         """The engine's `members` event for "before"/"after" (keyed `phase`; `when` also accepted)."""
-        return next((e for e in self.members if (e.get("phase") or e.get("when")) == when), None)
+        return next((e for e in self.members if e.get("phase") == when), None)
 
     @property
     def ok(self) -> bool:

@@ -14,7 +14,7 @@ from typing import Any
 
 from .inventory import Inventory
 from .journal import read_journal
-from .steps.base import Context, Method
+from .model import BackupKind, Context, Method
 
 FINISHED = ("done", "skipped")
 
@@ -26,7 +26,7 @@ class Unfinished:
     seed: str
     backup: str | None
     method: str
-    backup_kind: str
+    backup_kind: BackupKind
     done: tuple[str, ...]
     steps: tuple[str, ...]
     last_error: str
@@ -38,7 +38,7 @@ class Unfinished:
 
 def _runs(events: list[dict[str, Any]]) -> Unfinished | None:
     start = next((e for e in events if e["event"] == "run_start" and not e.get("dry_run")), None)
-    if start is None or "stamp" not in start:
+    if start is None:
         return None
     ends = [e for e in events if e["event"] == "run_end"]
     if ends and ends[-1].get("ok"):
@@ -47,7 +47,7 @@ def _runs(events: list[dict[str, Any]]) -> Unfinished | None:
                                if e["event"] == "step_end" and e.get("status") in FINISHED))
     return Unfinished(
         path=Path(), stamp=start["stamp"], seed=start["seed"], backup=start.get("backup"),
-        method=start.get("method", "snapshot-restore"), backup_kind=start.get("backup_kind", "dir"),
+        method=start["method"], backup_kind=BackupKind(start["backup_kind"]),
         done=done, steps=tuple(start["steps"]), last_error=ends[-1].get("error", "") if ends else "killed",
     )
 

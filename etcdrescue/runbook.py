@@ -11,25 +11,16 @@ Pure rendering: no SSH, no host access.
 from __future__ import annotations
 
 import html
-import re
 from collections.abc import Iterable, Sequence
 from pathlib import PurePath
 
 from . import __version__
+from .checks import fence
 from .command import Command
 from .inventory import Inventory
+from .model import Gate, Step
 from .plan import Plan
-from .probes import (
-    backup_survey,
-    endpoint_health,
-    endpoint_status,
-    etcd_down,
-    etcd_runs_without,
-    host_survey,
-    member_list,
-    snapshot_status,
-)
-from .steps.base import Gate, GateKind, Step
+from .probes import backup_survey, endpoint_health, host_survey, snapshot_status
 
 PHASES = {
     "stop": "Stop etcd everywhere",
@@ -37,13 +28,6 @@ PHASES = {
     "join": "Join the other members",
     "verify": "Verify",
 }
-
-
-def fence(script: str, lang: str = "sh") -> list[str]:
-    """A fenced code block that cannot be closed early by backticks inside the script."""
-    longest = max((len(m) for m in re.findall(r"`+", script)), default=0)
-    mark = "`" * max(3, longest + 1)
-    return [f"{mark}{lang}", script, mark]
 
 
 def _sign_off() -> str:
@@ -122,23 +106,24 @@ def _prerequisites(plan: Plan) -> list[str]:
 def _preflight(plan: Plan) -> list[str]:
     """The read-only facts `etcdrescue check` gathers, as commands to run by hand."""
     ctx, inv, p = plan.ctx, plan.ctx.inv, plan.ctx.paths
+    tools = ctx.platform.tools
     out = ["## Pre-flight checks (what `etcdrescue check` verifies)", "",
            "Read-only: nothing here changes a host.", ""]
     for m in inv.members:
         out += [f"### Survey of `{m.name}`", "", f"On `{m.name}`:", "",
-                *fence(host_survey(p, m.client_host, m.client_port, m.peer_port).script), "",
+                *fence(host_survey(p, tools, m.client_host, m.client_port, m.peer_port).script), "",
                 "Expected: `manifest=yes` (or `disabled=yes`, not both), `conf=yes`, `data_dir=yes`, `tls=yes`, "
                 "`etcdctl=` followed by a path, `bash=` followed by a version, and `free_kb` well above "
                 "`member_kb`" + (" on the seed." if m is ctx.seed else "."), ""]
     urls = [m.client_url for m in inv.members]
     out += ["### Quorum really lost", "", f"On `{ctx.seed.name}`:", "",
-            *fence(endpoint_health(p, urls).script), "",
+            *fence(endpoint_health(tools, urls).script), "",
             f"Expected: fewer than {inv.quorum} entries with `\"health\":true`. If {inv.quorum} or more are "
             "healthy the cluster still works: **stop here**, do not recover a working cluster.", ""]
     if ctx.backup:
         out += ["### The backup", "", f"On `{ctx.seed.name}`:", "", *fence(backup_survey(ctx.backup).script), "",
                 "Expected: `kind=dir` with `db=yes` (a data-dir backup) or `kind=file` (a snapshot file).", "",
-                *fence(snapshot_status(ctx.backup_db).script), "",
+                *fence(snapshot_status(tools, ctx.backup_db).script), "",
                 "Expected: one line of JSON with `revision` and `totalKey`; an error means the backup is "
                 "corrupt or truncated: **stop here**.", ""]
     return [*out, "- [ ] Pre-flight checks passed", "", _sign_off(), ""]
@@ -173,36 +158,19 @@ def _commands(commands: Sequence[Command], number: str) -> list[str]:
 
 
 def gate_lines(plan: Plan, gate: Gate) -> list[str]:
-    """A gate as manual checks: the probes the engine polls, with the expected result in words."""
-    inv, p = plan.ctx.inv, plan.ctx.paths
+    """A gate as manual checks: each check's own instructions, in the order the engine judges them."""
+    inv = plan.ctx.inv
     out = [f"**Before moving on:** {gate.title} (the tool waits up to {gate.timeout:.0f} s).", ""]
-    if gate.kind is GateKind.DOWN:
-        for name in gate.members:
-            m = inv.member(name)
-            out += [f"On `{name}`:", "", *fence(etcd_down(m.client_host, (m.client_port, m.peer_port))), "",
-                    "Expected: exit 0 (`echo $?` prints 0): no etcd process, client and peer ports closed.", ""]
-        if gate.settle > 0:
-            out += [f"Run the checks again {gate.settle:g} s later: still exit 0 everywhere. A kubelet that read "
-                    "the manifest just before it moved can start a crash-looping etcd once more.", ""]
-        return out
-    via = inv.seed
-    urls = [inv.member(n).client_url for n in gate.members]
-    names = ", ".join(f"`{n}`" for n in gate.members)
-    out += [f"On `{via.name}`:", "", *fence(endpoint_health(p, urls).script), "",
-            f"Expected: every endpoint ({', '.join(urls)}) with `\"health\":true`.", "",
-            *fence(member_list(p, [via.client_url]).script), "",
-            f"Expected: exactly these members, each with its name set (started): {names}."]
-    if gate.check_peer_urls:
-        out[-1] += " Each member's `peerURLs` is its peer URL in the members table, nothing else."
-    for name in gate.members if gate.without_flag else ():
-        out += ["", f"On `{name}`:", "", *fence(etcd_runs_without(gate.without_flag)), "",
-                f"Expected: exit 0: etcd runs, and no longer with `{gate.without_flag}` (the restart has happened;"
-                " until then the old process still answers the health checks)."]
-    out += ["", *fence(endpoint_status(p, urls).script), "",
-            "Expected: every endpoint reports the same `leader` (exactly one leader)"
-            + (", and every `raftIndex` has reached the leader's (the new member caught up)." if gate.caught_up
-               else ".")
-            + " Repeat the checks for a while (a joining member can take ~15 s) before giving up.", ""]
+    host = ""
+    for check in gate.checks:
+        for block in check.instructions(gate.members, inv):
+            if block.host != host:
+                out += [f"On `{block.host}`:", ""]
+                host = block.host
+            out += [*block.lines, ""]
+    if gate.settle > 0:
+        out += [f"Run the checks again {gate.settle:g} s later: still exit 0 everywhere. A kubelet that read "
+                "the manifest just before it moved can start a crash-looping etcd once more.", ""]
     return out
 
 

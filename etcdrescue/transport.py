@@ -1,7 +1,7 @@
 """SSH transport: one persistent paramiko connection per host.
 
 Why its own socket: with TCP_NODELAY each command costs ~2 ms instead of ~48 ms
-(measured, see NOTES.md), which matters for health gates polling every 0.5 s.
+(measured: see docs/design.md), which matters for health gates polling every 0.5 s.
 Host keys come only from the inventory's known_hosts; unknown or changed keys
 are refused with the offered fingerprint in the message.
 """

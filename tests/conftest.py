@@ -2,7 +2,7 @@
 
 import os
 
-from etcdrescue.steps.base import DOWN_SETTLE_ENV
+from etcdrescue.model import DOWN_SETTLE_ENV
 
 # The lab's kubelet stand-in polls its pod dir every 0.2 s, so one second of "still down" proves
 # what five do against a real kubelet; every recovery the suite runs (CLI, wizard, rehearsal) reads it.

@@ -10,8 +10,8 @@ from etcdrescue.command import Command
 from etcdrescue.engine import Engine, StepStatus
 from etcdrescue.errors import StepFailed, TransportError
 from etcdrescue.inventory import parse_inventory
+from etcdrescue.model import Context, Method, Step
 from etcdrescue.plan import Plan
-from etcdrescue.steps.base import Context, Method, Step
 from etcdrescue.transport import Result
 
 INV = parse_inventory({"cluster": "t", "members": [

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from etcdrescue.checks import EtcdDown
 from etcdrescue.errors import GateTimeout
 from etcdrescue.gates import GateReport, wait_gate
 from etcdrescue.inventory import parse_inventory
-from etcdrescue.steps.base import DOWN_SETTLE_ENV, Context, Gate, GateKind, Method, default_down_settle
+from etcdrescue.model import DOWN_SETTLE_ENV, Context, Gate, Method, default_down_settle
 from etcdrescue.steps.stop import stop_all
 from etcdrescue.transport import Result
 
@@ -32,7 +33,7 @@ class Sequence:
 
 
 def down_gate(settle: float, timeout: float = 5.0) -> Gate:
-    return Gate(GateKind.DOWN, "etcd is down", ("m1",), timeout, settle=settle)
+    return Gate("etcd is down", ("m1",), timeout, (EtcdDown(),), settle=settle)
 
 
 def test_without_settle_the_first_down_passes() -> None:

@@ -74,7 +74,7 @@ def edited(*edits: Edit) -> Data:
 def test_full_inventory(tmp_path: Path) -> None:
     inv = load_inventory(write(tmp_path, base()))
     assert isinstance(inv, Inventory)
-    assert inv.cluster == "prod-east" and inv.profile.name == "okd3"
+    assert inv.cluster == "prod-east" and inv.platform.name == "okd3"
     assert [m.name for m in inv.members] == ["master00.example.com", "master01.example.com",
                                              "master02.example.com"]
     m = inv.members[1]
@@ -94,7 +94,7 @@ VALID: list[tuple[str, Data, dict[str, Any]]] = [
      {"members.2.port": 2200, "members.0.port": 22}),
     ("minimal: no ssh, no profile", {"cluster": "c", "members": [
         {"name": "m1", "peer_url": "https://10.1.1.1:2380", "client_url": "https://10.1.1.1:2379"}]},
-     {"ssh.user": "root", "ssh.port": 22, "ssh.sudo": False, "profile.name": "okd3",
+     {"ssh.user": "root", "ssh.port": 22, "ssh.sudo": False, "platform.name": "okd3",
       "members.0.host": "m1", "ssh.identity_file": None}),
     ("ssh and paths null", edited(setitem("ssh", None), setitem("paths", None)),
      {"ssh.port": 22, "paths.data_dir": "/var/lib/etcd"}),

@@ -10,8 +10,8 @@ import pytest
 
 from etcdrescue.command import Command
 from etcdrescue.inventory import parse_inventory
+from etcdrescue.model import Context, Method
 from etcdrescue.plan import Plan, build_plan
-from etcdrescue.steps.base import Context, Method
 
 DELETERS = {"rm", "unlink", "shred", "wipefs"}
 """Command words that delete. `rmdir` (only removes an empty dir) is allowed."""

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from etcdrescue.command import Command
 from etcdrescue.inventory import Inventory, parse_inventory
+from etcdrescue.model import Context, Method
 from etcdrescue.plan import Plan, build_plan
-from etcdrescue.steps.base import Context, Method
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -1,50 +1,67 @@
-"""The pre-flight verdict from facts: table-driven, no hosts needed."""
+"""The pre-flight verdict from typed facts: table-driven, no hosts needed."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Any
+
 import pytest
 
-from etcdrescue.steps.base import Method
-from etcdrescue.steps.preflight import BackupFacts, HostFacts, PreflightReport, judge
+from etcdrescue.model import BackupKind, Method
+from etcdrescue.platform import ManifestProblem, Severity
+from etcdrescue.preflight.verdict import BackupFacts, HostFacts, PreflightReport, judge
+from etcdrescue.probes import HostSurvey
 
-GOOD = {"manifest": "yes", "disabled": "no", "conf": "yes", "data_dir": "yes", "member": "yes",
-        "member_kb": "1000", "free_kb": "900000", "etcdctl": "/usr/bin/etcdctl", "bash": "5.2", "tls": "yes"}
-
-
-def report(*, healthy: int = 0, seed: dict[str, str] | None = None, conf_name: str = "",
-           backup: BackupFacts | None = None) -> PreflightReport:
-    hosts = [HostFacts(f"m{i}", reachable=True, survey=dict(GOOD), healthy=i <= healthy) for i in (1, 2, 3)]
-    hosts[0].survey.update(seed or {})
-    hosts[0].conf_name = conf_name
-    return PreflightReport(hosts, seed="m1", quorum=2, backup=backup)
+GOOD = HostSurvey(manifest=True, disabled=False, conf=True, data_dir=True, member=True, member_kb=1000,
+                  free_kb=900000, etcd_pid=None, client_port_open=False, peer_port_open=False,
+                  etcdctl="/usr/bin/etcdctl", bash="5.2", tls=True)
 
 
-@pytest.mark.parametrize(("kw", "backup", "expect"), [
-    ({}, None, None),
-    ({"healthy": 2}, None, "cluster still has a healthy quorum (2/3"),
-    ({"seed": {"free_kb": "0"}}, None, "not enough free disk"),
-    ({"seed": {"member": "no"}}, None, "no member data to restore from"),
-    ({"seed": {"manifest": "yes", "disabled": "yes"}}, None, "both in the pod dir and the disabled dir"),
-    ({"seed": {"tls": "no"}}, None, "TLS files"),
-    ({}, BackupFacts("/b", kind="missing", error="backup /b not found on m1"), "backup /b not found"),
-    ({}, BackupFacts("/b", kind="dir", size_kb=800000), "not enough free disk"),
+def verdict(*, healthy: int = 0, seed: dict[str, Any] | None = None, conf_name: str = "",
+            problem: ManifestProblem | None = None, backup: BackupFacts | None = None,
+            method: Method = Method.SNAPSHOT_RESTORE, resuming: bool = False) -> PreflightReport:
+    hosts = [HostFacts(f"m{i}", reachable=True, survey=GOOD, healthy=i <= healthy) for i in (1, 2, 3)]
+    hosts[0] = replace(hosts[0], survey=replace(GOOD, **(seed or {})), conf_name=conf_name,
+                       manifest_problem=problem, manifest_path="/etc/origin/node/pod/etcd.yaml")
+    return judge(tuple(hosts), seed="m1", quorum=2, data_dir="/var/lib/etcd", backup_path="/b" if backup else None,
+                 backup=backup, method=method, resuming=resuming)
+
+
+FLAG_PROBLEM = ManifestProblem("expected one `exec etcd` line to edit, found 0", Severity.FLAG_EDIT)
+
+
+@pytest.mark.parametrize(("kw", "expect"), [
+    ({}, None),
+    ({"healthy": 2}, "cluster still has a healthy quorum (2/3"),
+    ({"seed": {"free_kb": 0}}, "not enough free disk"),
+    ({"seed": {"member": False}}, "no member data to restore from"),
+    ({"seed": {"manifest": True, "disabled": True}}, "both in the pod dir and the disabled dir"),
+    ({"seed": {"manifest": False, "disabled": False}}, "etcd manifest missing"),
+    ({"seed": {"tls": False}}, "TLS files"),
+    ({"seed": {"etcdctl": ""}}, "etcdctl not found"),
+    ({"backup": BackupFacts("/b", error="backup /b not found on m1")}, "backup /b not found"),
+    ({"backup": BackupFacts("/b", kind=BackupKind.DIR, size_kb=800000)}, "not enough free disk"),
+    ({"problem": ManifestProblem("malformed YAML (x)", Severity.ALWAYS)}, "malformed YAML"),
+    ({"problem": FLAG_PROBLEM}, None),
+    ({"problem": FLAG_PROBLEM, "method": Method.FORCE_NEW_CLUSTER}, "expected one `exec etcd` line"),
+    ({"healthy": 3, "resuming": True}, None),
 ])
-def test_verdicts(kw: dict, backup: BackupFacts | None, expect: str | None) -> None:  # type: ignore[type-arg]
-    r = report(**kw, backup=backup)
-    judge(r, "/var/lib/etcd", backup="/b" if backup else None, method=Method.SNAPSHOT_RESTORE)
+def test_verdicts(kw: dict[str, Any], expect: str | None) -> None:
+    r = verdict(**kw)
     if expect is None:
         assert r.ok, r.problems
     else:
         assert any(expect in p for p in r.problems), r.problems
 
 
-def test_resuming_accepts_a_quorum_already_back() -> None:
-    r = report(healthy=3)
-    judge(r, "/var/lib/etcd", backup=None, method=Method.FORCE_NEW_CLUSTER, resuming=True)
-    assert r.ok
-
-
 def test_a_differing_etcd_name_is_a_warning_not_a_refusal() -> None:
-    r = report(conf_name="old-name")
-    judge(r, "/var/lib/etcd", backup=None, method=Method.FORCE_NEW_CLUSTER)
+    r = verdict(conf_name="old-name", method=Method.FORCE_NEW_CLUSTER)
     assert r.ok and any("ETCD_NAME=old-name" in w for w in r.warnings)
+
+
+def test_an_unreachable_host_is_refused_with_its_error() -> None:
+    hosts = (HostFacts("m1", error="m1: connection refused"), HostFacts("m2", reachable=True, survey=GOOD),
+             HostFacts("m3", reachable=True, survey=GOOD))
+    r = judge(hosts, seed="m1", quorum=2, data_dir="/d", backup_path=None, backup=None,
+              method=Method.FORCE_NEW_CLUSTER)
+    assert r.problems == ("m1: connection refused",)

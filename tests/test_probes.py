@@ -18,8 +18,11 @@ from conftest_lab import lab_factory, requires_lab
 from etcdrescue import probes
 from etcdrescue.inventory import load_inventory
 from etcdrescue.lab import Lab
+from etcdrescue.platform import PLATFORMS
+from etcdrescue.platform.envfile import EnvFile
+from etcdrescue.platform.pod import StaticPod
+from etcdrescue.platform.tools import EtcdTools
 from etcdrescue.probes import ParseError
-from etcdrescue.profiles import PROFILES
 from etcdrescue.transport import SSHConfig, SSHHost
 
 __all__ = ["lab_factory"]
@@ -139,7 +142,8 @@ def test_surveys(name: str, checks: dict[str, Callable[[str], bool]]) -> None:
 
 def test_survey_scripts_match_recordings() -> None:
     """The recorded keys are exactly the keys today's scripts print (re-record if this fails)."""
-    script = probes.host_survey(PROFILES["okd3"].paths, "127.0.0.1", 2379, 2380).script
+    paths = PLATFORMS["okd3"].default_paths
+    script = probes.host_survey(paths, EtcdTools(paths), "127.0.0.1", 2379, 2380).script
     keys = [part.split("echo ", 1)[1].split("=", 1)[0] for part in script.split("; ") if "echo " in part]
     assert list(probes.parse_kv(data("host_survey_running.txt"))) == keys
 
@@ -174,10 +178,10 @@ def test_parse_kv() -> None:
     assert probes.parse_kv("a=1\nb = x=y \nnoise\n\nc=\n") == {"a": "1", "b": "x=y", "c": ""}
 
 
-def test_conf_values_parser() -> None:
-    fact = probes.conf_values("/etc/etcd/etcd.conf")
-    text = 'ETCD_NAME="m1"\n#ETCD_WAL_DIR=\nETCD_DATA_DIR=/var/lib/etcd/\n'
-    assert fact.parse(text) == {"ETCD_NAME": "m1", "ETCD_DATA_DIR": "/var/lib/etcd/"}
+def test_env_file_settings_parser() -> None:
+    settings = EnvFile("/etc/etcd/etcd.conf")
+    text = 'ETCD_NAME="m1"\n#ETCD_WAL_DIR=\nETCD_DATA_DIR=/var/lib/etcd/\nOTHER=x\n'
+    assert settings.parse_values(text) == {"name": "m1", "data-dir": "/var/lib/etcd/"}
 
 
 # -- live: every fact through the real SSH transport ----------------------------------------------
@@ -206,16 +210,17 @@ def test_facts_over_ssh_on_live_lab(lab_factory: Callable[..., Lab]) -> None:
         assert sorted(s.endpoint for s in status) == urls
         assert sum(s.is_leader for s in status) == 1 and {s.leader for s in status} <= set(truth.values())
         assert all(h.healthy for h in fact(probes.endpoint_health(inv.paths, urls)))
-        survey = fact(probes.host_survey(inv.paths, m0.host, m0.client_port, m0.peer_port))
+        survey = fact(probes.host_survey(inv.paths, inv.platform.tools, m0.host, m0.client_port, m0.peer_port))
         assert survey["manifest"] == "yes" and survey["client_port"] == "open" and survey["etcd_pid"].isdigit()
         assert survey["tls"] == "yes"
         assert fact(probes.backup_survey(backup))["kind"] == "dir"
         snap = fact(probes.snapshot_status(backup + "/member/snap/db"))
         assert snap.revision >= 4 and snap.total_keys >= 3
-        conf = fact(probes.conf_values(inv.paths.etcd_conf))
-        assert conf["ETCD_NAME"] == m0.name and conf["ETCD_LISTEN_CLIENT_URLS"] == m0.client_url
-        assert not host.run(probes.etcd_down(m0.host, [m0.client_port, m0.peer_port])).ok
+        settings = inv.platform.settings
+        conf = settings.parse_values(host.run(settings.values_script()).stdout)
+        assert conf["name"] == m0.name and conf["listen-client-urls"] == m0.client_url
+        assert not host.run(StaticPod.down(m0.host, [m0.client_port, m0.peer_port])).ok
         lab.stop_etcd(0)
-        assert host.run(probes.etcd_down(m0.host, [m0.client_port, m0.peer_port])).ok
-        survey = fact(probes.host_survey(inv.paths, m0.host, m0.client_port, m0.peer_port))
+        assert host.run(StaticPod.down(m0.host, [m0.client_port, m0.peer_port])).ok
+        survey = fact(probes.host_survey(inv.paths, inv.platform.tools, m0.host, m0.client_port, m0.peer_port))
         assert (survey["manifest"], survey["disabled"], survey["etcd_pid"]) == ("no", "yes", "")

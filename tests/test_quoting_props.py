@@ -11,9 +11,11 @@ from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 
 from etcdrescue import probes
-from etcdrescue.command import Raw, etcdctl, set_conf, sh
+from etcdrescue.command import Raw, sh
 from etcdrescue.errors import InventoryError
 from etcdrescue.inventory import Inventory, parse_inventory
+from etcdrescue.platform.envfile import set_env
+from etcdrescue.platform.tools import EtcdTools
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 # assume() drops the refused inventories; the refusal message is still checked before that.
@@ -125,17 +127,17 @@ def test_accepted_values_stay_single_tokens(fields: dict[str, str]) -> None:
         assert shlex.split(sh("cat", "--", v, Raw(">/dev/null"))) == ["cat", "--", v, ">/dev/null"]
 
     # etcdctl(): the endpoint and every TLS path arrive as separate, intact arguments
-    argv = shlex.split(etcdctl(paths, [m.client_url, m.peer_url], "member", "add", m.name,
+    argv = shlex.split(EtcdTools(paths).ctl([m.client_url, m.peer_url], "member", "add", m.name,
                                  f"--peer-urls={m.peer_url}"))
     assert argv == ["ETCDCTL_API=3", "etcdctl", "--cacert", paths.ca, "--cert", paths.cert, "--key", paths.key,
                       "--endpoints", f"{m.client_url},{m.peer_url}", "member", "add", m.name,
                       f"--peer-urls={m.peer_url}"]
 
-    # set_conf(): the value lands inside a sed s||| expression and a printf argument
+    # set_env(): the value lands inside a sed s||| expression and a printf argument
     for key, value in [("ETCD_NAME", m.name), ("ETCD_INITIAL_CLUSTER", f"{m.name}={m.peer_url}"),
                        ("ETCD_LISTEN_CLIENT_URLS", m.client_url), ("ETCD_DATA_DIR", paths.data_dir)]:
         assert not set("|&\\\n") & set(value), value
-        script = set_conf(paths.etcd_conf, key, value)
+        script = set_env(paths.etcd_conf, key, value)
         words = tokens(script)
         assert f"s|^{key}=.*|{key}={value}|" in words
         assert f"{key}={value}" in words and words.count(paths.etcd_conf) == 3
@@ -171,8 +173,8 @@ def test_sh_round_trips_through_real_bash(args: list[str]) -> None:
 
 @settings(FILTERED, max_examples=60)
 @given(name=mostly(good_name, tricky), peer=mostly(url, tricky))
-def test_set_conf_on_a_real_file(tmp_path_factory: Any, name: str, peer: str) -> None:
-    """Accepted values written with set_conf read back exactly, replace (not duplicate) the line,
+def test_set_env_on_a_real_file(tmp_path_factory: Any, name: str, peer: str) -> None:
+    """Accepted values written with set_env read back exactly, replace (not duplicate) the line,
     and leave every other line alone."""
     inv = inventory(name, "10.0.0.1", peer, "https://10.0.0.1:2379", "/var/lib/etcd")
     assume(inv is not None)
@@ -183,7 +185,7 @@ def test_set_conf_on_a_real_file(tmp_path_factory: Any, name: str, peer: str) ->
     conf.write_text(before)
     for key, value in [("ETCD_NAME", m.name), ("ETCD_INITIAL_CLUSTER", f"{m.name}={m.peer_url}"),
                        ("ETCD_INITIAL_CLUSTER", f"{m.name}={m.peer_url}")]:
-        subprocess.run(["bash", "-c", set_conf(str(conf), key, value)], check=True, timeout=10)
+        subprocess.run(["bash", "-c", set_env(str(conf), key, value)], check=True, timeout=10)
     assert conf.read_text().splitlines() == [
         f"ETCD_NAME={m.name}", "#ETCD_NAME=commented", "ETCD_DATA_DIR=/var/lib/etcd/",
         f"ETCD_INITIAL_CLUSTER={m.name}={m.peer_url}",

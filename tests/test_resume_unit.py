@@ -8,9 +8,9 @@ from pathlib import Path
 import yaml
 
 from etcdrescue.inventory import load_inventory
+from etcdrescue.model import BackupKind, Method
 from etcdrescue.plan import build_plan
 from etcdrescue.resume import Unfinished, find_unfinished, resumed_context
-from etcdrescue.steps.base import Method
 
 
 def inventory(tmp_path: Path) -> Path:
@@ -24,7 +24,8 @@ def inventory(tmp_path: Path) -> Path:
 
 def unfinished(**over: object) -> Unfinished:
     base: dict[str, object] = dict(path=Path("/j/unit-x.jsonl"), stamp="20260101T000000Z", seed="m2.test",
-                                   backup="/var/lib/etcd/backup-1", method="snapshot-restore", backup_kind="file",
+                                   backup="/var/lib/etcd/backup-1", method="snapshot-restore",
+                                   backup_kind=BackupKind.FILE,
                                    done=("stop-etcd",), steps=("stop-etcd", "seed-data"), last_error="killed")
     base.update(over)
     return Unfinished(**base)  # type: ignore[arg-type]
@@ -37,13 +38,13 @@ def test_resumed_context_takes_everything_from_the_journal(tmp_path: Path) -> No
     assert new_inv.seed.name == "m2.test" and new_inv.members[0].name == "m2.test"
     assert ctx.inv == new_inv
     assert (ctx.stamp, ctx.backup, ctx.method, ctx.backup_kind, ctx.gate_timeout) == (
-        "20260101T000000Z", "/var/lib/etcd/backup-1", Method.SNAPSHOT_RESTORE, "file", 33)
+        "20260101T000000Z", "/var/lib/etcd/backup-1", Method.SNAPSHOT_RESTORE, BackupKind.FILE, 33)
     assert build_plan(ctx).ctx.seed.name == "m2.test"
     assert inv.seed.name == "m1.test", "the caller's inventory is not changed"
 
 
 def test_resumed_context_without_backup(tmp_path: Path) -> None:
-    _, ctx = resumed_context(unfinished(backup=None, method="force-new-cluster", backup_kind="dir"),
+    _, ctx = resumed_context(unfinished(backup=None, method="force-new-cluster", backup_kind=BackupKind.DIR),
                              load_inventory(inventory(tmp_path)))
     assert ctx.backup is None and ctx.method is Method.FORCE_NEW_CLUSTER and ctx.gate_timeout == 120
 

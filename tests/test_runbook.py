@@ -12,11 +12,13 @@ from pathlib import Path
 import pytest
 
 from etcdrescue import cli
+from etcdrescue.checks import RunsWithout
 from etcdrescue.inventory import load_inventory
+from etcdrescue.model import DOWN_SETTLE_ENV, BackupKind, Context, Method
 from etcdrescue.plan import Plan, build_plan
-from etcdrescue.probes import endpoint_health, etcd_down, etcd_runs_without, host_survey
+from etcdrescue.platform.pod import StaticPod
+from etcdrescue.probes import endpoint_health, host_survey
 from etcdrescue.runbook import fence, render_html, render_markdown
-from etcdrescue.steps.base import DOWN_SETTLE_ENV, Context, Method
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "docs" / "example-inventory.yaml"
@@ -38,7 +40,7 @@ def plans() -> list[Plan]:
     inv3 = load_inventory(EXAMPLE)
     out = [
         build_plan(Context(inv3, DOC_BACKUP, Method.SNAPSHOT_RESTORE, DOC_STAMP)),
-        build_plan(Context(inv3, "/root/snap.db", Method.SNAPSHOT_RESTORE, DOC_STAMP, backup_kind="file")),
+        build_plan(Context(inv3, "/root/snap.db", Method.SNAPSHOT_RESTORE, DOC_STAMP, backup_kind=BackupKind.FILE)),
         build_plan(Context(inv3, DOC_BACKUP, Method.FORCE_NEW_CLUSTER, DOC_STAMP)),
         build_plan(Context(inv3.with_seed("master02.example.com"), None, Method.FORCE_NEW_CLUSTER, DOC_STAMP)),
     ]
@@ -94,14 +96,14 @@ def test_structure_gates_undo_and_signoff() -> None:
     assert row in doc
     # pre-flight: the probes of `etcdrescue check`, verbatim
     for m in inv.members:
-        assert host_survey(inv.paths, m.client_host, m.client_port, m.peer_port).script in doc
+        assert host_survey(inv.paths, inv.platform.tools, m.client_host, m.client_port, m.peer_port).script in doc
     # DOWN gate: etcd_down per host with "exit 0"; HEALTHY gate: endpoint health of exactly the gate's members
     stop = doc.split("### Step 1/")[1].split("### Step 2/")[0]
     for m in inv.members:
-        assert "\n".join(fence(etcd_down(m.client_host, (m.client_port, m.peer_port)))) in stop
+        assert "\n".join(fence(StaticPod.down(m.client_host, (m.client_port, m.peer_port)))) in stop
     assert "Expected: exit 0" in stop
     join2 = doc.split("### Step 6/")[1].split("### Step 7/")[0]
-    assert endpoint_health(inv.paths, [m.client_url for m in inv.members[:2]]).script in join2
+    assert endpoint_health(inv.platform.tools, [m.client_url for m in inv.members[:2]]).script in join2
     assert '`"health":true`' in join2
     for step_no, step in enumerate(plan.steps, 1):
         section = doc.split(f"### Step {step_no}/{len(plan.steps)}: {step.title}\n")[1].split("### Step ")[0]
@@ -122,10 +124,10 @@ def test_restart_gate_checks_the_flag_is_gone() -> None:
     """After dropping --force-new-cluster, health alone could be the old process: the runbook checks the flag."""
     plan = plans()[2]
     step = plan.step("seed-drop-flag")
-    assert step.gate is not None and step.gate.without_flag == "--force-new-cluster"
+    assert step.gate is not None and RunsWithout("--force-new-cluster") in step.gate.checks
     doc = render_markdown(plan, date="2024-03-01")
     section = doc.split(f": {step.title}\n")[1].split("### Step ")[0]
-    assert "\n".join(fence(etcd_runs_without("--force-new-cluster"))) in section
+    assert "\n".join(fence(StaticPod.runs_without("--force-new-cluster"))) in section
     assert "no longer with `--force-new-cluster`" in section
 
 

@@ -102,21 +102,27 @@ def fresh_root(root: Path) -> None:
         raise InputError(f"{root} exists and is not a lab: choose another --root")
 
 
-def run_wizard(lab: Lab, backup: str, journal_dir: Path) -> bool:
-    """The wizard on the broken lab; False when it is not available (the caller runs headless)."""
-    try:
-        from ..screens.app import RescueApp  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        say("the wizard is not available in this build: running headless")
-        return False
-    try:
-        app = RescueApp(inventory_path=str(lab.inventory_path), backup=backup, rehearsal=True,
-                        journal_dir=journal_dir)
-    except TypeError as exc:
-        say(f"cannot open the wizard ({exc}): running headless")
-        return False
+def run_wizard(lab: Lab, backup: str, journal_dir: Path) -> None:
+    """The wizard on the broken lab, badged REHEARSAL."""
+    from ..screens.app import RescueApp
+
+    app = RescueApp(inventory_path=str(lab.inventory_path), backup=backup, rehearsal=True, journal_dir=journal_dir)
     app.run()
-    return True
+
+
+def run_headless(lab: Lab, backup: str, journal_dir: Path) -> int:
+    """The recovery as `recover --yes` runs it: the same session, printed by the same console."""
+    from ..cli import drive
+    from ..inventory import load_inventory
+    from ..session import RecoverySession, check_options
+
+    inv = load_inventory(lab.inventory_path)
+    chosen, method = check_options(inv, backup, None)
+    try:
+        return drive(RecoverySession(inv, backup=chosen, method=method, journal_dir=journal_dir))
+    except RescueError as exc:
+        say(f"etcdrescue: {exc}")
+        return exc.exit_code
 
 
 def say(text: str) -> None:
@@ -124,7 +130,6 @@ def say(text: str) -> None:
 
 
 def cmd_rehearse(args: argparse.Namespace) -> int:
-    from .. import cli
     from ..journal import default_dir
     from ..lab import LabError
     from .lab import check_prerequisites
@@ -148,10 +153,10 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
         say(f"REHEARSAL: {args.keys} keys under {PRE}, backup {backup} on {lab.hosts[0].name}, "
             f"100 keys under {POST} after it; quorum broken ({', '.join(h.name for h in lab.hosts[1:])})")
         interactive = not args.headless and sys.stdin.isatty() and sys.stdout.isatty()
-        if not (interactive and run_wizard(lab, backup, journal_dir)):
-            rc = cli.main(["recover", "-i", str(lab.inventory_path), "--backup", backup, "--yes",
-                           "--journal", str(journal_dir)])
-            say(f"REHEARSAL: recover exited {rc}")
+        if interactive:
+            run_wizard(lab, backup, journal_dir)
+        else:
+            say(f"REHEARSAL: recover exited {run_headless(lab, backup, journal_dir)}")
         verdict = verify(lab, args.keys)
         report(verdict, len(lab.hosts), args.keys, journal_dir, time.monotonic() - started)
         return EXIT_OK if verdict.ok else EXIT_FAILED

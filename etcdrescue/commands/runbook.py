@@ -39,17 +39,17 @@ def stamp_date(stamp: str) -> str | None:
 def build(args: argparse.Namespace) -> tuple[str, str]:
     """(document, format) for the parsed options; shared with tests."""
     from ..cli import prepare
+    from ..model import BackupKind, Context, new_stamp
     from ..plan import build_plan
     from ..runbook import render_html, render_markdown
-    from ..steps.base import Context, new_stamp
 
-    inv, method = prepare(args)
+    inv, backup, method = prepare(args)
     stamp = args.stamp or new_stamp()
     if not all(ch.isalnum() or ch in "-_." for ch in stamp):
         raise InputError(f"--stamp may hold letters, digits, '-', '_' and '.', got {stamp!r}")
     date = args.date or stamp_date(stamp) or time.strftime("%Y-%m-%d")
-    kind = "file" if args.backup and args.backup.endswith(".db") else "dir"
-    plan = build_plan(Context(inv, args.backup, method, stamp, backup_kind=kind))
+    kind = BackupKind.FILE if backup and backup.endswith(".db") else BackupKind.DIR
+    plan = build_plan(Context(inv, backup, method, stamp, backup_kind=kind))
     render = render_markdown if args.format == "md" else render_html
     return render(plan, date=date), args.format
 

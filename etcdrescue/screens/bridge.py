@@ -23,7 +23,7 @@ from textual.message import Message
 from ..command import Command
 from ..engine import Callbacks, StepOutcome
 from ..gates import GateReport
-from ..steps.base import Gate, Step
+from ..model import Gate, Step
 from ..transport import Result
 
 POLL = 0.1

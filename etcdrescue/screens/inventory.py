@@ -18,7 +18,7 @@ from textual.widgets.option_list import Option
 
 from ..errors import InputError
 from ..inventory import Inventory, load_inventory
-from ..steps.base import Method
+from ..model import Method
 from .recent import load_recent, remember
 from .widgets import RescueHeader
 

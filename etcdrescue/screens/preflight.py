@@ -23,8 +23,9 @@ from textual.worker import get_current_worker
 
 from ..hosts import Hosts
 from ..inventory import Inventory, Member
-from ..steps.base import Method
-from ..steps.preflight import BackupFacts, HostFacts, PreflightReport, judge, survey_backup, survey_host
+from ..model import Method
+from ..preflight.survey import survey_backup, survey_host
+from ..preflight.verdict import BackupFacts, HostFacts, PreflightReport, judge
 from .widgets import RescueHeader, update_status
 
 COLUMNS = ("member", "ID", "ssh", "host key", "manifest", "etcd", "health", "data", "free")
@@ -57,11 +58,11 @@ def member_cells(f: HostFacts) -> list[str | Text]:
     if not f.reachable:
         key = "UNKNOWN" if "host key" in f.error.lower() or "known_hosts" in f.error else "?"
         return [f.name, "?", Text("FAIL", "bold red"), key, "?", "?", "?", "?", "?"]
-    etcd = f"pid {f.survey.get('etcd_pid')}" if f.etcd_running else "stopped"
+    etcd = f"pid {f.survey.etcd_pid}" if f.survey and f.survey.etcd_pid else "stopped"
     health = Text("healthy", "green") if f.healthy else Text("unhealthy", "yellow")
-    manifest = f.manifest_state + (" (!)" if f.manifest_problem else "")
+    manifest = f.manifest_state.value + (" (!)" if f.manifest_problem else "")
     return [f.name, f.member_id or "-", Text("ok", "green"), "known", manifest, etcd, health,
-            size(f.kb("member_kb")), size(f.kb("free_kb"))]
+            size(f.member_kb), size(f.free_kb)]
 
 
 def backup_text(b: BackupFacts | None, path: str | None) -> str:
@@ -72,7 +73,7 @@ def backup_text(b: BackupFacts | None, path: str | None) -> str:
     if b.snapshot is None:
         return f"Backup {path}: {b.error or 'unreadable'}"
     age = f", {(time.time() - b.mtime) / 3600:.1f} h old" if b.mtime else ""
-    return (f"Backup {path}: {b.kind}, {size(b.size_kb)}, revision {b.snapshot.revision}, "
+    return (f"Backup {path}: {b.kind_label}, {size(b.size_kb)}, revision {b.snapshot.revision}, "
             f"{b.snapshot.total_keys} keys{age}")
 
 
@@ -175,9 +176,9 @@ class PreflightScreen(Screen[PreflightReport | None]):
     def maybe_judge(self) -> None:
         if len(self.facts) < len(self.inv.members) or (self.backup and self.backup_facts is None):
             return
-        report = PreflightReport([self.facts[m.name] for m in self.inv.members], seed=self.inv.seed.name,
-                                 quorum=self.inv.quorum, backup=self.backup_facts)
-        judge(report, self.inv.paths.data_dir, backup=self.backup, method=self.method, resuming=self.resuming)
+        report = judge(tuple(self.facts[m.name] for m in self.inv.members), seed=self.inv.seed.name,
+                       quorum=self.inv.quorum, data_dir=self.inv.paths.data_dir, backup_path=self.backup,
+                       backup=self.backup_facts, method=self.method, resuming=self.resuming)
         self.report = report
         reachable = sum(h.reachable for h in report.hosts)
         self.app_status(f"ssh: {reachable}/{len(report.hosts)} reachable")

@@ -8,6 +8,7 @@ Engine on the same plan, hosts and journal, n go on to the summary.
 
 from __future__ import annotations
 
+import enum
 import threading
 import time
 from dataclasses import dataclass, field
@@ -21,12 +22,12 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Log, Static
 
-from ..engine import Engine, StepOutcome, StepStatus
+from ..checks import MemberHealth
+from ..engine import StepOutcome, StepStatus
 from ..errors import Interrupted, RescueError
-from ..gates import GateReport, MemberHealth
-from ..hosts import Hosts
-from ..journal import Journal
+from ..gates import GateReport
 from ..plan import Plan
+from ..session import RecoverySession, failure_lines
 from .bridge import (
     Bridge,
     ConfirmRequested,
@@ -44,13 +45,30 @@ ICONS = {StepStatus.PENDING: ("·", "dim"), StepStatus.RUNNING: ("▶", "bold cy
          StepStatus.DONE: ("✔", "green"), StepStatus.PLANNED: ("○", "blue"), StepStatus.FAILED: ("✘", "bold red")}
 
 
+class RunOutcome(enum.Enum):
+    NOT_STARTED = "not started"
+    RECOVERED = "recovered"
+    PLANNED = "planned"
+    """A dry run went through every step."""
+    ABORTED = "aborted"
+    FAILED = "failed"
+
+
+class Phase(enum.Enum):
+    """Where the Run screen is; it decides which keys work."""
+
+    RUNNING = "running"
+    PAUSED = "paused"
+    FAILED = "failed"
+    ENDED = "ended"
+
+
 @dataclass
-class RunRecord:
-    """What the run did, for the summary: nothing here is recomputed from the hosts."""
+class WizardRun:
+    """What the wizard's run did, for the summary: nothing here is recomputed from the hosts."""
 
     plan: Plan
-    status: str = "not started"
-    """"recovered", "planned" (dry run), "aborted" or "failed"."""
+    status: RunOutcome = RunOutcome.NOT_STARTED
     error: str = ""
     outcomes: dict[str, StepOutcome] = field(default_factory=dict)
     kept: dict[str, list[str]] = field(default_factory=dict)
@@ -63,7 +81,7 @@ def yn(flag: bool) -> Text:
     return Text("yes", "green") if flag else Text("no", "red")
 
 
-class RunScreen(Screen[RunRecord]):
+class RunScreen(Screen[WizardRun]):
     DEFAULT_CSS = """
     RunScreen #top { height: 11; }
     RunScreen #steps { width: 1fr; border: round $primary; text-wrap: nowrap; text-overflow: ellipsis; }
@@ -79,26 +97,25 @@ class RunScreen(Screen[RunRecord]):
     BINDINGS = [Binding("p", "pause", "Pause/resume"), Binding("a", "abort", "Abort"),
                 Binding("r", "retry", "Retry step"), Binding("n", "next", "Summary")]
 
-    def __init__(self, plan: Plan, hosts: Hosts | None, journal: Journal | None, *, dry_run: bool,
-                 ask: bool, confirm_once: bool = False, start_at: str | None = None,
+    def __init__(self, session: RecoverySession, plan: Plan, *, dry_run: bool, ask: bool, confirm_once: bool = False,
                  done: tuple[str, ...] = ()) -> None:
         super().__init__()
-        self.plan, self.hosts, self.journal, self.dry_run = plan, hosts, journal, dry_run
+        self.session, self.plan, self.dry_run = session, plan, dry_run
         self.cancel = threading.Event()
         self.bridge = Bridge(self.post_message, stamp=plan.ctx.stamp, ask=ask and not dry_run, cancel=self.cancel)
         self.bridge.confirm_once = confirm_once
-        self.phase = "running"
-        """running | paused | failed | ended"""
+        self.phase = Phase.RUNNING
         self.status: dict[str, StepStatus] = {s.key: StepStatus.PENDING for s in plan.steps}
         for key in done:  # a resumed run: what the journal shows finished
             if key in self.status:
                 self.status[key] = StepStatus.DONE
-        self.start_at = start_at
+        self.start_at = session.start_at
         self.started: dict[str, float] = {}
         self.waiting_for: str = ""
         self.gate_deadline = 0.0
         self.gate_report: GateReport | None = None
-        self.record = RunRecord(plan, journal=journal.path if journal else None)
+        journal = session.journal
+        self.record = WizardRun(plan, journal=journal.path if journal and not dry_run else None)
         self.failed_step = ""
 
     def compose(self) -> ComposeResult:
@@ -129,8 +146,8 @@ class RunScreen(Screen[RunRecord]):
     # -- the engine -------------------------------------------------------------------
     @work(thread=True, exclusive=True, exit_on_error=False, group="engine")
     def run_engine(self, start_at: str | None) -> None:
-        engine = Engine(self.plan, self.hosts, journal=self.journal, callbacks=self.bridge,
-                        dry_run=self.dry_run, cancel=self.cancel)
+        engine = self.session.engine(self.plan, self.bridge, dry_run=self.dry_run, cancel=self.cancel)
+        self.engine = engine
         t0 = time.monotonic()
         try:
             engine.run(start_at=start_at)
@@ -151,16 +168,8 @@ class RunScreen(Screen[RunRecord]):
         """Into the log: the etcd log lines the engine fetched, and how to undo the step by hand."""
         b = self.bridge
         b.log(f"FAILED: {exc}")
-        for host, text in (getattr(exc, "logs", None) or {}).items():
-            b.log(f"last etcd log lines on {host}:")
-            for line in str(text).splitlines()[-10:]:
-                b.log(f"  | {line}")
-        step = b.current
-        if step is not None and (step.undo or step.undo_note):
-            note = f" {step.undo_note}" if step.undo_note else ""
-            b.log(f"to undo '{step.title}' by hand instead of retrying:{note}")
-            for cmd in step.undo:
-                b.log(f"  {cmd.host}$ {cmd.script}   # {cmd.purpose}")
+        for line in failure_lines(exc, b.current, log_lines=10):
+            b.log(line)
         b.log("r: retry this step (what is already done is skipped)   a: abort and leave everything as it is")
 
     def current_key(self) -> str:
@@ -211,12 +220,12 @@ class RunScreen(Screen[RunRecord]):
                              callback=lambda ok: msg.reply.put(bool(ok)))
 
     def on_run_paused(self, msg: RunPaused) -> None:
-        self.phase = "paused"
+        self.phase = Phase.PAUSED
         self.set_status(f"Paused before: {msg.step.title} (p resumes, a aborts)")
         self.refresh_bindings()
 
     def on_run_resumed(self, msg: RunResumed) -> None:
-        self.phase = "running"
+        self.phase = Phase.RUNNING
         self.set_status("Running…")
         self.refresh_bindings()
 
@@ -226,23 +235,24 @@ class RunScreen(Screen[RunRecord]):
         self.record.kept = {h: list(p) for h, p in self.bridge.kept.paths.items()}
         self.waiting_for = ""
         if msg.ok:
-            self.phase = "ended"
-            self.record.status, self.record.error = ("planned" if self.dry_run else "recovered"), ""
+            self.phase = Phase.ENDED
+            self.record.status = RunOutcome.PLANNED if self.dry_run else RunOutcome.RECOVERED
+            self.record.error = ""
             self.set_status("Dry run complete: every command was shown, none executed. n: summary" if self.dry_run
                             else f"Recovery complete in {self.record.duration:.0f}s. n: summary", "done")
         elif msg.interrupted:
             self.mark_aborted(msg.error)
         else:
-            self.phase = "failed"
+            self.phase = Phase.FAILED
             self.failed_step = msg.failed_step
-            self.record.status, self.record.error = "failed", msg.error
+            self.record.status, self.record.error = RunOutcome.FAILED, msg.error
             self.set_status(f"FAILED: {msg.error}\nr: retry this step   a: abort (leave it as it is)", "failed")
         self.render_steps()
         self.refresh_bindings()
 
     def mark_aborted(self, why: str) -> None:
-        self.phase = "ended"
-        self.record.status, self.record.error = "aborted", why
+        self.phase = Phase.ENDED
+        self.record.status, self.record.error = RunOutcome.ABORTED, why
         done = [s.title for s in self.plan.steps if self.status[s.key] in (StepStatus.DONE, StepStatus.SKIPPED)]
         self.set_status(f"ABORTED ({why}). Steps done: {len(done)} of {len(self.plan.steps)}. Nothing was deleted: "
                         f"old data kept with suffix .etcdrescue-{self.plan.ctx.stamp}. n: summary", "aborted")
@@ -290,8 +300,8 @@ class RunScreen(Screen[RunRecord]):
 
     # -- operator intents -------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        allowed = {"pause": ("running", "paused"), "abort": ("running", "paused", "failed"),
-                   "retry": ("failed",), "next": ("ended",)}
+        allowed = {"pause": (Phase.RUNNING, Phase.PAUSED), "abort": (Phase.RUNNING, Phase.PAUSED, Phase.FAILED),
+                   "retry": (Phase.FAILED,), "next": (Phase.ENDED,)}
         if action in allowed:
             return self.phase in allowed[action]
         return True
@@ -305,7 +315,7 @@ class RunScreen(Screen[RunRecord]):
             self.set_status("Pausing after the current step… (p cancels the pause)")
 
     def action_abort(self) -> None:
-        if self.phase == "failed":
+        if self.phase is Phase.FAILED:
             self.mark_aborted(f"after failure: {self.record.error}")
             self.refresh_bindings()
             return
@@ -321,16 +331,16 @@ class RunScreen(Screen[RunRecord]):
             f"Old data stays beside the new with suffix .etcdrescue-{self.plan.ctx.stamp}."), callback=answer)
 
     def action_retry(self) -> None:
-        if self.phase != "failed" or not self.failed_step:
+        if self.phase is not Phase.FAILED or not self.failed_step:
             return
-        self.phase = "running"
+        self.phase = Phase.RUNNING
         self.status[self.failed_step] = StepStatus.PENDING
         self.set_status(f"Retrying {self.failed_step}…")
         self.refresh_bindings()
         self.run_engine(self.failed_step)
 
     def action_next(self) -> None:
-        if self.phase == "ended":
+        if self.phase is Phase.ENDED:
             self.dismiss(self.record)
 
     def on_unmount(self) -> None:
@@ -340,4 +350,4 @@ class RunScreen(Screen[RunRecord]):
 
     @property
     def running(self) -> bool:
-        return self.phase in ("running", "paused")
+        return self.phase in (Phase.RUNNING, Phase.PAUSED)

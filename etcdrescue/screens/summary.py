@@ -21,13 +21,13 @@ from textual.widgets import DataTable, Footer, Static
 
 from ..engine import StepStatus
 from ..journal import read_journal
-from .run import RunRecord, yn
+from .run import RunOutcome, WizardRun, yn
 from .widgets import RescueHeader
 
 EXPORTS = {"runbook": ("etcdrescue.runbook", "runbook.md"), "report": ("etcdrescue.report", "report.md")}
 
 
-def exporter(kind: str) -> Callable[[RunRecord], str] | None:
+def exporter(kind: str) -> Callable[[WizardRun], str] | None:
     """A function rendering `kind` as Markdown for a finished run, or None when the module is missing."""
     try:
         module = importlib.import_module(EXPORTS[kind][0])
@@ -39,7 +39,7 @@ def exporter(kind: str) -> Callable[[RunRecord], str] | None:
     if kind == "runbook":
         return lambda record: render(record.plan, date=time.strftime("%Y-%m-%d"))
 
-    def report(record: RunRecord) -> str:
+    def report(record: WizardRun) -> str:
         if record.journal is None:
             raise ValueError("a dry run has no journal to report on")
         return render(read_journal(record.journal), str(record.journal))
@@ -47,7 +47,7 @@ def exporter(kind: str) -> Callable[[RunRecord], str] | None:
     return report
 
 
-def phase_times(record: RunRecord) -> dict[str, float]:
+def phase_times(record: WizardRun) -> dict[str, float]:
     out: dict[str, float] = {}
     for step in record.plan.steps:
         o = record.outcomes.get(step.key)
@@ -68,7 +68,7 @@ class SummaryScreen(Screen[None]):
     BINDINGS = [Binding("e", "export('runbook')", "Export runbook"), Binding("x", "export('report')", "Export report"),
                 Binding("q", "done", "Quit")]
 
-    def __init__(self, record: RunRecord) -> None:
+    def __init__(self, record: WizardRun) -> None:
         super().__init__()
         self.record = record
 
@@ -76,7 +76,7 @@ class SummaryScreen(Screen[None]):
         r = self.record
         yield RescueHeader()
         with VerticalScroll():
-            yield Static(self.verdict(), id="verdict", classes=r.status)
+            yield Static(self.verdict(), id="verdict", classes=r.status.value)
             yield DataTable(id="members", show_cursor=False)
             yield Static(self.facts(), id="facts")
             yield Static(self.export_line(), id="export")
@@ -87,11 +87,11 @@ class SummaryScreen(Screen[None]):
         cluster = r.plan.ctx.inv.cluster
         healthy = sum(m.healthy for m in r.members)
         return {
-            "recovered": f"RECOVERED {cluster}: {healthy}/{len(r.plan.ctx.inv.members)} members healthy",
-            "planned": f"DRY RUN of {cluster}: every step shown, nothing changed",
-            "aborted": f"ABORTED: {r.error}",
-            "failed": f"FAILED: {r.error}",
-        }.get(r.status, r.status)
+            RunOutcome.RECOVERED: f"RECOVERED {cluster}: {healthy}/{len(r.plan.ctx.inv.members)} members healthy",
+            RunOutcome.PLANNED: f"DRY RUN of {cluster}: every step shown, nothing changed",
+            RunOutcome.ABORTED: f"ABORTED: {r.error}",
+            RunOutcome.FAILED: f"FAILED: {r.error}",
+        }.get(r.status, r.status.value)
 
     def facts(self) -> Text:
         r, ctx = self.record, self.record.plan.ctx

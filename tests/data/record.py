@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from etcdrescue import probes
-from etcdrescue.command import etcdctl
 from etcdrescue.inventory import load_inventory
 from etcdrescue.lab import Lab
+from etcdrescue.platform.tools import EtcdTools
 
 HERE = Path(__file__).resolve().parent
 
@@ -52,7 +52,7 @@ def main() -> int:
 
             def survey(i: int) -> str:
                 m = inv.members[i]
-                return probes.host_survey(paths, lab.hosts[i].ip, m.client_port, m.peer_port).script
+                return probes.host_survey(paths, EtcdTools(paths), lab.hosts[i].ip, m.client_port, m.peer_port).script
 
             # -- healthy 3-member cluster ------------------------------------------------------
             lab.put_keys("/record/", 5)
@@ -75,7 +75,7 @@ def main() -> int:
 
             # -- a member added but never started ------------------------------------------------
             new_peer = f"https://127.0.{args.subnet}.4:2380"
-            add_script = etcdctl(paths, urls[:1], "member", "add", "master04.lab.example",
+            add_script = EtcdTools(paths).ctl(urls[:1], "member", "add", "master04.lab.example",
                                  f"--peer-urls={new_peer}", "-w", "json")
             deadline = time.monotonic() + 30
             # etcd refuses reconfiguration ("unhealthy cluster") until every member has been connected 5 s
@@ -86,7 +86,7 @@ def main() -> int:
             assert add.returncode == 0, add.stderr
             meta["unstarted"] = {"id": int(json.loads(add.stdout)["member"]["ID"]), "peer_url": new_peer}
             record("unstarted_member_list.json", probes.member_list(paths, urls[:1]).script)
-            rm = lab.exec(0, etcdctl(paths, urls[:1], "member", "remove", f"{meta['unstarted']['id']:x}"))
+            rm = lab.exec(0, EtcdTools(paths).ctl(urls[:1], "member", "remove", f"{meta['unstarted']['id']:x}"))
             assert rm.returncode == 0, rm.stderr
 
             # -- etcd stopped on one host (manifest moved away) -----------------------------------

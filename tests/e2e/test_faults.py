@@ -25,8 +25,8 @@ import yaml
 from etcdrescue.backup_identity import backup_members, identity_problem, remote_reader
 from etcdrescue.inventory import load_inventory
 from etcdrescue.lab import Lab
+from etcdrescue.model import Context, Method
 from etcdrescue.plan import build_plan
-from etcdrescue.steps.base import Context, Method
 
 from .audit import audit, snapshot
 from .conftest import requires_lab

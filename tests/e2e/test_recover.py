@@ -99,8 +99,8 @@ def test_dry_run_changes_nothing(lab_factory: LabFactory, tmp_path) -> None:  # 
     assert tree_digest(b.lab) == before
     assert not (tmp_path / "j").exists()
     from etcdrescue.inventory import load_inventory
+    from etcdrescue.model import Context, Method
     from etcdrescue.plan import build_plan
-    from etcdrescue.steps.base import Context, Method
 
     stamp = next(line.rsplit(" ", 1)[1] for line in res.stdout.splitlines() if line.startswith("Plan for"))
     plan = build_plan(Context(load_inventory(b.lab.inventory_path), b.backup, Method.SNAPSHOT_RESTORE, stamp))

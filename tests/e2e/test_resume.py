@@ -12,8 +12,8 @@ import pytest
 
 from etcdrescue.inventory import load_inventory
 from etcdrescue.lab import Lab
+from etcdrescue.model import Context, Method
 from etcdrescue.plan import build_plan
-from etcdrescue.steps.base import Context, Method
 
 from .conftest import requires_lab
 from .helpers import break_lab, etcdrescue, tree_digest

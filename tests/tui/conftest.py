@@ -26,8 +26,9 @@ from conftest_lab import lab_factory, requires_lab
 
 from etcdrescue.hosts import Hosts
 from etcdrescue.inventory import Member
-from etcdrescue.probes import SnapshotInfo
-from etcdrescue.steps.preflight import BackupFacts, HostFacts
+from etcdrescue.model import BackupKind
+from etcdrescue.preflight.verdict import BackupFacts, HostFacts
+from etcdrescue.probes import HostSurvey, SnapshotInfo
 
 __all__ = ["lab_factory", "requires_lab"]
 
@@ -62,11 +63,9 @@ def offline_inventory(tmp_path: Path) -> Path:
 
 
 def broken_facts(member: Member, healthy: bool = False) -> HostFacts:
-    survey = {"manifest": "yes", "disabled": "no", "conf": "yes", "data_dir": "yes", "member": "yes",
-              "member_kb": "20480", "free_kb": "10485760", "etcd_pid": "", "client_port": "closed",
-              "etcdctl": "/usr/bin/etcdctl", "bash": "5.2", "tls": "yes"}
-    if healthy:
-        survey.update(etcd_pid="42", client_port="open")
+    survey = HostSurvey(manifest=True, disabled=False, conf=True, data_dir=True, member=True, member_kb=20480,
+                        free_kb=10485760, etcd_pid=42 if healthy else None, client_port_open=healthy,
+                        peer_port_open=healthy, etcdctl="/usr/bin/etcdctl", bash="5.2", tls=True)
     return HostFacts(member.name, reachable=True, survey=survey, manifest_path="/etc/origin/node/pod/etcd.yaml",
                      healthy=healthy, member_id=f"8e9e05c5216469{member.name[7:8]}d" if healthy else "")
 
@@ -81,7 +80,7 @@ def canned_preflight(monkeypatch: pytest.MonkeyPatch) -> Callable[[bool], None]:
             return broken_facts(member, healthy=healthy)
 
         def survey_backup(hosts: Hosts, seed: str, path: str) -> BackupFacts:
-            return BackupFacts(path, kind="dir", size_kb=20480, mtime=0,
+            return BackupFacts(path, kind=BackupKind.DIR, size_kb=20480, mtime=0,
                                snapshot=SnapshotInfo(hash=1, revision=1234, total_keys=600, total_size=20971520))
 
         monkeypatch.setattr("etcdrescue.screens.preflight.survey_host", survey_host)

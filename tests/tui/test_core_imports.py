@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-CORE = ["etcdrescue.engine", "etcdrescue.steps.base", "etcdrescue.steps.preflight", "etcdrescue.steps.seed",
+CORE = ["etcdrescue.engine", "etcdrescue.model", "etcdrescue.preflight.survey",
+        "etcdrescue.preflight.verdict", "etcdrescue.session", "etcdrescue.steps.seed",
         "etcdrescue.steps.join", "etcdrescue.inventory", "etcdrescue.transport", "etcdrescue.journal",
         "etcdrescue.probes", "etcdrescue.cli", "etcdrescue.plan", "etcdrescue.gates", "etcdrescue.commands.tui"]
 

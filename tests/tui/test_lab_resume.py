@@ -23,7 +23,7 @@ from etcdrescue.resume import find_unfinished
 from etcdrescue.screens.app import RescueApp
 from etcdrescue.screens.plan import PlanScreen
 from etcdrescue.screens.preflight import PreflightScreen
-from etcdrescue.screens.run import RunScreen
+from etcdrescue.screens.run import Phase, RunOutcome, RunScreen
 from etcdrescue.screens.summary import SummaryScreen
 from etcdrescue.screens.widgets import ConfirmScreen
 
@@ -68,14 +68,14 @@ async def test_wizard_resumes_a_killed_cli_run(lab_factory: LabFactory, tmp_path
         await wait_until(pilot, lambda: any(isinstance(s, RunScreen) for s in app.screen_stack), what="run screen")
         run = next(s for s in app.screen_stack if isinstance(s, RunScreen))
         deadline = time.monotonic() + 180
-        while run.phase != "ended":
+        while run.phase is not Phase.ENDED:
             assert time.monotonic() < deadline, "recovery did not finish"
-            assert run.phase != "failed", run.record.error
+            assert run.phase is not Phase.FAILED, run.record.error
             if isinstance(app.screen, ConfirmScreen):
                 confirmed += 1
                 await pilot.press("y")
             await pilot.pause(0.05)
-        assert run.record.status == "recovered", run.record.error
+        assert run.record.status is RunOutcome.RECOVERED, run.record.error
         keys = [s.key for s in run.plan.steps]
         assert list(run.record.outcomes) == keys[keys.index(str(unfinished.next_step)):]
         await pilot.press("n")

@@ -23,7 +23,7 @@ from etcdrescue.screens.app import RescueApp
 from etcdrescue.screens.inventory import InventoryScreen
 from etcdrescue.screens.plan import PlanScreen
 from etcdrescue.screens.preflight import PreflightScreen
-from etcdrescue.screens.run import RunScreen
+from etcdrescue.screens.run import Phase, RunOutcome, RunScreen
 from etcdrescue.screens.summary import SummaryScreen
 from etcdrescue.screens.widgets import ConfirmScreen
 
@@ -80,9 +80,9 @@ async def test_full_recovery_with_keys_only(lab_factory: LabFactory, tmp_path: P
     async with app.run_test(size=SIZE) as pilot:
         run = await to_run(app, pilot)
         deadline = time.monotonic() + 150
-        while run.phase != "ended":
+        while run.phase is not Phase.ENDED:
             assert time.monotonic() < deadline, "recovery did not finish"
-            assert run.phase != "failed", run.record.error
+            assert run.phase is not Phase.FAILED, run.record.error
             if isinstance(app.screen, ConfirmScreen):
                 confirmed.append(app.screen.question)
                 await pilot.press("y")
@@ -95,7 +95,7 @@ async def test_full_recovery_with_keys_only(lab_factory: LabFactory, tmp_path: P
                     DOCS_SVG.write_text(svg, encoding="utf-8")
                 shot = True
             await pilot.pause(0.05)
-        assert run.record.status == "recovered", run.record.error
+        assert run.record.status is RunOutcome.RECOVERED, run.record.error
         assert len(confirmed) == sum(bool(s.destructive) for s in run.plan.steps)
         await pilot.press("n")
         await wait_until(pilot, lambda: isinstance(app.screen, SummaryScreen), what="summary")
@@ -147,7 +147,7 @@ async def test_gate_timeout_then_retry_then_abort(lab_factory: LabFactory, tmp_p
     key = f"join-{joiner.name}"
     async with app.run_test(size=SIZE) as pilot:
         run = await to_run(app, pilot)
-        await wait_until(pilot, lambda: run.phase == "failed", timeout=120, what="the gate to time out")
+        await wait_until(pilot, lambda: run.phase is Phase.FAILED, timeout=120, what="the gate to time out")
         assert run.failed_step == key
         status = static_text(app, "#status")
         assert "FAILED" in status and "not met after 30s" in status and "r: retry" in status
@@ -156,14 +156,14 @@ async def test_gate_timeout_then_retry_then_abort(lab_factory: LabFactory, tmp_p
         await wait_until(pilot, lambda: any("to undo" in line for line in log.lines), what="undo hint in the log")
         assert any(line.startswith("last etcd log lines on") for line in log.lines)
         await pilot.press("r")
-        await wait_until(pilot, lambda: run.phase == "running" and run.gate_report is not None
+        await wait_until(pilot, lambda: run.phase is Phase.RUNNING and run.gate_report is not None
                          and run.bridge.current is not None and run.bridge.current.key == key
                          and run.status[key] is StepStatus.RUNNING, timeout=30, what="the retried gate")
         await pilot.press("a")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="abort question")
         await pilot.press("y")
-        await wait_until(pilot, lambda: run.phase == "ended", timeout=30, what="abort")
-        assert run.record.status == "aborted"
+        await wait_until(pilot, lambda: run.phase is Phase.ENDED, timeout=30, what="abort")
+        assert run.record.status is RunOutcome.ABORTED
         assert "ABORTED" in static_text(app, "#status")
         await pilot.press("n")
         await wait_until(pilot, lambda: isinstance(app.screen, SummaryScreen), what="summary")
@@ -184,8 +184,8 @@ async def test_abort_mid_run_keeps_everything(lab_factory: LabFactory, tmp_path:
         await pilot.press("a")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="abort question")
         await pilot.press("y")
-        await wait_until(pilot, lambda: run.phase == "ended", timeout=60, what="abort")
-        assert run.record.status == "aborted"
+        await wait_until(pilot, lambda: run.phase is Phase.ENDED, timeout=60, what="abort")
+        assert run.record.status is RunOutcome.ABORTED
         done = [k for k, o in run.record.outcomes.items() if o.status in (StepStatus.DONE, StepStatus.SKIPPED)]
         assert done[:2] == ["stop-etcd", "seed-data"]
         assert len(done) < len(run.plan.steps)

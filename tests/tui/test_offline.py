@@ -20,7 +20,7 @@ from etcdrescue.screens.inventory import InventoryScreen
 from etcdrescue.screens.plan import PlanScreen
 from etcdrescue.screens.preflight import PreflightScreen
 from etcdrescue.screens.recent import load_recent
-from etcdrescue.screens.run import RunScreen
+from etcdrescue.screens.run import Phase, RunOutcome, RunScreen
 from etcdrescue.screens.summary import SummaryScreen
 from etcdrescue.screens.widgets import ConfirmScreen
 
@@ -55,11 +55,11 @@ async def test_dry_run_walks_every_screen(offline_inventory: Path, canned_prefli
         await pilot.press("d")
         assert app.status.dry_run
         await pilot.press("s")
-        await wait_until(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.phase == "ended",
+        await wait_until(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.phase is Phase.ENDED,
                          what="dry run to end")
         run = app.screen
         assert isinstance(run, RunScreen)
-        assert run.record.status == "planned"
+        assert run.record.status is RunOutcome.PLANNED
         assert all(o.status.name == "PLANNED" for o in run.record.outcomes.values())
         await pilot.press("n")
         await wait_until(pilot, lambda: isinstance(app.screen, SummaryScreen), what="summary")
@@ -80,7 +80,7 @@ async def test_invalid_inventory_is_refused_inline_without_ssh(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, edit: Callable[[dict[str, object]], None],
         field: str) -> None:
     created: list[object] = []
-    monkeypatch.setattr("etcdrescue.screens.app.Hosts", lambda *a, **k: created.append(a))
+    monkeypatch.setattr("etcdrescue.session.Hosts", lambda *a, **k: created.append(a))
     data = inventory_data(port=2299)  # nothing listens there: a connection attempt would show as SSH errors
     edit(data)
     inv = tmp_path / "bad.yaml"
@@ -130,8 +130,8 @@ async def test_healthy_cluster_cannot_proceed_offline(offline_inventory: Path,
 def fake_unfinished_journal(directory: Path, cluster: str = "offline") -> Path:
     """What a SIGKILLed `recover` leaves: a run_start, two finished steps, no run_end."""
     from etcdrescue.inventory import load_inventory
+    from etcdrescue.model import Context, Method
     from etcdrescue.plan import build_plan
-    from etcdrescue.steps.base import Context, Method
 
     directory.mkdir(parents=True, exist_ok=True)
     inv = load_inventory(directory.parent / "inventory.yaml").with_seed("master02.test")
@@ -197,7 +197,7 @@ async def test_unfinished_journal_yes_resumes_with_the_journals_plan(
         assert plan_screen.plan.ctx.seed.name == "master02.test"
         assert plan_screen.query_one("#seed").disabled
         await pilot.press("s")
-        await wait_until(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.phase == "ended",
+        await wait_until(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.phase is Phase.ENDED,
                          what="dry run to end")
         run = app.screen
         assert isinstance(run, RunScreen)

@@ -17,7 +17,7 @@ from etcdrescue.screens.app import RescueApp
 from etcdrescue.screens.inventory import InventoryScreen
 from etcdrescue.screens.plan import PlanScreen
 from etcdrescue.screens.preflight import PreflightScreen
-from etcdrescue.screens.run import RunScreen
+from etcdrescue.screens.run import Phase, RunScreen
 from etcdrescue.screens.summary import SummaryScreen
 from etcdrescue.screens.widgets import ConfirmScreen
 
@@ -28,7 +28,7 @@ Snapshot = Callable[[Pilot[Any], str], Awaitable[None]]
 
 @pytest.fixture
 def fixed_stamp(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("etcdrescue.screens.app.new_stamp", lambda: "20260101T000000Z")
+    monkeypatch.setattr("etcdrescue.session.new_stamp", lambda: "20260101T000000Z")
 
 
 @pytest.mark.parametrize("size", [(100, 30), (80, 24)], ids=["100x30", "80x24"])
@@ -52,7 +52,7 @@ async def test_every_screen(size: tuple[int, int], offline_inventory: Path, cann
         await pilot.press("down", "space", "down")
         await snapshot(pilot, f"plan-{tag}")
         await pilot.press("d", "s")
-        await wait_until(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.phase == "ended",
+        await wait_until(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.phase is Phase.ENDED,
                          what="dry run")
         await snapshot(pilot, f"run-{tag}")
         app.push_screen(ConfirmScreen("Stop etcd on all 3 masters of offline?", "Step: Stop etcd on every master"))

@@ -1,4 +1,5 @@
-"""What a recovery step is: commands per host, an optional health gate, and its undo.
+"""The domain model: what a recovery step is (commands per host, a gate, its undo) and the
+context every step declares its commands from.
 
 A step holds no behaviour of its own. "Already done" is derived by the engine
 from the commands' `skip_if` probes, so a rerun or resume never repeats a move.
@@ -11,9 +12,17 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from ..command import Command
-from ..inventory import Inventory, Member
-from ..profiles import Paths
+from .checks import GateCheck
+from .command import Command
+from .inventory import Inventory, Member
+from .platform import Paths, Platform
+
+
+class BackupKind(enum.Enum):
+    DIR = "dir"
+    """A data-dir backup: `member/snap/db` (and the WAL) inside."""
+    FILE = "file"
+    """A v3 snapshot file (`etcdctl snapshot save`)."""
 
 
 class Method(enum.Enum):
@@ -21,27 +30,17 @@ class Method(enum.Enum):
     FORCE_NEW_CLUSTER = "force-new-cluster"
 
 
-class GateKind(enum.Enum):
-    DOWN = "down"
-    HEALTHY = "healthy"
-
-
 @dataclass(frozen=True)
 class Gate:
     """A condition polled until it holds or `timeout` runs out; the run never moves on past a failed gate."""
 
-    kind: GateKind
     title: str
     members: tuple[str, ...]
     timeout: float
-    check_peer_urls: bool = False
-    caught_up: bool = False
-    without_flag: str = ""
-    """HEALTHY gate: each member's running etcd must not carry this flag. A restart is asynchronous
-    (the kubelet acts on its next sync), so health alone could be the old process still answering."""
+    checks: tuple[GateCheck, ...]
     settle: float = 0.0
-    """A DOWN gate passes only after etcd stayed down this long: a kubelet that read the manifest just
-    before it moved can still start etcd once, right after the first "down" was seen."""
+    """The gate passes only after its checks held this long without a break: a kubelet that read the
+    manifest just before it moved can still start etcd once, right after the first "down" was seen."""
 
     @property
     def summary(self) -> str:
@@ -76,15 +75,18 @@ class Context:
     backup: str | None
     method: Method
     stamp: str
-    backup_kind: str = "dir"
+    backup_kind: BackupKind = BackupKind.DIR
     gate_timeout: float = 120.0
     down_timeout: float = 60.0
     down_settle: float = field(default_factory=lambda: default_down_settle())
-    token: str = field(default="")
 
     @property
     def paths(self) -> Paths:
         return self.inv.paths
+
+    @property
+    def platform(self) -> Platform:
+        return self.inv.platform
 
     @property
     def seed(self) -> Member:
@@ -106,13 +108,13 @@ class Context:
     @property
     def backup_db(self) -> str:
         assert self.backup is not None
-        if self.backup_kind == "file":
+        if self.backup_kind is BackupKind.FILE:
             return self.backup
         return self.backup.rstrip("/") + "/member/snap/db"
 
     @property
     def cluster_token(self) -> str:
-        return self.token or f"{self.inv.cluster}-{self.stamp}"
+        return f"{self.inv.cluster}-{self.stamp}"
 
     def aside(self, path: str, tag: str = "etcdrescue") -> str:
         return f"{path.rstrip('/')}.{tag}-{self.stamp}"

@@ -9,9 +9,9 @@ from typing import TextIO
 from .command import Command
 from .engine import Callbacks, StepOutcome, StepStatus
 from .gates import GateReport
+from .model import Gate, Step
 from .plan import Plan
-from .steps.base import Gate, Step
-from .steps.preflight import PreflightReport
+from .preflight.verdict import PreflightReport
 from .transport import Result
 
 
@@ -21,17 +21,17 @@ def preflight_lines(report: PreflightReport) -> list[str]:
         if not h.reachable:
             lines.append(f"  {h.name:<28} UNREACHABLE  {h.error}")
             continue
-        etcd = f"etcd pid {h.survey.get('etcd_pid')}" if h.etcd_running else "etcd not running"
+        etcd = f"etcd pid {h.survey.etcd_pid}" if h.survey and h.survey.etcd_pid else "etcd not running"
         health = "healthy" if h.healthy else f"unhealthy{': ' + h.health_error[:60] if h.health_error else ''}"
         if h.member_id:
             health += f" (id {h.member_id})"
-        lines.append(f"  {h.name:<28} manifest {h.manifest_state:<8} {etcd:<18} {health}  "
-                     f"data {h.kb('member_kb') // 1024} MiB, free {h.kb('free_kb') // 1024} MiB")
+        lines.append(f"  {h.name:<28} manifest {h.manifest_state.value:<8} {etcd:<18} {health}  "
+                     f"data {h.member_kb // 1024} MiB, free {h.free_kb // 1024} MiB")
     b = report.backup
     if b is not None:
         if b.snapshot is not None:
             age = f", {(time.time() - b.mtime) / 3600:.1f} h old" if b.mtime else ""
-            lines.append(f"  backup {b.path}: {b.kind}, {b.size_kb // 1024} MiB, revision {b.snapshot.revision}, "
+            lines.append(f"  backup {b.path}: {b.kind_label}, {b.size_kb // 1024} MiB, revision {b.snapshot.revision}, "
                          f"{b.snapshot.total_keys} keys{age}")
         else:
             lines.append(f"  backup {b.path}: {b.error}")

@@ -1,0 +1,28 @@
+"""Platforms: what differs between static-pod control planes, asked by every other part.
+
+`PLATFORMS` maps an inventory's `profile:` to its default paths and a factory that builds the
+platform for the paths in effect (defaults with the inventory's `paths:` overrides).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from . import okd3
+from .base import FlagEdit, ManifestProblem, Platform, Settings, Severity
+from .paths import Paths
+
+
+@dataclass(frozen=True)
+class PlatformKind:
+    name: str
+    default_paths: Paths
+    build: Callable[[Paths], Platform]
+
+
+PLATFORMS: dict[str, PlatformKind] = {
+    okd3.NAME: PlatformKind(okd3.NAME, okd3.DEFAULT_PATHS, okd3.platform),
+}
+
+__all__ = ["PLATFORMS", "FlagEdit", "ManifestProblem", "Paths", "Platform", "PlatformKind", "Settings", "Severity"]

@@ -1,0 +1,85 @@
+"""What a platform is: the parts that steps, probes, gates, pre-flight, runbook and lab ask.
+
+Why parts and not one class per platform: two platforms share most answers (both run etcd as a
+static pod that stops when its manifest leaves the kubelet's directory) and differ in one or two
+(where the flags live). A platform module composes the parts it needs; nothing outside
+`platform/` knows which platform it talks to.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..command import Command
+from .paths import Paths
+from .pod import StaticPod
+from .tools import EtcdTools
+
+
+class Settings(Protocol):
+    """Where etcd's flags live on a host and how one is set, checked and kept aside.
+
+    Keys are etcd's own flag names without dashes in front (`name`, `initial-cluster`), so a step
+    says what it wants and each platform spells it its own way.
+    """
+
+    @property
+    def file(self) -> str: ...
+
+    @property
+    def label(self) -> str:
+        """How the runbook and the purposes name the file ("etcd.conf")."""
+        ...
+
+    def keep_copy(self, host: str, aside: str) -> Command: ...
+
+    def set(self, host: str, values: Mapping[str, str]) -> tuple[Command, ...]: ...
+
+    def put_back(self, host: str, aside: str, rewritten: str) -> Command: ...
+
+    def values_script(self) -> str:
+        """Read-only: print the current settings, parsed by `parse_values`."""
+        ...
+
+    def parse_values(self, text: str) -> dict[str, str]:
+        """Flag name -> value, from what `values_script` printed."""
+        ...
+
+
+class FlagEdit(Protocol):
+    """How the seed gets `--force-new-cluster` for one start (and the original back afterwards)."""
+
+    @property
+    def flag(self) -> str: ...
+
+    def add(self, host: str, pristine: str) -> tuple[Command, ...]:
+        """Commands that add the flag to the disabled manifest, keeping its original bytes at `pristine`."""
+        ...
+
+
+class Severity(enum.Enum):
+    ALWAYS = "always"
+    """The manifest cannot be used at all (not YAML, not a pod): refused whatever the plan."""
+    FLAG_EDIT = "flag-edit"
+    """Only a plan that edits the manifest (`--force-new-cluster`) is refused."""
+
+
+@dataclass(frozen=True)
+class ManifestProblem:
+    text: str
+    severity: Severity
+
+
+@dataclass(frozen=True)
+class Platform:
+    name: str
+    paths: Paths
+    settings: Settings
+    pod: StaticPod
+    tools: EtcdTools
+    force_flag: FlagEdit
+    manifest_problem: Callable[[str], ManifestProblem | None]
+    """Pre-flight rule over the etcd manifest's text: what makes it unusable for this platform."""

@@ -1,0 +1,65 @@
+"""etcd as a static pod: stopped, started and restarted through its manifest and the kubelet."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from ..command import Command, Raw, q, sh
+
+ETCD_CMDLINES = "for pid in $(pgrep -x etcd); do tr '\\0' ' ' < /proc/$pid/cmdline; echo; done"
+"""One line per running etcd process: its command line (the flags the kubelet started it with)."""
+
+
+def port_probe(host: str, port: int) -> str:
+    """Exit 0 when something accepts a TCP connection on host:port (bash's /dev/tcp, no extra tools)."""
+    return f"timeout 2 bash -c {q(f'exec 3<>/dev/tcp/{host}/{port}')} 2>/dev/null"
+
+
+@dataclass(frozen=True)
+class StaticPod:
+    """The kubelet runs etcd while its manifest is in the pod directory.
+
+    Stopping moves the manifest to a directory the kubelet does not read (a copy left in the pod
+    directory, under any name, would be a second pod). `restart` is the platform's own command,
+    or empty where a restart is a bounce of the manifest.
+    """
+
+    manifest: str
+    disabled_manifest: str
+    disabled_dir: str
+    restart_command: tuple[str, ...]
+    logs_command: tuple[str, ...]
+
+    def stop(self, host: str) -> Command:
+        m, d = q(self.manifest), q(self.disabled_manifest)
+        return Command(
+            host=host,
+            script=Raw(f"mkdir -p {q(self.disabled_dir)} && test ! -e {d} && mv {m} {d}"),
+            purpose="move the etcd manifest out of the kubelet's pod directory",
+            skip_if=Raw(f"test ! -e {m} && test -e {d}"),
+        )
+
+    def start(self, host: str) -> Command:
+        m, d = q(self.manifest), q(self.disabled_manifest)
+        return Command(host=host, script=Raw(f"test ! -e {m} && mv {d} {m}"),
+                       purpose="move the etcd manifest back: the kubelet starts etcd", skip_if=Raw(f"test -e {m}"))
+
+    def restart_without(self, host: str, flag: str) -> Command:
+        """Ask for a new etcd process; skipped once no running etcd carries `flag` any more."""
+        return Command(host, sh(*self.restart_command), "restart etcd without the flag",
+                       skip_if=Raw(f"! {{ {ETCD_CMDLINES}; }} | grep -q -- {q(flag)}"))
+
+    def logs(self, lines: int = 20) -> Raw:
+        return Raw(sh(*self.logs_command) + f" 2>&1 | tail -n {int(lines)}")
+
+    @staticmethod
+    def down(host: str, ports: Iterable[int]) -> Raw:
+        """Exit 0 when no etcd process runs and none of its ports accept connections."""
+        checks = " && ".join(f"! {port_probe(host, p)}" for p in ports)
+        return Raw(f"! pgrep -x etcd >/dev/null && {checks}")
+
+    @staticmethod
+    def runs_without(flag: str) -> Raw:
+        """Exit 0 when an etcd process runs and none carries `flag`: the restart without it has happened."""
+        return Raw(f"pgrep -x etcd >/dev/null && ! {{ {ETCD_CMDLINES}; }} | grep -q -- {q(flag)}")

@@ -1,0 +1,112 @@
+"""The read-only survey: facts about every master and the backup, gathered in parallel.
+
+Nothing here decides anything; `verdict.judge` does, over the typed facts gathered here.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+
+from ..backup_identity import BackupIdentityError, backup_members, identity_problem, remote_reader
+from ..errors import RescueError
+from ..hosts import Hosts
+from ..inventory import Member
+from ..model import BackupKind, Method
+from ..probes import (
+    Fact,
+    HostSurvey,
+    ParseError,
+    SnapshotInfo,
+    backup_survey,
+    endpoint_health,
+    endpoint_status,
+    host_survey,
+    snapshot_status,
+)
+from .verdict import BackupFacts, HostFacts, PreflightReport, judge
+
+
+def survey_host(hosts: Hosts, member: Member) -> HostFacts:
+    inv = hosts.inv
+    platform = inv.platform
+    survey: HostSurvey | None = None
+    try:
+        survey = hosts.fact(member.name, host_survey(inv.paths, platform.tools, member.client_host,
+                                                     member.client_port, member.peer_port))
+        manifest_path, problem = "", None
+        if survey.manifest != survey.disabled:
+            manifest_path = inv.paths.manifest if survey.manifest else inv.paths.disabled_manifest
+            text = hosts[member.name].read_file(manifest_path).decode("utf-8", errors="replace")
+            problem = platform.manifest_problem(text)
+        conf_name = ""
+        if survey.conf:
+            s = platform.settings
+            conf_name = hosts.fact(member.name, Fact(s.label, s.values_script(), s.parse_values)).get("name", "")
+        healthy, health_error, member_id = False, "", ""
+        if survey.client_port_open:
+            health = hosts.fact(member.name, endpoint_health(platform.tools, [member.client_url]))
+            healthy = bool(health and health[0].healthy)
+            health_error = health[0].error if health else ""
+            try:
+                status = hosts.fact(member.name, endpoint_status(platform.tools, [member.client_url]))
+                member_id = f"{status[0].member_id:x}" if status else ""
+            except ParseError:
+                pass
+    except (RescueError, ParseError) as exc:
+        return HostFacts(member.name, reachable=survey is not None, error=str(exc), survey=survey)
+    return HostFacts(member.name, reachable=True, survey=survey, manifest_path=manifest_path,
+                     manifest_problem=problem, healthy=healthy, health_error=health_error, member_id=member_id,
+                     conf_name=conf_name)
+
+
+def survey_backup(hosts: Hosts, seed: str, path: str) -> BackupFacts:
+    try:
+        kv = hosts.fact(seed, backup_survey(path))
+    except (RescueError, ParseError) as exc:
+        return BackupFacts(path, error=str(exc))
+    kind_word = kv.get("kind", "missing")
+    size_kb, mtime = int(kv.get("size_kb") or 0), int(kv.get("mtime") or 0)
+    if kind_word not in ("dir", "file"):
+        return BackupFacts(path, error=f"backup {path} not found on {seed}")
+    kind = BackupKind(kind_word)
+    facts = BackupFacts(path, kind=kind, size_kb=size_kb, mtime=mtime)
+    if kind is BackupKind.DIR and kv.get("db") != "yes":
+        return facts.failed(f"backup {path} on {seed} has no member/snap/db: not an etcd data-dir backup")
+    db = path if kind is BackupKind.FILE else path.rstrip("/") + "/member/snap/db"
+    try:
+        snapshot: SnapshotInfo = hosts.fact(seed, snapshot_status(hosts.inv.platform.tools, db))
+    except (RescueError, ParseError):
+        return facts.failed(f"backup {path} on {seed}: {db} is not a readable etcd database (corrupt or truncated?)")
+    return BackupFacts(path, kind=kind, size_kb=size_kb, mtime=mtime, snapshot=snapshot,
+                       error=wrong_cluster(hosts, seed, path, db))
+
+
+def wrong_cluster(hosts: Hosts, seed: str, path: str, db: str) -> str:
+    """A backup whose stored member list names none of the inventory's members is another cluster's."""
+
+    def run(script: str) -> str:
+        res = hosts.run(seed, script, timeout=30)
+        if not res.ok:
+            raise BackupIdentityError(res.stderr.strip() or f"exit {res.exited}")
+        return res.stdout
+
+    try:
+        members = backup_members(remote_reader(run, db))
+    except BackupIdentityError as exc:
+        return f"backup {path} on {seed}: {db}: cannot read its member list ({exc})"
+    inv = hosts.inv
+    problem = identity_problem(members, [m.peer_url for m in inv.members],
+                               [h for m in inv.members for h in (m.host, m.name, m.peer_host)])
+    return f"backup {path} on {seed}: {problem}" if problem else ""
+
+
+def run_preflight(hosts: Hosts, *, backup: str | None, method: Method, resuming: bool = False) -> PreflightReport:
+    inv = hosts.inv
+    with cf.ThreadPoolExecutor(max_workers=min(8, len(inv.members) + 1)) as pool:
+        futures = [pool.submit(survey_host, hosts, m) for m in inv.members]
+        backup_future = pool.submit(survey_backup, hosts, inv.seed.name, backup) if backup else None
+        facts = tuple(f.result() for f in futures)
+        backup_facts = backup_future.result() if backup_future else None
+    return judge(facts, seed=inv.seed.name, quorum=inv.quorum, data_dir=inv.paths.data_dir, backup_path=backup,
+                 backup=backup_facts, method=method, resuming=resuming)
+

@@ -1,0 +1,173 @@
+"""The pre-flight verdict: pure rules over the survey's typed facts.
+
+Refuses (exit 2, nothing changed) when a host is unreachable, a file the procedure needs is
+missing or malformed, the backup is absent or unreadable, disk is short, or the cluster still has
+a healthy quorum. A resumed run is mid-way by definition: partly moved files, a seed already
+serving and a quorum already back are expected there, not refused.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ..model import BackupKind, Method
+from ..platform import ManifestProblem, Severity
+from ..probes import HostSurvey, SnapshotInfo
+
+
+class ManifestState(enum.Enum):
+    ENABLED = "enabled"
+    DISABLED = "disabled"
+    BOTH = "both"
+    MISSING = "missing"
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    name: str
+    reachable: bool = False
+    error: str = ""
+    survey: HostSurvey | None = None
+    manifest_path: str = ""
+    manifest_problem: ManifestProblem | None = None
+    healthy: bool = False
+    health_error: str = ""
+    member_id: str = ""
+    conf_name: str = ""
+    """The member name in this host's etcd settings (okd3: ETCD_NAME in etcd.conf)."""
+
+    @property
+    def manifest_state(self) -> ManifestState:
+        s = self.survey
+        if s is None:
+            return ManifestState.MISSING
+        return {(True, False): ManifestState.ENABLED, (False, True): ManifestState.DISABLED,
+                (True, True): ManifestState.BOTH}.get((s.manifest, s.disabled), ManifestState.MISSING)
+
+    @property
+    def etcd_running(self) -> bool:
+        return self.survey is not None and self.survey.etcd_pid is not None
+
+    @property
+    def member_kb(self) -> int:
+        return self.survey.member_kb if self.survey else 0
+
+    @property
+    def free_kb(self) -> int:
+        return (self.survey.free_kb or 0) if self.survey else 0
+
+
+@dataclass(frozen=True)
+class BackupFacts:
+    path: str
+    kind: BackupKind | None = None
+    """None: nothing found at the path."""
+    size_kb: int = 0
+    mtime: int = 0
+    snapshot: SnapshotInfo | None = None
+    error: str = ""
+
+    @property
+    def kind_label(self) -> str:
+        return self.kind.value if self.kind else "missing"
+
+    def failed(self, error: str) -> BackupFacts:
+        return replace(self, error=error)
+
+    def journal(self) -> dict[str, Any]:
+        snap = self.snapshot
+        return {"path": self.path, "kind": self.kind_label, "size_kb": self.size_kb,
+                "mtime": self.mtime, "error": self.error,
+                "snapshot": None if snap is None else {"hash": snap.hash, "revision": snap.revision,
+                                                       "total_keys": snap.total_keys, "total_size": snap.total_size}}
+
+
+@dataclass(frozen=True)
+class PreflightReport:
+    hosts: tuple[HostFacts, ...]
+    seed: str
+    quorum: int
+    backup: BackupFacts | None = None
+    problems: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def healthy_count(self) -> int:
+        return sum(h.healthy for h in self.hosts)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def backup_kind(self) -> BackupKind:
+        return self.backup.kind if self.backup and self.backup.kind else BackupKind.DIR
+
+    @property
+    def verdict(self) -> str:
+        if self.ok:
+            return (f"quorum lost ({self.healthy_count}/{len(self.hosts)} healthy, {self.quorum} needed): "
+                    "recovery can start")
+        return self.problems[0]
+
+    def journal_fields(self) -> dict[str, Any]:
+        """What the journal keeps of the pre-flight, so a report can say what the hosts looked like before."""
+        return {"verdict": self.verdict,
+                "hosts": [{"name": h.name, "healthy": h.healthy, "manifest": h.manifest_state.value,
+                           **(h.survey.journal() if h.survey else {})} for h in self.hosts],
+                "backup": self.backup.journal() if self.backup else None}
+
+
+def judge(hosts: tuple[HostFacts, ...], *, seed: str, quorum: int, data_dir: str, backup_path: str | None,
+          backup: BackupFacts | None, method: Method, resuming: bool = False) -> PreflightReport:
+    p: list[str] = []
+    warnings: list[str] = []
+    for h in hosts:
+        p += host_problems(h, data_dir, method=method, resuming=resuming)
+        if h.conf_name and h.conf_name != h.name:
+            warnings.append(f"{h.name}: etcd.conf says ETCD_NAME={h.conf_name}; the recovery sets it to "
+                            f"the inventory's name {h.name}")
+    s = next(h for h in hosts if h.name == seed)
+    if s.reachable and s.survey is not None and not resuming:
+        if backup_path is None:
+            if not s.survey.member:
+                p.append(f"{s.name}: no member data to restore from: give --backup")
+            need = s.member_kb
+        else:
+            if backup is None or backup.error:
+                p.append(backup.error if backup else f"backup {backup_path}: not checked")
+            need = (backup.size_kb if backup else 0) * 2
+        if need and s.survey.free_kb is not None and s.free_kb < need:
+            p.append(f"{s.name}: not enough free disk in {data_dir}: {s.free_kb} KiB free, {need} KiB needed")
+    healthy = sum(h.healthy for h in hosts)
+    if all(h.reachable for h in hosts) and healthy >= quorum and not resuming:
+        p.insert(0, f"cluster still has a healthy quorum ({healthy}/{len(hosts)} members "
+                    "healthy): refusing to recover a working cluster")
+    return PreflightReport(hosts, seed, quorum, backup, tuple(p), tuple(warnings))
+
+
+def host_problems(h: HostFacts, data_dir: str, *, method: Method, resuming: bool) -> list[str]:
+    if not h.reachable or h.survey is None:
+        return [h.error or f"{h.name}: unreachable"]
+    p = []
+    s = h.survey
+    state = h.manifest_state
+    problem = h.manifest_problem
+    if state is ManifestState.MISSING:
+        p.append(f"{h.name}: etcd manifest missing (neither in the pod dir nor the disabled dir)")
+    elif state is ManifestState.BOTH and not resuming:
+        p.append(f"{h.name}: etcd manifest present both in the pod dir and the disabled dir: resolve by hand")
+    elif problem is not None and not resuming and (method is Method.FORCE_NEW_CLUSTER
+                                                   or problem.severity is Severity.ALWAYS):
+        p.append(f"{h.name}: {h.manifest_path}: {problem.text}")
+    for ok, what in ((s.conf, "etcd.conf not readable"), (s.data_dir, f"data dir {data_dir} missing"),
+                     (s.tls, "TLS files (ca/cert/key) not readable")):
+        if not ok:
+            p.append(f"{h.name}: {what}")
+    if not s.etcdctl:
+        p.append(f"{h.name}: etcdctl not found on PATH")
+    if not s.bash:
+        p.append(f"{h.name}: bash not available")
+    return p
