@@ -3,7 +3,9 @@
 One thread worker per member (`survey_host`) plus one for the backup
 (`survey_backup`) run in parallel; rows fill in as answers arrive. The verdict
 is the core's `judge`, the same code the CLI's `check` uses, so the wizard can
-never be more permissive than the command line.
+never be more permissive than the command line. A worker that raises instead of
+answering leaves the survey incomplete: the verdict says so and there is no
+verdict to go Next with until a refresh completes one.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Static
-from textual.worker import get_current_worker
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from ..hosts import Hosts
 from ..inventory import Inventory, Member
@@ -65,6 +67,18 @@ def member_cells(f: HostFacts) -> list[str | Text]:
             size(f.member_kb), size(f.free_kb)]
 
 
+def failed_cells(name: str) -> list[str | Text]:
+    return [name, "?", Text("ERROR", "bold red"), *(["?"] * (len(COLUMNS) - 3))]
+
+
+def describe(exc: BaseException | None) -> str:
+    """`Type: first line of the message`: the verdict is one line, and a paramiko or OSError text can be several."""
+    if exc is None:
+        return "unknown error"
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
 def backup_text(b: BackupFacts | None, path: str | None) -> str:
     if path is None:
         return "Backup: none (quorum restore from the seed's own surviving data)"
@@ -100,6 +114,9 @@ class PreflightScreen(Screen[PreflightReport | None]):
         self.facts: dict[str, HostFacts] = {}
         self.backup_facts: BackupFacts | None = None
         self.report: PreflightReport | None = None
+        self.probes: dict[Worker[None], str] = {}
+        """This generation's workers and what each surveys: a member's name, or "" for the backup."""
+        self.failures: list[str] = []
         self.names = short_names([m.name for m in inv.members])
 
     def compose(self) -> ComposeResult:
@@ -124,6 +141,7 @@ class PreflightScreen(Screen[PreflightReport | None]):
         self.generation += 1
         self.workers.cancel_group(self, "preflight")
         self.facts, self.backup_facts, self.report = {}, None, None
+        self.probes, self.failures = {}, []
         table = self.query_one(DataTable)
         table.clear()
         for m in self.inv.members:
@@ -136,9 +154,9 @@ class PreflightScreen(Screen[PreflightReport | None]):
         self.query_one("#next", Button).disabled = True
         self.app_status(f"ssh: connecting to {len(self.inv.members)} members…")
         for m in self.inv.members:
-            self.probe_member(m, self.generation)
+            self.probes[self.probe_member(m, self.generation)] = m.name
         if self.backup:
-            self.probe_backup(self.backup, self.generation)
+            self.probes[self.probe_backup(self.backup, self.generation)] = ""
 
     def app_status(self, text: str) -> None:
         update_status(self.app, connection=text)
@@ -154,6 +172,40 @@ class PreflightScreen(Screen[PreflightReport | None]):
         facts = survey_backup(self.hosts, self.inv.seed.name, path)
         if not get_current_worker().is_cancelled:
             self.post_message(BackupSurveyed(facts, generation))
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A probe that raised: show it, keep Next disabled, wait for a refresh or Back.
+
+        Textual's state event rather than a try/except in the worker that posts a message: the
+        framework sets ERROR for whatever escapes the worker function, wherever it is raised (before
+        `survey_host` returns, hence before the first message, or in `get_current_worker` and
+        `post_message` themselves), and delivers it on the event loop. A catch in the worker covers only
+        the code inside it, and a failure of that catch-and-post path would be silent again.
+        `probes` is replaced by each refresh, so a late event from an earlier generation finds nothing.
+        """
+        if event.state is not WorkerState.ERROR or event.worker not in self.probes:
+            return
+        target = self.probes.pop(event.worker)
+        label = target or f"backup {self.backup}"
+        self.failures.append(f"{label}: {describe(event.worker.error)}")
+        if target:
+            cells = failed_cells(self.names[target])
+            table = self.query_one(DataTable)
+            for col, value in zip(COLUMNS, cells, strict=True):
+                table.update_cell(target, col, value, update_width=True)
+        else:
+            self.query_one("#backup-line", Static).update(
+                f"Backup {self.backup}: survey failed: {describe(event.worker.error)}")
+        self.report = None
+        self.query_one("#next", Button).disabled = True
+        verdict = self.query_one("#verdict", Static)
+        verdict.update(f"Survey failed: {self.failures[0]}")
+        verdict.set_classes("refuse")
+        more = self.failures[1:]
+        lines = [f"• {f}" for f in more[:4]] + ([f"… and {len(more) - 4} more"] if len(more) > 4 else [])
+        self.query_one("#problems", Static).update("\n".join(
+            [*lines, "The survey is incomplete: r surveys again, b goes back."]))
+        self.app_status("ssh: survey failed")
 
     def on_member_surveyed(self, msg: MemberSurveyed) -> None:
         if msg.generation != self.generation:
@@ -174,7 +226,7 @@ class PreflightScreen(Screen[PreflightReport | None]):
         self.maybe_judge()
 
     def maybe_judge(self) -> None:
-        if len(self.facts) < len(self.inv.members) or (self.backup and self.backup_facts is None):
+        if self.failures or len(self.facts) < len(self.inv.members) or (self.backup and self.backup_facts is None):
             return
         report = judge(tuple(self.facts[m.name] for m in self.inv.members), seed=self.inv.seed.name,
                        quorum=self.inv.quorum, data_dir=self.inv.paths.data_dir, backup_path=self.backup,
