@@ -145,6 +145,19 @@ def manifest_problem(text: str) -> str:
     return ""
 
 
+def backup_kind_problem(survey: dict[str, str], seed: str, path: str) -> str:
+    """Why the `backup_survey` of `path` shows no backup a run could restore ("" when it shows one).
+
+    Shared with `etcdrescue runbook`, which asks the seed only for the kind but must refuse what a run refuses.
+    """
+    kind = survey.get("kind", "missing")
+    if kind == "missing":
+        return f"backup {path} not found on {seed}"
+    if kind == "dir" and survey.get("db") != "yes":
+        return f"backup {path} on {seed} has no member/snap/db: not an etcd data-dir backup"
+    return ""
+
+
 def survey_backup(hosts: Hosts, seed: str, path: str) -> BackupFacts:
     facts = BackupFacts(path)
     try:
@@ -155,11 +168,8 @@ def survey_backup(hosts: Hosts, seed: str, path: str) -> BackupFacts:
     facts.kind = kv.get("kind", "missing")
     facts.size_kb = int(kv.get("size_kb") or 0)
     facts.mtime = int(kv.get("mtime") or 0)
-    if facts.kind == "missing":
-        facts.error = f"backup {path} not found on {seed}"
-        return facts
-    if facts.kind == "dir" and kv.get("db") != "yes":
-        facts.error = f"backup {path} on {seed} has no member/snap/db: not an etcd data-dir backup"
+    facts.error = backup_kind_problem(kv, seed, path)
+    if facts.error:
         return facts
     db = path if facts.kind == "file" else path.rstrip("/") + "/member/snap/db"
     try:
