@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import socket
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -17,7 +18,7 @@ from etcdrescue.inventory import load_inventory
 from etcdrescue.model import DOWN_SETTLE_ENV, BackupKind, Context, Method
 from etcdrescue.plan import Plan, build_plan
 from etcdrescue.platform.pod import StaticPod
-from etcdrescue.probes import endpoint_health, host_survey
+from etcdrescue.probes import backup_survey, endpoint_health, host_survey
 from etcdrescue.runbook import fence, render_html, render_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -138,7 +139,8 @@ def test_fence_survives_backticks() -> None:
 
 def regenerate(fmt: str) -> str:
     args = cli.build_parser().parse_args(
-        ["runbook", "-i", str(EXAMPLE), "--backup", DOC_BACKUP, "--stamp", DOC_STAMP, "--format", fmt])
+        ["runbook", "-i", str(EXAMPLE), "--backup", DOC_BACKUP, "--backup-kind", "dir", "--stamp", DOC_STAMP,
+         "--format", fmt])
     from etcdrescue.commands.runbook import build
 
     return build(args)[0]
@@ -162,6 +164,75 @@ def test_cli_writes_file_and_is_reproducible(tmp_path: Path, capsys: pytest.Capt
     assert "quorum restore from the seed's own data" in first
     assert cli.main(["runbook", "-i", str(EXAMPLE), "--method", "force-new-cluster"]) == 2
     assert "--method applies to a backup" in capsys.readouterr().err
+
+
+SNAPSHOT = "/var/lib/etcd/snapshot-latest"
+
+
+def no_ssh(*_: object, **__: object) -> None:
+    raise AssertionError("the runbook connected over SSH although --backup-kind was given")
+
+
+@pytest.mark.parametrize("kind", ["file", "dir"])
+def test_backup_kind_decides_the_restore_not_the_name(kind: str, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A snapshot file named without `.db` was rendered with the data-dir restore (`member/snap/db
+    --skip-hash-check`), which a run would not execute: the kind now comes from --backup-kind (or the seed)."""
+    from etcdrescue.transport import SSHHost
+
+    monkeypatch.setattr(SSHHost, "connect", no_ssh)
+    out = tmp_path / "rb.md"
+    argv = ["runbook", "-i", str(EXAMPLE), "--backup", SNAPSHOT, "--backup-kind", kind, "--stamp", DOC_STAMP,
+            "-o", str(out)]
+    assert cli.main(argv) == 0
+    doc = out.read_text()
+    plan = build_plan(Context(load_inventory(EXAMPLE), SNAPSHOT, Method.SNAPSHOT_RESTORE, DOC_STAMP,
+                              backup_kind=BackupKind(kind)))
+    assert_in_order(doc, [c.script for c in plan.commands()])
+    (restore,) = [c.script for c in plan.step("seed-data").commands if "snapshot restore" in c.script]
+    survey = "\n".join(fence(backup_survey(SNAPSHOT).script))
+    beyond_survey = doc.replace(survey, "")
+    if kind == "file":
+        assert f"etcdctl snapshot restore {SNAPSHOT} --name master01.example.com" in restore
+        assert "--skip-hash-check" not in doc
+        assert "member/snap/db" not in beyond_survey
+    else:
+        assert f"snapshot restore {SNAPSHOT}/member/snap/db --skip-hash-check" in restore
+        assert f"snapshot status {SNAPSHOT}/member/snap/db" in beyond_survey
+
+
+def unreachable_inventory(tmp_path: Path, port: int) -> Path:
+    known = tmp_path / "known_hosts"
+    known.write_text("")
+    inv = tmp_path / "inventory.yaml"
+    inv.write_text(f"""\
+cluster: gone
+ssh: {{user: root, port: {port}, known_hosts: {known}}}
+members:
+""" + "".join(f"  - {{name: m{i}, host: 127.0.159.{i}, peer_url: https://127.0.159.{i}:2380, "
+              f"client_url: https://127.0.159.{i}:2379}}\n" for i in range(1, 4)))
+    return inv
+
+
+def test_unreachable_seed_refuses_without_backup_kind(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --backup-kind the seed must answer what the backup is; a guess could print the wrong restore."""
+    with socket.socket() as held:  # bound, never listening: a connection to it is refused at once
+        held.bind(("127.0.159.1", 0))
+        port = held.getsockname()[1]
+        inv = unreachable_inventory(tmp_path, port)
+        out = tmp_path / "rb.md"
+        rc = cli.main(["runbook", "-i", str(inv), "--backup", SNAPSHOT, "-o", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err.splitlines() == [f"etcdrescue: cannot probe the backup {SNAPSHOT} on m1 (cannot reach "
+                                f"127.0.159.1:{port}: Connection refused): give --backup-kind dir|file"]
+    assert not out.exists()
+
+
+def test_backup_kind_needs_a_backup(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["runbook", "-i", str(EXAMPLE), "--backup-kind", "file"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "etcdrescue: --backup-kind describes a backup: give --backup PATH too, or drop --backup-kind"]
 
 
 class PreCollector(HTMLParser):

@@ -1,4 +1,8 @@
-"""`etcdrescue runbook`: the recovery plan as a printable Markdown or HTML document (no SSH)."""
+"""`etcdrescue runbook`: the recovery plan as a printable Markdown or HTML document.
+
+The only SSH is one read-only question to the seed: what `--backup` is (a data-dir backup or a snapshot
+file), which decides the restore command. `--backup-kind` answers it instead, without any connection.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +13,25 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..errors import EXIT_OK, InputError
+from ..errors import EXIT_OK, InputError, RescueError
 from . import write_document
+
+if TYPE_CHECKING:
+    from ..inventory import Inventory
+    from ..model import BackupKind
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from ..cli import add_common
 
-    p = subparsers.add_parser("runbook", help="render the recovery plan as a printable runbook (no SSH)")
+    p = subparsers.add_parser("runbook", help="render the recovery plan as a printable runbook (read-only; SSH "
+                                              "only to ask the seed what --backup is, unless --backup-kind)")
     add_common(p)
+    p.add_argument("--backup-kind", choices=["dir", "file"],
+                   help="what --backup is: a data-dir backup (dir) or a snapshot file (file); default: ask the seed "
+                        "over SSH (read-only); give it to render without any connection")
     p.add_argument("--format", choices=["md", "html", "pdf"], default="md",
                    help="output format (default md; pdf prints the HTML with headless Chromium, needs -o)")
     p.add_argument("-o", "--output", type=Path, help="write to FILE instead of stdout")
@@ -39,7 +52,7 @@ def stamp_date(stamp: str) -> str | None:
 def build(args: argparse.Namespace) -> tuple[str, str]:
     """(document, format) for the parsed options; shared with tests."""
     from ..cli import prepare
-    from ..model import BackupKind, Context, new_stamp
+    from ..model import Context, new_stamp
     from ..plan import build_plan
     from ..runbook import render_html, render_markdown
 
@@ -48,10 +61,49 @@ def build(args: argparse.Namespace) -> tuple[str, str]:
     if not all(ch.isalnum() or ch in "-_." for ch in stamp):
         raise InputError(f"--stamp may hold letters, digits, '-', '_' and '.', got {stamp!r}")
     date = args.date or stamp_date(stamp) or time.strftime("%Y-%m-%d")
-    kind = BackupKind.FILE if backup and backup.endswith(".db") else BackupKind.DIR
-    plan = build_plan(Context(inv, backup, method, stamp, backup_kind=kind))
+    plan = build_plan(Context(inv, backup, method, stamp, backup_kind=backup_kind(args, inv)))
     render = render_markdown if args.format == "md" else render_html
     return render(plan, date=date), args.format
+
+
+def backup_kind(args: argparse.Namespace, inv: Inventory) -> BackupKind:
+    """The kind a run would find at `--backup`: as given, else probed on the seed; never guessed from the name.
+
+    The kind picks the restore command (a data-dir's db needs `--skip-hash-check`, a snapshot file must keep
+    its hash check), and nothing in a path like `/var/lib/etcd/snapshot-latest` tells which it is.
+    """
+    from ..model import BackupKind as BackupKindType
+
+    if not args.backup:
+        if args.backup_kind:
+            raise InputError("--backup-kind describes a backup: give --backup PATH too, or drop --backup-kind")
+        return BackupKindType.DIR
+    return BackupKindType(args.backup_kind) if args.backup_kind else probe_backup_kind(inv, args.backup)
+
+
+def probe_backup_kind(inv: Inventory, path: str) -> BackupKind:
+    """Ask the seed (read-only) what sits at `path`; refuse what a run would refuse."""
+    from ..hosts import Hosts
+    from ..preflight.survey import backup_kind_problem
+    from ..probes import ParseError, backup_survey
+    from ..session import Secrets
+
+    seed = inv.seed.name
+    secrets = Secrets.from_env()
+    try:
+        with Hosts(inv, sudo_password=secrets.sudo_password, passphrase=secrets.passphrase) as hosts:
+            survey = hosts.fact(seed, backup_survey(path))
+    except (RescueError, ParseError) as exc:
+        why = str(exc).removeprefix(f"{seed}: ")
+        raise InputError(f"cannot probe the backup {path} on {seed} ({why}): give --backup-kind dir|file") from None
+    problem = backup_kind_problem(survey, seed, path)
+    if problem and survey.get("kind") == "missing":
+        raise InputError(f"{problem}: check the path, or give --backup-kind dir|file if it is not there yet")
+    if problem:
+        raise InputError(problem)
+    from ..model import BackupKind as BackupKindType
+
+    return BackupKindType(survey["kind"])
 
 
 def print_pdf(html: str, output: Path) -> None:
@@ -72,10 +124,10 @@ def print_pdf(html: str, output: Path) -> None:
 
 
 def cmd_runbook(args: argparse.Namespace) -> int:
+    if args.format == "pdf" and not args.output:
+        raise InputError("--format pdf writes a file: give -o FILE.pdf")
     text, _ = build(args)
     if args.format == "pdf":
-        if not args.output:
-            raise InputError("--format pdf writes a file: give -o FILE.pdf")
         print_pdf(text, args.output)
         print(f"runbook written to {args.output}", file=sys.stderr)
         return EXIT_OK

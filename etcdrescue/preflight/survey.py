@@ -59,19 +59,30 @@ def survey_host(hosts: Hosts, member: Member) -> HostFacts:
                      conf_name=conf_name)
 
 
+def backup_kind_problem(survey: dict[str, str], seed: str, path: str) -> str:
+    """Why the `backup_survey` of `path` shows no backup a run could restore ("" when it shows one).
+
+    Shared with `etcdrescue runbook`, which asks the seed only for the kind but must refuse what a run refuses.
+    """
+    kind = survey.get("kind", "missing")
+    if kind not in ("dir", "file"):
+        return f"backup {path} not found on {seed}"
+    if kind == "dir" and survey.get("db") != "yes":
+        return f"backup {path} on {seed} has no member/snap/db: not an etcd data-dir backup"
+    return ""
+
+
 def survey_backup(hosts: Hosts, seed: str, path: str) -> BackupFacts:
     try:
         kv = hosts.fact(seed, backup_survey(path))
     except (RescueError, ParseError) as exc:
         return BackupFacts(path, error=str(exc))
-    kind_word = kv.get("kind", "missing")
     size_kb, mtime = int(kv.get("size_kb") or 0), int(kv.get("mtime") or 0)
-    if kind_word not in ("dir", "file"):
-        return BackupFacts(path, error=f"backup {path} not found on {seed}")
-    kind = BackupKind(kind_word)
+    problem = backup_kind_problem(kv, seed, path)
+    kind = BackupKind(kv["kind"]) if kv.get("kind") in ("dir", "file") else None
     facts = BackupFacts(path, kind=kind, size_kb=size_kb, mtime=mtime)
-    if kind is BackupKind.DIR and kv.get("db") != "yes":
-        return facts.failed(f"backup {path} on {seed} has no member/snap/db: not an etcd data-dir backup")
+    if problem or kind is None:
+        return facts.failed(problem)
     db = path if kind is BackupKind.FILE else path.rstrip("/") + "/member/snap/db"
     try:
         snapshot: SnapshotInfo = hosts.fact(seed, snapshot_status(hosts.inv.platform.tools, db))

@@ -14,10 +14,10 @@ from textual.widgets import Button, DataTable, Static
 import etcdrescue.screens.preflight as preflight
 from etcdrescue.hosts import Hosts
 from etcdrescue.inventory import Member
+from etcdrescue.preflight.verdict import BackupFacts, HostFacts
 from etcdrescue.screens.app import RescueApp
 from etcdrescue.screens.inventory import InventoryScreen
 from etcdrescue.screens.preflight import PreflightScreen
-from etcdrescue.steps.preflight import BackupFacts, HostFacts
 
 from .conftest import BACKUP, SIZE, sync, wait_until
 
