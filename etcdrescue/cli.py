@@ -44,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     rec = sub.add_parser("recover", help="run the recovery")
     add_common(rec)
     rec.add_argument("--yes", action="store_true", help="do not ask before destructive phases")
-    rec.add_argument("--dry-run", action="store_true", help="run the read-only probes, print every command")
+    rec.add_argument("--dry-run", action="store_true",
+                     help="print every command and whether it would run; only read-only probes run")
     rec.add_argument("--journal", type=Path, help="journal directory (default ~/.local/state/etcdrescue)")
     rec.add_argument("--gate-timeout", type=float, default=120.0, help="seconds a health gate may wait")
     rec.add_argument("--resume", action="store_true", help="continue the newest unfinished recovery of this cluster")
@@ -122,7 +123,7 @@ def cmd_recover(args: argparse.Namespace) -> int:
     from .journal import Journal, default_dir
     from .locks import LocalLock, RemoteLock
     from .plan import build_plan
-    from .report_text import ConsoleCallbacks, plan_lines, preflight_lines
+    from .report_text import ConsoleCallbacks, dry_run_totals, plan_header, plan_lines, preflight_lines
     from .resume import find_unfinished, resumed_context
     from .steps.base import Context, new_stamp
     from .steps.preflight import run_preflight
@@ -160,8 +161,11 @@ def cmd_recover(args: argparse.Namespace) -> int:
         stamp = ctx.stamp
         plan = build_plan(ctx)
         if args.dry_run:
-            print("DRY RUN: nothing will be changed.")
-            print("\n".join(plan_lines(plan)))
+            print('DRY RUN: nothing will be changed; only the read-only "already done?" probes run on the hosts.')
+            print(plan_header(plan))
+            dry = Engine(plan, hosts, callbacks=ConsoleCallbacks(verbose=True), dry_run=True)
+            planned = dry.run(start_at=unfinished.next_step if resuming and unfinished else None)
+            print(dry_run_totals(planned.verdicts))
             return EXIT_OK
         if not args.yes:
             print("\n".join(plan_lines(plan)))
