@@ -38,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     rec = sub.add_parser("recover", help="run the recovery")
     add_common(rec)
     rec.add_argument("--yes", action="store_true", help="do not ask before destructive phases")
-    rec.add_argument("--dry-run", action="store_true", help="run the read-only probes, print every command")
+    rec.add_argument("--dry-run", action="store_true",
+                     help="print every command and whether it would run; only read-only probes run")
     rec.add_argument("--journal", type=Path, help="journal directory (default ~/.local/state/etcdrescue)")
     rec.add_argument("--gate-timeout", type=float, default=120.0, help="seconds a health gate may wait")
     rec.add_argument("--resume", action="store_true", help="continue the newest unfinished recovery of this cluster")
@@ -117,7 +118,7 @@ def cmd_recover(args: argparse.Namespace) -> int:
 def drive(session: RecoverySession, *, dry_run: bool = False, confirm: bool = False, verbose: bool = False,
           break_lock: bool = False) -> int:
     """Pre-flight, plan, (confirm,) run and release, printing as it goes: `recover` and `rehearse`."""
-    from .console import ConsoleCallbacks, plan_lines, preflight_lines
+    from .console import ConsoleCallbacks, dry_run_totals, plan_header, plan_lines, preflight_lines
     from .session import failure_lines
 
     inv = session.inv
@@ -132,8 +133,10 @@ def drive(session: RecoverySession, *, dry_run: bool = False, confirm: bool = Fa
         print(f"verdict: {report.verdict}")
         plan = session.plan(report)
         if dry_run:
-            print("DRY RUN: nothing will be changed.")
-            print("\n".join(plan_lines(plan)))
+            print('DRY RUN: nothing will be changed; only the read-only "already done?" probes run on the hosts.')
+            print(plan_header(plan))
+            planned = session.run(session.engine(plan, ConsoleCallbacks(verbose=True), dry_run=True))
+            print(dry_run_totals(planned.verdicts))
             return EXIT_OK
         if confirm:
             print("\n".join(plan_lines(plan)))

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import Counter
+from collections.abc import Iterable
 from typing import TextIO
 
 from .command import Command
-from .engine import Callbacks, StepOutcome, StepStatus
+from .engine import Callbacks, DryRunMark, DryRunVerdict, StepOutcome, StepStatus
 from .gates import GateReport
 from .model import Gate, Step
 from .plan import Plan
@@ -40,8 +42,12 @@ def preflight_lines(report: PreflightReport) -> list[str]:
     return lines
 
 
+def plan_header(plan: Plan) -> str:
+    return f"Plan for {plan.ctx.inv.cluster}: {plan.mode}; seed {plan.ctx.seed.name}; stamp {plan.ctx.stamp}"
+
+
 def plan_lines(plan: Plan) -> list[str]:
-    lines = [f"Plan for {plan.ctx.inv.cluster}: {plan.mode}; seed {plan.ctx.seed.name}; stamp {plan.ctx.stamp}"]
+    lines = [plan_header(plan)]
     for i, step in enumerate(plan.steps, 1):
         mark = "  [confirm]" if step.destructive else ""
         lines.append(f"[{i}/{len(plan.steps)}] {step.title}{mark}")
@@ -50,6 +56,16 @@ def plan_lines(plan: Plan) -> list[str]:
         if step.gate is not None:
             lines.append(f"    gate: {step.gate.summary}")
     return lines
+
+
+DRY_RUN_TOTALS = {DryRunMark.WOULD_RUN: "would run", DryRunMark.IN_PLACE: "already in place",
+                  DryRunMark.AFTER_EARLIER_CHANGE: "depend on an earlier change",
+                  DryRunMark.NOT_PROBED: "not executed (read-only)"}
+
+
+def dry_run_totals(verdicts: Iterable[DryRunVerdict]) -> str:
+    counts = Counter(v.mark for v in verdicts)
+    return "DRY RUN done, nothing changed: " + ", ".join(f"{counts[m]} {w}" for m, w in DRY_RUN_TOTALS.items())
 
 
 class ConsoleCallbacks(Callbacks):

@@ -1,8 +1,9 @@
 """Runs a plan: for each step, skip what is already in place, run the rest, then hold at its gate.
 
 The engine is the only place that decides whether a command runs or is only
-shown (dry run); it reports through `Callbacks` so the CLI and the wizard
-render the same events. It never imports a UI.
+shown (dry run, which still reads the hosts through the read-only `skip_if`
+probes); it reports through `Callbacks` so the CLI and the wizard render the
+same events. It never imports a UI.
 """
 
 from __future__ import annotations
@@ -34,6 +35,24 @@ class StepStatus(enum.IntEnum):
     FAILED = 5
 
 
+class DryRunMark(enum.Enum):
+    """What a dry run says about one command (the rule is `Engine._dry_run_mark`'s); the value is its wording."""
+
+    WOULD_RUN = "would run"
+    IN_PLACE = "already in place"
+    AFTER_EARLIER_CHANGE = "depends on an earlier change: decided when the run gets here"
+    NOT_PROBED = "dry run: not executed"
+
+
+@dataclass(frozen=True)
+class DryRunVerdict:
+    """One command's mark in a dry run (for the totals the CLI prints, and for tests)."""
+
+    step: str
+    cmd: Command
+    mark: DryRunMark
+
+
 @dataclass
 class StepOutcome:
     step: Step
@@ -47,6 +66,8 @@ class StepOutcome:
 class RunResult:
     outcomes: list[StepOutcome] = field(default_factory=list)
     duration: float = 0.0
+    verdicts: list[DryRunVerdict] = field(default_factory=list)
+    """A dry run's mark for every command it reached, in plan order; empty for a real run."""
 
     @property
     def ok(self) -> bool:
@@ -86,6 +107,8 @@ class Engine:
         self.failed_step: Step | None = None
         self.result = RunResult()
         """Outcomes so far; still complete when `run` raises."""
+        self._unapplied_change = False
+        """Dry run: a mutating command earlier in this run would run, so later probes would read a stale state."""
 
     def _log(self, event: str, **fields: object) -> None:
         if self.journal is not None:
@@ -93,6 +116,7 @@ class Engine:
 
     def run(self, start_at: str | None = None) -> RunResult:
         result = self.result = RunResult()
+        self._unapplied_change = False
         t0 = time.monotonic()
         steps = self.plan.steps
         ctx = self.plan.ctx
@@ -176,7 +200,11 @@ class Engine:
         """Returns 1 when a mutating command actually ran."""
         self.cb.command_started(cmd)
         if self.dry_run:
-            self.cb.command_finished(cmd, None, "dry run: not executed")
+            mark = self._dry_run_mark(cmd)
+            self.result.verdicts.append(DryRunVerdict(step.key, cmd, mark))
+            self._log("command", step=step.key, host=cmd.host, script=cmd.script, mutates=cmd.mutates,
+                      dry_run=mark.name.lower(), note=mark.value)
+            self.cb.command_finished(cmd, None, mark.value)
             return 0
         assert self.hosts is not None
         if cmd.skip_if is not None:
@@ -213,6 +241,27 @@ class Engine:
             if problem:
                 raise StepFailed(f"{step.key}: {cmd.host}: {problem}")
         return 1 if cmd.mutates else 0
+
+    def _dry_run_mark(self, cmd: Command) -> DryRunMark:
+        """Decide one command's dry-run mark; the only script it may run on a host is `skip_if` (read-only).
+
+        Rule: probes are evaluated in plan order while nothing earlier would run. Once a mutating
+        command is marked WOULD_RUN, every later mutating command's probe describes a state this dry
+        run did not produce (a real run would have changed the host by then), so that probe is not run
+        and the command is marked AFTER_EARLIER_CHANGE rather than guessed. Hosts are not assumed
+        independent: a later command on another host waits for the run as well. A mutating command
+        without a probe always would run. Read-only commands and gates are never executed in a dry run,
+        and without hosts nothing is probed (NOT_PROBED). A probe's transport error ends the dry run,
+        as it would end a real run.
+        """
+        if self.hosts is None or not cmd.mutates:
+            return DryRunMark.NOT_PROBED
+        if self._unapplied_change:
+            return DryRunMark.AFTER_EARLIER_CHANGE
+        if cmd.skip_if is not None and self.hosts.run(cmd.host, cmd.skip_if, timeout=30).ok:
+            return DryRunMark.IN_PLACE
+        self._unapplied_change = True
+        return DryRunMark.WOULD_RUN
 
     def _settled_after_reconnect(self, step: Step, cmd: Command, exc: TransportError, attempt: int) -> bool:
         """The connection dropped while `cmd` ran. Reconnect and ask the host what happened.

@@ -201,6 +201,8 @@ def _command_lines(c: Event) -> list[str]:
     head = f"`{c.get('host', '?')}`"
     if c.get("skipped"):
         return [f"- {head}: skipped, already in place ({_when(c.get('ts'))})", "", *fence(str(c.get("script", ""))), ""]
+    if c.get("dry_run"):
+        return [f"- {head}: dry run, {c.get('note') or c['dry_run']}", "", *fence(str(c.get("script", ""))), ""]
     attempt = f", attempt {c['attempt']}" if c.get("attempt", 1) != 1 else ""
     out = [f"- {head}: exit {c.get('exit', '?')} in {_secs(c.get('duration'))}{attempt} ({_when(c.get('ts'))})", "",
            *fence(str(c.get("script", ""))), ""]

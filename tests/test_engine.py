@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
+from etcdrescue.checks import EtcdDown
 from etcdrescue.command import Command
-from etcdrescue.engine import Engine, StepStatus
+from etcdrescue.engine import Callbacks, DryRunMark, Engine, RunResult, StepStatus
 from etcdrescue.errors import StepFailed, TransportError
 from etcdrescue.inventory import parse_inventory
-from etcdrescue.model import Context, Method, Step
+from etcdrescue.journal import Journal, read_journal
+from etcdrescue.model import Context, Gate, Method, Step
 from etcdrescue.plan import Plan
 from etcdrescue.transport import Result
 
@@ -66,10 +69,71 @@ def test_failed_check_stops_the_step() -> None:
         engine((cmd,), hosts).run()
 
 
-def test_dry_run_runs_nothing() -> None:
-    hosts = FakeHosts(lambda s, n: ok(s))
-    result = engine((Command("m1", "mv a b", "move", skip_if="test -e b"),), hosts, dry_run=True).run()
-    assert hosts.ran == [] and result.outcomes[0].status is StepStatus.PLANNED
+class Notes(Callbacks):
+    """Records the note each command finished with: what the console and the wizard's log print."""
+
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+
+    def command_finished(self, cmd: Command, result: Result | None, note: str) -> None:
+        self.notes.append(note)
+
+
+def dry_run(steps: tuple[Step, ...], hosts: FakeHosts | None, **kw: object) -> tuple[RunResult, list[str]]:
+    notes = Notes()
+    plan = Plan(Context(INV, None, Method.FORCE_NEW_CLUSTER, "s"), steps)
+    result = Engine(plan, hosts, callbacks=notes, dry_run=True, **kw).run()  # type: ignore[arg-type]
+    return result, notes.notes
+
+
+def test_dry_run_runs_only_the_probe_and_marks_in_place() -> None:
+    hosts = FakeHosts(lambda s, n: ok(s, 0))
+    commands = (Command("m1", "mv a b", "move", skip_if="test -e b"),
+                Command("m1", "mv c d", "move", skip_if="test -e d"))
+    result, notes = dry_run((Step("k", "t", "p", "w", commands),), hosts)
+    assert hosts.ran == ["test -e b", "test -e d"]
+    assert [v.mark for v in result.verdicts] == [DryRunMark.IN_PLACE, DryRunMark.IN_PLACE]
+    assert notes == ["already in place", "already in place"]
+    assert result.outcomes[0].status is StepStatus.PLANNED
+
+
+def test_dry_run_probes_nothing_after_a_command_that_would_run(tmp_path: Path) -> None:
+    """Every probe but the first would pass: a dry run that read them would wrongly call them in place."""
+    hosts = FakeHosts(lambda s, n: ok(s, 1 if s == "test -e b" else 0))
+    first = Step("stop", "t", "p", "w", (Command("m1", "mv a b", "move", skip_if="test -e b"),
+                                          Command("m2", "mv c d", "move", skip_if="test -e d")),
+                 gate=Gate("down", ("m1",), 5, (EtcdDown(),)))
+    second = Step("seed", "t", "p", "w", (Command("m1", "cp e f", "copy", skip_if="test -e f"),
+                                           Command("m1", "restart", "restart"),
+                                           Command("m1", "cat f", "read", mutates=False, skip_if="test -e f")))
+    journal = Journal(tmp_path / "j.jsonl")
+    result, notes = dry_run((first, second), hosts, journal=journal)
+    journal.close()
+    assert hosts.ran == ["test -e b"], "no later probe, no script, no gate poll"
+    after = DryRunMark.AFTER_EARLIER_CHANGE
+    assert [v.mark for v in result.verdicts] == [DryRunMark.WOULD_RUN, after, after, after, DryRunMark.NOT_PROBED]
+    assert notes[:2] == ["would run", after.value]
+    events = [e for e in read_journal(tmp_path / "j.jsonl") if e["event"] == "command"]
+    assert [e["dry_run"] for e in events] == ["would_run", *["after_earlier_change"] * 3, "not_probed"]
+    assert all(o.status is StepStatus.PLANNED for o in result.outcomes)
+
+
+def test_dry_run_never_executes_read_only_commands() -> None:
+    hosts = FakeHosts(lambda s, n: ok(s, 0))
+    commands = (Command("m1", "cat f", "read", mutates=False),
+                Command("m1", "grep x f", "check", mutates=False, skip_if="test -e g"),
+                Command("m1", "mv a b", "move", skip_if="test -e b"))
+    result, notes = dry_run((Step("k", "t", "p", "w", commands),), hosts)
+    assert hosts.ran == ["test -e b"]
+    assert [v.mark for v in result.verdicts] == [DryRunMark.NOT_PROBED, DryRunMark.NOT_PROBED, DryRunMark.IN_PLACE]
+    assert notes[:2] == ["dry run: not executed"] * 2
+
+
+def test_dry_run_without_hosts_probes_nothing() -> None:
+    commands = (Command("m1", "mv a b", "move", skip_if="test -e b"), Command("m1", "restart", "restart"))
+    result, notes = dry_run((Step("k", "t", "p", "w", commands),), None)
+    assert notes == ["dry run: not executed"] * 2
+    assert result.outcomes[0].status is StepStatus.PLANNED
 
 
 def test_lost_connection_with_effect_confirmed_moves_on() -> None:

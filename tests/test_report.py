@@ -142,3 +142,16 @@ def test_truncated_last_line_is_tolerated(tmp_path: Path) -> None:
     j = tmp_path / "c-S.jsonl"
     j.write_text(DATA.read_text() + json.dumps({"event": "step_start"})[:10])
     assert "RECOVERED" in render_markdown(read_journal(j), str(j))
+
+
+def test_dry_run_journal_shows_each_commands_mark() -> None:
+    evs = [{"ts": 1.0, "event": "run_start", "dry_run": True, "steps": ["stop-etcd"], "mode": "m", "seed": "a",
+            "stamp": "S"},
+           {"ts": 1.1, "event": "step_start", "step": "stop-etcd", "title": "Stop"},
+           {"ts": 1.2, "event": "command", "step": "stop-etcd", "host": "a", "script": "mv x y", "mutates": True,
+            "dry_run": "would_run", "note": "would run"},
+           {"ts": 1.3, "event": "step_end", "step": "stop-etcd", "status": "planned", "duration": 0.2},
+           {"ts": 1.4, "event": "run_end", "ok": True, "duration": 0.4}]
+    doc = render_markdown(evs, "c-S.jsonl")
+    assert "- Result: **DRY RUN (nothing changed)**" in doc
+    assert "- `a`: dry run, would run" in doc and "exit ?" not in doc

@@ -20,7 +20,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--gate-timeout", type=float, default=120.0, help="seconds a health gate may wait")
     p.add_argument("--yes", action="store_true",
                    help="confirm once: starting the plan is the only question, not each destructive step")
-    p.add_argument("--dry-run", action="store_true", help="start in dry-run mode: every command shown, none executed")
+    p.add_argument("--dry-run", action="store_true", help="start in dry-run mode: only read-only probes run")
     p.set_defaults(func=cmd_tui)
 
 

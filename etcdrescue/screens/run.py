@@ -140,7 +140,7 @@ class RunScreen(Screen[WizardRun]):
         self.set_interval(0.05, self.flush_log)
         self.set_interval(0.5, self.tick)
         self.render_steps()
-        self.set_status("Running…" if not self.dry_run else "Dry run: nothing is executed")
+        self.set_status("Running…" if not self.dry_run else "Dry run: only the read-only probes run")
         self.run_engine(self.start_at)
 
     # -- the engine -------------------------------------------------------------------
@@ -238,7 +238,7 @@ class RunScreen(Screen[WizardRun]):
             self.phase = Phase.ENDED
             self.record.status = RunOutcome.PLANNED if self.dry_run else RunOutcome.RECOVERED
             self.record.error = ""
-            self.set_status("Dry run complete: every command was shown, none executed. n: summary" if self.dry_run
+            self.set_status("Dry run complete: every command marked, nothing changed. n: summary" if self.dry_run
                             else f"Recovery complete in {self.record.duration:.0f}s. n: summary", "done")
         elif msg.interrupted:
             self.mark_aborted(msg.error)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
+from etcdrescue.engine import DryRunMark
 from etcdrescue.lab import Lab
+from etcdrescue.plan import Plan
 
 from .conftest import requires_lab
 from .helpers import POST, PRE, Broken, break_lab, etcdrescue, host_file, tree_digest
@@ -90,28 +93,66 @@ def test_recover_five_members(lab_factory: LabFactory, tmp_path) -> None:  # typ
     assert_recovered(b, tmp_path / "j", keys=500, post=0)
 
 
-def test_dry_run_changes_nothing(lab_factory: LabFactory, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    b = break_lab(lab_factory(3, subnet=25), "openshift")
-    before = tree_digest(b.lab)
-    res = etcdrescue("recover", "-i", str(b.lab.inventory_path), "--backup", str(b.backup), "--dry-run",
-                     "--journal", str(tmp_path / "j"))
-    assert res.returncode == 0, res.stdout + res.stderr
-    assert tree_digest(b.lab) == before
-    assert not (tmp_path / "j").exists()
+def dry_run(b: Broken, journal: Path) -> tuple[Plan, list[DryRunMark]]:
+    """`recover --dry-run`: nothing changed on any host, no journal, every step title, command and gate
+    printed in plan order. Returns the plan printed and each command's mark, in plan order."""
     from etcdrescue.inventory import load_inventory
     from etcdrescue.model import Context, Method
     from etcdrescue.plan import build_plan
 
+    before = tree_digest(b.lab)
+    assert b.backup
+    res = etcdrescue("recover", "-i", str(b.lab.inventory_path), "--backup", b.backup, "--dry-run",
+                     "--journal", str(journal))
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert tree_digest(b.lab) == before
+    assert not journal.exists()
     stamp = next(line.rsplit(" ", 1)[1] for line in res.stdout.splitlines() if line.startswith("Plan for"))
     plan = build_plan(Context(load_inventory(b.lab.inventory_path), b.backup, Method.SNAPSHOT_RESTORE, stamp))
     printed = [line.strip() for line in res.stdout.splitlines()]
+    words = {m.value: m for m in DryRunMark}
+    marks: list[DryRunMark] = []
     position = 0
-    for step in plan.steps:  # every command per host, then the gate the step waits on, in plan order
-        lines = [f"{cmd.host}$ {cmd.script}" for cmd in step.commands]
-        lines += [f"gate: {step.gate.summary}"] if step.gate is not None else []
-        for line in lines:
+    for i, step in enumerate(plan.steps, 1):  # title, every command per host and its mark, then the gate
+        lines = [(f"[{i}/{len(plan.steps)}] {step.title}", False)]
+        lines += [(f"{cmd.host}$ {cmd.script}", True) for cmd in step.commands]
+        lines += [(f"gate: {step.gate.summary}", False)] if step.gate is not None else []
+        for line, is_command in lines:
             assert line in printed[position:], f"missing or out of order: {line}"
             position = printed.index(line, position)
+            if is_command:
+                assert printed[position + 1] in words, f"no mark after {line}: {printed[position + 1]}"
+                marks.append(words[printed[position + 1]])
     assert "gate: etcd is down everywhere (no process, ports closed), for 1s in a row (up to 60s)" in printed
-    for h in b.lab.hosts:
-        assert any(line.startswith(f"{h.name}$ ") for line in printed)
+    return plan, marks
+
+
+def expected_marks(plan: Plan, in_place: int) -> list[DryRunMark]:
+    """The first `in_place` mutating commands are in place, the next would run, every later mutating one
+    depends on it (its probe would read a state the dry run did not produce); read-only ones never run."""
+    out: list[DryRunMark] = []
+    mutating = 0
+    for cmd in plan.commands():
+        if not cmd.mutates:
+            out.append(DryRunMark.NOT_PROBED)
+            continue
+        mutating += 1
+        out.append(DryRunMark.IN_PLACE if mutating <= in_place else DryRunMark.WOULD_RUN if mutating == in_place + 1
+                   else DryRunMark.AFTER_EARLIER_CHANGE)
+    return out
+
+
+def test_dry_run_changes_nothing(lab_factory: LabFactory, tmp_path: Path) -> None:
+    b = break_lab(lab_factory(3, subnet=25), "openshift")
+    plan, marks = dry_run(b, tmp_path / "j")
+    stops = plan.steps[0].commands
+    assert [c.host for c in stops] == [h.name for h in b.lab.hosts]
+    assert marks == expected_marks(plan, in_place=0)
+    assert marks[0] is DryRunMark.WOULD_RUN and DryRunMark.IN_PLACE not in marks
+
+    for h in b.lab.hosts:  # the stop step done for real: what the tool's commands do, then etcd is down
+        b.lab.stop_etcd(h)
+    plan, marks = dry_run(b, tmp_path / "j")
+    assert marks[:len(stops)] == [DryRunMark.IN_PLACE] * len(stops)
+    assert marks == expected_marks(plan, in_place=len(stops))
+    assert plan.steps[1].commands[0].mutates and marks[len(stops)] is DryRunMark.WOULD_RUN

@@ -29,6 +29,7 @@ from etcdrescue.inventory import Member
 from etcdrescue.model import BackupKind
 from etcdrescue.preflight.verdict import BackupFacts, HostFacts
 from etcdrescue.probes import HostSurvey, SnapshotInfo
+from etcdrescue.transport import Result
 
 __all__ = ["lab_factory", "requires_lab"]
 
@@ -70,11 +71,18 @@ def broken_facts(member: Member, healthy: bool = False) -> HostFacts:
                      healthy=healthy, member_id=f"8e9e05c5216469{member.name[7:8]}d" if healthy else "")
 
 
-@pytest.fixture
-def canned_preflight(monkeypatch: pytest.MonkeyPatch) -> Callable[[bool], None]:
-    """Replace the SSH probes of the pre-flight screen with canned facts (no connection at all)."""
+CannedPreflight = Callable[[bool], list[str]]
 
-    def install(healthy: bool = False) -> None:
+
+@pytest.fixture
+def canned_preflight(monkeypatch: pytest.MonkeyPatch) -> CannedPreflight:
+    """Replace the SSH probes of the pre-flight screen with canned facts, and every other script (the dry
+    run's `skip_if` probes) with "exit 1, not in place", as on a broken cluster: no connection at all.
+    `install` returns the list the scripts are recorded in."""
+
+    def install(healthy: bool = False) -> list[str]:
+        ran: list[str] = []
+
         def survey_host(hosts: Hosts, member: Member) -> HostFacts:
             time.sleep(0.05)
             return broken_facts(member, healthy=healthy)
@@ -83,8 +91,14 @@ def canned_preflight(monkeypatch: pytest.MonkeyPatch) -> Callable[[bool], None]:
             return BackupFacts(path, kind=BackupKind.DIR, size_kb=20480, mtime=0,
                                snapshot=SnapshotInfo(hash=1, revision=1234, total_keys=600, total_size=20971520))
 
+        def run(hosts: Hosts, name: str, script: str, timeout: float = 60.0, on_output: object = None) -> Result:
+            ran.append(f"{name}$ {script}")
+            return Result(name, script, 1, "", "", 0.0)
+
         monkeypatch.setattr("etcdrescue.screens.preflight.survey_host", survey_host)
         monkeypatch.setattr("etcdrescue.screens.preflight.survey_backup", survey_backup)
+        monkeypatch.setattr(Hosts, "run", run)
+        return ran
 
     return install
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from textual.widgets import Button, DataTable, Static
+from textual.widgets import Button, DataTable, Log, Static
 
-from etcdrescue.engine import StepStatus
+from etcdrescue.engine import DryRunMark, StepStatus
 from etcdrescue.screens.app import RescueApp
 from etcdrescue.screens.inventory import InventoryScreen
 from etcdrescue.screens.plan import PlanScreen
@@ -24,7 +24,7 @@ from etcdrescue.screens.run import Phase, RunOutcome, RunScreen
 from etcdrescue.screens.summary import SummaryScreen
 from etcdrescue.screens.widgets import ConfirmScreen
 
-from .conftest import BACKUP, SIZE, inventory_data, resume_question, sync, wait_until
+from .conftest import BACKUP, SIZE, CannedPreflight, inventory_data, resume_question, sync, wait_until
 
 
 def text_of(app: RescueApp, selector: str) -> str:
@@ -32,8 +32,8 @@ def text_of(app: RescueApp, selector: str) -> str:
 
 
 @sync
-async def test_dry_run_walks_every_screen(offline_inventory: Path, canned_preflight: Callable[[bool], None]) -> None:
-    canned_preflight(False)
+async def test_dry_run_walks_every_screen(offline_inventory: Path, canned_preflight: CannedPreflight) -> None:
+    ran = canned_preflight(False)
     app = RescueApp(offline_inventory, BACKUP, journal_dir=offline_inventory.parent / "journal")
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: isinstance(app.screen, InventoryScreen), what="inventory screen")
@@ -61,6 +61,11 @@ async def test_dry_run_walks_every_screen(offline_inventory: Path, canned_prefli
         assert isinstance(run, RunScreen)
         assert run.record.status is RunOutcome.PLANNED
         assert all(o.status.name == "PLANNED" for o in run.record.outcomes.values())
+        first = run.plan.steps[0].commands[0]
+        assert ran == [f"{first.host}$ {first.skip_if}"], "one probe: every later command waits for the stop"
+        log = [line.strip() for line in run.query_one(Log).lines]
+        assert log[log.index(f"{first.host}$ {first.script}") + 1] == DryRunMark.WOULD_RUN.value
+        assert DryRunMark.AFTER_EARLIER_CHANGE.value in log
         await pilot.press("n")
         await wait_until(pilot, lambda: isinstance(app.screen, SummaryScreen), what="summary")
         assert "DRY RUN" in text_of(app, "#verdict")
@@ -110,7 +115,7 @@ async def test_relative_backup_is_refused_on_its_field(offline_inventory: Path) 
 
 @sync
 async def test_healthy_cluster_cannot_proceed_offline(offline_inventory: Path,
-                                                      canned_preflight: Callable[[bool], None]) -> None:
+                                                      canned_preflight: CannedPreflight) -> None:
     canned_preflight(True)
     app = RescueApp(offline_inventory, BACKUP)
     async with app.run_test(size=SIZE) as pilot:
@@ -154,7 +159,7 @@ def fake_next_step(journal: Path) -> str | None:
 
 @sync
 async def test_unfinished_journal_offers_resume_and_no_goes_on_fresh(
-        offline_inventory: Path, canned_preflight: Callable[[bool], None]) -> None:
+        offline_inventory: Path, canned_preflight: CannedPreflight) -> None:
     canned_preflight(False)
     journal = offline_inventory.parent / "journal"
     fake_unfinished_journal(journal)
@@ -176,7 +181,7 @@ async def test_unfinished_journal_offers_resume_and_no_goes_on_fresh(
 
 @sync
 async def test_unfinished_journal_yes_resumes_with_the_journals_plan(
-        offline_inventory: Path, canned_preflight: Callable[[bool], None]) -> None:
+        offline_inventory: Path, canned_preflight: CannedPreflight) -> None:
     canned_preflight(False)
     journal = offline_inventory.parent / "journal"
     path = fake_unfinished_journal(journal)

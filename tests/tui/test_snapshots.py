@@ -21,7 +21,7 @@ from etcdrescue.screens.run import Phase, RunScreen
 from etcdrescue.screens.summary import SummaryScreen
 from etcdrescue.screens.widgets import ConfirmScreen
 
-from .conftest import BACKUP, sync, wait_until
+from .conftest import BACKUP, CannedPreflight, sync, wait_until
 
 Snapshot = Callable[[Pilot[Any], str], Awaitable[None]]
 
@@ -33,7 +33,7 @@ def fixed_stamp(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize("size", [(100, 30), (80, 24)], ids=["100x30", "80x24"])
 @sync
-async def test_every_screen(size: tuple[int, int], offline_inventory: Path, canned_preflight: Callable[[bool], None],
+async def test_every_screen(size: tuple[int, int], offline_inventory: Path, canned_preflight: CannedPreflight,
                             fixed_stamp: None, snapshot: Snapshot,
                             monkeypatch: pytest.MonkeyPatch) -> None:
     canned_preflight(False)
