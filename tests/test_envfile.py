@@ -19,10 +19,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from etcdrescue.command import conf_has, set_conf
-from etcdrescue.envfile import VALUE_RE, env_has, set_env
+from etcdrescue.command import Raw, chain, q, sh
 from etcdrescue.errors import InventoryError
 from etcdrescue.inventory import parse_inventory
+from etcdrescue.platform.envfile import VALUE_RE, env_has, set_env
 
 AWKS = [name for name in ("mawk", "gawk", "busybox") if shutil.which(name)] or ["awk"]
 KEYS = ["ETCD_NAME", "ETCD_DEBUG", "ETCD_INITIAL_CLUSTER", "ETCD_INITIAL_CLUSTER_STATE", "ETCD_DATA_DIR"]
@@ -81,6 +81,18 @@ def sourced(conf: Path, keys: list[str]) -> dict[str, str | None]:
                          capture_output=True, check=True, timeout=10).stdout
     values = out.decode("utf-8", "surrogateescape").split("\0")[:-1]
     return {k: (v[1:] if v else None) for k, v in zip(keys, values, strict=True)}
+
+
+def set_conf(path: str, key: str, value: str) -> Raw:
+    """The editor before this fix (command.set_conf), kept here to show the defect it had."""
+    line = f"{key}={value}"
+    return Raw(f"if grep -q {q('^' + key + '=')} {q(path)}; "
+               f"then sed -i {q('s|^' + key + '=.*|' + line + '|')} {q(path)}; "
+               f"else printf '%s\\n' {q(line)} >> {q(path)}; fi")
+
+
+def conf_has(path: str, items: dict[str, str]) -> Raw:
+    return chain(*(sh("grep", "-qx", f"{k}={v}", path) for k, v in items.items()))
 
 
 def test_old_set_conf_glues_lines(tmp_path: Path) -> None:

@@ -7,8 +7,12 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-MANIFEST = "/etc/origin/node/pod/etcd.yaml"
-DISABLED_MANIFEST = "/etc/origin/node/pod/disabled/etcd.yaml"
+from ..platform import okd3
+
+PLATFORM = okd3.NAME
+"""The lab's masters are OKD 3 masters: their paths are the platform's defaults, not a copy of them."""
+MANIFEST = okd3.DEFAULT_PATHS.manifest
+DISABLED_MANIFEST = okd3.DEFAULT_PATHS.disabled_manifest
 # Real path prefix inside a host -> directory under the host's lab dir that backs it.
 PATH_MAP = {
     "/etc/origin": "etc/origin",

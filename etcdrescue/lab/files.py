@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from .base import PLATFORM
+
 
 class HostLike(Protocol):
     @property
@@ -144,7 +146,7 @@ def inventory(
 ) -> str:
     out = [
         f"cluster: {cluster}",
-        "profile: okd3",
+        f"profile: {PLATFORM}",
         f"ssh: {{user: root, port: {port}, identity_file: {identity_file}, known_hosts: {known_hosts}}}",
         "members:",
     ]
