@@ -188,10 +188,6 @@ def backup_members(read: Reader) -> tuple[BackupMember, ...]:
     return tuple(out)
 
 
-def members_from_bytes(data: bytes) -> tuple[BackupMember, ...]:
-    return backup_members(lambda offset, length: data[offset:offset + length])
-
-
 def read_script(path: str, offset: int, length: int) -> str:
     """Read-only shell that prints `length` bytes of `path` from `offset`, base64-encoded on one line
     (`tail -c +N` seeks in a regular file, so only the asked-for pages are read)."""

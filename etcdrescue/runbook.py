@@ -20,6 +20,7 @@ from .command import Command
 from .inventory import Inventory
 from .model import Gate, Step
 from .plan import Plan
+from .preflight.verdict import survey_expectations
 from .probes import backup_survey, endpoint_health, host_survey, snapshot_status
 
 PHASES = {
@@ -112,9 +113,7 @@ def _preflight(plan: Plan) -> list[str]:
     for m in inv.members:
         out += [f"### Survey of `{m.name}`", "", f"On `{m.name}`:", "",
                 *fence(host_survey(p, tools, m.client_host, m.client_port, m.peer_port).script), "",
-                "Expected: `manifest=yes` (or `disabled=yes`, not both), `conf=yes`, `data_dir=yes`, `tls=yes`, "
-                "`etcdctl=` followed by a path, `bash=` followed by a version, and `free_kb` well above "
-                "`member_kb`" + (" on the seed." if m is ctx.seed else "."), ""]
+                f"Expected: {survey_expectations()}" + (" on the seed." if m is ctx.seed else "."), ""]
     urls = [m.client_url for m in inv.members]
     out += ["### Quorum really lost", "", f"On `{ctx.seed.name}`:", "",
             *fence(endpoint_health(tools, urls).script), "",
@@ -217,18 +216,13 @@ input[type=checkbox] { width: 1.1em; height: 1.1em; }
 def markdown_to_html(markdown: str, title: str, *, phase_prefix: str = "Phase ") -> str:
     """Self-contained HTML (inline print CSS, no external resources) from our own Markdown.
 
-    markdown-it-py comes with Textual's dependencies but is imported here, not Textual.
+    markdown-it-py is imported here, not at module level: the engine and the CLI never need it.
     `## Phase ...` headings get class `phase` so every phase starts on a new page.
     """
     from markdown_it import MarkdownIt
+    from mdit_py_plugins.tasklists import tasklists_plugin
 
-    md = MarkdownIt("commonmark", {"html": False}).enable("table")
-    try:
-        from mdit_py_plugins.tasklists import tasklists_plugin
-
-        md.use(tasklists_plugin)
-    except ImportError:  # plain "[ ]" text still prints as a box to tick
-        pass
+    md = MarkdownIt("commonmark", {"html": False}).enable("table").use(tasklists_plugin)
     tokens = md.parse(markdown)
     for i, tok in enumerate(tokens):
         if tok.type == "heading_open" and tok.tag == "h2" and tokens[i + 1].content.startswith(phase_prefix):

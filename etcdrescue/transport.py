@@ -156,35 +156,9 @@ class SSHHost:
                 self._client.close()
                 self._client = None
 
-    def wrap(self, script: str, timeout: float) -> str:
-        """The line for a one-shot exec (only used without sudo): bash, bounded by `timeout`.
-
-        `timeout` matters because closing a channel does not kill a remote command without a pty.
-        """
-        return f"timeout -k 5 {int(max(1, timeout))} bash -c {shlex.quote(script)}"
-
-    def run(self, script: str, *, timeout: float = 60.0, on_output: OutputCallback | None = None,
-            stdin: bytes | None = None) -> Result:
-        """Run `script`; reconnect once if the connection was already gone before the command started."""
-        if stdin is None:
-            return self._run_in_shell(script, timeout, on_output)
-        if self.config.sudo:
-            # Through the sudo shell, never on a stdin that sudo might read as its password.
-            feed = f"printf %s {shlex.quote(base64.b64encode(stdin).decode())} | base64 -d | {{ {script}\n}}"
-            return self._run_in_shell(feed, timeout, on_output)
-        line = self.wrap(script, timeout)
-        for attempt in (1, 2):
-            self.connect()
-            assert self._client is not None
-            try:
-                channel = self._client.get_transport().open_session()  # type: ignore[union-attr]
-            except (paramiko.SSHException, EOFError, OSError, AttributeError):
-                self.close()
-                if attempt == 2:
-                    raise TransportError(f"{self.name}: cannot open an SSH channel") from None
-                continue
-            return self._exec(channel, script, line, timeout, on_output, stdin)
-        raise AssertionError("unreachable")
+    def run(self, script: str, *, timeout: float = 60.0, on_output: OutputCallback | None = None) -> Result:
+        """Run `script` in the host's long-lived bash; reconnect once if the connection was already gone."""
+        return self._run_in_shell(script, timeout, on_output)
 
     def _open_shell(self) -> RemoteShell:
         self.connect()
@@ -272,74 +246,8 @@ class SSHHost:
                               err.decode(errors="replace"), time.monotonic() - start, out)
         raise TransportError(f"{self.name}: cannot open an SSH channel")
 
-    def _exec(self, channel: paramiko.Channel, script: str, line: str, timeout: float,
-              on_output: OutputCallback | None, stdin: bytes | None) -> Result:
-        start = time.monotonic()
-        deadline = start + timeout + 10
-        out, err = bytearray(), bytearray()
-        pending = b""
-        try:
-            channel.settimeout(0.2)
-            channel.exec_command(line)
-            if stdin:
-                channel.sendall(stdin)
-            channel.shutdown_write()
-            while True:
-                got = False
-                while channel.recv_ready():
-                    chunk = channel.recv(65536)
-                    out += chunk
-                    pending += chunk
-                    got = True
-                while channel.recv_stderr_ready():
-                    err += channel.recv_stderr(65536)
-                    got = True
-                if on_output and b"\n" in pending:
-                    *lines, pending = pending.split(b"\n")
-                    for ln in lines:
-                        on_output(ln.decode(errors="replace"))
-                if channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
-                    break
-                if channel.closed and not got:
-                    break
-                if time.monotonic() > deadline:
-                    raise TransportError(f"{self.name}: no end of command after {timeout:.0f}s")
-                if not got:
-                    time.sleep(0.005)
-            exited = channel.recv_exit_status() if channel.exit_status_ready() else -1
-        except (paramiko.SSHException, EOFError, OSError) as exc:
-            self.close()
-            raise TransportError(
-                f"{self.name}: connection lost while running a command ({exc}); its effect is unknown: re-check"
-            ) from None
-        finally:
-            channel.close()
-        if on_output and pending:
-            on_output(pending.decode(errors="replace"))
-        if exited == -1:
-            self.close()
-            raise TransportError(f"{self.name}: connection lost while running a command; its effect is unknown")
-        return Result(self.name, script, exited, out.decode(errors="replace"), err.decode(errors="replace"),
-                      time.monotonic() - start, bytes(out))
-
     def read_file(self, path: str) -> bytes:
         res = self.run(f"cat -- {shlex.quote(path)}", timeout=30)
         if not res.ok:
             raise TransportError(f"{self.name}: cannot read {path}: {res.stderr.strip()}")
         return res.raw_stdout
-
-    def write_file(self, path: str, data: bytes) -> None:
-        """Atomic replace: temp file beside the target, mode and owner copied, then rename.
-
-        The temp name starts with a dot so a kubelet watching the directory ignores it.
-        """
-        d, _, base = path.rpartition("/")
-        target = shlex.quote(path)
-        script = (
-            f"tmp=$(mktemp {shlex.quote((d or '') + '/.' + base + '.XXXXXX')}) && cat > \"$tmp\" && "
-            f"{{ if [ -e {target} ]; then chmod --reference={target} \"$tmp\" && "
-            f"chown --reference={target} \"$tmp\"; fi; }} && mv -f \"$tmp\" {target}"
-        )
-        res = self.run(script, timeout=60, stdin=data)
-        if not res.ok:
-            raise TransportError(f"{self.name}: cannot write {path}: {res.stderr.strip()}")

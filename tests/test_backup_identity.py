@@ -14,8 +14,8 @@ import pytest
 from etcdrescue.backup_identity import (
     BackupIdentityError,
     BackupMember,
+    backup_members,
     identity_problem,
-    members_from_bytes,
     remote_reader,
 )
 
@@ -109,6 +109,10 @@ def test_remote_reader_reads_only_a_few_pages_through_a_shell(db: bytes, tmp_pat
 
     assert members_from_bytes(db) == _via(run, str(path))
     assert 0 < len(calls) <= 8, calls
+
+
+def members_from_bytes(data: bytes) -> tuple[BackupMember, ...]:
+    return backup_members(lambda offset, length: data[offset:offset + length])
 
 
 def _via(run, path: str) -> tuple[BackupMember, ...]:  # type: ignore[no-untyped-def]

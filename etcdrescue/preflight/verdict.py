@@ -9,6 +9,7 @@ serving and a quorum already back are expected there, not refused.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -45,10 +46,6 @@ class HostFacts:
             return ManifestState.MISSING
         return {(True, False): ManifestState.ENABLED, (False, True): ManifestState.DISABLED,
                 (True, True): ManifestState.BOTH}.get((s.manifest, s.disabled), ManifestState.MISSING)
-
-    @property
-    def etcd_running(self) -> bool:
-        return self.survey is not None and self.survey.etcd_pid is not None
 
     @property
     def member_kb(self) -> int:
@@ -120,6 +117,33 @@ class PreflightReport:
                 "backup": self.backup.journal() if self.backup else None}
 
 
+@dataclass(frozen=True)
+class HostRule:
+    """One fact every master must show: the judgement and the words the runbook's pre-flight prints."""
+
+    holds: Callable[[HostSurvey], bool]
+    problem: str
+    """Why the host is refused ({data_dir} is filled in)."""
+    expect: str
+    """What the operator checks in the survey's output."""
+
+
+HOST_RULES = (
+    HostRule(lambda s: s.conf, "etcd.conf not readable", "`conf=yes`"),
+    HostRule(lambda s: s.data_dir, "data dir {data_dir} missing", "`data_dir=yes`"),
+    HostRule(lambda s: s.tls, "TLS files (ca/cert/key) not readable", "`tls=yes`"),
+    HostRule(lambda s: bool(s.etcdctl), "etcdctl not found on PATH", "`etcdctl=` followed by a path"),
+    HostRule(lambda s: bool(s.bash), "bash not available", "`bash=` followed by a version"),
+)
+MANIFEST_EXPECT = "`manifest=yes` (or `disabled=yes`, not both)"
+DISK_EXPECT = "`free_kb` well above `member_kb`"
+
+
+def survey_expectations() -> str:
+    """The survey's expected output in words, from the same rules `judge` applies."""
+    return ", ".join([MANIFEST_EXPECT, *(r.expect for r in HOST_RULES)]) + f", and {DISK_EXPECT}"
+
+
 def judge(hosts: tuple[HostFacts, ...], *, seed: str, quorum: int, data_dir: str, backup_path: str | None,
           backup: BackupFacts | None, method: Method, resuming: bool = False) -> PreflightReport:
     p: list[str] = []
@@ -162,12 +186,5 @@ def host_problems(h: HostFacts, data_dir: str, *, method: Method, resuming: bool
     elif problem is not None and not resuming and (method is Method.FORCE_NEW_CLUSTER
                                                    or problem.severity is Severity.ALWAYS):
         p.append(f"{h.name}: {h.manifest_path}: {problem.text}")
-    for ok, what in ((s.conf, "etcd.conf not readable"), (s.data_dir, f"data dir {data_dir} missing"),
-                     (s.tls, "TLS files (ca/cert/key) not readable")):
-        if not ok:
-            p.append(f"{h.name}: {what}")
-    if not s.etcdctl:
-        p.append(f"{h.name}: etcdctl not found on PATH")
-    if not s.bash:
-        p.append(f"{h.name}: bash not available")
+    p += [f"{h.name}: {rule.problem.format(data_dir=data_dir)}" for rule in HOST_RULES if not rule.holds(s)]
     return p

@@ -19,6 +19,7 @@ from textual.widgets.option_list import Option
 from ..errors import InputError
 from ..inventory import Inventory, load_inventory
 from ..model import Method
+from ..session import check_options
 from .recent import load_recent, remember
 from .widgets import RescueHeader
 
@@ -32,20 +33,18 @@ class InventoryChoice:
 
 
 def validate(path: str, backup: str, method: str | None, seed: str | None) -> tuple[InventoryChoice | None, str, str]:
-    """(choice, inventory error, backup error): the same checks as `cli.prepare`, split per field."""
+    """(choice, inventory error, backup error): the CLI's checks (`session.choose`), split per field."""
     if not path.strip():
         return None, "inventory: required: the path of the inventory YAML", ""
     try:
         inv = load_inventory(path.strip()).with_seed(seed)
     except InputError as exc:
         return None, str(exc), ""
-    b = backup.strip() or None
-    if method and not b:
-        return None, "", "backup: --method applies to a backup; without one the seed's own data is used"
-    if b and not b.startswith("/"):
-        return None, "", f"backup: must be an absolute path on {inv.seed.name}, got {b!r}"
-    m = Method(method) if method else (Method.SNAPSHOT_RESTORE if b else Method.FORCE_NEW_CLUSTER)
-    return InventoryChoice(inv, path.strip(), b, m), "", ""
+    try:
+        chosen, m = check_options(inv, backup.strip() or None, method)
+    except InputError as exc:
+        return None, "", f"backup: {exc}"
+    return InventoryChoice(inv, path.strip(), chosen, m), "", ""
 
 
 class InventoryScreen(Screen[InventoryChoice | None]):

@@ -110,7 +110,7 @@ async def test_relative_backup_is_refused_on_its_field(offline_inventory: Path) 
         await pilot.press("enter")
         await pilot.pause(0.1)
         assert isinstance(app.screen, InventoryScreen)
-        assert "backup: must be an absolute path" in text_of(app, "#backup-error")
+        assert "must be an absolute path on master01.test" in text_of(app, "#backup-error")
 
 
 @sync
