@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_REFUSED, InputError, RescueError
@@ -23,6 +23,9 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", choices=["snapshot-restore", "force-new-cluster"],
                    help="how to restore a backup (default snapshot-restore; needs --backup)")
     p.add_argument("--seed", help="member to rebuild first (default: the inventory's first)")
+    p.add_argument("--etcd-tools", metavar="DIR",
+                   help="a directory here holding etcdctl (and etcdutl for 3.5+): copied to every master and used "
+                        "there instead of the hosts' own (for hosts without them, e.g. kubeadm)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,12 +78,21 @@ def prepare(args: argparse.Namespace) -> tuple[Inventory, str | None, Method]:
     return choose(args.inventory, args.backup, args.method, args.seed)
 
 
-def cmd_check(args: argparse.Namespace) -> int:
-    from .console import preflight_lines
+def open_session(args: argparse.Namespace, **options: Any) -> RecoverySession:
+    """The session of the common options; `--etcd-tools` is checked here, before any connection."""
     from .session import RecoverySession
+    from .upload import find_local
 
     inv, backup, method = prepare(args)
-    session = RecoverySession(inv, backup=backup, method=method)
+    tools = find_local(args.etcd_tools) if args.etcd_tools else None
+    return RecoverySession(inv, backup=backup, method=method, etcd_tools=tools, **options)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from .console import preflight_lines
+
+    session = open_session(args)
+    inv = session.inv
     try:
         report = session.preflight()
     finally:
@@ -94,13 +106,10 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_recover(args: argparse.Namespace) -> int:
-    from .session import RecoverySession
-
-    inv, backup, method = prepare(args)
     if not args.yes and not args.dry_run and not sys.stdin.isatty():
         raise InputError("refusing to change hosts: no terminal to confirm on; pass --yes to run unattended")
-    session = RecoverySession(inv, backup=backup, method=method, journal_dir=args.journal,
-                              gate_timeout=args.gate_timeout)
+    session = open_session(args, journal_dir=args.journal, gate_timeout=args.gate_timeout)
+    inv = session.inv
     unfinished = None if args.fresh else session.find_unfinished()
     if args.resume and unfinished is None:
         raise InputError(f"nothing to resume: no unfinished recovery of {inv.cluster} in {session.journal_dir}")

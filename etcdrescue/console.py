@@ -37,6 +37,9 @@ def preflight_lines(report: PreflightReport) -> list[str]:
                          f"{b.snapshot.total_keys} keys{age}")
         else:
             lines.append(f"  backup {b.path}: {b.error}")
+    if report.tools is not None:
+        t = report.tools
+        lines.append(f"  etcd tools: {t.etcdctl}" + (f", snapshots with {t.etcdutl}" if t.etcdutl else ""))
     for w in report.warnings:
         lines.append(f"  warning: {w}")
     return lines

@@ -13,7 +13,7 @@ from typing import Any, Generic, TypeVar
 from .command import Raw, q
 from .platform import Paths
 from .platform.pod import port_probe
-from .platform.tools import EtcdTools
+from .platform.tools import NAMES, EtcdTools, Tool, find_script, parse_tool
 
 T = TypeVar("T")
 
@@ -170,7 +170,8 @@ class HostSurvey:
     etcd_pid: int | None
     client_port_open: bool
     peer_port_open: bool
-    etcdctl: str
+    etcdctl: Tool | None
+    etcdutl: Tool | None
     bash: str
     tls: bool
 
@@ -183,7 +184,10 @@ class HostSurvey:
                 "etcd_pid": "" if self.etcd_pid is None else str(self.etcd_pid),
                 "client_port": "open" if self.client_port_open else "closed",
                 "peer_port": "open" if self.peer_port_open else "closed",
-                "etcdctl": self.etcdctl, "bash": self.bash, "tls": yn[self.tls]}
+                "etcdctl": self.etcdctl.path if self.etcdctl else "",
+                "etcdctl_version": self.etcdctl.version if self.etcdctl else "",
+                "etcdutl": self.etcdutl.path if self.etcdutl else "",
+                "bash": self.bash, "tls": yn[self.tls]}
 
 
 def _int(value: str) -> int | None:
@@ -199,19 +203,21 @@ def parse_host_survey(text: str) -> HostSurvey:
         data_dir=kv.get("data_dir") == "yes", member=kv.get("member") == "yes",
         member_kb=_int(kv.get("member_kb", "")) or 0, free_kb=_int(kv.get("free_kb", "")),
         etcd_pid=_int(kv.get("etcd_pid", "")), client_port_open=kv.get("client_port") == "open",
-        peer_port_open=kv.get("peer_port") == "open", etcdctl=kv.get("etcdctl", ""), bash=kv.get("bash", ""),
+        peer_port_open=kv.get("peer_port") == "open", etcdctl=parse_tool(kv, "etcdctl"),
+        etcdutl=parse_tool(kv, "etcdutl"), bash=kv.get("bash", ""),
         tls=kv["tls"] == "yes",
     )
 
 
-def host_survey(paths: Paths, tools: EtcdTools, host: str, client_port: int, peer_port: int) -> Fact[HostSurvey]:
-    """One round trip for the pre-flight: where the manifest is, whether etcd runs, sizes and free disk."""
-    m, d, c, dd = q(paths.manifest), q(paths.disabled_manifest), q(paths.etcd_conf), q(paths.data_dir)
+def host_survey(paths: Paths, settings_readable: str, host: str, client_port: int, peer_port: int
+                ) -> Fact[HostSurvey]:
+    """One round trip for the pre-flight: where the manifest is, whether etcd runs, sizes, free disk, tools."""
+    m, d, dd = q(paths.manifest), q(paths.disabled_manifest), q(paths.data_dir)
     member = q(paths.member_dir)
     lines = [
         f"echo manifest=$(test -e {m} && echo yes || echo no)",
         f"echo disabled=$(test -e {d} && echo yes || echo no)",
-        f"echo conf=$(test -r {c} && echo yes || echo no)",
+        f"echo conf=$({settings_readable} && echo yes || echo no)",
         f"echo data_dir=$(test -d {dd} && echo yes || echo no)",
         f"echo member=$(test -d {member} && echo yes || echo no)",
         f"echo member_kb=$(du -sk {member} 2>/dev/null | cut -f1)",
@@ -219,7 +225,7 @@ def host_survey(paths: Paths, tools: EtcdTools, host: str, client_port: int, pee
         "echo etcd_pid=$(pgrep -x etcd | head -1)",
         f"echo client_port=$({port_probe(host, client_port)} && echo open || echo closed)",
         f"echo peer_port=$({port_probe(host, peer_port)} && echo open || echo closed)",
-        f"echo etcdctl=$({tools.survey})",
+        *(find_script(name) for name in NAMES),
         "echo bash=$BASH_VERSION",
         f"echo tls=$(test -r {q(paths.ca)} && test -r {q(paths.cert)} && test -r {q(paths.key)} "
         "&& echo yes || echo no)",

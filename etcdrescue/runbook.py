@@ -108,11 +108,12 @@ def _preflight(plan: Plan) -> list[str]:
     """The read-only facts `etcdrescue check` gathers, as commands to run by hand."""
     ctx, inv, p = plan.ctx, plan.ctx.inv, plan.ctx.paths
     tools = ctx.platform.tools
+    readable = ctx.platform.settings.readable_script()
     out = ["## Pre-flight checks (what `etcdrescue check` verifies)", "",
            "Read-only: nothing here changes a host.", ""]
     for m in inv.members:
         out += [f"### Survey of `{m.name}`", "", f"On `{m.name}`:", "",
-                *fence(host_survey(p, tools, m.client_host, m.client_port, m.peer_port).script), "",
+                *fence(host_survey(p, readable, m.client_host, m.client_port, m.peer_port).script), "",
                 f"Expected: {survey_expectations()}" + (" on the seed." if m is ctx.seed else "."), ""]
     urls = [m.client_url for m in inv.members]
     out += ["### Quorum really lost", "", f"On `{ctx.seed.name}`:", "",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .engine import Callbacks, Engine, RunResult
@@ -20,9 +20,11 @@ from .journal import Journal, default_dir
 from .locks import LocalLock, RemoteLock
 from .model import Context, Method, Step, new_stamp
 from .plan import Plan, build_plan
-from .preflight.survey import run_preflight
+from .platform.tools import EtcdTools
+from .preflight.survey import Uploaded, run_preflight
 from .preflight.verdict import PreflightReport
 from .resume import Unfinished, find_unfinished, resumed_context
+from .upload import LocalTools, install
 
 SUDO_PASSWORD_ENV = "ETCDRESCUE_SUDO_PASSWORD"
 PASSPHRASE_ENV = "ETCDRESCUE_KEY_PASSPHRASE"
@@ -64,13 +66,17 @@ def check_options(inv: Inventory, backup: str | None, method: str | None) -> tup
 
 class RecoverySession:
     def __init__(self, inv: Inventory, *, backup: str | None, method: Method, journal_dir: Path | None = None,
-                 gate_timeout: float = 120.0, secrets: Secrets | None = None) -> None:
+                 gate_timeout: float = 120.0, secrets: Secrets | None = None, etcd_tools: LocalTools | None = None
+                 ) -> None:
         self.inv = inv
         self.backup = backup
         self.method = method
         self.journal_dir = journal_dir or default_dir()
         self.gate_timeout = gate_timeout
         self.secrets = secrets or Secrets.from_env()
+        self.etcd_tools = etcd_tools
+        self.uploaded: Uploaded | None = None
+        """The tools `prepare` put on every host (`--etcd-tools`)."""
         self.unfinished: Unfinished | None = None
         """Set by `resume`: the interrupted run this session continues."""
         self.resumed: Context | None = None
@@ -114,10 +120,29 @@ class RecoverySession:
             raise InputError("a resumed recovery keeps the seed of the run it continues")
         self.inv = self.inv.with_seed(name)
 
+    def prepare(self) -> None:
+        """Upload `--etcd-tools` to every host (once per session): the survey then runs with them."""
+        if self.etcd_tools is not None and self.uploaded is None:
+            self.uploaded = install(self.hosts, self.etcd_tools)
+            self.use_tools(self.uploaded.tools)
+
+    def use_tools(self, tools: EtcdTools) -> None:
+        """The inventory with the etcd tools every command line uses; the hosts stay connected."""
+        self.inv = replace(self.inv, platform=replace(self.inv.platform, tools=tools))
+        if self._hosts is not None:
+            self._hosts.inv = self.inv
+        if self.resumed is not None:
+            self.resumed = replace(self.resumed, inv=self.inv)
+
     def preflight(self) -> PreflightReport:
-        return run_preflight(self.hosts, backup=self.backup, method=self.method, resuming=self.resuming)
+        self.prepare()
+        return run_preflight(self.hosts, backup=self.backup, method=self.method, resuming=self.resuming,
+                             uploaded=self.uploaded)
 
     def plan(self, report: PreflightReport) -> Plan:
+        """The plan for a report that passed: with the tools it chose, on every host."""
+        if report.tools is not None:
+            self.use_tools(report.tools)
         ctx = self.resumed or Context(self.inv, self.backup, self.method, new_stamp(), gate_timeout=self.gate_timeout,
                                       backup_kind=report.backup_kind)
         return build_plan(ctx)

@@ -251,3 +251,17 @@ class SSHHost:
         if not res.ok:
             raise TransportError(f"{self.name}: cannot read {path}: {res.stderr.strip()}")
         return res.raw_stdout
+
+    def put_file(self, local: Path, remote: str) -> None:
+        """Copy a local file to `remote` over SFTP on this host's connection, as the login user.
+
+        The caller moves it into place from the (possibly sudo) shell: SFTP never runs as root through
+        sudo, so it writes only where the login user may.
+        """
+        self.connect()
+        assert self._client is not None
+        try:
+            with self._client.open_sftp() as sftp:
+                sftp.put(str(local), remote)
+        except (OSError, paramiko.SSHException, EOFError) as exc:
+            raise TransportError(f"{self.name}: cannot upload {local.name} to {remote}: {exc}") from None

@@ -8,13 +8,14 @@ from typing import Any
 import pytest
 
 from etcdrescue.model import BackupKind, Method
-from etcdrescue.platform import ManifestProblem, Severity
-from etcdrescue.preflight.verdict import BackupFacts, HostFacts, PreflightReport, judge
+from etcdrescue.platform import PLATFORMS, ManifestProblem, Severity
+from etcdrescue.platform.tools import EtcdTools, Tool
+from etcdrescue.preflight.verdict import BackupFacts, HostFacts, PreflightReport, choose_tools, judge
 from etcdrescue.probes import HostSurvey
 
 GOOD = HostSurvey(manifest=True, disabled=False, conf=True, data_dir=True, member=True, member_kb=1000,
                   free_kb=900000, etcd_pid=None, client_port_open=False, peer_port_open=False,
-                  etcdctl="/usr/bin/etcdctl", bash="5.2", tls=True)
+                  etcdctl=Tool("/usr/bin/etcdctl", "3.4.23"), etcdutl=None, bash="5.2", tls=True)
 
 
 def verdict(*, healthy: int = 0, seed: dict[str, Any] | None = None, conf_name: str = "",
@@ -38,7 +39,6 @@ FLAG_PROBLEM = ManifestProblem("expected one `exec etcd` line to edit, found 0",
     ({"seed": {"manifest": True, "disabled": True}}, "both in the pod dir and the disabled dir"),
     ({"seed": {"manifest": False, "disabled": False}}, "etcd manifest missing"),
     ({"seed": {"tls": False}}, "TLS files"),
-    ({"seed": {"etcdctl": ""}}, "etcdctl not found"),
     ({"backup": BackupFacts("/b", error="backup /b not found on m1")}, "backup /b not found"),
     ({"backup": BackupFacts("/b", kind=BackupKind.DIR, size_kb=800000)}, "not enough free disk"),
     ({"problem": ManifestProblem("malformed YAML (x)", Severity.ALWAYS)}, "malformed YAML"),
@@ -56,7 +56,7 @@ def test_verdicts(kw: dict[str, Any], expect: str | None) -> None:
 
 def test_a_differing_etcd_name_is_a_warning_not_a_refusal() -> None:
     r = verdict(conf_name="old-name", method=Method.FORCE_NEW_CLUSTER)
-    assert r.ok and any("ETCD_NAME=old-name" in w for w in r.warnings)
+    assert r.ok and any("etcd.conf names the member old-name" in w for w in r.warnings)
 
 
 def test_an_unreachable_host_is_refused_with_its_error() -> None:
@@ -65,3 +65,48 @@ def test_an_unreachable_host_is_refused_with_its_error() -> None:
     r = judge(hosts, seed="m1", quorum=2, data_dir="/d", backup_path=None, backup=None,
               method=Method.FORCE_NEW_CLUSTER)
     assert r.problems == ("m1: connection refused",)
+
+
+PATHS = PLATFORMS["okd3"].default_paths
+
+
+def facts(*tools: tuple[Tool | None, Tool | None], server: str | None = None) -> tuple[HostFacts, ...]:
+    return tuple(HostFacts(f"m{i}", reachable=True, survey=replace(GOOD, etcdctl=ctl, etcdutl=util),
+                           server_version=server) for i, (ctl, util) in enumerate(tools, 1))
+
+
+ON_PATH = Tool("/usr/bin/etcdctl", "3.5.1")
+UTIL = Tool("/usr/bin/etcdutl", "3.5.1")
+
+
+@pytest.mark.parametrize(("hosts", "restores", "etcdctl", "etcdutl", "problem"), [
+    (facts((ON_PATH, UTIL), (ON_PATH, None), (ON_PATH, None)), True, "etcdctl", "etcdutl", ""),
+    (facts((ON_PATH, None), (ON_PATH, None)), True, "etcdctl", "", ""),
+    (facts((Tool("/opt/bin/etcdctl", "3.4.23", on_path=False), None),
+           (Tool("/opt/bin/etcdctl", "3.4.23", on_path=False), None)), True, "/opt/bin/etcdctl", "", ""),
+    (facts((ON_PATH, None), (None, None)), False, None, None, "m2: etcdctl not found"),
+    (facts((Tool("/opt/bin/etcdctl", "3.4.23", on_path=False), None), (Tool("/x/etcdctl", "3.4.23", False), None)),
+     False, None, None, "sits at different places"),
+    (facts((Tool("/usr/bin/etcdctl", "3.6.4"), None)), True, None, None, "cannot restore snapshots"),
+    (facts((Tool("/usr/bin/etcdctl", "3.6.4"), None)), False, "etcdctl", "", ""),
+])
+def test_tool_choice(hosts: tuple[HostFacts, ...], restores: bool, etcdctl: str | None, etcdutl: str | None,
+                     problem: str) -> None:
+    choice = choose_tools(hosts, PATHS, seed="m1", uploaded=None, restores=restores)
+    if problem:
+        assert choice.tools is None and any(problem in p for p in choice.problems), choice.problems
+    else:
+        assert choice.tools is not None and not choice.problems, choice.problems
+        assert (choice.tools.etcdctl, choice.tools.etcdutl) == (etcdctl, etcdutl)
+
+
+def test_tool_version_against_the_server() -> None:
+    """Hosts' own tools of another minor are a warning; uploaded ones are refused."""
+    hosts = facts((Tool("/usr/bin/etcdctl", "3.4.23"), None), server="3.5.15")
+    choice = choose_tools(hosts, PATHS, seed="m1", uploaded=None, restores=True)
+    assert choice.tools is not None and choice.warnings == ("m1: etcdctl 3.4.23 with etcd 3.5.15",)
+    uploaded = EtcdTools(PATHS, "/var/lib/etcdrescue/tools/3.4.23/etcdctl")
+    refused = choose_tools(hosts, PATHS, seed="m1", uploaded=uploaded, uploaded_version="3.4.23", restores=True)
+    assert refused.tools is None and "the uploaded etcdctl is 3.4.23, but etcd there runs 3.5.15" in refused.problems[0]
+    ok = choose_tools(hosts, PATHS, seed="m1", uploaded=uploaded, uploaded_version="3.5.1", restores=True)
+    assert ok.tools is uploaded and not ok.problems

@@ -21,7 +21,6 @@ from etcdrescue.lab import Lab
 from etcdrescue.platform import PLATFORMS
 from etcdrescue.platform.envfile import EnvFile
 from etcdrescue.platform.pod import StaticPod
-from etcdrescue.platform.tools import EtcdTools
 from etcdrescue.probes import ParseError
 from etcdrescue.transport import SSHConfig, SSHHost
 
@@ -137,13 +136,13 @@ def test_surveys(name: str, checks: dict[str, Callable[[str], bool]]) -> None:
         assert key in kv, key
         assert ok(kv[key]), (key, kv[key])
     if name.startswith("host_survey"):
-        assert len(kv) == 13  # every line of the survey script answered
+        assert len(kv) == 18  # every line of the survey script answered
 
 
 def test_survey_scripts_match_recordings() -> None:
     """The recorded keys are exactly the keys today's scripts print (re-record if this fails)."""
     paths = PLATFORMS["okd3"].default_paths
-    script = probes.host_survey(paths, EtcdTools(paths), "127.0.0.1", 2379, 2380).script
+    script = probes.host_survey(paths, "test -r /etc/etcd/etcd.conf", "127.0.0.1", 2379, 2380).script
     keys = [part.split("echo ", 1)[1].split("=", 1)[0] for part in script.split("; ") if "echo " in part]
     assert list(probes.parse_kv(data("host_survey_running.txt"))) == keys
 
@@ -196,6 +195,7 @@ def test_facts_over_ssh_on_live_lab(lab_factory: Callable[..., Lab]) -> None:
     cfg = SSHConfig(host=m0.host, port=m0.port, user=inv.ssh.user, known_hosts=inv.ssh.known_hosts,
                     identity_file=inv.ssh.identity_file)
     urls = [m.client_url for m in inv.members]
+    tools, readable = inv.platform.tools, inv.platform.settings.readable_script()
     truth = {m["name"]: m["id"] for m in lab.member_list()}
     lab.put_keys("/live/", 3)
     time.sleep(0.5)  # etcd commits its bolt db every 100 ms; the backup copies the file as it is
@@ -205,16 +205,16 @@ def test_facts_over_ssh_on_live_lab(lab_factory: Callable[..., Lab]) -> None:
             res = host.run(f.script, timeout=f.timeout)
             return f.parse(res.stdout)
 
-        assert {m.name: m.id for m in fact(probes.member_list(inv.paths, urls))} == truth
-        status = fact(probes.endpoint_status(inv.paths, urls))
+        assert {m.name: m.id for m in fact(probes.member_list(tools, urls))} == truth
+        status = fact(probes.endpoint_status(tools, urls))
         assert sorted(s.endpoint for s in status) == urls
         assert sum(s.is_leader for s in status) == 1 and {s.leader for s in status} <= set(truth.values())
-        assert all(h.healthy for h in fact(probes.endpoint_health(inv.paths, urls)))
-        survey = fact(probes.host_survey(inv.paths, inv.platform.tools, m0.host, m0.client_port, m0.peer_port))
-        assert survey["manifest"] == "yes" and survey["client_port"] == "open" and survey["etcd_pid"].isdigit()
-        assert survey["tls"] == "yes"
+        assert all(h.healthy for h in fact(probes.endpoint_health(tools, urls)))
+        survey = fact(probes.host_survey(inv.paths, readable, m0.host, m0.client_port, m0.peer_port))
+        assert survey.manifest and survey.client_port_open and survey.etcd_pid is not None and survey.tls
+        assert survey.etcdctl is not None and survey.etcdctl.version.startswith("3.")
         assert fact(probes.backup_survey(backup))["kind"] == "dir"
-        snap = fact(probes.snapshot_status(backup + "/member/snap/db"))
+        snap = fact(probes.snapshot_status(tools, backup + "/member/snap/db"))
         assert snap.revision >= 4 and snap.total_keys >= 3
         settings = inv.platform.settings
         conf = settings.parse_values(host.run(settings.values_script()).stdout)
@@ -222,5 +222,5 @@ def test_facts_over_ssh_on_live_lab(lab_factory: Callable[..., Lab]) -> None:
         assert not host.run(StaticPod.down(m0.host, [m0.client_port, m0.peer_port])).ok
         lab.stop_etcd(0)
         assert host.run(StaticPod.down(m0.host, [m0.client_port, m0.peer_port])).ok
-        survey = fact(probes.host_survey(inv.paths, inv.platform.tools, m0.host, m0.client_port, m0.peer_port))
-        assert (survey["manifest"], survey["disabled"], survey["etcd_pid"]) == ("no", "yes", "")
+        survey = fact(probes.host_survey(inv.paths, readable, m0.host, m0.client_port, m0.peer_port))
+        assert (survey.manifest, survey.disabled, survey.etcd_pid) == (False, True, None)

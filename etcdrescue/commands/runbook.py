@@ -61,6 +61,12 @@ def build(args: argparse.Namespace) -> tuple[str, str]:
     if not all(ch.isalnum() or ch in "-_." for ch in stamp):
         raise InputError(f"--stamp may hold letters, digits, '-', '_' and '.', got {stamp!r}")
     date = args.date or stamp_date(stamp) or time.strftime("%Y-%m-%d")
+    if args.etcd_tools:
+        from dataclasses import replace
+
+        from ..upload import find_local
+
+        inv = replace(inv, platform=replace(inv.platform, tools=find_local(args.etcd_tools).tools(inv.platform.tools)))
     plan = build_plan(Context(inv, backup, method, stamp, backup_kind=backup_kind(args, inv)))
     render = render_markdown if args.format == "md" else render_html
     return render(plan, date=date), args.format

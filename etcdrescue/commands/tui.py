@@ -26,9 +26,11 @@ def register(subparsers: Any) -> None:
 
 def cmd_tui(args: argparse.Namespace) -> int:
     from ..screens.app import RescueApp
+    from ..upload import find_local
 
+    tools = find_local(args.etcd_tools) if args.etcd_tools else None
     app = RescueApp(inventory_path=args.inventory, backup=args.backup, journal_dir=args.journal,
-                    gate_timeout=args.gate_timeout, method=args.method, seed=args.seed,
-                    yes=getattr(args, "yes", False), dry_run=getattr(args, "dry_run", False))
+                    gate_timeout=args.gate_timeout, method=args.method, seed=args.seed, etcd_tools=tools,
+                    yes=args.yes, dry_run=args.dry_run)
     app.run()
     return app.return_code or 0

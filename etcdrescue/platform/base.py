@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..command import Command
@@ -39,6 +39,10 @@ class Settings(Protocol):
     def set(self, host: str, values: Mapping[str, str]) -> tuple[Command, ...]: ...
 
     def put_back(self, host: str, aside: str, rewritten: str) -> Command: ...
+
+    def readable_script(self) -> str:
+        """Read-only: exit 0 when the settings can be read (wherever a recovery may have put them)."""
+        ...
 
     def values_script(self) -> str:
         """Read-only: print the current settings, parsed by `parse_values`."""
@@ -83,3 +87,5 @@ class Platform:
     force_flag: FlagEdit
     manifest_problem: Callable[[str], ManifestProblem | None]
     """Pre-flight rule over the etcd manifest's text: what makes it unusable for this platform."""
+    server_version: Callable[[str], str | None] = field(default=lambda _text: None)
+    """The etcd version the manifest runs (its image tag), where the platform's manifests say it."""

@@ -142,6 +142,9 @@ class EnvFile:
         return Command(host, chain(sh("cp", "-p", self.file, rewritten), sh("cp", "-p", aside, self.file)),
                        f"put the original {self.label} back")
 
+    def readable_script(self) -> str:
+        return sh("test", "-r", self.file)
+
     def values_script(self) -> str:
         return sh("cat", self.file)
 

@@ -1,4 +1,10 @@
-"""The etcd command-line tools on a host: the one place that spells an etcdctl command line."""
+"""The etcd command-line tools on a host: the one place that spells an etcdctl or etcdutl command line.
+
+Which binaries a recovery uses is decided once, by the pre-flight (`choose_tools`): the hosts' own
+(found on PATH or in the usual places) or the operator's, uploaded with `--etcd-tools` into
+`TOOLS_ROOT/<version>/` on every master. Snapshot restore and status use etcdutl where the tools are
+3.5 or newer (etcdctl's copies are deprecated in 3.5 and gone in 3.6), etcdctl on 3.4.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +14,58 @@ from dataclasses import dataclass
 from ..command import Raw, q, sh
 from .paths import Paths
 
+TOOLS_ROOT = "/var/lib/etcdrescue/tools"
+"""Private directory for uploaded tools: never a system binary's place, one sub-directory per version."""
+SEARCH = ("/usr/local/bin", "/usr/bin", "/usr/local/sbin", "/usr/sbin", "/opt/bin", "/opt/etcd/bin")
+"""Where a tool not on PATH is looked for (distribution packages, tarball installs)."""
+NAMES = ("etcdctl", "etcdutl")
+
+
+def minor(version: str) -> tuple[int, int] | None:
+    """`3.5.1` -> (3, 5); None when it is not a version."""
+    parts = version.lstrip("v").split(".")
+    try:
+        return int(parts[0]), int(parts[1])
+    except (IndexError, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
+class Tool:
+    path: str
+    version: str
+    on_path: bool = True
+    """Found by `command -v` (else in one of SEARCH, or uploaded)."""
+
+
+def find_script(name: str) -> str:
+    """Shell printing `name`'s path (PATH first, then SEARCH), whether PATH found it, and its version."""
+    dirs = " ".join(q(d) for d in SEARCH)
+    return (f"p=$(command -v {q(name)} 2>/dev/null); onp=yes; "
+            f"if test -z \"$p\"; then onp=no; for d in {dirs}; do if test -x \"$d/{name}\"; then p=\"$d/{name}\"; "
+            f"break; fi; done; fi; echo {name}=$p; echo {name}_on_path=$onp; "
+            f"echo {name}_version=$(test -n \"$p\" && \"$p\" version 2>/dev/null | "
+            f"sed -n 's/^{name} version: *//p' | head -1)")
+
+
+def parse_tool(kv: dict[str, str], name: str) -> Tool | None:
+    path = kv.get(name, "")
+    if not path:
+        return None
+    return Tool(path, kv.get(f"{name}_version", ""), kv.get(f"{name}_on_path") == "yes")
+
 
 @dataclass(frozen=True)
 class EtcdTools:
-    """Builds every etcdctl call a step, probe, gate or runbook shows.
+    """Builds every etcdctl/etcdutl call a step, probe, gate or runbook shows.
 
-    `etcdctl` is the command as the host runs it (a name on PATH, or a full path); the TLS client
-    identity is the platform's (`paths.ca/cert/key`).
+    `etcdctl` is the command as the hosts run it (a name on PATH, or a full path); `etcdutl` is set
+    where snapshot restore/status should use it (3.5+). The TLS client identity is the platform's.
     """
 
     paths: Paths
     etcdctl: str = "etcdctl"
+    etcdutl: str = ""
 
     def ctl(self, endpoints: Iterable[str], *args: object) -> Raw:
         """An etcdctl v3 call authenticated with the host's own TLS material."""
@@ -28,12 +75,15 @@ class EtcdTools:
 
     def snapshot_restore(self, db: str, *args: object) -> Raw:
         """Offline: `snapshot restore` needs no endpoint and no TLS."""
+        if self.etcdutl:
+            return sh(self.etcdutl, "snapshot", "restore", db, *args)
         return sh(Raw("ETCDCTL_API=3"), self.etcdctl, "snapshot", "restore", db, *args)
 
     def snapshot_status(self, db: str) -> Raw:
+        if self.etcdutl:
+            return sh(self.etcdutl, "snapshot", "status", db, "-w", "json")
         return sh(Raw("ETCDCTL_API=3"), self.etcdctl, "snapshot", "status", db, "-w", "json")
 
     @property
-    def survey(self) -> str:
-        """Shell that prints where the client tool is (empty when the host has none)."""
-        return f"command -v {q(self.etcdctl)} || true"
+    def restore_tool(self) -> str:
+        return "etcdutl" if self.etcdutl else "etcdctl"

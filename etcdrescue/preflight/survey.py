@@ -6,12 +6,14 @@ Nothing here decides anything; `verdict.judge` does, over the typed facts gather
 from __future__ import annotations
 
 import concurrent.futures as cf
+from dataclasses import dataclass
 
 from ..backup_identity import BackupIdentityError, backup_members, identity_problem, remote_reader
 from ..errors import RescueError
 from ..hosts import Hosts
 from ..inventory import Member
 from ..model import BackupKind, Method
+from ..platform.tools import EtcdTools
 from ..probes import (
     Fact,
     HostSurvey,
@@ -23,7 +25,7 @@ from ..probes import (
     host_survey,
     snapshot_status,
 )
-from .verdict import BackupFacts, HostFacts, PreflightReport, judge
+from .verdict import BackupFacts, HostFacts, PreflightReport, ToolChoice, choose_tools, judge
 
 
 def survey_host(hosts: Hosts, member: Member) -> HostFacts:
@@ -31,13 +33,14 @@ def survey_host(hosts: Hosts, member: Member) -> HostFacts:
     platform = inv.platform
     survey: HostSurvey | None = None
     try:
-        survey = hosts.fact(member.name, host_survey(inv.paths, platform.tools, member.client_host,
-                                                     member.client_port, member.peer_port))
-        manifest_path, problem = "", None
+        survey = hosts.fact(member.name, host_survey(inv.paths, platform.settings.readable_script(),
+                                                     member.client_host, member.client_port, member.peer_port))
+        manifest_path, problem, server_version = "", None, None
         if survey.manifest != survey.disabled:
             manifest_path = inv.paths.manifest if survey.manifest else inv.paths.disabled_manifest
             text = hosts[member.name].read_file(manifest_path).decode("utf-8", errors="replace")
             problem = platform.manifest_problem(text)
+            server_version = platform.server_version(text)
         conf_name = ""
         if survey.conf:
             s = platform.settings
@@ -56,7 +59,7 @@ def survey_host(hosts: Hosts, member: Member) -> HostFacts:
         return HostFacts(member.name, reachable=survey is not None, error=str(exc), survey=survey)
     return HostFacts(member.name, reachable=True, survey=survey, manifest_path=manifest_path,
                      manifest_problem=problem, healthy=healthy, health_error=health_error, member_id=member_id,
-                     conf_name=conf_name)
+                     conf_name=conf_name, server_version=server_version)
 
 
 def backup_kind_problem(survey: dict[str, str], seed: str, path: str) -> str:
@@ -72,7 +75,7 @@ def backup_kind_problem(survey: dict[str, str], seed: str, path: str) -> str:
     return ""
 
 
-def survey_backup(hosts: Hosts, seed: str, path: str) -> BackupFacts:
+def survey_backup(hosts: Hosts, seed: str, path: str, tools: EtcdTools) -> BackupFacts:
     try:
         kv = hosts.fact(seed, backup_survey(path))
     except (RescueError, ParseError) as exc:
@@ -85,7 +88,7 @@ def survey_backup(hosts: Hosts, seed: str, path: str) -> BackupFacts:
         return facts.failed(problem)
     db = path if kind is BackupKind.FILE else path.rstrip("/") + "/member/snap/db"
     try:
-        snapshot: SnapshotInfo = hosts.fact(seed, snapshot_status(hosts.inv.platform.tools, db))
+        snapshot: SnapshotInfo = hosts.fact(seed, snapshot_status(tools, db))
     except (RescueError, ParseError):
         return facts.failed(f"backup {path} on {seed}: {db} is not a readable etcd database (corrupt or truncated?)")
     return BackupFacts(path, kind=kind, size_kb=size_kb, mtime=mtime, snapshot=snapshot,
@@ -111,13 +114,32 @@ def wrong_cluster(hosts: Hosts, seed: str, path: str, db: str) -> str:
     return f"backup {path} on {seed}: {problem}" if problem else ""
 
 
-def run_preflight(hosts: Hosts, *, backup: str | None, method: Method, resuming: bool = False) -> PreflightReport:
-    inv = hosts.inv
-    with cf.ThreadPoolExecutor(max_workers=min(8, len(inv.members) + 1)) as pool:
-        futures = [pool.submit(survey_host, hosts, m) for m in inv.members]
-        backup_future = pool.submit(survey_backup, hosts, inv.seed.name, backup) if backup else None
-        facts = tuple(f.result() for f in futures)
-        backup_facts = backup_future.result() if backup_future else None
-    return judge(facts, seed=inv.seed.name, quorum=inv.quorum, data_dir=inv.paths.data_dir, backup_path=backup,
-                 backup=backup_facts, method=method, resuming=resuming)
+@dataclass(frozen=True)
+class Uploaded:
+    """Tools the session uploaded to every host (`--etcd-tools`): used instead of the hosts' own."""
 
+    tools: EtcdTools
+    version: str
+
+
+def tool_choice(hosts: Hosts, facts: tuple[HostFacts, ...], *, uploaded: Uploaded | None, restores: bool
+                ) -> ToolChoice:
+    inv = hosts.inv
+    return choose_tools(facts, inv.paths, seed=inv.seed.name, uploaded=uploaded.tools if uploaded else None,
+                        uploaded_version=uploaded.version if uploaded else "", restores=restores)
+
+
+def run_preflight(hosts: Hosts, *, backup: str | None, method: Method, resuming: bool = False,
+                  uploaded: Uploaded | None = None) -> PreflightReport:
+    """Every host in parallel, then the backup with the tools the hosts' survey chose."""
+    inv = hosts.inv
+    with cf.ThreadPoolExecutor(max_workers=min(8, len(inv.members))) as pool:
+        facts = tuple(pool.map(lambda m: survey_host(hosts, m), inv.members))
+    tools = tool_choice(hosts, facts, uploaded=uploaded, restores=backup is not None)
+    backup_facts = None
+    if backup is not None:
+        backup_facts = (survey_backup(hosts, inv.seed.name, backup, tools.tools) if tools.tools is not None
+                        else BackupFacts(backup, error=f"backup {backup}: not checked (no etcd tools to read it)"))
+    return judge(facts, seed=inv.seed.name, quorum=inv.quorum, data_dir=inv.paths.data_dir, backup_path=backup,
+                 backup=backup_facts, method=method, resuming=resuming, settings=inv.platform.settings.label,
+                 tools=tools)

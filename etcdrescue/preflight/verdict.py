@@ -14,7 +14,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..model import BackupKind, Method
-from ..platform import ManifestProblem, Severity
+from ..platform import ManifestProblem, Paths, Severity
+from ..platform.tools import SEARCH, EtcdTools, minor
 from ..probes import HostSurvey, SnapshotInfo
 
 
@@ -38,6 +39,8 @@ class HostFacts:
     member_id: str = ""
     conf_name: str = ""
     """The member name in this host's etcd settings (okd3: ETCD_NAME in etcd.conf)."""
+    server_version: str | None = None
+    """The etcd version its manifest runs, where the platform can tell."""
 
     @property
     def manifest_state(self) -> ManifestState:
@@ -89,6 +92,8 @@ class PreflightReport:
     backup: BackupFacts | None = None
     problems: tuple[str, ...] = ()
     warnings: tuple[str, ...] = field(default=())
+    tools: EtcdTools | None = None
+    """The etcd tools the plan uses on every host (None when the verdict refuses)."""
 
     @property
     def healthy_count(self) -> int:
@@ -129,30 +134,88 @@ class HostRule:
 
 
 HOST_RULES = (
-    HostRule(lambda s: s.conf, "etcd.conf not readable", "`conf=yes`"),
+    HostRule(lambda s: s.conf, "{settings} not readable", "`conf=yes`"),
     HostRule(lambda s: s.data_dir, "data dir {data_dir} missing", "`data_dir=yes`"),
     HostRule(lambda s: s.tls, "TLS files (ca/cert/key) not readable", "`tls=yes`"),
-    HostRule(lambda s: bool(s.etcdctl), "etcdctl not found on PATH", "`etcdctl=` followed by a path"),
     HostRule(lambda s: bool(s.bash), "bash not available", "`bash=` followed by a version"),
 )
 MANIFEST_EXPECT = "`manifest=yes` (or `disabled=yes`, not both)"
+TOOLS_EXPECT = "`etcdctl=` followed by a path (and `etcdctl_version=` its version)"
 DISK_EXPECT = "`free_kb` well above `member_kb`"
 
 
 def survey_expectations() -> str:
     """The survey's expected output in words, from the same rules `judge` applies."""
-    return ", ".join([MANIFEST_EXPECT, *(r.expect for r in HOST_RULES)]) + f", and {DISK_EXPECT}"
+    return ", ".join([MANIFEST_EXPECT, *(r.expect for r in HOST_RULES), TOOLS_EXPECT]) + f", and {DISK_EXPECT}"
+
+
+@dataclass(frozen=True)
+class ToolChoice:
+    tools: EtcdTools | None
+    problems: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+def choose_tools(hosts: tuple[HostFacts, ...], paths: Paths, *, seed: str, uploaded: EtcdTools | None,
+                 uploaded_version: str = "", restores: bool) -> ToolChoice:
+    """The etcd tools every host runs: the uploaded ones when `--etcd-tools` was given, else the hosts' own.
+
+    One command line must work on every host (the runbook prints one), so the hosts' own etcdctl is
+    used by name when PATH finds it everywhere, by its path when it sits at the same place everywhere,
+    and refused otherwise. etcdutl is needed only where snapshots are read or restored: on the seed.
+    """
+    surveyed = [h for h in hosts if h.survey is not None]
+    servers = {h.name: h.server_version for h in surveyed if h.server_version}
+    if uploaded is not None:
+        wrong = tuple(f"{name}: the uploaded etcdctl is {uploaded_version}, but etcd there runs {v}: give "
+                         f"--etcd-tools of the same minor version" for name, v in servers.items()
+                         if minor(v) != minor(uploaded_version))
+        return ToolChoice(None if wrong else uploaded, wrong)
+    problems: list[str] = []
+    warnings: list[str] = []
+    ctl = {h.name: h.survey.etcdctl for h in surveyed if h.survey}
+    for name, tool in ctl.items():
+        if tool is None:
+            problems.append(f"{name}: etcdctl not found (PATH, {', '.join(SEARCH)}): give --etcd-tools DIR "
+                            "(a directory on this machine holding etcdctl, and etcdutl for 3.5+)")
+        elif name in servers and minor(tool.version) != minor(servers[name]):
+            warnings.append(f"{name}: etcdctl {tool.version or '(version unknown)'} with etcd {servers[name]}")
+    found = [t for t in ctl.values() if t is not None]
+    if problems or not found:
+        return ToolChoice(None, tuple(problems), tuple(warnings))
+    if all(t.on_path for t in found):
+        etcdctl = "etcdctl"
+    elif len({t.path for t in found}) == 1:
+        etcdctl = found[0].path
+    else:
+        return ToolChoice(None, ("etcdctl is not on PATH everywhere and sits at different places ("
+                                 + ", ".join(f"{n}: {t.path}" for n, t in ctl.items() if t) + "): give --etcd-tools"
+                                 ,), tuple(warnings))
+    seed_survey = next((h.survey for h in surveyed if h.name == seed), None)
+    etcdutl = seed_survey.etcdutl if seed_survey else None
+    ctl_minor = minor(found[0].version) or (3, 4)
+    use_util = etcdutl is not None and (minor(etcdutl.version) or (0, 0)) >= (3, 5)
+    if restores and not use_util and ctl_minor >= (3, 6):
+        problems.append(f"{seed}: etcdctl {found[0].version} cannot restore snapshots and etcdutl was not found: "
+                        "give --etcd-tools DIR with etcdutl")
+    tools = EtcdTools(paths, etcdctl, (etcdutl.path if etcdutl.on_path is False else "etcdutl")
+                      if use_util and etcdutl else "")
+    return ToolChoice(None if problems else tools, tuple(problems), tuple(warnings))
 
 
 def judge(hosts: tuple[HostFacts, ...], *, seed: str, quorum: int, data_dir: str, backup_path: str | None,
-          backup: BackupFacts | None, method: Method, resuming: bool = False) -> PreflightReport:
+          backup: BackupFacts | None, method: Method, resuming: bool = False, settings: str = "etcd.conf",
+          tools: ToolChoice | None = None) -> PreflightReport:
     p: list[str] = []
     warnings: list[str] = []
     for h in hosts:
-        p += host_problems(h, data_dir, method=method, resuming=resuming)
+        p += host_problems(h, data_dir, method=method, resuming=resuming, settings=settings)
         if h.conf_name and h.conf_name != h.name:
-            warnings.append(f"{h.name}: etcd.conf says ETCD_NAME={h.conf_name}; the recovery sets it to "
+            warnings.append(f"{h.name}: {settings} names the member {h.conf_name}; the recovery sets it to "
                             f"the inventory's name {h.name}")
+    if tools is not None:
+        p += tools.problems
+        warnings += tools.warnings
     s = next(h for h in hosts if h.name == seed)
     if s.reachable and s.survey is not None and not resuming:
         if backup_path is None:
@@ -169,10 +232,11 @@ def judge(hosts: tuple[HostFacts, ...], *, seed: str, quorum: int, data_dir: str
     if all(h.reachable for h in hosts) and healthy >= quorum and not resuming:
         p.insert(0, f"cluster still has a healthy quorum ({healthy}/{len(hosts)} members "
                     "healthy): refusing to recover a working cluster")
-    return PreflightReport(hosts, seed, quorum, backup, tuple(p), tuple(warnings))
+    return PreflightReport(hosts, seed, quorum, backup, tuple(p), tuple(warnings),
+                           tools.tools if tools is not None and not p else None)
 
 
-def host_problems(h: HostFacts, data_dir: str, *, method: Method, resuming: bool) -> list[str]:
+def host_problems(h: HostFacts, data_dir: str, *, method: Method, resuming: bool, settings: str) -> list[str]:
     if not h.reachable or h.survey is None:
         return [h.error or f"{h.name}: unreachable"]
     p = []
@@ -186,5 +250,6 @@ def host_problems(h: HostFacts, data_dir: str, *, method: Method, resuming: bool
     elif problem is not None and not resuming and (method is Method.FORCE_NEW_CLUSTER
                                                    or problem.severity is Severity.ALWAYS):
         p.append(f"{h.name}: {h.manifest_path}: {problem.text}")
-    p += [f"{h.name}: {rule.problem.format(data_dir=data_dir)}" for rule in HOST_RULES if not rule.holds(s)]
+    p += [f"{h.name}: {rule.problem.format(data_dir=data_dir, settings=settings)}" for rule in HOST_RULES
+          if not rule.holds(s)]
     return p

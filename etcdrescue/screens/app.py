@@ -21,6 +21,7 @@ from ..plan import Plan
 from ..preflight.verdict import PreflightReport
 from ..resume import Unfinished
 from ..session import RecoverySession
+from ..upload import LocalTools
 from .inventory import InventoryChoice, InventoryScreen
 from .plan import PlanScreen
 from .preflight import PreflightScreen
@@ -39,7 +40,8 @@ class RescueApp(App[int]):
 
     def __init__(self, inventory_path: str | Path | None = None, backup: str | None = None, rehearsal: bool = False,
                  journal_dir: Path | None = None, gate_timeout: float = 120, yes: bool = False, *,
-                 method: str | None = None, seed: str | None = None, dry_run: bool = False) -> None:
+                 method: str | None = None, seed: str | None = None, dry_run: bool = False,
+                 etcd_tools: LocalTools | None = None) -> None:
         super().__init__()
         self.inventory_path = str(inventory_path or "")
         self.backup = backup or ""
@@ -48,6 +50,7 @@ class RescueApp(App[int]):
         self.yes = yes
         self.method = method
         self.seed = seed
+        self.etcd_tools = etcd_tools
         self.status = WizardStatus(rehearsal=rehearsal, dry_run=dry_run)
         self.session: RecoverySession | None = None
         self.record: WizardRun | None = None
@@ -77,15 +80,17 @@ class RescueApp(App[int]):
         if self.session is not None:
             self.session.close()
         session = self.session = RecoverySession(choice.inventory, backup=choice.backup, method=choice.method,
-                                                 journal_dir=self.journal_dir, gate_timeout=self.gate_timeout)
+                                                 journal_dir=self.journal_dir, gate_timeout=self.gate_timeout,
+                                                 etcd_tools=self.etcd_tools)
         unfinished = session.find_unfinished()
         if unfinished is not None and await self.push_screen_wait(resume_question(unfinished, session.inv.cluster)):
             session.resume(unfinished)
         while True:
             inv = session.inv
             update_status(self, cluster=inv.cluster, profile=inv.platform.name, connection="ssh: not connected")
-            report = await self.push_screen_wait(PreflightScreen(inv, session.hosts, session.backup, session.method,
-                                                                 resuming=session.resuming))
+            if not await self.prepare(session):
+                return False
+            report = await self.push_screen_wait(PreflightScreen(session))
             if report is None:
                 return False
             plan = session.plan(report)
@@ -107,6 +112,16 @@ class RescueApp(App[int]):
             await self.push_screen_wait(SummaryScreen(self.record))
             self.exit_with(EXIT_CODES.get(self.record.status, EXIT_FAILED))
             return True
+
+    async def prepare(self, session: RecoverySession) -> bool:
+        """`--etcd-tools` onto the hosts before the survey; False, after telling the operator, if it failed."""
+        try:
+            await asyncio.to_thread(session.prepare)
+        except RescueError as exc:
+            await self.push_screen_wait(ConfirmScreen(
+                "Cannot put the etcd tools on the hosts", f"{exc}", yes="OK (y)", no="Back (n)"))
+            return False
+        return True
 
     async def take_locks(self, session: RecoverySession, plan: Plan, report: PreflightReport) -> bool:
         """The CLI's locks and journal; False, after telling the operator, if a lock is held."""

@@ -23,11 +23,11 @@ from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from ..hosts import Hosts
-from ..inventory import Inventory, Member
-from ..model import Method
-from ..preflight.survey import survey_backup, survey_host
-from ..preflight.verdict import BackupFacts, HostFacts, PreflightReport, judge
+from ..inventory import Member
+from ..platform.tools import EtcdTools
+from ..preflight.survey import survey_backup, survey_host, tool_choice
+from ..preflight.verdict import BackupFacts, HostFacts, PreflightReport, ToolChoice, judge
+from ..session import RecoverySession
 from .widgets import RescueHeader, update_status
 
 COLUMNS = ("member", "ID", "ssh", "host key", "manifest", "etcd", "health", "data", "free")
@@ -105,11 +105,11 @@ class PreflightScreen(Screen[PreflightReport | None]):
     BINDINGS = [Binding("r", "refresh_survey", "Refresh"), Binding("n", "next", "Next"),
                 Binding("b,escape", "back", "Back")]
 
-    def __init__(self, inv: Inventory, hosts: Hosts, backup: str | None, method: Method, *,
-                 resuming: bool = False) -> None:
+    def __init__(self, session: RecoverySession) -> None:
         super().__init__()
-        self.inv, self.hosts, self.backup, self.method = inv, hosts, backup, method
-        self.resuming = resuming
+        self.session = session
+        self.inv, self.hosts, self.backup = session.inv, session.hosts, session.backup
+        self.tools: ToolChoice | None = None
         self.generation = 0
         self.facts: dict[str, HostFacts] = {}
         self.backup_facts: BackupFacts | None = None
@@ -117,7 +117,7 @@ class PreflightScreen(Screen[PreflightReport | None]):
         self.probes: dict[Worker[None], str] = {}
         """This generation's workers and what each surveys: a member's name, or "" for the backup."""
         self.failures: list[str] = []
-        self.names = short_names([m.name for m in inv.members])
+        self.names = short_names([m.name for m in self.inv.members])
 
     def compose(self) -> ComposeResult:
         yield RescueHeader()
@@ -140,7 +140,7 @@ class PreflightScreen(Screen[PreflightReport | None]):
     def action_refresh_survey(self) -> None:
         self.generation += 1
         self.workers.cancel_group(self, "preflight")
-        self.facts, self.backup_facts, self.report = {}, None, None
+        self.facts, self.backup_facts, self.report, self.tools = {}, None, None, None
         self.probes, self.failures = {}, []
         table = self.query_one(DataTable)
         table.clear()
@@ -155,8 +155,6 @@ class PreflightScreen(Screen[PreflightReport | None]):
         self.app_status(f"ssh: connecting to {len(self.inv.members)} members…")
         for m in self.inv.members:
             self.probes[self.probe_member(m, self.generation)] = m.name
-        if self.backup:
-            self.probes[self.probe_backup(self.backup, self.generation)] = ""
 
     def app_status(self, text: str) -> None:
         update_status(self.app, connection=text)
@@ -168,8 +166,8 @@ class PreflightScreen(Screen[PreflightReport | None]):
             self.post_message(MemberSurveyed(facts, generation))
 
     @work(thread=True, exit_on_error=False, group="preflight")
-    def probe_backup(self, path: str, generation: int) -> None:
-        facts = survey_backup(self.hosts, self.inv.seed.name, path)
+    def probe_backup(self, path: str, tools: EtcdTools, generation: int) -> None:
+        facts = survey_backup(self.hosts, self.inv.seed.name, path, tools)
         if not get_current_worker().is_cancelled:
             self.post_message(BackupSurveyed(facts, generation))
 
@@ -216,7 +214,20 @@ class PreflightScreen(Screen[PreflightReport | None]):
         cells[0] = self.names[msg.facts.name]
         for col, value in zip(COLUMNS, cells, strict=True):
             table.update_cell(msg.facts.name, col, value, update_width=True)
+        if len(self.facts) == len(self.inv.members):
+            self.members_done()
         self.maybe_judge()
+
+    def members_done(self) -> None:
+        """The backup is read with the tools the members' survey chose (the CLI's order)."""
+        facts = tuple(self.facts[m.name] for m in self.inv.members)
+        self.tools = tool_choice(self.hosts, facts, uploaded=self.session.uploaded, restores=self.backup is not None)
+        if not self.backup:
+            return
+        if self.tools.tools is None:
+            self.backup_facts = BackupFacts(self.backup, error=f"backup {self.backup}: not checked (no etcd tools)")
+        else:
+            self.probes[self.probe_backup(self.backup, self.tools.tools, self.generation)] = ""
 
     def on_backup_surveyed(self, msg: BackupSurveyed) -> None:
         if msg.generation != self.generation:
@@ -226,11 +237,14 @@ class PreflightScreen(Screen[PreflightReport | None]):
         self.maybe_judge()
 
     def maybe_judge(self) -> None:
-        if self.failures or len(self.facts) < len(self.inv.members) or (self.backup and self.backup_facts is None):
+        if (self.failures or self.tools is None or len(self.facts) < len(self.inv.members)
+                or (self.backup and self.backup_facts is None)):
             return
+        s = self.session
         report = judge(tuple(self.facts[m.name] for m in self.inv.members), seed=self.inv.seed.name,
                        quorum=self.inv.quorum, data_dir=self.inv.paths.data_dir, backup_path=self.backup,
-                       backup=self.backup_facts, method=self.method, resuming=self.resuming)
+                       backup=self.backup_facts, method=s.method, resuming=s.resuming,
+                       settings=self.inv.platform.settings.label, tools=self.tools)
         self.report = report
         reachable = sum(h.reachable for h in report.hosts)
         self.app_status(f"ssh: {reachable}/{len(report.hosts)} reachable")

@@ -22,7 +22,6 @@ from typing import Any
 from etcdrescue import probes
 from etcdrescue.inventory import load_inventory
 from etcdrescue.lab import Lab
-from etcdrescue.platform.tools import EtcdTools
 
 HERE = Path(__file__).resolve().parent
 
@@ -41,6 +40,8 @@ def main() -> int:
             lab.up(timeout=60)
             inv = load_inventory(lab.inventory_path)
             paths = inv.paths
+            tools = inv.platform.tools
+            readable = inv.platform.settings.readable_script()
             urls = [m.client_url for m in inv.members]
 
             def record(name: str, script: str, host: int = 0) -> str:
@@ -52,7 +53,7 @@ def main() -> int:
 
             def survey(i: int) -> str:
                 m = inv.members[i]
-                return probes.host_survey(paths, EtcdTools(paths), lab.hosts[i].ip, m.client_port, m.peer_port).script
+                return probes.host_survey(paths, readable, lab.hosts[i].ip, m.client_port, m.peer_port).script
 
             # -- healthy 3-member cluster ------------------------------------------------------
             lab.put_keys("/record/", 5)
@@ -60,22 +61,22 @@ def main() -> int:
             meta["members"] = {m["name"]: {"id": m["id"], "peer_urls": m["peer_urls"],
                                            "client_urls": m["client_urls"]} for m in members}
             meta["client_urls"] = urls
-            record("healthy_member_list.json", probes.member_list(paths, urls[:1]).script)
-            record("healthy_endpoint_status.json", probes.endpoint_status(paths, urls).script)
-            record("healthy_endpoint_health.json", probes.endpoint_health(paths, urls).script)
+            record("healthy_member_list.json", probes.member_list(tools, urls[:1]).script)
+            record("healthy_endpoint_status.json", probes.endpoint_status(tools, urls).script)
+            record("healthy_endpoint_health.json", probes.endpoint_health(tools, urls).script)
             record("host_survey_running.txt", survey(0))
 
             # -- backups ---------------------------------------------------------------------
             backup = lab.backup_openshift(0)
             meta["backup_dir"] = backup
-            record("backup_snapshot_status.json", probes.snapshot_status(backup + "/member/snap/db").script)
+            record("backup_snapshot_status.json", probes.snapshot_status(tools, backup + "/member/snap/db").script)
             record("backup_survey_dir.txt", probes.backup_survey(backup).script)
             record("backup_survey_file.txt", probes.backup_survey(backup + "/member/snap/db").script)
             record("backup_survey_missing.txt", probes.backup_survey("/var/lib/etcd/no-such-backup").script)
 
             # -- a member added but never started ------------------------------------------------
             new_peer = f"https://127.0.{args.subnet}.4:2380"
-            add_script = EtcdTools(paths).ctl(urls[:1], "member", "add", "master04.lab.example",
+            add_script = tools.ctl(urls[:1], "member", "add", "master04.lab.example",
                                  f"--peer-urls={new_peer}", "-w", "json")
             deadline = time.monotonic() + 30
             # etcd refuses reconfiguration ("unhealthy cluster") until every member has been connected 5 s
@@ -85,8 +86,8 @@ def main() -> int:
                 time.sleep(0.5)
             assert add.returncode == 0, add.stderr
             meta["unstarted"] = {"id": int(json.loads(add.stdout)["member"]["ID"]), "peer_url": new_peer}
-            record("unstarted_member_list.json", probes.member_list(paths, urls[:1]).script)
-            rm = lab.exec(0, EtcdTools(paths).ctl(urls[:1], "member", "remove", f"{meta['unstarted']['id']:x}"))
+            record("unstarted_member_list.json", probes.member_list(tools, urls[:1]).script)
+            rm = lab.exec(0, tools.ctl(urls[:1], "member", "remove", f"{meta['unstarted']['id']:x}"))
             assert rm.returncode == 0, rm.stderr
 
             # -- etcd stopped on one host (manifest moved away) -----------------------------------
@@ -97,7 +98,7 @@ def main() -> int:
             # -- lost quorum: two of three members broken ---------------------------------------
             lab.break_quorum([1, 2])
             deadline = time.monotonic() + 30
-            status_script = probes.endpoint_status(paths, urls).script
+            status_script = probes.endpoint_status(tools, urls).script
             while True:  # wait until the survivor has noticed it lost its leader
                 st = probes.parse_endpoint_status(lab.exec(0, status_script).stdout)
                 if st and all(s.leader is None for s in st):
@@ -106,8 +107,8 @@ def main() -> int:
                     raise SystemExit(f"survivor still reports a leader: {st}")
                 time.sleep(0.5)
             record("noquorum_endpoint_status.json", status_script)
-            record("noquorum_endpoint_health.json", probes.endpoint_health(paths, urls).script)
-            record("noquorum_member_list.json", probes.member_list(paths, urls[:1]).script)
+            record("noquorum_endpoint_health.json", probes.endpoint_health(tools, urls).script)
+            record("noquorum_member_list.json", probes.member_list(tools, urls[:1]).script)
             record("host_survey_broken.txt", survey(1), host=1)
         finally:
             lab.down()

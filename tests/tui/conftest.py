@@ -27,6 +27,7 @@ from conftest_lab import lab_factory, requires_lab
 from etcdrescue.hosts import Hosts
 from etcdrescue.inventory import Member
 from etcdrescue.model import BackupKind
+from etcdrescue.platform.tools import Tool
 from etcdrescue.preflight.verdict import BackupFacts, HostFacts
 from etcdrescue.probes import HostSurvey, SnapshotInfo
 from etcdrescue.transport import Result
@@ -66,7 +67,8 @@ def offline_inventory(tmp_path: Path) -> Path:
 def broken_facts(member: Member, healthy: bool = False) -> HostFacts:
     survey = HostSurvey(manifest=True, disabled=False, conf=True, data_dir=True, member=True, member_kb=20480,
                         free_kb=10485760, etcd_pid=42 if healthy else None, client_port_open=healthy,
-                        peer_port_open=healthy, etcdctl="/usr/bin/etcdctl", bash="5.2", tls=True)
+                        peer_port_open=healthy, etcdctl=Tool("/usr/bin/etcdctl", "3.4.23"), etcdutl=None,
+                        bash="5.2", tls=True)
     return HostFacts(member.name, reachable=True, survey=survey, manifest_path="/etc/origin/node/pod/etcd.yaml",
                      healthy=healthy, member_id=f"8e9e05c5216469{member.name[7:8]}d" if healthy else "")
 
@@ -87,7 +89,7 @@ def canned_preflight(monkeypatch: pytest.MonkeyPatch) -> CannedPreflight:
             time.sleep(0.05)
             return broken_facts(member, healthy=healthy)
 
-        def survey_backup(hosts: Hosts, seed: str, path: str) -> BackupFacts:
+        def survey_backup(hosts: Hosts, seed: str, path: str, tools: object) -> BackupFacts:
             return BackupFacts(path, kind=BackupKind.DIR, size_kb=20480, mtime=0,
                                snapshot=SnapshotInfo(hash=1, revision=1234, total_keys=600, total_size=20971520))
 

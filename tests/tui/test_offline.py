@@ -171,7 +171,7 @@ async def test_unfinished_journal_offers_resume_and_no_goes_on_fresh(
         await pilot.press("n")
         await wait_until(pilot, lambda: isinstance(app.screen, PreflightScreen) and app.screen.report is not None,
                          what="verdict")
-        assert not app.screen.resuming  # type: ignore[attr-defined]
+        assert not app.screen.session.resuming  # type: ignore[attr-defined]
         assert app.screen.inv.seed.name == "master01.test"  # type: ignore[attr-defined]
         await pilot.press("n")
         await wait_until(pilot, lambda: isinstance(app.screen, PlanScreen), what="plan screen")
