@@ -72,10 +72,19 @@ def test_same_and_other_cluster(db: bytes) -> None:
 
 
 @needs_etcd
-@pytest.mark.parametrize("cut", [0, 100, 4096, 8192, 12288])
-def test_truncated_db_is_an_error(db: bytes, cut: int) -> None:
-    with pytest.raises(BackupIdentityError):
-        members_from_bytes(db[:cut])
+def test_truncated_db_is_an_error(db: bytes) -> None:
+    """Cut before every page the reader needs, the last one included (where etcd put the members bucket
+    varies run to run: a fixed cut such as 12 KiB sometimes keeps all of it)."""
+    reads: list[int] = []
+
+    def reader(offset: int, length: int) -> bytes:
+        reads.append(offset)
+        return db[offset:offset + length]
+
+    backup_members(reader)
+    for cut in sorted({0, 100, 4096, *reads}):
+        with pytest.raises(BackupIdentityError):
+            members_from_bytes(db[:cut])
 
 
 @needs_etcd

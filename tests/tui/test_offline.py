@@ -193,7 +193,7 @@ async def test_unfinished_journal_yes_resumes_with_the_journals_plan(
         await pilot.press("y")
         await wait_until(pilot, lambda: isinstance(app.screen, PreflightScreen) and app.screen.report is not None,
                          what="verdict")
-        assert app.screen.resuming  # type: ignore[attr-defined]
+        assert app.screen.session.resuming  # type: ignore[attr-defined]
         await pilot.press("n")
         await wait_until(pilot, lambda: isinstance(app.screen, PlanScreen), what="plan screen")
         plan_screen = app.screen

@@ -35,7 +35,7 @@ def install_failure(monkeypatch: pytest.MonkeyPatch, target: str) -> None:
             raise RuntimeError("probe exploded\nsecond line of the traceback text")
         return canned_host(hosts, member)
 
-    def survey_backup(hosts: Hosts, seed: str, path: str) -> BackupFacts:
+    def survey_backup(hosts: Hosts, seed: str, path: str, tools: object) -> BackupFacts:
         if target == "backup":
             raise RuntimeError("probe exploded")
         return canned_backup(hosts, seed, path)
