@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from .command import Raw, q
-from .platform import Paths
+from .inventory import Member
+from .platform import Platform
 from .platform.pod import port_probe
 from .platform.tools import NAMES, EtcdTools, Tool, find_script, parse_tool
 
@@ -174,6 +175,8 @@ class HostSurvey:
     etcdutl: Tool | None
     bash: str
     tls: bool
+    pod_copies: tuple[str, ...] = ()
+    """Other files in the pod dir that define the etcd pod (each would run as a second etcd)."""
 
     def journal(self) -> dict[str, str]:
         """The journal's spelling (what `etcdrescue report` prints, for old and new journals alike)."""
@@ -205,22 +208,22 @@ def parse_host_survey(text: str) -> HostSurvey:
         etcd_pid=_int(kv.get("etcd_pid", "")), client_port_open=kv.get("client_port") == "open",
         peer_port_open=kv.get("peer_port") == "open", etcdctl=parse_tool(kv, "etcdctl"),
         etcdutl=parse_tool(kv, "etcdutl"), bash=kv.get("bash", ""),
-        tls=kv["tls"] == "yes",
+        tls=kv["tls"] == "yes", pod_copies=tuple(kv.get("pod_copies", "").split()),
     )
 
 
-def host_survey(paths: Paths, settings_readable: str, host: str, client_port: int, peer_port: int
-                ) -> Fact[HostSurvey]:
+def host_survey(platform: Platform, member: Member) -> Fact[HostSurvey]:
     """One round trip for the pre-flight: where the manifest is, whether etcd runs, sizes, free disk, tools."""
-    m, d, dd = q(paths.manifest), q(paths.disabled_manifest), q(paths.data_dir)
-    member = q(paths.member_dir)
+    paths, host, client_port, peer_port = platform.paths, member.client_host, member.client_port, member.peer_port
+    settings_readable, copies_script = platform.settings.readable_script(), platform.pod.copies_script()
+    m, d, dd, md = q(paths.manifest), q(paths.disabled_manifest), q(paths.data_dir), q(paths.member_dir)
     lines = [
         f"echo manifest=$(test -e {m} && echo yes || echo no)",
         f"echo disabled=$(test -e {d} && echo yes || echo no)",
         f"echo conf=$({settings_readable} && echo yes || echo no)",
         f"echo data_dir=$(test -d {dd} && echo yes || echo no)",
-        f"echo member=$(test -d {member} && echo yes || echo no)",
-        f"echo member_kb=$(du -sk {member} 2>/dev/null | cut -f1)",
+        f"echo member=$(test -d {md} && echo yes || echo no)",
+        f"echo member_kb=$(du -sk {md} 2>/dev/null | cut -f1)",
         f"echo free_kb=$(df -Pk {dd} 2>/dev/null | awk 'NR==2 {{print $4}}')",
         "echo etcd_pid=$(pgrep -x etcd | head -1)",
         f"echo client_port=$({port_probe(host, client_port)} && echo open || echo closed)",
@@ -229,6 +232,7 @@ def host_survey(paths: Paths, settings_readable: str, host: str, client_port: in
         "echo bash=$BASH_VERSION",
         f"echo tls=$(test -r {q(paths.ca)} && test -r {q(paths.cert)} && test -r {q(paths.key)} "
         "&& echo yes || echo no)",
+        f"echo pod_copies=$({copies_script})",
     ]
     return Fact("host survey", Raw("; ".join(lines)), parse_host_survey)
 

@@ -106,14 +106,13 @@ def _prerequisites(plan: Plan) -> list[str]:
 
 def _preflight(plan: Plan) -> list[str]:
     """The read-only facts `etcdrescue check` gathers, as commands to run by hand."""
-    ctx, inv, p = plan.ctx, plan.ctx.inv, plan.ctx.paths
+    ctx, inv = plan.ctx, plan.ctx.inv
     tools = ctx.platform.tools
-    readable = ctx.platform.settings.readable_script()
     out = ["## Pre-flight checks (what `etcdrescue check` verifies)", "",
            "Read-only: nothing here changes a host.", ""]
     for m in inv.members:
         out += [f"### Survey of `{m.name}`", "", f"On `{m.name}`:", "",
-                *fence(host_survey(p, readable, m.client_host, m.client_port, m.peer_port).script), "",
+                *fence(host_survey(ctx.platform, m).script), "",
                 f"Expected: {survey_expectations()}" + (" on the seed." if m is ctx.seed else "."), ""]
     urls = [m.client_url for m in inv.members]
     out += ["### Quorum really lost", "", f"On `{ctx.seed.name}`:", "",

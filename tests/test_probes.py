@@ -16,9 +16,8 @@ import pytest
 from conftest_lab import lab_factory, requires_lab
 
 from etcdrescue import probes
-from etcdrescue.inventory import load_inventory
+from etcdrescue.inventory import load_inventory, parse_inventory
 from etcdrescue.lab import Lab
-from etcdrescue.platform import PLATFORMS
 from etcdrescue.platform.envfile import EnvFile
 from etcdrescue.platform.pod import StaticPod
 from etcdrescue.probes import ParseError
@@ -136,13 +135,14 @@ def test_surveys(name: str, checks: dict[str, Callable[[str], bool]]) -> None:
         assert key in kv, key
         assert ok(kv[key]), (key, kv[key])
     if name.startswith("host_survey"):
-        assert len(kv) == 18  # every line of the survey script answered
+        assert len(kv) == 19  # every line of the survey script answered
 
 
 def test_survey_scripts_match_recordings() -> None:
     """The recorded keys are exactly the keys today's scripts print (re-record if this fails)."""
-    paths = PLATFORMS["okd3"].default_paths
-    script = probes.host_survey(paths, "test -r /etc/etcd/etcd.conf", "127.0.0.1", 2379, 2380).script
+    inv = parse_inventory({"cluster": "c", "members": [
+        {"name": "m", "host": "127.0.0.1", "peer_url": "https://127.0.0.1:2380", "client_url": "https://127.0.0.1:2379"}]})
+    script = probes.host_survey(inv.platform, inv.members[0]).script
     keys = [part.split("echo ", 1)[1].split("=", 1)[0] for part in script.split("; ") if "echo " in part]
     assert list(probes.parse_kv(data("host_survey_running.txt"))) == keys
 
@@ -195,7 +195,7 @@ def test_facts_over_ssh_on_live_lab(lab_factory: Callable[..., Lab]) -> None:
     cfg = SSHConfig(host=m0.host, port=m0.port, user=inv.ssh.user, known_hosts=inv.ssh.known_hosts,
                     identity_file=inv.ssh.identity_file)
     urls = [m.client_url for m in inv.members]
-    tools, readable = inv.platform.tools, inv.platform.settings.readable_script()
+    tools = inv.platform.tools
     truth = {m["name"]: m["id"] for m in lab.member_list()}
     lab.put_keys("/live/", 3)
     time.sleep(0.5)  # etcd commits its bolt db every 100 ms; the backup copies the file as it is
@@ -210,7 +210,7 @@ def test_facts_over_ssh_on_live_lab(lab_factory: Callable[..., Lab]) -> None:
         assert sorted(s.endpoint for s in status) == urls
         assert sum(s.is_leader for s in status) == 1 and {s.leader for s in status} <= set(truth.values())
         assert all(h.healthy for h in fact(probes.endpoint_health(tools, urls)))
-        survey = fact(probes.host_survey(inv.paths, readable, m0.host, m0.client_port, m0.peer_port))
+        survey = fact(probes.host_survey(inv.platform, m0))
         assert survey.manifest and survey.client_port_open and survey.etcd_pid is not None and survey.tls
         assert survey.etcdctl is not None and survey.etcdctl.version.startswith("3.")
         assert fact(probes.backup_survey(backup))["kind"] == "dir"
@@ -222,5 +222,5 @@ def test_facts_over_ssh_on_live_lab(lab_factory: Callable[..., Lab]) -> None:
         assert not host.run(StaticPod.down(m0.host, [m0.client_port, m0.peer_port])).ok
         lab.stop_etcd(0)
         assert host.run(StaticPod.down(m0.host, [m0.client_port, m0.peer_port])).ok
-        survey = fact(probes.host_survey(inv.paths, readable, m0.host, m0.client_port, m0.peer_port))
+        survey = fact(probes.host_survey(inv.platform, m0))
         assert (survey.manifest, survey.disabled, survey.etcd_pid) == (False, True, None)

@@ -97,8 +97,7 @@ def test_structure_gates_undo_and_signoff() -> None:
     assert row in doc
     # pre-flight: the probes of `etcdrescue check`, verbatim
     for m in inv.members:
-        readable = inv.platform.settings.readable_script()
-        assert host_survey(inv.paths, readable, m.client_host, m.client_port, m.peer_port).script in doc
+        assert host_survey(inv.platform, m).script in doc
     # DOWN gate: etcd_down per host with "exit 0"; HEALTHY gate: endpoint health of exactly the gate's members
     stop = doc.split("### Step 1/")[1].split("### Step 2/")[0]
     for m in inv.members:

@@ -32,7 +32,7 @@ DEFAULT_PATHS = Paths(
     key="/etc/etcd/peer.key",
 )
 RESTART = ("/usr/local/bin/master-restart", "etcd")
-LOGS = ("/usr/local/bin/master-logs", "etcd", "etcd")
+LOGS = "/usr/local/bin/master-logs etcd etcd"
 
 
 @dataclass(frozen=True)

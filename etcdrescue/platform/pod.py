@@ -21,15 +21,16 @@ class StaticPod:
     """The kubelet runs etcd while its manifest is in the pod directory.
 
     Stopping moves the manifest to a directory the kubelet does not read (a copy left in the pod
-    directory, under any name, would be a second pod). `restart` is the platform's own command,
-    or empty where a restart is a bounce of the manifest.
+    directory, under any name, would be a second pod). `restart_command` is the platform's own
+    command, or empty where changing the manifest's bytes is the restart (the kubelet re-creates a
+    pod whose manifest changed). `logs_script` prints the current etcd container's log.
     """
 
     manifest: str
     disabled_manifest: str
     disabled_dir: str
     restart_command: tuple[str, ...]
-    logs_command: tuple[str, ...]
+    logs_script: str
 
     def stop(self, host: str) -> Command:
         m, d = q(self.manifest), q(self.disabled_manifest)
@@ -45,13 +46,27 @@ class StaticPod:
         return Command(host=host, script=Raw(f"test ! -e {m} && mv {d} {m}"),
                        purpose="move the etcd manifest back: the kubelet starts etcd", skip_if=Raw(f"test -e {m}"))
 
-    def restart_without(self, host: str, flag: str) -> Command:
+    def restart_without(self, host: str, flag: str) -> tuple[Command, ...]:
         """Ask for a new etcd process; skipped once no running etcd carries `flag` any more."""
-        return Command(host, sh(*self.restart_command), "restart etcd without the flag",
-                       skip_if=Raw(f"! {{ {ETCD_CMDLINES}; }} | grep -q -- {q(flag)}"))
+        if not self.restart_command:
+            return ()
+        return (Command(host, sh(*self.restart_command), "restart etcd without the flag",
+                        skip_if=Raw(f"! {{ {ETCD_CMDLINES}; }} | grep -q -- {q(flag)}")),)
 
     def logs(self, lines: int = 20) -> Raw:
-        return Raw(sh(*self.logs_command) + f" 2>&1 | tail -n {int(lines)}")
+        return Raw(f"{{ {self.logs_script}; }} 2>&1 | tail -n {int(lines)}")
+
+    def copies_script(self) -> str:
+        """Prints the other files in the pod directory that define an etcd pod or container.
+
+        The kubelet runs every non-dot file there, whatever its name (`etcd.yaml.bak` included): a second
+        definition would start a second etcd on the same ports and data.
+        """
+        pod_dir = self.manifest.rsplit("/", 1)[0] or "/"
+        return (f"for f in {q(pod_dir)}/*; do case \"${{f##*/}}\" in .*) continue;; esac; "
+                f"test -f \"$f\" && test \"$f\" != {q(self.manifest)} && "
+                f"grep -Eq '^[[:space:]]*(- )?name: (master-)?etcd[[:space:]]*$' \"$f\" && printf '%s ' \"$f\"; "
+                "done; true")
 
     @staticmethod
     def down(host: str, ports: Iterable[int]) -> Raw:

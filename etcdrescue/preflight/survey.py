@@ -33,8 +33,7 @@ def survey_host(hosts: Hosts, member: Member) -> HostFacts:
     platform = inv.platform
     survey: HostSurvey | None = None
     try:
-        survey = hosts.fact(member.name, host_survey(inv.paths, platform.settings.readable_script(),
-                                                     member.client_host, member.client_port, member.peer_port))
+        survey = hosts.fact(member.name, host_survey(platform, member))
         manifest_path, problem, server_version = "", None, None
         if survey.manifest != survey.disabled:
             manifest_path = inv.paths.manifest if survey.manifest else inv.paths.disabled_manifest

@@ -252,4 +252,7 @@ def host_problems(h: HostFacts, data_dir: str, *, method: Method, resuming: bool
         p.append(f"{h.name}: {h.manifest_path}: {problem.text}")
     p += [f"{h.name}: {rule.problem.format(data_dir=data_dir, settings=settings)}" for rule in HOST_RULES
           if not rule.holds(s)]
+    if s.pod_copies:
+        p.append(f"{h.name}: {', '.join(s.pod_copies)} also define the etcd pod: the kubelet runs every file in "
+                 "that directory; move the copies out of it")
     return p

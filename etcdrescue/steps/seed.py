@@ -178,7 +178,7 @@ def seed_drop_flag(ctx: Context) -> Step:
             Command(seed.name, chain(sh("cp", "-p", pristine, tmp), sh("mv", tmp, p.manifest)),
                     "put the original manifest bytes back (atomic rename; the kubelet restarts the pod)",
                     skip_if=sh("cmp", "-s", pristine, p.manifest)),
-            platform.pod.restart_without(seed.name, flag),
+            *platform.pod.restart_without(seed.name, flag),
         ),
         gate=healthy_gate(ctx, f"{seed.name} healthy after the restart, running without {flag}", (seed.name,),
                           peer_urls=True, extra=(RunsWithout(flag),)),

@@ -39,9 +39,7 @@ def main() -> int:
         try:
             lab.up(timeout=60)
             inv = load_inventory(lab.inventory_path)
-            paths = inv.paths
             tools = inv.platform.tools
-            readable = inv.platform.settings.readable_script()
             urls = [m.client_url for m in inv.members]
 
             def record(name: str, script: str, host: int = 0) -> str:
@@ -53,7 +51,7 @@ def main() -> int:
 
             def survey(i: int) -> str:
                 m = inv.members[i]
-                return probes.host_survey(paths, readable, lab.hosts[i].ip, m.client_port, m.peer_port).script
+                return probes.host_survey(inv.platform, m).script
 
             # -- healthy 3-member cluster ------------------------------------------------------
             lab.put_keys("/record/", 5)
