@@ -20,6 +20,7 @@ from .command import Command
 from .inventory import Inventory
 from .model import Gate, Step
 from .plan import Plan
+from .platform.tools import TOOLS_ROOT, EtcdTools
 from .preflight.verdict import survey_expectations
 from .probes import backup_survey, endpoint_health, host_survey, snapshot_status
 
@@ -82,7 +83,7 @@ def _members(inv: Inventory) -> list[str]:
     p = inv.paths
     out += ["", "Paths on every master:", "",
             f"- etcd static pod manifest: `{p.manifest}` (moved to `{p.disabled_manifest}` to stop etcd)",
-            f"- etcd.conf: `{p.etcd_conf}`; data dir: `{p.data_dir}` (member data in `{p.member_dir}`)",
+            f"- {inv.platform.settings.where}; data dir: `{p.data_dir}` (member data in `{p.member_dir}`)",
             f"- TLS: CA `{p.ca}`, cert `{p.cert}`, key `{p.key}`", ""]
     return out
 
@@ -92,7 +93,7 @@ def _prerequisites(plan: Plan) -> list[str]:
     out = ["## Prerequisites", "",
            f"- [ ] SSH as `{inv.ssh.user}` to every master (port {inv.ssh.port} unless the table says otherwise)"
            + (", with sudo" if inv.ssh.sudo else ""),
-           "- [ ] `bash`, `etcdctl` (v3 API) and the TLS files above present on every master",
+           *_tools_lines(ctx.platform.tools),
            f"- [ ] The cluster has really lost quorum: fewer than {inv.quorum} of {len(inv.members)} members healthy",
            "- [ ] Nobody else is working on these masters (the kubelet restarts etcd when its manifest returns)"]
     if ctx.backup:
@@ -102,6 +103,16 @@ def _prerequisites(plan: Plan) -> list[str]:
         out.append(f"- [ ] No backup: `{ctx.seed.name}` restarts from its own surviving data with "
                    "`--force-new-cluster`; it must be the member with the most recent data")
     return [*out, ""]
+
+
+def _tools_lines(tools: EtcdTools) -> list[str]:
+    """The hosts' own etcdctl, or the copies `--etcd-tools` puts in place (the same paths the commands use)."""
+    if not tools.etcdctl.startswith(TOOLS_ROOT):
+        return ["- [ ] `bash`, `etcdctl` (v3 API) and the TLS files above present on every master"]
+    copies = [t for t in (tools.etcdctl, tools.etcdutl) if t]
+    return ["- [ ] `bash` and the TLS files above present on every master",
+            "- [ ] On every master, the etcd tools copied in place, mode 0755, owned by root: "
+            + ", ".join(f"`{t}`" for t in copies) + f" (a private directory under `{TOOLS_ROOT}`)"]
 
 
 def _preflight(plan: Plan) -> list[str]:

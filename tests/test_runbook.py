@@ -137,20 +137,30 @@ def test_fence_survives_backticks() -> None:
     assert block[0] == "````sh" and block[-1] == "````"
 
 
-def regenerate(fmt: str) -> str:
+DOCS = {
+    "okd3": (EXAMPLE, DOC_BACKUP, "dir", "runbook"),
+    "kubeadm": (ROOT / "docs" / "example-inventory-kubeadm.yaml", "/var/lib/etcd/snapshot-20240301.db", "file",
+                "runbook-kubeadm"),
+}
+
+
+def regenerate(fmt: str, profile: str = "okd3") -> str:
+    inventory, backup, kind, _ = DOCS[profile]
     args = cli.build_parser().parse_args(
-        ["runbook", "-i", str(EXAMPLE), "--backup", DOC_BACKUP, "--backup-kind", "dir", "--stamp", DOC_STAMP,
+        ["runbook", "-i", str(inventory), "--backup", backup, "--backup-kind", kind, "--stamp", DOC_STAMP,
          "--format", fmt])
     from etcdrescue.commands.runbook import build
 
     return build(args)[0]
 
 
-def test_docs_runbook_is_current(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fails when docs/runbook.md is stale: regenerate it with the command in docs/example-inventory.yaml."""
+@pytest.mark.parametrize("profile", list(DOCS))
+def test_docs_runbook_is_current(monkeypatch: pytest.MonkeyPatch, profile: str) -> None:
+    """Fails when a docs runbook is stale: regenerate it with the command in its example inventory."""
     monkeypatch.delenv(DOWN_SETTLE_ENV, raising=False)  # the documented default, not the lab's
-    assert (ROOT / "docs" / "runbook.md").read_text() == regenerate("md")
-    assert (ROOT / "docs" / "runbook.html").read_text() == regenerate("html")
+    name = DOCS[profile][3]
+    assert (ROOT / "docs" / f"{name}.md").read_text() == regenerate("md", profile)
+    assert (ROOT / "docs" / f"{name}.html").read_text() == regenerate("html", profile)
 
 
 def test_cli_writes_file_and_is_reproducible(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

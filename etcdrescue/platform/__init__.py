@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import okd3
+from . import kubeadm, okd3
 from .base import FlagEdit, ManifestProblem, Platform, Settings, Severity
 from .paths import Paths
 
@@ -23,6 +23,7 @@ class PlatformKind:
 
 PLATFORMS: dict[str, PlatformKind] = {
     okd3.NAME: PlatformKind(okd3.NAME, okd3.DEFAULT_PATHS, okd3.platform),
+    kubeadm.NAME: PlatformKind(kubeadm.NAME, kubeadm.DEFAULT_PATHS, kubeadm.platform),
 }
 
 __all__ = ["PLATFORMS", "FlagEdit", "ManifestProblem", "Paths", "Platform", "PlatformKind", "Settings", "Severity"]

@@ -127,6 +127,10 @@ class EnvFile:
     def label(self) -> str:
         return self.file.rsplit("/", 1)[-1]
 
+    @property
+    def where(self) -> str:
+        return f"{self.label}: `{self.file}`"
+
     def keep_copy(self, host: str, aside: str) -> Command:
         return Command(host, sh("cp", "-p", self.file, aside), f"keep a copy of {self.label}",
                        skip_if=sh("test", "-e", aside))

@@ -1,10 +1,25 @@
-"""kubeadm control planes: etcd's flags are the `command:` items of its static pod manifest."""
+"""kubeadm control planes: etcd's flags are the `command:` items of its static pod manifest.
+
+While a recovery runs, the manifest sits in `disabled_dir`, out of the kubelet's sight: every edit is
+made there (into a temp file, verified by re-parsing, renamed over), so a half-written or half-edited
+manifest can never reach the kubelet; starting etcd is moving the finished file back.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ..command import Command, Raw, chain, q, sh
+from .base import Platform
+from .manifest import flags, flags_present, manifest_problem, set_flags_script, show_both, verify_edit
 from .paths import Paths
+from .pod import StaticPod
+from .tools import EtcdTools
 
 NAME = "kubeadm"
+FLAG = "--force-new-cluster"
 DEFAULT_PATHS = Paths(
     manifest="/etc/kubernetes/manifests/etcd.yaml",
     disabled_dir="/etc/kubernetes/manifests-disabled",
@@ -15,4 +30,101 @@ DEFAULT_PATHS = Paths(
     key="/etc/kubernetes/pki/etcd/healthcheck-client.key",
 )
 """`disabled_dir` sits beside the manifests dir, not inside it: the kubelet ignores sub-directories,
-but an operator's `ls` of the manifests dir should not show a stopped etcd as if it were a pod."""
+but an operator's `ls` of the manifests dir should not show a stopped etcd as if it were a pod.
+`etcd_conf` is the manifest itself: that is where kubeadm keeps etcd's flags."""
+
+LOGS = "crictl logs --tail 20 $(crictl ps -a --name etcd -q | head -n 1)"
+"""The newest etcd container's log (`ps -a`: the one that just exited is the one that says why)."""
+IMAGE_TAG = re.compile(r"^\s*image:\s*\S*/etcd:v?([0-9]+\.[0-9]+\.[0-9]+)", re.M)
+
+
+@dataclass(frozen=True)
+class CommandList:
+    """Settings as the `--flag=value` items of the etcd container's command, edited in the disabled manifest."""
+
+    manifest: str
+    disabled: str
+
+    @property
+    def file(self) -> str:
+        return self.disabled
+
+    @property
+    def label(self) -> str:
+        return "etcd manifest"
+
+    @property
+    def where(self) -> str:
+        return "etcd's flags: the `command:` items of the etcd container in the manifest"
+
+    def keep_copy(self, host: str, aside: str) -> Command:
+        return Command(host, sh("cp", "-p", self.disabled, aside), "keep a copy of the etcd manifest",
+                       skip_if=Raw(f"test -e {q(aside)} || test -e {q(self.manifest)}"))
+
+    def set(self, host: str, values: Mapping[str, str]) -> tuple[Command, ...]:
+        """Edit into a hidden temp file beside the disabled manifest, verify by re-parsing, rename over it.
+
+        Done means: the items are in the disabled manifest, or etcd was already started from it.
+        """
+        tmp = f"{self.disabled.rsplit('/', 1)[0]}/.{self.disabled.rsplit('/', 1)[1]}.etcdrescue-edit"
+        items = ", ".join(f"--{k}={v}" for k, v in values.items())
+        done = Raw(f"test -e {q(self.manifest)} || {{ {flags_present(self.disabled, values)}; }}")
+        return (
+            Command(host, set_flags_script(self.disabled, tmp, values), f"write the manifest with {items}",
+                    skip_if=done),
+            Command(host, show_both(self.disabled, tmp), "verify the edit: re-parsed, only these items changed",
+                    mutates=False, skip_if=done, check=verify_edit(values),
+                    expect="the original, then the edited manifest: every other item, key and value unchanged"),
+            Command(host, sh("mv", tmp, self.disabled), "put the edited manifest in place (atomic rename)",
+                    skip_if=done),
+        )
+
+    def put_back(self, host: str, aside: str, rewritten: str) -> Command:
+        return Command(host, chain(sh("cp", "-p", self.disabled, rewritten), sh("cp", "-p", aside, self.disabled)),
+                       "put the original etcd manifest back")
+
+    def readable_script(self) -> str:
+        return f"{{ test -r {q(self.manifest)} || test -r {q(self.disabled)}; }}"
+
+    def values_script(self) -> str:
+        return f"cat {q(self.manifest)} 2>/dev/null || cat {q(self.disabled)}"
+
+    def parse_values(self, text: str) -> dict[str, str]:
+        return flags(text)
+
+
+@dataclass(frozen=True)
+class CommandListFlag:
+    """`--force-new-cluster=true` as one more command item, for one start; the original bytes come back after."""
+
+    settings: CommandList
+    flag: str = FLAG
+
+    def add(self, host: str, pristine: str) -> tuple[Command, ...]:
+        s = self.settings
+        return (
+            Command(host, sh("cp", "-p", s.disabled, pristine),
+                    "keep the original manifest (its bytes are restored later)",
+                    skip_if=Raw(f"test -e {q(pristine)} || test -e {q(s.manifest)}")),
+            *s.set(host, {"force-new-cluster": "true"}),
+        )
+
+
+def server_version(text: str) -> str | None:
+    """kubeadm pins etcd's image by version (`registry.k8s.io/etcd:3.5.15-0`)."""
+    found = IMAGE_TAG.search(text)
+    return found.group(1) if found else None
+
+
+def platform(paths: Paths) -> Platform:
+    settings = CommandList(paths.manifest, paths.disabled_manifest)
+    return Platform(
+        name=NAME,
+        paths=paths,
+        settings=settings,
+        pod=StaticPod(paths.manifest, paths.disabled_manifest, paths.disabled_dir, (), LOGS),
+        tools=EtcdTools(paths),
+        force_flag=CommandListFlag(settings),
+        manifest_problem=manifest_problem,
+        server_version=server_version,
+    )
