@@ -137,10 +137,17 @@ class AllHealthy:
 
 @dataclass(frozen=True)
 class MembersAsExpected:
-    """The member list holds exactly the gate's members, all started; with `peer_urls`, each
-    advertising the inventory's peer URL and nothing else."""
+    """The member list holds exactly the gate's members, all started, voters; with `peer_urls`, each
+    advertising the inventory's peer URL and nothing else.
+
+    `learner`: one more member, the joiner, expected as a (started) learner. `stray_learners`: learners
+    that are not the inventory's are left to a later step (`--force-new-cluster` keeps a snapshot's
+    learners, and the seed must be healthy before anything can remove them); unknown voters never are.
+    """
 
     peer_urls: bool = False
+    learner: str = ""
+    stray_learners: bool = False
 
     def judge(self, members: tuple[str, ...], hosts: Prober, state: Round) -> list[str]:
         inv = hosts.inv
@@ -150,25 +157,38 @@ class MembersAsExpected:
             listed = []
         if not listed:
             return ["member list unavailable"]
+        ours = {m.peer_url for m in inv.members}
+        if self.stray_learners:
+            listed = [m for m in listed if not (m.is_learner and not set(m.peer_urls) & ours)]
+        expected = (*members, self.learner) if self.learner else members
         by_name = {m.name: m for m in listed if m.name}
         problems = []
-        extra = sorted(set(by_name) - set(members))
+        extra = sorted(set(by_name) - set(expected))
         if extra:
             problems.append(f"member list has members not expected here: {', '.join(extra)}")
         problems += [f"member {m.hex_id} ({','.join(m.peer_urls)}) not started yet" for m in listed if not m.name]
-        for name in members:
+        for name in expected:
             m = by_name.get(name)
             if m is None:
                 problems.append(f"{name} not started in the member list")
-            elif self.peer_urls and m.peer_urls != (inv.member(name).peer_url,):
+                continue
+            if self.peer_urls and m.peer_urls != (inv.member(name).peer_url,):
                 problems.append(f"{name} advertises peer URL {','.join(m.peer_urls)}")
+            if m.is_learner != (name == self.learner):
+                problems.append(f"{name} is {'a learner' if m.is_learner else 'a voter'} in the member list")
         return problems
 
     def instructions(self, members: tuple[str, ...], inv: Inventory) -> list[Block]:
-        names = ", ".join(f"`{n}`" for n in members)
+        expected_names = (*members, self.learner) if self.learner else members
+        names = ", ".join(f"`{n}`" for n in expected_names)
         expected = f"Expected: exactly these members, each with its name set (started): {names}."
         if self.peer_urls:
             expected += " Each member's `peerURLs` is its peer URL in the members table, nothing else."
+        if self.learner:
+            expected += f" `{self.learner}` has `\"isLearner\":true`, no other member has it."
+        if self.stray_learners:
+            expected += (" Learners whose peer URL is not in the members table may be listed too (the next step "
+                         "removes them); an unknown member without `isLearner` means: stop here.")
         return [Block(inv.seed.name, (*fence(member_list(inv.platform.tools, [inv.seed.client_url]).script), "",
                                       expected))]
 
@@ -229,3 +249,40 @@ class OneLeader:
                        else "."))
         return [Block(inv.seed.name, (*fence(endpoint_status(inv.platform.tools, _urls(members, inv)).script), "",
                                       expected + REPEAT))]
+
+
+@dataclass(frozen=True)
+class LearnerCaughtUp:
+    """The learner answers `endpoint status` as a learner and has applied up to the leader's raft index
+    as this gate first saw it (health and member list do not work against a learner; status does)."""
+
+    learner: str
+
+    def judge(self, members: tuple[str, ...], hosts: Prober, state: Round) -> list[str]:
+        inv = hosts.inv
+        urls = [inv.member(n).client_url for n in (*members, self.learner)]
+        try:
+            status = {s.endpoint: s for s in hosts.fact(inv.seed.name, endpoint_status(inv.platform.tools, urls))}
+        except ParseError:
+            status = {}
+        leader = max((s.raft_index for s in status.values() if s.is_leader), default=None)
+        if state.target_index is None and leader is not None:
+            state.target_index = leader
+        mine = status.get(inv.member(self.learner).client_url)
+        if mine is None:
+            return [f"{self.learner} does not answer yet"]
+        if not mine.is_learner:
+            return [f"{self.learner} answers, but not as a learner"]
+        if state.target_index is None:
+            return ["no leader yet"]
+        if mine.raft_applied_index < state.target_index:
+            return [f"{self.learner} catching up as a learner (applied {mine.raft_applied_index} < "
+                    f"{state.target_index})"]
+        return []
+
+    def instructions(self, members: tuple[str, ...], inv: Inventory) -> list[Block]:
+        urls = [inv.member(n).client_url for n in (*members, self.learner)]
+        return [Block(inv.seed.name, (*fence(endpoint_status(inv.platform.tools, urls).script), "",
+                                      f"Expected: `{inv.member(self.learner).client_url}` reports "
+                                      "`\"isLearner\":true` and a `raftAppliedIndex` at or past the leader's "
+                                      "`raftIndex` (the learner caught up)." + REPEAT))]

@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--fresh", action="store_true", help="start anew even if an unfinished journal exists")
     rec.add_argument("--break-lock", action="store_true", help="take over a stale lock on the seed")
     rec.add_argument("-v", "--verbose", action="store_true", help="print every command as it runs")
+    rec.add_argument("--no-learner", action="store_true",
+                     help="join members as voters at once (default: as learners, promoted once caught up)")
     check.set_defaults(func=cmd_check)
     rec.set_defaults(func=cmd_recover)
     for module in (runbook, report, lab, rehearse, tui):
@@ -108,7 +110,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_recover(args: argparse.Namespace) -> int:
     if not args.yes and not args.dry_run and not sys.stdin.isatty():
         raise InputError("refusing to change hosts: no terminal to confirm on; pass --yes to run unattended")
-    session = open_session(args, journal_dir=args.journal, gate_timeout=args.gate_timeout)
+    session = open_session(args, journal_dir=args.journal, gate_timeout=args.gate_timeout,
+                           learners=not args.no_learner)
     inv = session.inv
     unfinished = None if args.fresh else session.find_unfinished()
     if args.resume and unfinished is None:

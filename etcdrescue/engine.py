@@ -122,7 +122,7 @@ class Engine:
         ctx = self.plan.ctx
         self._log("run_start", cluster=ctx.inv.cluster, dry_run=self.dry_run, steps=[s.key for s in steps],
                   mode=self.plan.mode, seed=ctx.seed.name, stamp=ctx.stamp, backup=ctx.backup, method=ctx.method.value,
-                  backup_kind=ctx.backup_kind.value, start_at=start_at)
+                  backup_kind=ctx.backup_kind.value, learners=ctx.learners, start_at=start_at)
         self.record_members("before")
         started = start_at is None
         try:
@@ -290,7 +290,7 @@ class Engine:
             report = wait_gate(gate, self.hosts, cancel=self.cancel, on_progress=self.cb.gate_progress)
         except GateTimeout as exc:
             seed = self.plan.ctx.seed.name
-            culprits = tuple(m.name for m in (exc_report(exc) or ())) or gate.members
+            culprits = (*gate.learners, *(m.name for m in (exc_report(exc) or ()))) or gate.members
             culprits = tuple(sorted(culprits, key=lambda n: n == seed))  # the joiner's log says why first
             logs = self._last_logs(culprits)
             self._log("gate", title=gate.title, ok=False, error=str(exc), logs=logs)

@@ -38,6 +38,9 @@ class Gate:
     members: tuple[str, ...]
     timeout: float
     checks: tuple[GateCheck, ...]
+    learners: tuple[str, ...] = ()
+    """Members the gate waits for that are not in `members`: a learner answers status, not health or
+    member list. Their etcd logs are the first shown when the gate fails."""
     settle: float = 0.0
     """The gate passes only after its checks held this long without a break: a kubelet that read the
     manifest just before it moved can still start etcd once, right after the first "down" was seen."""
@@ -79,6 +82,8 @@ class Context:
     gate_timeout: float = 120.0
     down_timeout: float = 60.0
     down_settle: float = field(default_factory=lambda: default_down_settle())
+    learners: bool = True
+    """Joins add each member as a learner and promote it once it caught up (etcd 3.4+); False: voting joins."""
 
     @property
     def paths(self) -> Paths:

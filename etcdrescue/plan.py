@@ -36,6 +36,6 @@ class Plan:
 
 def build_plan(ctx: Context) -> Plan:
     steps = [stop_all(ctx), *seed_steps(ctx)]
-    steps += [join(ctx, i) for i in range(1, len(ctx.inv.members))]
+    steps += [s for i in range(1, len(ctx.inv.members)) for s in join(ctx, i)]
     steps.append(final_check(ctx))
     return Plan(ctx, tuple(steps))

@@ -37,6 +37,7 @@ class MemberInfo:
     name: str
     peer_urls: tuple[str, ...]
     client_urls: tuple[str, ...]
+    is_learner: bool = False
 
     @property
     def started(self) -> bool:
@@ -57,6 +58,7 @@ class EndpointStatus:
     revision: int
     db_size: int
     version: str
+    is_learner: bool = False
 
     @property
     def is_leader(self) -> bool:
@@ -96,6 +98,7 @@ def parse_member_list(text: str) -> list[MemberInfo]:
         MemberInfo(
             id=int(m["ID"]), name=m.get("name", ""),
             peer_urls=tuple(m.get("peerURLs", [])), client_urls=tuple(m.get("clientURLs", [])),
+            is_learner=bool(m.get("isLearner", False)),
         )
         for m in data.get("members", [])
     ]
@@ -112,7 +115,7 @@ def parse_endpoint_status(text: str) -> list[EndpointStatus]:
             leader=int(st["leader"]) if st.get("leader") else None,
             raft_index=int(st.get("raftIndex", 0)), raft_applied_index=int(st.get("raftAppliedIndex", 0)),
             revision=int(header.get("revision", 0)), db_size=int(st.get("dbSize", 0)),
-            version=str(st.get("version", "")),
+            version=str(st.get("version", "")), is_learner=bool(st.get("isLearner", False)),
         ))
     return out
 

@@ -27,6 +27,7 @@ class Unfinished:
     backup: str | None
     method: str
     backup_kind: BackupKind
+    learners: bool
     done: tuple[str, ...]
     steps: tuple[str, ...]
     last_error: str
@@ -47,7 +48,7 @@ def _runs(events: list[dict[str, Any]]) -> Unfinished | None:
                                if e["event"] == "step_end" and e.get("status") in FINISHED))
     return Unfinished(
         path=Path(), stamp=start["stamp"], seed=start["seed"], backup=start.get("backup"),
-        method=start["method"], backup_kind=BackupKind(start["backup_kind"]),
+        method=start["method"], backup_kind=BackupKind(start["backup_kind"]), learners=bool(start["learners"]),
         done=done, steps=tuple(start["steps"]), last_error=ends[-1].get("error", "") if ends else "killed",
     )
 
@@ -74,5 +75,5 @@ def resumed_context(unfinished: Unfinished, inv: Inventory, gate_timeout: float 
     """
     inv = inv.with_seed(unfinished.seed)
     ctx = Context(inv, unfinished.backup, Method(unfinished.method), unfinished.stamp,
-                  backup_kind=unfinished.backup_kind, gate_timeout=gate_timeout)
+                  backup_kind=unfinished.backup_kind, gate_timeout=gate_timeout, learners=unfinished.learners)
     return inv, ctx

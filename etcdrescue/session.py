@@ -66,8 +66,8 @@ def check_options(inv: Inventory, backup: str | None, method: str | None) -> tup
 
 class RecoverySession:
     def __init__(self, inv: Inventory, *, backup: str | None, method: Method, journal_dir: Path | None = None,
-                 gate_timeout: float = 120.0, secrets: Secrets | None = None, etcd_tools: LocalTools | None = None
-                 ) -> None:
+                 gate_timeout: float = 120.0, secrets: Secrets | None = None, etcd_tools: LocalTools | None = None,
+                 learners: bool = True) -> None:
         self.inv = inv
         self.backup = backup
         self.method = method
@@ -75,6 +75,7 @@ class RecoverySession:
         self.gate_timeout = gate_timeout
         self.secrets = secrets or Secrets.from_env()
         self.etcd_tools = etcd_tools
+        self.learners = learners
         self.uploaded: Uploaded | None = None
         """The tools `prepare` put on every host (`--etcd-tools`)."""
         self.unfinished: Unfinished | None = None
@@ -144,7 +145,7 @@ class RecoverySession:
         if report.tools is not None:
             self.use_tools(report.tools)
         ctx = self.resumed or Context(self.inv, self.backup, self.method, new_stamp(), gate_timeout=self.gate_timeout,
-                                      backup_kind=report.backup_kind)
+                                      backup_kind=report.backup_kind, learners=self.learners)
         return build_plan(ctx)
 
     # -- the run ----------------------------------------------------------------------

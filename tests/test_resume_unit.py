@@ -25,7 +25,7 @@ def inventory(tmp_path: Path) -> Path:
 def unfinished(**over: object) -> Unfinished:
     base: dict[str, object] = dict(path=Path("/j/unit-x.jsonl"), stamp="20260101T000000Z", seed="m2.test",
                                    backup="/var/lib/etcd/backup-1", method="snapshot-restore",
-                                   backup_kind=BackupKind.FILE,
+                                   backup_kind=BackupKind.FILE, learners=True,
                                    done=("stop-etcd",), steps=("stop-etcd", "seed-data"), last_error="killed")
     base.update(over)
     return Unfinished(**base)  # type: ignore[arg-type]
@@ -54,7 +54,7 @@ def test_find_unfinished_then_resumed_context(tmp_path: Path) -> None:
     journal.mkdir()
     events = [{"event": "run_start", "cluster": "unit", "dry_run": False, "steps": ["stop-etcd", "seed-data"],
                "seed": "m3.test", "stamp": "20260102T000000Z", "backup": None, "method": "force-new-cluster",
-               "backup_kind": "dir"},
+               "backup_kind": "dir", "learners": True},
               {"event": "step_end", "step": "stop-etcd", "status": "done"}]
     (journal / "unit-20260102T000000Z.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
     found = find_unfinished(journal, "unit")

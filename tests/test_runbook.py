@@ -82,7 +82,7 @@ def test_five_members_with_sudo(five: Path) -> None:
     doc = render_markdown(plan, date="2024-03-01")
     assert_in_order(doc, [c.script for c in plan.commands()])
     assert "sudo -i" in doc
-    assert doc.count("- [ ] Step ") == len(plan.steps) == 11
+    assert doc.count("- [ ] Step ") == len(plan.steps) == 16
     for m in inv.members[1:]:
         assert f"| `{m.name}` | `{m.host}:22` | `{m.peer_url}` | `{m.client_url}` | joiner" in doc
 
@@ -103,9 +103,14 @@ def test_structure_gates_undo_and_signoff() -> None:
     for m in inv.members:
         assert "\n".join(fence(StaticPod.down(m.client_host, (m.client_port, m.peer_port)))) in stop
     assert "Expected: exit 0" in stop
-    join2 = doc.split("### Step 6/")[1].split("### Step 7/")[0]
-    assert endpoint_health(inv.platform.tools, [m.client_url for m in inv.members[:2]]).script in join2
-    assert '`"health":true`' in join2
+    learner = doc.split("### Step 6/")[1].split("### Step 7/")[0]
+    assert "member add master02.example.com --peer-urls=https://10.0.0.11:2380 --learner" in learner
+    assert endpoint_health(inv.platform.tools, [inv.members[0].client_url]).script in learner
+    assert '`"isLearner":true` and a `raftAppliedIndex`' in learner
+    promoted = doc.split("### Step 7/")[1].split("### Step 8/")[0]
+    assert "member promote" in promoted
+    assert endpoint_health(inv.platform.tools, [m.client_url for m in inv.members[:2]]).script in promoted
+    assert '`"health":true`' in promoted
     for step_no, step in enumerate(plan.steps, 1):
         section = doc.split(f"### Step {step_no}/{len(plan.steps)}: {step.title}\n")[1].split("### Step ")[0]
         assert f"- [ ] Step {step_no} `{step.key}` done" in section

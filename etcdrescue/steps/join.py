@@ -1,12 +1,22 @@
-"""Phase 3: join the other members one at a time, each behind a health gate."""
+"""Phase 3: join the other members one at a time, each behind a health gate.
+
+With learners (the default on etcd 3.4+), a join is two steps: the member is added as a learner and
+started, the gate waits until it caught up (a learner does not vote, so a slow one cannot cost the
+quorum), then it is promoted through a voter and the usual health gate follows. A step boundary
+between the two makes every half-finished add resumable: added but never started (no name in the
+member list), started but not promoted, promoted already (each command's probe sees which).
+"""
 
 from __future__ import annotations
 
-from ..command import Check, Command, Raw, q, sh
+from ..command import Check, Command, Raw, chain, q, sh
 from ..inventory import Member
 from ..model import Context, Step
-from .health import healthy_gate
+from .health import healthy_gate, learner_gate
 from .seed import keep_settings, restore_settings
+
+IN_SYNC = "in sync with leader"
+"""etcd refuses to promote a learner that has not caught up ("... which is in sync with leader"): retried."""
 
 
 def _member_add_check(expected: str) -> Check:
@@ -24,13 +34,24 @@ def _member_add_check(expected: str) -> Check:
     return check
 
 
-def join(ctx: Context, index: int) -> Step:
+def listed(ctx: Context, member: Member, condition: str = "") -> Raw:
+    """Read-only: exit 0 when the seed's member list has `member`'s peer URL (and `condition`, an awk test)."""
+    test = f"$4 == u{' && ' + condition if condition else ''}"
+    return Raw(ctx.platform.tools.ctl([ctx.seed.client_url], "member", "list")
+               + f" | awk -F', ' -v u={q(member.peer_url)} '{test} {{f = 1}} END {{exit !f}}'")
+
+
+def member_id(ctx: Context, member: Member) -> Raw:
+    """Shell setting $id to `member`'s ID in hex, as `promote` and `remove` take it."""
+    return Raw("id=$(" + ctx.platform.tools.ctl([ctx.seed.client_url], "member", "list")
+               + f" | awk -F', ' -v u={q(member.peer_url)} '$4 == u {{print $1}}') && test -n \"$id\"")
+
+
+def join(ctx: Context, index: int) -> list[Step]:
     p, seed, platform = ctx.paths, ctx.seed, ctx.platform
     tools = platform.tools
     member: Member = ctx.inv.members[index]
     initial = ctx.initial_cluster(index)
-    listing = tools.ctl([seed.client_url], "member", "list")
-    in_list = Raw(listing + f" | awk -F', ' -v u={q(member.peer_url)} '$4 == u {{f = 1}} END {{exit !f}}'")
     data_aside = ctx.aside(p.member_dir)
     values = {
         "name": member.name,
@@ -39,16 +60,19 @@ def join(ctx: Context, index: int) -> Step:
         "initial-advertise-peer-urls": member.peer_url,
     }
     names = tuple(m.name for m in ctx.inv.members[: index + 1])
-    return Step(
+    add = ["member", "add", member.name, f"--peer-urls={member.peer_url}", *(["--learner"] if ctx.learners else [])]
+    as_what = "as a learner" if ctx.learners else "as a voting member"
+    start = Step(
         key=f"join-{member.name}",
-        title=f"Join {member.name} ({index} of {len(ctx.joiners)})",
+        title=f"Join {member.name} ({index} of {len(ctx.joiners)})" + (" as a learner" if ctx.learners else ""),
         phase="join",
-        why="One member at a time: two unstarted members at once would cost the cluster its quorum.",
+        why=("One member at a time, as a learner: it cannot vote until it caught up, so a slow joiner cannot "
+             "cost the quorum." if ctx.learners else
+             "One member at a time: two unstarted members at once would cost the cluster its quorum."),
         commands=(
-            Command(seed.name, tools.ctl([seed.client_url], "member", "add", member.name,
-                                         f"--peer-urls={member.peer_url}"),
-                    f"announce {member.name} to the cluster", skip_if=in_list,
-                    retry_on=("unhealthy cluster",), retry_for=60.0, check=_member_add_check(initial),
+            Command(seed.name, tools.ctl([seed.client_url], *add), f"announce {member.name} to the cluster {as_what}",
+                    skip_if=listed(ctx, member), retry_on=("unhealthy cluster", "too many learner members"),
+                    retry_for=60.0, check=_member_add_check(initial),
                     expect=f'ETCD_INITIAL_CLUSTER="{initial}" (any order) and ETCD_INITIAL_CLUSTER_STATE="existing"'),
             keep_settings(ctx, member.name),
             *platform.settings.set(member.name, values),
@@ -57,15 +81,31 @@ def join(ctx: Context, index: int) -> Step:
                     skip_if=Raw(f"test -e {q(data_aside)} || test ! -e {q(p.member_dir)}")),
             platform.pod.start(member.name),
         ),
-        gate=healthy_gate(ctx, f"{member.name} started, healthy and caught up", names, peer_urls=True,
-                          caught_up=True),
+        gate=(learner_gate(ctx, f"{member.name} started as a learner and caught up", names[:-1], member.name)
+              if ctx.learners else
+              healthy_gate(ctx, f"{member.name} started, healthy and caught up", names, peer_urls=True,
+                           caught_up=True)),
         undo=(
             Command(member.name, sh("mv", p.manifest, p.disabled_manifest), "stop the member again"),
-            Command(seed.name, Raw(
-                "id=$(" + listing + f" | awk -F', ' -v u={q(member.peer_url)} '$4 == u {{print $1}}') && "
-                "test -n \"$id\" && " + tools.ctl([seed.client_url], "member", "remove", Raw('"$id"'))),
-                "remove it from the member list"),
+            Command(seed.name, chain(member_id(ctx, member),
+                                     tools.ctl([seed.client_url], "member", "remove", Raw('"$id"'))),
+                    "remove it from the member list"),
             restore_settings(ctx, member.name),
         ),
         destructive=f"Join {member.name}? Its old data moves aside and it syncs from {seed.name}.",
     )
+    if not ctx.learners:
+        return [start]
+    promote = Step(
+        key=f"promote-{member.name}",
+        title=f"Promote {member.name} to a voting member",
+        phase="join",
+        why="A learner that caught up becomes a voter; only then does the next member join.",
+        commands=(Command(
+            seed.name, chain(member_id(ctx, member), tools.ctl([seed.client_url], "member", "promote", Raw('"$id"'))),
+            "promote the learner (through a voter)", skip_if=listed(ctx, member, '$6 == "false"'),
+            retry_on=(IN_SYNC, "unhealthy cluster"), retry_for=120.0),),
+        gate=healthy_gate(ctx, f"{member.name} a healthy voter, caught up", names, peer_urls=True, caught_up=True),
+        undo_note="A promoted member is undone with the join's undo (stop it, remove it from the member list).",
+    )
+    return [start, promote]

@@ -129,7 +129,8 @@ def seed_start(ctx: Context) -> Step:
         phase="seed",
         why="The seed must be healthy on its own before anyone joins it.",
         commands=tuple(commands),
-        gate=healthy_gate(ctx, f"{seed.name} healthy as a one-member cluster", (seed.name,)),
+        gate=healthy_gate(ctx, f"{seed.name} healthy as a one-member cluster", (seed.name,),
+                          stray_learners=ctx.uses_flag),
         undo=(Command(seed.name, sh("mv", p.manifest, ctx.aside(p.disabled_manifest, "started")),
                       "stop the seed again"),),
     )
@@ -156,8 +157,35 @@ def seed_peer_url(ctx: Context) -> Step:
             chain(member_id_of_single(ctx), tools.ctl([seed.client_url], "member", "update", Raw('"$id"'),
                                                       f"--peer-urls={seed.peer_url}")),
             "update the member's peer URL", skip_if=has_url),),
-        gate=healthy_gate(ctx, f"{seed.name} healthy with peer URL {seed.peer_url}", (seed.name,), peer_urls=True),
+        gate=healthy_gate(ctx, f"{seed.name} healthy with peer URL {seed.peer_url}", (seed.name,), peer_urls=True,
+                          stray_learners=ctx.uses_flag),
         undo_note="Nothing to undo: the peer URL is the inventory's.",
+    )
+
+
+def stray_learners(ctx: Context, action: str) -> Raw:
+    """awk over the seed's member list: `action` for each learner whose peer URL is not the inventory's."""
+    ours = " ".join(m.peer_url for m in ctx.inv.members)
+    return Raw(ctx.platform.tools.ctl([ctx.seed.client_url], "member", "list")
+               + f" | awk -F', ' -v ours={q(ours)} 'BEGIN {{n = split(ours, a, \" \"); for (i = 1; i <= n; i++) "
+               f"o[a[i]] = 1}} $6 == \"true\" && !($4 in o) {{{action}}}'")
+
+
+def seed_strays(ctx: Context) -> Step:
+    """`--force-new-cluster` keeps the learners recorded in the data (etcd <= 3.5.24 and <= 3.6.5): one left
+    in a snapshot blocks every learner join ("too many learner members") and is not ours to keep."""
+    seed, tools = ctx.seed, ctx.platform.tools
+    none_left = Raw(f"{stray_learners(ctx, 'f = 1')} END {{exit f}}'".replace("}' END", "} END"))
+    remove = Raw(f"for id in $({stray_learners(ctx, 'print $1')}); do "
+                 + tools.ctl([seed.client_url], "member", "remove", Raw('"$id"')) + " || exit 1; done")
+    return Step(
+        key="seed-strays", title=f"Remove learners that are not in the inventory from {seed.name}'s member list",
+        phase="seed",
+        why="A learner kept from the old data would block the first join; unknown voters are not removed: the "
+            "gates stop on them.",
+        commands=(Command(seed.name, remove, "remove stray learners (journaled by ID)", skip_if=none_left),),
+        gate=healthy_gate(ctx, f"{seed.name} the only member", (seed.name,), peer_urls=True),
+        undo_note="A removed learner cannot be put back; it held no data (learners do not vote).",
     )
 
 
@@ -188,5 +216,5 @@ def seed_drop_flag(ctx: Context) -> Step:
 def seed_steps(ctx: Context) -> list[Step]:
     steps = [seed_data(ctx), seed_conf(ctx), seed_start(ctx), seed_peer_url(ctx)]
     if ctx.uses_flag:
-        steps.append(seed_drop_flag(ctx))
+        steps += [seed_strays(ctx), seed_drop_flag(ctx)]
     return steps

@@ -73,7 +73,7 @@ def test_kill_inside_every_mutating_step(lab_factory: LabFactory, tmp_path: Path
     first = True
     inside = [key for key, n_commands, mutates, gated in plan_for(b.lab, b.backup)
               if mutates and (n_commands > 1 or gated)]  # "inside": after a command, before the rest or the gate
-    assert len(inside) == 7, inside  # stop, seed data/conf/start/peer-url, two joins
+    assert len(inside) == 9, inside  # stop, seed data/conf/start/peer-url, two joins, two promotions
     for key in inside:
         res = run(b.lab, b.backup, journal, *([] if first else ["--resume"]), fault=f"after-command:{key}:1")
         assert res.returncode == -9, (key, res.stdout, res.stderr)

@@ -142,7 +142,8 @@ def fake_unfinished_journal(directory: Path, cluster: str = "offline") -> Path:
     inv = load_inventory(directory.parent / "inventory.yaml").with_seed("master02.test")
     steps = [s.key for s in build_plan(Context(inv, BACKUP, Method.SNAPSHOT_RESTORE, "20250505T050505Z")).steps]
     events = [{"event": "run_start", "cluster": cluster, "dry_run": False, "steps": steps, "seed": "master02.test",
-               "stamp": "20250505T050505Z", "backup": BACKUP, "method": "snapshot-restore", "backup_kind": "dir"},
+               "stamp": "20250505T050505Z", "backup": BACKUP, "method": "snapshot-restore",
+               "backup_kind": "dir", "learners": True},
               *({"event": "step_end", "step": k, "status": "done"} for k in steps[:2])]
     path = directory / f"{cluster}-20250505T050505Z.jsonl"
     path.write_text("".join(json.dumps(e) + "\n" for e in events), encoding="utf-8")
