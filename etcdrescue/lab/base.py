@@ -7,21 +7,6 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..platform import okd3
-
-PLATFORM = okd3.NAME
-"""The lab's masters are OKD 3 masters: their paths are the platform's defaults, not a copy of them."""
-MANIFEST = okd3.DEFAULT_PATHS.manifest
-DISABLED_MANIFEST = okd3.DEFAULT_PATHS.disabled_manifest
-# Real path prefix inside a host -> directory under the host's lab dir that backs it.
-PATH_MAP = {
-    "/etc/origin": "etc/origin",
-    "/etc/etcd": "etc/etcd",
-    "/var/lib/etcd": "var/lib/etcd",
-    "/run/etcdlab": "run",
-    "/usr/local/bin": "usr-local-bin",
-}
-MOUNT_POINTS = ("/etc/origin", "/etc/etcd", "/var/lib/etcd", "/run/etcdlab", "/run/sshd")
 NSENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8",
          "HOME": "/root"}
 ROOT_MESSAGE = ("the lab needs root: it gives each master its own mount and PID namespace "

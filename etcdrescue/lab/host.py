@@ -2,12 +2,15 @@
 plays the kubelet for the etcd static pod.
 
 Run as `unshare --mount --pid --fork --mount-proc --propagation private
-python -m etcdrescue.lab.host --hostdir D --labroot R --ip IP --ssh-port P`.
+python -m etcdrescue.lab.host --hostdir D --labroot R --ip IP --ssh-port P [--profile okd3|kubeadm]
+[--etcd-bin DIR] [--host-tools yes|no]`.
 
 Kubelet semantics that matter to the recovery tool (and that this imitates):
-- like the real kubelet, every non-hidden regular file in /etc/origin/node/pod is read as
-  a manifest (subdirectories and dot-files are ignored), so a leftover `etcd.yaml.bak`
-  there would still run etcd; the one whose pod is `master-etcd` is the etcd pod;
+- like the real kubelet, every non-hidden regular file in the pod dir (/etc/origin/node/pod on
+  okd3, /etc/kubernetes/manifests on kubeadm) is read as a manifest, whatever its extension
+  (subdirectories and dot-files are ignored), so a leftover `etcd.yaml.bak` there would still run
+  etcd; the shape's rules say which pod is etcd's (okd3: pod `master-etcd`; kubeadm: the pod with a
+  container named `etcd`) and how it becomes a command line; no other pod is run;
 - the manifest present => etcd runs; manifest gone => SIGTERM, SIGKILL after 10 s;
 - manifest bytes changed => restart; etcd exited by itself => restart after 1, 2, 4, 5 s...;
 - every start is a new "container" with a fresh log (`master-logs` shows only the current one);
@@ -16,14 +19,20 @@ Kubelet semantics that matter to the recovery tool (and that this imitates):
 - the pod dir is polled every 0.2 s: a manifest moved out and back between two polls is
   never seen as gone, so a crash-looping etcd then keeps its backoff (up to 5 s here; the
   real kubelet's CrashLoopBackOff goes up to 5 min).
+
+The pod's `etcd` is the lab's chosen release: `--etcd-bin` comes first on the pod's PATH. What a login
+on the host finds on its PATH is set separately (`--host-tools`): see `tool_layers`.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import os
+import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -33,9 +42,13 @@ from typing import IO
 
 import yaml
 
-POD_DIR = Path("/etc/origin/node/pod")
-POD_NAME = "master-etcd"
-RUN = Path("/run/etcdlab")
+from etcdrescue.lab import okd3
+from etcdrescue.lab.shape import RUN_DIR, KubeletRules, LabShape, Mount, shape_named
+from etcdrescue.lab.versions import TOOLS
+
+POD_DIR = Path(okd3.SHAPE.kubelet.pod_dir)
+"""The pod dir of a Supervisor built without one (the okd3 shape's)."""
+RUN = Path(RUN_DIR)
 POLL = 0.2
 STOP_GRACE = 10.0
 BACKOFFS = (1.0, 2.0, 4.0, 5.0)
@@ -54,18 +67,74 @@ def _mount(*args: str) -> None:
     subprocess.run(["mount", *args], check=True)
 
 
-def setup_mounts(hostdir: Path) -> None:
-    """Make this namespace see the host's own files at the OKD paths."""
-    binds = {
-        hostdir / "etc/origin": "/etc/origin",
-        hostdir / "etc/etcd": "/etc/etcd",
-        hostdir / "var/lib/etcd": "/var/lib/etcd",
-        hostdir / "run": str(RUN),
-    }
-    for src, dst in binds.items():
+def tool_layers(hostdir: Path, bin_dir: Path | None, show: bool) -> dict[str, Path]:
+    """Read-only overlay layers that make the host's PATH show exactly the lab's etcd programs.
+
+    Returns PATH directory -> layer to put on top of it. A program to hide gets an overlayfs whiteout
+    (so it is absent: bash's `command -v` still reports a file that is merely not executable); a
+    program to show gets a symlink to the lab's release where the directory holds another build (or,
+    when no PATH directory has it, in /usr/bin). Hidden (`show=False`) is what a kubeadm host looks
+    like: etcd and its tools live in the etcd image. A directory needing no change gets no layer, so
+    an okd3 lab on the distribution's own etcd sees /usr/bin untouched; without `bin_dir`, a shown PATH
+    stays as the machine has it.
+    """
+    if show and bin_dir is None:
+        return {}
+    want = {name: (bin_dir / name).resolve() if show and bin_dir is not None and (bin_dir / name).exists()
+            else None for name in TOOLS}
+    dirs: list[str] = []
+    for d in PATH.split(":"):
+        real = os.path.realpath(d)
+        if real not in dirs and os.path.isdir(real):
+            dirs.append(real)
+    changes: dict[str, dict[str, Path | None]] = {}
+    for name, target in want.items():
+        present = [d for d in dirs if os.path.lexists(f"{d}/{name}")]
+        for d in present:
+            if target is None or os.path.realpath(f"{d}/{name}") != str(target):
+                changes.setdefault(d, {})[name] = target
+        if target is not None and not present:
+            changes.setdefault(os.path.realpath("/usr/bin"), {})[name] = target
+    root = hostdir / ".path-layers"
+    shutil.rmtree(root, ignore_errors=True)
+    layers = {}
+    for i, (d, names) in enumerate(changes.items()):
+        layer = root / str(i)
+        layer.mkdir(parents=True)
+        for name, target in names.items():
+            if target is None:
+                os.mknod(layer / name, stat.S_IFCHR | 0o600, os.makedev(0, 0))
+            else:
+                (layer / name).symlink_to(target)
+        layers[d] = layer
+    return layers
+
+
+def pod_bin(hostdir: Path, bin_dir: Path) -> Path:
+    """The release's programs bind-mounted into `<hostdir>/.pod-bin`, the pod's first PATH entry.
+
+    Bound before `tool_layers` hide anything: a hidden /usr/bin/etcd (kubeadm host on Debian's 3.4) is
+    gone from the host's PATH but still runs the pod, as the etcd image's copy does on a real node.
+    """
+    target = hostdir / ".pod-bin"
+    target.mkdir(exist_ok=True)
+    for entry in sorted(bin_dir.iterdir()):
+        mount_point = target / entry.name
+        mount_point.touch()
+        _mount("--bind", str(entry.resolve()), str(mount_point))
+    return target
+
+
+def setup_mounts(hostdir: Path, shape: LabShape = okd3.SHAPE, bin_dir: Path | None = None,
+                 show_tools: bool = True) -> Path | None:
+    """Make this namespace see the host's own files at the platform's paths, and its PATH the lab's etcd.
+
+    Returns the directory to put first on the pod's PATH (None: the host's PATH as it is)."""
+    for m in (*shape.mounts, Mount(str(RUN), "run")):
+        src = hostdir / m.sub
         src.mkdir(parents=True, exist_ok=True)
-        Path(dst).mkdir(parents=True, exist_ok=True)
-        _mount("--bind", str(src), dst)
+        Path(m.path).mkdir(parents=True, exist_ok=True)
+        _mount("--bind", str(src), m.path)
     # A plain root login, like a fresh master's: this machine's own ~/.bashrc (pyenv, cargo) costs
     # ~0.3 s per SSH session and its pyenv rehash lock stalls parallel logins for up to 60 s.
     rc = hostdir / "root-shell-rc"
@@ -74,16 +143,27 @@ def setup_mounts(hostdir: Path) -> None:
         target = Path.home() / name
         if target.is_file():
             _mount("--bind", str(rc), str(target))
+    pod_path = None if bin_dir is None else pod_bin(hostdir, bin_dir)
+    layers = tool_layers(hostdir, bin_dir, show_tools)
+    local = os.path.realpath("/usr/local/bin")
+    top = layers.pop(local, None)
     upper, work = hostdir / "usr-local-bin", hostdir / ".overlay-work"
     upper.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
-    _mount("-t", "overlay", "overlay", "-o",
-           f"lowerdir=/usr/local/bin,upperdir={upper},workdir={work}", "/usr/local/bin")
+    lower = "/usr/local/bin" if top is None else f"{top}:/usr/local/bin"
+    _mount("-t", "overlay", "overlay", "-o", f"lowerdir={lower},upperdir={upper},workdir={work}", "/usr/local/bin")
+    for d, layer in layers.items():
+        _mount("-t", "overlay", "overlay", "-o", f"lowerdir={layer}:{d}", d)
+    return pod_path
 
 
 class Supervisor:
-    def __init__(self, hostdir: Path, ip: str, ssh_port: int) -> None:
+    def __init__(self, hostdir: Path, ip: str, ssh_port: int, rules: KubeletRules = okd3.SHAPE.kubelet,
+                 pod_bin: Path | None = None, pod_dir: Path | None = None) -> None:
         self.hostdir = hostdir
+        self.rules = rules
+        self.pod_dir = POD_DIR if pod_dir is None else pod_dir
+        self.path = PATH if pod_bin is None else f"{pod_bin}:{PATH}"
         self.ip = ip
         self.ssh_port = ssh_port
         self.etcd: subprocess.Popen[bytes] | None = None
@@ -142,9 +222,12 @@ class Supervisor:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)  # stray children of the pod's shell die with it
         self.etcd = None
+        self.note(f"etcd pid {pid} exited with {code} after {time.monotonic() - self.etcd_started:.1f}s")
+        self._backoff(code)
+
+    def _backoff(self, code: int) -> None:
         self.last_exit = code
         ran = time.monotonic() - self.etcd_started
-        self.note(f"etcd pid {pid} exited with {code} after {ran:.1f}s")
         if ran >= BACKOFF_RESET_AFTER:
             self.backoff_idx = 0
         delay = BACKOFFS[min(self.backoff_idx, len(BACKOFFS) - 1)]
@@ -156,10 +239,7 @@ class Supervisor:
     def start_etcd(self, manifest: bytes) -> None:
         self.manifest = manifest
         try:
-            pod = yaml.safe_load(manifest)
-            script = pod["spec"]["containers"][0]["args"][0]
-            if not isinstance(script, str):
-                raise TypeError("args[0] is not a string")
+            pod = self.rules.start(yaml.safe_load(manifest))
         except Exception as exc:  # a broken manifest is not started, as the kubelet would refuse it
             self.note(f"cannot use {self.manifest_file}: {exc}")
             self.next_start = float("inf")
@@ -168,13 +248,21 @@ class Supervisor:
         log_path = RUN / "etcd.log"
         if log_path.exists():
             os.replace(log_path, RUN / "etcd.log.1")
-        with open(log_path, "ab") as out:
-            self.etcd = subprocess.Popen(
-                ["bash", "-c", script], cwd="/var/lib/etcd", stdin=subprocess.DEVNULL,
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                env={"PATH": PATH, "HOME": "/root", "LANG": "C.UTF-8", "HOSTNAME": self.ip},
-            )
         self.etcd_started = time.monotonic()
+        try:
+            with open(log_path, "ab") as out:
+                self.etcd = subprocess.Popen(
+                    list(pod.argv), cwd=pod.cwd, stdin=subprocess.DEVNULL,
+                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                    env={"PATH": self.path, "HOME": "/root", "LANG": "C.UTF-8", "HOSTNAME": self.ip},
+                )
+        except OSError as exc:  # no such program, or not executable: a container that fails to start, backed off
+            self.restarts += 1
+            with open(log_path, "a") as out:
+                out.write(f"exec {pod.argv[0]}: {exc}\n")
+            self.note(f"cannot start etcd (start #{self.restarts}): {exc}")
+            self._backoff(127 if isinstance(exc, FileNotFoundError) else 126)
+            return
         self.restarts += 1
         self.note(f"started etcd pid {self.etcd.pid} (start #{self.restarts})")
         self.write_state()
@@ -204,7 +292,7 @@ class Supervisor:
         """Bytes of the file in the pod dir that defines the etcd pod (first by name if several)."""
         found: list[tuple[str, bytes]] = []
         try:
-            entries = sorted(os.scandir(POD_DIR), key=lambda e: e.name)
+            entries = sorted(os.scandir(self.pod_dir), key=lambda e: e.name)
         except FileNotFoundError:
             entries = []
         for entry in entries:
@@ -215,17 +303,24 @@ class Supervisor:
             except OSError:
                 continue  # moved away between the listing and the read: the tool's `mv` won the race
             try:
-                name = yaml.safe_load(raw)["metadata"]["name"]
-            except (yaml.YAMLError, TypeError, KeyError):
-                name = None
-            if name == POD_NAME or (name is None and entry.name == "etcd.yaml"):
+                etcd: bool | None = self.rules.is_etcd_pod(yaml.safe_load(raw))
+            except yaml.YAMLError as exc:
+                etcd = None
+                self.warn_once(f"unparsable {entry.name} {hashlib.sha256(raw).hexdigest()}",
+                               f"{self.pod_dir / entry.name} is not a pod manifest: {str(exc).splitlines()[0]}")
+            if etcd or (etcd is None and entry.name == self.rules.fallback_file):
                 found.append((entry.name, raw))
         names = ", ".join(n for n, _ in found)
-        if len(found) > 1 and names not in self.warned:
-            self.warned.add(names)
-            self.note(f"duplicate static pod {POD_NAME} in {POD_DIR}: {names}; using {found[0][0]}")
-        self.manifest_file = str(POD_DIR / found[0][0]) if found else None
+        if len(found) > 1:
+            self.warn_once(names, f"duplicate static pod {self.rules.pod_label} in {self.pod_dir}: {names}; "
+                                  f"using {found[0][0]}")
+        self.manifest_file = str(self.pod_dir / found[0][0]) if found else None
         return found[0][1] if found else None
+
+    def warn_once(self, key: str, msg: str) -> None:
+        if key not in self.warned:
+            self.warned.add(key)
+            self.note(msg)
 
     def synced_view(self, current: bytes | None, now: float) -> bytes | None:
         """The manifest as this kubelet has synced it. A changed manifest is acted on only after the
@@ -319,12 +414,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--labroot", required=True, type=Path)
     p.add_argument("--ip", required=True)
     p.add_argument("--ssh-port", required=True, type=int)
+    p.add_argument("--profile", default=okd3.SHAPE.platform)
+    p.add_argument("--etcd-bin", type=Path, help="directory of the lab's etcd release, first on the pod's PATH")
+    p.add_argument("--host-tools", choices=["yes", "no"], default="yes",
+                   help="etcd, etcdctl, etcdutl of the lab's release on a login's PATH (no: none at all)")
     args = p.parse_args(argv)
     if os.getpid() != 1:
         print("etcdrescue.lab.host must be PID 1 of its own PID namespace", file=sys.stderr)
         return 2
-    setup_mounts(args.hostdir)
-    return Supervisor(args.hostdir, args.ip, args.ssh_port).run()
+    shape = shape_named(args.profile)
+    pod_path = setup_mounts(args.hostdir, shape, args.etcd_bin, args.host_tools == "yes")
+    return Supervisor(args.hostdir, args.ip, args.ssh_port, shape.kubelet, pod_path,
+                      Path(shape.kubelet.pod_dir)).run()
 
 
 if __name__ == "__main__":

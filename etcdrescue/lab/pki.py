@@ -1,8 +1,8 @@
 """Key and certificate material for the lab.
 
 The lab uses real TLS on every etcd port because the recovery steps must handle the
-same certificate files (and the same SAN checks) that an OKD master has. ECDSA P-256
-keys are used instead of OKD's RSA because they are generated in microseconds, which
+same certificate files (and the same SAN checks) that a real master has. ECDSA P-256
+keys are used instead of OKD's and kubeadm's RSA because they are generated in microseconds, which
 keeps lab creation fast; etcd treats both the same way.
 """
 
@@ -94,12 +94,21 @@ class CertificateAuthority:
     def cert_pem(self) -> bytes:
         return _cert_pem(self.cert)
 
-    def issue(self, common_name: str, dns: list[str], ips: list[str]) -> tuple[bytes, bytes]:
-        """Issue a serverAuth+clientAuth leaf; returns (cert PEM, key PEM).
+    @property
+    def key_pem(self) -> bytes:
+        """kubeadm hosts carry the etcd CA's key (/etc/kubernetes/pki/etcd/ca.key), as `kubeadm join` copies it."""
+        return _key_pem(self.key)
 
-        Both usages on every leaf: etcd peers present their peer cert as a client
-        certificate, and the recovery tool uses peer.crt as etcdctl client material.
+    def issue(self, common_name: str, dns: list[str], ips: list[str], *, server_auth: bool = True
+              ) -> tuple[bytes, bytes]:
+        """Issue a serverAuth+clientAuth leaf (clientAuth only without `server_auth`); returns (cert PEM, key PEM).
+
+        Both usages on server and peer leaves: etcd peers present their peer cert as a client
+        certificate, and the recovery tool uses peer.crt as etcdctl client material. kubeadm's
+        client-only certificates (healthcheck-client, apiserver-etcd-client) must not serve TLS.
         """
+        usages = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH] if server_auth else [
+            ExtendedKeyUsageOID.CLIENT_AUTH]
         key = ec.generate_private_key(ec.SECP256R1())
         now = _dt.datetime.now(_dt.UTC) - _dt.timedelta(minutes=5)
         sans: list[x509.GeneralName] = [x509.DNSName(d) for d in dns]
@@ -122,7 +131,7 @@ class CertificateAuthority:
                 critical=True,
             )
             .add_extension(
-                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+                x509.ExtendedKeyUsage(usages),
                 critical=False,
             )
         )

@@ -1,0 +1,297 @@
+"""The kubeadm lab shape: control-plane nodes as kubeadm v1.29-1.31 leaves them.
+
+The four static pod manifests are written the way kubeadm serialises them (keys sorted, `command:`
+as `etcd` then one sorted `--flag=value` item per flag, `creationTimestamp: null`, `status: {}`, mode
+0600), the etcd certificates are kubeadm's set under /etc/kubernetes/pki/etcd, and the data is in
+/var/lib/etcd. Only etcd runs: the kubelet stand-in starts the pod with a container named `etcd`.
+
+Where the lab departs from kubeadm, and why:
+- All lab hosts share one network namespace, so etcd cannot also listen on 127.0.0.1: clients are
+  served on the host's IP only, and the metrics URL (and the probes that read it) is http://IP:2381.
+- kubeadm builds the cluster by `init` on one node (`--initial-cluster=<itself>`) and a `join` per
+  other node (`member add`, then `--initial-cluster=<members so far>` and
+  `--initial-cluster-state=existing`). Starting all members at once with `existing` on the joiners
+  does not bootstrap: a joiner asks the first member for the cluster version, which is "not decided"
+  until a leader exists, and the leader needs the joiners' votes ("incompatible with current running
+  cluster", measured on 3.5.1). So the lab bootstraps every member with the full `--initial-cluster`
+  and `--initial-cluster-state=new`, and once the cluster is healthy writes the manifests kubeadm
+  would have left (`settled_files`): that restarts each etcd once, on its existing data, where the
+  initial-cluster flags are no longer read.
+- The etcd image tag names the release the lab really runs (kubeadm 1.31 would say 3.5.15-0).
+"""
+
+from __future__ import annotations
+
+import posixpath
+from typing import Any
+
+from ..platform import kubeadm
+from .shape import CertSpec, HostContext, HostFile, HostLike, KubeletRules, LabShape, Mount, PodStart
+
+PATHS = kubeadm.DEFAULT_PATHS
+MANIFESTS = PATHS.pod_dir
+PKI = posixpath.dirname(posixpath.dirname(PATHS.ca))
+ETCD_PKI = posixpath.dirname(PATHS.ca)
+KUBERNETES_VERSION = "v1.31.1"
+METRICS_PORT = 2381
+CONTAINER = "etcd"
+
+
+def metrics_url(h: HostLike) -> str:
+    return f"http://{h.ip}:{METRICS_PORT}"
+
+
+def etcd_flags(ctx: HostContext, *, settled: bool) -> dict[str, str]:
+    """etcd's flags as kubeadm writes them (names without dashes), for the bootstrap or the settled manifest."""
+    h = ctx.host
+    members = ctx.members[: ctx.index + 1] if settled else ctx.members
+    flags = {
+        "advertise-client-urls": h.client_url,
+        "cert-file": f"{ETCD_PKI}/server.crt",
+        "client-cert-auth": "true",
+        "data-dir": PATHS.data_dir,
+        "experimental-initial-corrupt-check": "true",
+        "experimental-watch-progress-notify-interval": "5s",
+        "initial-advertise-peer-urls": h.peer_url,
+        "initial-cluster": ",".join(f"{m.name}={m.peer_url}" for m in members),
+        "key-file": f"{ETCD_PKI}/server.key",
+        "listen-client-urls": h.client_url,
+        "listen-metrics-urls": metrics_url(h),
+        "listen-peer-urls": h.peer_url,
+        "name": h.name,
+        "peer-cert-file": f"{ETCD_PKI}/peer.crt",
+        "peer-client-cert-auth": "true",
+        "peer-key-file": f"{ETCD_PKI}/peer.key",
+        "peer-trusted-ca-file": PATHS.ca,
+        "snapshot-count": "10000",
+        "trusted-ca-file": PATHS.ca,
+    }
+    if not settled:
+        flags["initial-cluster-state"] = "new"
+    elif ctx.index > 0:
+        flags["initial-cluster-state"] = "existing"
+    return flags
+
+
+def _command(program: str, flags: dict[str, str]) -> str:
+    items = [program, *(f"--{k}={v}" for k, v in sorted(flags.items()))]
+    return "".join(f"    - {item}\n" for item in items)
+
+
+def _probe(kind: str, host: str, path: str, port: int, scheme: str, failures: int, delay: bool = True,
+           period: int = 10) -> str:
+    return (f"    {kind}:\n"
+            f"      failureThreshold: {failures}\n"
+            f"      httpGet:\n"
+            f"        host: {host}\n"
+            f"        path: {path}\n"
+            f"        port: {port}\n"
+            f"        scheme: {scheme}\n"
+            + ("      initialDelaySeconds: 10\n" if delay else "")
+            + f"      periodSeconds: {period}\n"
+            f"      timeoutSeconds: 15\n")
+
+
+def _volumes(mounts: list[tuple[str, str, str, bool]], *, sort_mounts: bool = True) -> tuple[str, str]:
+    """(volumeMounts block, volumes block) for (name, path, hostPath type, readOnly).
+
+    kubeadm sorts both by volume name, except etcd's volumeMounts, which it lists in its own order."""
+    vm = "    volumeMounts:\n" + "".join(
+        f"    - mountPath: {path}\n      name: {name}\n" + ("      readOnly: true\n" if ro else "")
+        for name, path, _, ro in (sorted(mounts) if sort_mounts else mounts))
+    vols = "  volumes:\n" + "".join(
+        f"  - hostPath:\n      path: {path}\n      type: {kind}\n    name: {name}\n"
+        for name, path, kind, _ in sorted(mounts))
+    return vm, vols
+
+
+POD_TAIL = """\
+  hostNetwork: true
+  priority: 2000001000
+  priorityClassName: system-node-critical
+  securityContext:
+    seccompProfile:
+      type: RuntimeDefault
+"""
+
+
+def _header(name: str, annotations: dict[str, str]) -> str:
+    notes = ("  annotations:\n" + "".join(f"    {k}: {v}\n" for k, v in annotations.items())) if annotations else ""
+    return (f"apiVersion: v1\nkind: Pod\nmetadata:\n{notes}  creationTimestamp: null\n  labels:\n"
+            f"    component: {name}\n    tier: control-plane\n  name: {name}\n  namespace: kube-system\n"
+            f"spec:\n  containers:\n  - command:\n")
+
+
+def etcd_manifest(ctx: HostContext, *, settled: bool) -> str:
+    h = ctx.host
+    vm, vols = _volumes([("etcd-data", PATHS.data_dir, "DirectoryOrCreate", False),
+                         ("etcd-certs", ETCD_PKI, "DirectoryOrCreate", False)], sort_mounts=False)
+    return (_header(CONTAINER, {"kubeadm.kubernetes.io/etcd.advertise-client-urls": h.client_url})
+            + _command("etcd", etcd_flags(ctx, settled=settled))
+            + f"    image: {ctx.etcd.image}\n    imagePullPolicy: IfNotPresent\n"
+            + _probe("livenessProbe", h.ip, "/health?exclude=NOSPACE&serializable=true", METRICS_PORT, "HTTP", 8)
+            + f"    name: {CONTAINER}\n"
+            + "    resources:\n      requests:\n        cpu: 100m\n        memory: 100Mi\n"
+            + _probe("startupProbe", h.ip, "/health?serializable=false", METRICS_PORT, "HTTP", 24)
+            + vm + POD_TAIL + vols + "status: {}\n")
+
+
+CA_VOLUMES = [("ca-certs", "/etc/ssl/certs", "DirectoryOrCreate", True),
+              ("etc-ca-certificates", "/etc/ca-certificates", "DirectoryOrCreate", True),
+              ("k8s-certs", PKI, "DirectoryOrCreate", True),
+              ("usr-local-share-ca-certificates", "/usr/local/share/ca-certificates", "DirectoryOrCreate", True),
+              ("usr-share-ca-certificates", "/usr/share/ca-certificates", "DirectoryOrCreate", True)]
+
+
+def apiserver_manifest(ctx: HostContext) -> str:
+    """Each kube-apiserver talks only to its local etcd (kubeadm's stacked etcd); it is never started here."""
+    h = ctx.host
+    flags = {
+        "advertise-address": h.ip, "allow-privileged": "true", "authorization-mode": "Node,RBAC",
+        "client-ca-file": f"{PKI}/ca.crt", "enable-admission-plugins": "NodeRestriction",
+        "enable-bootstrap-token-auth": "true", "etcd-cafile": PATHS.ca,
+        "etcd-certfile": f"{PKI}/apiserver-etcd-client.crt", "etcd-keyfile": f"{PKI}/apiserver-etcd-client.key",
+        "etcd-servers": "https://127.0.0.1:2379",
+        "kubelet-client-certificate": f"{PKI}/apiserver-kubelet-client.crt",
+        "kubelet-client-key": f"{PKI}/apiserver-kubelet-client.key",
+        "kubelet-preferred-address-types": "InternalIP,ExternalIP,Hostname",
+        "proxy-client-cert-file": f"{PKI}/front-proxy-client.crt",
+        "proxy-client-key-file": f"{PKI}/front-proxy-client.key",
+        "requestheader-allowed-names": "front-proxy-client",
+        "requestheader-client-ca-file": f"{PKI}/front-proxy-ca.crt",
+        "requestheader-extra-headers-prefix": "X-Remote-Extra-", "requestheader-group-headers": "X-Remote-Group",
+        "requestheader-username-headers": "X-Remote-User", "secure-port": "6443",
+        "service-account-issuer": "https://kubernetes.default.svc.cluster.local",
+        "service-account-key-file": f"{PKI}/sa.pub", "service-account-signing-key-file": f"{PKI}/sa.key",
+        "service-cluster-ip-range": "10.96.0.0/12", "tls-cert-file": f"{PKI}/apiserver.crt",
+        "tls-private-key-file": f"{PKI}/apiserver.key",
+    }
+    vm, vols = _volumes(CA_VOLUMES)
+    return (_header("kube-apiserver", {"kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint":
+                                       f"{h.ip}:6443"})
+            + _command("kube-apiserver", flags)
+            + f"    image: registry.k8s.io/kube-apiserver:{KUBERNETES_VERSION}\n    imagePullPolicy: IfNotPresent\n"
+            + _probe("livenessProbe", h.ip, "/livez", 6443, "HTTPS", 8)
+            + "    name: kube-apiserver\n"
+            + _probe("readinessProbe", h.ip, "/readyz", 6443, "HTTPS", 3, delay=False, period=1)
+            + "    resources:\n      requests:\n        cpu: 250m\n"
+            + _probe("startupProbe", h.ip, "/livez", 6443, "HTTPS", 24)
+            + vm + POD_TAIL + vols + "status: {}\n")
+
+
+def controller_manager_manifest(ctx: HostContext) -> str:
+    conf = "/etc/kubernetes/controller-manager.conf"
+    flags = {
+        "authentication-kubeconfig": conf, "authorization-kubeconfig": conf, "bind-address": "127.0.0.1",
+        "client-ca-file": f"{PKI}/ca.crt", "cluster-name": "kubernetes",
+        "cluster-signing-cert-file": f"{PKI}/ca.crt", "cluster-signing-key-file": f"{PKI}/ca.key",
+        "controllers": "*,bootstrapsigner,tokencleaner", "kubeconfig": conf, "leader-elect": "true",
+        "requestheader-client-ca-file": f"{PKI}/front-proxy-ca.crt", "root-ca-file": f"{PKI}/ca.crt",
+        "service-account-private-key-file": f"{PKI}/sa.key", "use-service-account-credentials": "true",
+    }
+    vm, vols = _volumes([*CA_VOLUMES, ("kubeconfig", conf, "FileOrCreate", True),
+                         ("flexvolume-dir", "/usr/libexec/kubernetes/kubelet-plugins/volume/exec",
+                          "DirectoryOrCreate", False)])
+    return (_header("kube-controller-manager", {})
+            + _command("kube-controller-manager", flags)
+            + f"    image: registry.k8s.io/kube-controller-manager:{KUBERNETES_VERSION}\n"
+            + "    imagePullPolicy: IfNotPresent\n"
+            + _probe("livenessProbe", "127.0.0.1", "/healthz", 10257, "HTTPS", 8)
+            + "    name: kube-controller-manager\n"
+            + "    resources:\n      requests:\n        cpu: 200m\n"
+            + _probe("startupProbe", "127.0.0.1", "/healthz", 10257, "HTTPS", 24)
+            + vm + POD_TAIL + vols + "status: {}\n")
+
+
+def scheduler_manifest(ctx: HostContext) -> str:
+    conf = "/etc/kubernetes/scheduler.conf"
+    flags = {"authentication-kubeconfig": conf, "authorization-kubeconfig": conf, "bind-address": "127.0.0.1",
+             "kubeconfig": conf, "leader-elect": "true"}
+    vm, vols = _volumes([("kubeconfig", conf, "FileOrCreate", True)])
+    return (_header("kube-scheduler", {})
+            + _command("kube-scheduler", flags)
+            + f"    image: registry.k8s.io/kube-scheduler:{KUBERNETES_VERSION}\n    imagePullPolicy: IfNotPresent\n"
+            + _probe("livenessProbe", "127.0.0.1", "/healthz", 10259, "HTTPS", 8)
+            + "    name: kube-scheduler\n"
+            + "    resources:\n      requests:\n        cpu: 100m\n"
+            + _probe("startupProbe", "127.0.0.1", "/healthz", 10259, "HTTPS", 24)
+            + vm + POD_TAIL + vols + "status: {}\n")
+
+
+MANIFEST_MODE = 0o600
+"""kubeadm writes static pod manifests readable by root only."""
+
+
+def _initial_files(ctx: HostContext) -> tuple[HostFile, ...]:
+    return (
+        HostFile(PATHS.manifest, etcd_manifest(ctx, settled=False), MANIFEST_MODE),
+        HostFile(f"{MANIFESTS}/kube-apiserver.yaml", apiserver_manifest(ctx), MANIFEST_MODE),
+        HostFile(f"{MANIFESTS}/kube-controller-manager.yaml", controller_manager_manifest(ctx), MANIFEST_MODE),
+        HostFile(f"{MANIFESTS}/kube-scheduler.yaml", scheduler_manifest(ctx), MANIFEST_MODE),
+    )
+
+
+def _settled_files(ctx: HostContext) -> tuple[HostFile, ...]:
+    return (HostFile(PATHS.manifest, etcd_manifest(ctx, settled=True), MANIFEST_MODE),)
+
+
+def _certificates(h: HostLike) -> tuple[CertSpec, ...]:
+    """kubeadm's etcd set: server and peer serve and authenticate (node name, localhost, its IP, loopbacks);
+    healthcheck-client and apiserver-etcd-client only authenticate."""
+    dns, ips = (h.name, "localhost"), (h.ip, "127.0.0.1", "::1")
+    return (
+        CertSpec(PATHS.ca, f"{ETCD_PKI}/ca.key", ca=True),
+        CertSpec(f"{ETCD_PKI}/server.crt", f"{ETCD_PKI}/server.key", h.name, dns, ips),
+        CertSpec(f"{ETCD_PKI}/peer.crt", f"{ETCD_PKI}/peer.key", h.name, dns, ips),
+        CertSpec(f"{ETCD_PKI}/healthcheck-client.crt", f"{ETCD_PKI}/healthcheck-client.key",
+                 "kube-etcd-healthcheck-client", server_auth=False),
+        CertSpec(f"{PKI}/apiserver-etcd-client.crt", f"{PKI}/apiserver-etcd-client.key",
+                 "kube-apiserver-etcd-client", server_auth=False),
+    )
+
+
+def etcd_container(doc: Any) -> dict[str, Any] | None:
+    """The pod's container named `etcd`, if the document is a pod that has one."""
+    if not isinstance(doc, dict):
+        return None
+    spec = doc.get("spec")
+    containers = spec.get("containers") if isinstance(spec, dict) else None
+    if not isinstance(containers, list):
+        return None
+    for c in containers:
+        if isinstance(c, dict) and c.get("name") == CONTAINER:
+            return c
+    return None
+
+
+def _is_etcd_pod(doc: Any) -> bool:
+    return etcd_container(doc) is not None
+
+
+def _start(doc: Any) -> PodStart:
+    """A container's `command` replaces the image's entrypoint and `args` follow it: here the
+    command is run directly, no shell in between."""
+    c = etcd_container(doc)
+    if c is None:
+        raise KeyError("no container named etcd")
+    command, args = c.get("command"), c.get("args") or []
+    if not isinstance(command, list) or not command:
+        raise ValueError("the etcd container has no command list")
+    if not isinstance(args, list) or not all(isinstance(a, str) for a in [*command, *args]):
+        raise TypeError("command and args must be lists of strings")
+    return PodStart((*command, *args), c.get("workingDir") or "/")
+
+
+SHAPE = LabShape(
+    platform=kubeadm.NAME,
+    paths=PATHS,
+    mounts=(Mount("/etc/kubernetes", "etc/kubernetes"), Mount(PATHS.data_dir, "var/lib/etcd")),
+    dirs=(MANIFESTS, ETCD_PKI),
+    kubelet=KubeletRules(pod_dir=MANIFESTS, pod_label=CONTAINER, is_etcd_pod=_is_etcd_pod, start=_start),
+    certificates=_certificates,
+    initial_files=_initial_files,
+    settled_files=_settled_files,
+    host_tools=False,
+    etcd_ports=(2379, 2380, METRICS_PORT),
+    backup_kinds=("snapshot",),
+)
