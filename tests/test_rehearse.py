@@ -140,7 +140,7 @@ def test_verdict() -> None:
 
 
 def test_wizard_handoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    lab = types.SimpleNamespace(inventory_path=Path("/x/inventory.yaml"))
+    lab = types.SimpleNamespace(inventory_path=Path("/x/inventory.yaml"), host_tools=True)
     seen: dict[str, Any] = {}
 
     class RescueApp:
@@ -153,7 +153,7 @@ def test_wizard_handoff(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "etcdrescue.screens.app", types.SimpleNamespace(RescueApp=RescueApp))
     rehearse.run_wizard(lab, "/b", Path("/j"))  # type: ignore[arg-type]
     assert seen == {"inventory_path": "/x/inventory.yaml", "backup": "/b", "rehearsal": True, "journal_dir": Path("/j"),
-                    "ran": True}
+                    "etcd_tools": None, "ran": True}
 
 
 def test_refuses_to_wipe_a_directory_that_is_not_a_lab(tmp_path: Path) -> None:

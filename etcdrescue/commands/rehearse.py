@@ -24,6 +24,7 @@ from .lab import add_shape_options
 
 if TYPE_CHECKING:
     from ..lab import Lab
+    from ..upload import LocalTools
 
 PRE, POST = "/rehearsal/pre/", "/rehearsal/post/"
 DEFAULT_SUBNET = 61
@@ -110,8 +111,16 @@ def run_wizard(lab: Lab, backup: str, journal_dir: Path) -> None:
     """The wizard on the broken lab, badged REHEARSAL."""
     from ..screens.app import RescueApp
 
-    app = RescueApp(inventory_path=str(lab.inventory_path), backup=backup, rehearsal=True, journal_dir=journal_dir)
+    app = RescueApp(inventory_path=str(lab.inventory_path), backup=backup, rehearsal=True, journal_dir=journal_dir,
+                    etcd_tools=lab_tools(lab))
     app.run()
+
+
+def lab_tools(lab: Lab) -> LocalTools | None:
+    """Hosts that hide etcdctl (kubeadm's) get the lab's own release copied in, as `--etcd-tools` would."""
+    from ..upload import find_local
+
+    return None if lab.host_tools else find_local(lab.bin_dir)
 
 
 def run_headless(lab: Lab, backup: str, journal_dir: Path) -> int:
@@ -123,7 +132,8 @@ def run_headless(lab: Lab, backup: str, journal_dir: Path) -> int:
     inv = load_inventory(lab.inventory_path)
     chosen, method = check_options(inv, backup, None)
     try:
-        return drive(RecoverySession(inv, backup=chosen, method=method, journal_dir=journal_dir))
+        return drive(RecoverySession(inv, backup=chosen, method=method, journal_dir=journal_dir,
+                                     etcd_tools=lab_tools(lab)))
     except RescueError as exc:
         say(f"etcdrescue: {exc}")
         return exc.exit_code
@@ -151,7 +161,8 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
         lab.up(timeout=90)
         lab.put_keys(PRE, args.keys)
         time.sleep(0.6)  # the backup copies the live db: let the last batch commit
-        backup = lab.backup_openshift(lab.hosts[0])
+        backup = (lab.backup_openshift(lab.hosts[0]) if "openshift" in lab.shape.backup_kinds
+                  else lab.snapshot_save(lab.hosts[0]))
         lab.put_keys(POST, 100)
         lab.break_quorum(lab.hosts[1:])
         say(f"REHEARSAL: {args.keys} keys under {PRE}, backup {backup} on {lab.hosts[0].name}, "

@@ -26,6 +26,7 @@ import posixpath
 from typing import Any
 
 from ..platform import kubeadm
+from ..platform.tools import TOOLS_ROOT
 from .shape import CertSpec, HostContext, HostFile, HostLike, KubeletRules, LabShape, Mount, PodStart
 
 PATHS = kubeadm.DEFAULT_PATHS
@@ -282,10 +283,37 @@ def _start(doc: Any) -> PodStart:
     return PodStart((*command, *args), c.get("workingDir") or "/")
 
 
+CRICTL = """\
+#!/bin/bash
+# etcdrescue lab stand-in for crictl: the etcd container is the kubelet stand-in's current etcd process
+set -uo pipefail
+log=/run/etcdlab/etcd.log
+case "${1:-}" in
+  ps)
+    shift
+    name=""
+    while [[ $# -gt 0 ]]; do
+      case "$1" in --name) name="$2"; shift 2 ;; --name=*) name="${1#--name=}"; shift ;; *) shift ;; esac
+    done
+    if [[ ( -z "$name" || "$name" == etcd ) && -e "$log" ]]; then echo etcdlab0000etcd; fi ;;
+  logs)
+    shift
+    tail_n=all
+    while [[ $# -gt 1 ]]; do
+      case "$1" in --tail) tail_n="$2"; shift 2 ;; --tail=*) tail_n="${1#--tail=}"; shift ;; *) shift ;; esac
+    done
+    if [[ "${1:-}" != etcdlab0000etcd || ! -e "$log" ]]; then echo "container not found" >&2; exit 1; fi
+    if [[ "$tail_n" == all ]]; then cat "$log"; else tail -n "$tail_n" "$log"; fi ;;
+  *) echo "crictl stand-in: only ps and logs" >&2; exit 1 ;;
+esac
+"""
+"""kubeadm nodes read etcd's log with `crictl logs`: the platform's log command runs unchanged in the lab."""
+
 SHAPE = LabShape(
     platform=kubeadm.NAME,
     paths=PATHS,
-    mounts=(Mount("/etc/kubernetes", "etc/kubernetes"), Mount(PATHS.data_dir, "var/lib/etcd")),
+    mounts=(Mount("/etc/kubernetes", "etc/kubernetes"), Mount(PATHS.data_dir, "var/lib/etcd"),
+            Mount(TOOLS_ROOT.rsplit("/", 1)[0], "var/lib/etcdrescue")),
     dirs=(MANIFESTS, ETCD_PKI),
     kubelet=KubeletRules(pod_dir=MANIFESTS, pod_label=CONTAINER, is_etcd_pod=_is_etcd_pod, start=_start),
     certificates=_certificates,
@@ -294,4 +322,5 @@ SHAPE = LabShape(
     host_tools=False,
     etcd_ports=(2379, 2380, METRICS_PORT),
     backup_kinds=("snapshot",),
+    helper_files=(HostFile("/usr/local/bin/crictl", CRICTL, 0o755),),
 )

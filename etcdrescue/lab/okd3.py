@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..platform import okd3
+from ..platform.tools import TOOLS_ROOT
 from .shape import CertSpec, HostContext, HostFile, HostLike, KubeletRules, LabShape, Mount, PodStart
 
 PATHS = okd3.DEFAULT_PATHS
@@ -221,13 +222,13 @@ SHAPE = LabShape(
     platform=okd3.NAME,
     paths=PATHS,
     mounts=(Mount("/etc/origin", "etc/origin"), Mount(posixpath.dirname(PATHS.etcd_conf), "etc/etcd"),
-            Mount(PATHS.data_dir, "var/lib/etcd")),
+            Mount(PATHS.data_dir, "var/lib/etcd"), Mount(TOOLS_ROOT.rsplit("/", 1)[0], "var/lib/etcdrescue")),
     dirs=(PATHS.disabled_dir, posixpath.dirname(PATHS.etcd_conf)),
     kubelet=KubeletRules(pod_dir=PATHS.pod_dir, pod_label=POD_NAME, is_etcd_pod=_is_etcd_pod, start=_start,
                          fallback_file=PATHS.manifest_name),
     certificates=_certificates,
     initial_files=_initial_files,
-    helper_files=(HostFile(okd3.RESTART[0], MASTER_RESTART, 0o755), HostFile(okd3.LOGS[0], MASTER_LOGS, 0o755)),
+    helper_files=(HostFile(okd3.RESTART[0], MASTER_RESTART, 0o755), HostFile(okd3.LOGS.split()[0], MASTER_LOGS, 0o755)),
     host_tools=True,
     manifest_styles=MANIFEST_STYLES,
     backup_kinds=("openshift",),

@@ -6,7 +6,7 @@ Nothing here decides anything; `verdict.judge` does, over the typed facts gather
 from __future__ import annotations
 
 import concurrent.futures as cf
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..backup_identity import BackupIdentityError, backup_members, identity_problem, remote_reader
 from ..errors import RescueError
@@ -16,7 +16,6 @@ from ..model import BackupKind, Method
 from ..platform.tools import EtcdTools
 from ..probes import (
     Fact,
-    HostSurvey,
     ParseError,
     SnapshotInfo,
     backup_survey,
@@ -29,36 +28,41 @@ from .verdict import BackupFacts, HostFacts, PreflightReport, ToolChoice, choose
 
 
 def survey_host(hosts: Hosts, member: Member) -> HostFacts:
+    """Every fact about one master; a probe that cannot answer leaves its fact empty, not the others.
+
+    Only an unreachable host (or an unreadable survey) is an error: a manifest that is not even YAML must
+    still reach the verdict as that host's manifest problem, and a member that cannot be asked its health
+    is simply not healthy.
+    """
     inv = hosts.inv
     platform = inv.platform
-    survey: HostSurvey | None = None
     try:
         survey = hosts.fact(member.name, host_survey(platform, member))
-        manifest_path, problem, server_version = "", None, None
-        if survey.manifest != survey.disabled:
-            manifest_path = inv.paths.manifest if survey.manifest else inv.paths.disabled_manifest
-            text = hosts[member.name].read_file(manifest_path).decode("utf-8", errors="replace")
-            problem = platform.manifest_problem(text)
-            server_version = platform.server_version(text)
-        conf_name = ""
-        if survey.conf:
-            s = platform.settings
-            conf_name = hosts.fact(member.name, Fact(s.label, s.values_script(), s.parse_values)).get("name", "")
-        healthy, health_error, member_id = False, "", ""
-        if survey.client_port_open:
-            health = hosts.fact(member.name, endpoint_health(platform.tools, [member.client_url]))
-            healthy = bool(health and health[0].healthy)
-            health_error = health[0].error if health else ""
-            try:
-                status = hosts.fact(member.name, endpoint_status(platform.tools, [member.client_url]))
-                member_id = f"{status[0].member_id:x}" if status else ""
-            except ParseError:
-                pass
     except (RescueError, ParseError) as exc:
-        return HostFacts(member.name, reachable=survey is not None, error=str(exc), survey=survey)
-    return HostFacts(member.name, reachable=True, survey=survey, manifest_path=manifest_path,
-                     manifest_problem=problem, healthy=healthy, health_error=health_error, member_id=member_id,
-                     conf_name=conf_name, server_version=server_version)
+        return HostFacts(member.name, error=str(exc))
+    facts = HostFacts(member.name, reachable=True, survey=survey)
+    try:
+        if survey.manifest != survey.disabled:
+            path = inv.paths.manifest if survey.manifest else inv.paths.disabled_manifest
+            text = hosts[member.name].read_file(path).decode("utf-8", errors="replace")
+            facts = replace(facts, manifest_path=path, manifest_problem=platform.manifest_problem(text),
+                            server_version=platform.server_version(text))
+        if survey.conf and facts.manifest_problem is None:
+            s = platform.settings
+            name = hosts.fact(member.name, Fact(s.label, s.values_script(), s.parse_values)).get("name", "")
+            facts = replace(facts, conf_name=name)
+    except (RescueError, ParseError) as exc:
+        return replace(facts, reachable=False, error=f"{member.name}: {exc}")
+    if survey.client_port_open:
+        try:
+            health = hosts.fact(member.name, endpoint_health(platform.tools, [member.client_url]))
+            facts = replace(facts, healthy=bool(health and health[0].healthy),
+                            health_error=health[0].error if health else "")
+            status = hosts.fact(member.name, endpoint_status(platform.tools, [member.client_url]))
+            facts = replace(facts, member_id=f"{status[0].member_id:x}" if status else "")
+        except ParseError as exc:
+            facts = replace(facts, health_error=facts.health_error or str(exc).split(": ", 2)[-1][:120])
+    return facts
 
 
 def backup_kind_problem(survey: dict[str, str], seed: str, path: str) -> str:

@@ -67,7 +67,7 @@ def seed_data(ctx: Context) -> Step:
                                      sh("chown", "-R", f"--reference={p.data_dir}", member)),
                     "put the restored data in place", skip_if=sh("test", "-e", member)),
         )
-        title = f"Restore the backup into {seed.name} (etcdctl snapshot restore)"
+        title = f"Restore the backup into {seed.name} ({ctx.platform.tools.restore_tool} snapshot restore)"
         undo_note = ""
     else:
         assert ctx.backup is not None

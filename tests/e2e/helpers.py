@@ -25,7 +25,8 @@ def break_lab(lab: Lab, backup: str) -> Broken:
     """500 keys, a backup of kind `backup` on the seed, 100 more keys, then a majority's data destroyed."""
     lab.put_keys(PRE, 500)
     time.sleep(0.6)  # etcd flushes its db about every 100 ms; a copy taken at once can miss writes
-    path = {"openshift": lab.backup_openshift, "copy": lab.backup_copy}[backup](lab.hosts[0]) if backup else None
+    kinds = {"openshift": lab.backup_openshift, "copy": lab.backup_copy, "snapshot": lab.snapshot_save}
+    path = kinds[backup](lab.hosts[0]) if backup else None
     lab.put_keys(POST, 100)
     lab.break_quorum(lab.hosts[1:len(lab.hosts) // 2 + 2])  # 2 of 3, 3 of 5: the survivors lack a quorum
     return Broken(lab, path)
@@ -54,15 +55,17 @@ def exported_documents(journal: Path, inventory: Path, backup: str | None,
 
 
 def tree_digest(lab: Lab) -> dict[str, str]:
-    """Hash of every file a master has under /etc/origin, /etc/etcd and /var/lib/etcd.
+    """Hash of every file a master has where etcd's manifests, settings, certificates and data live
+    (okd3: /etc/origin, /etc/etcd, /var/lib/etcd; kubeadm: /etc/kubernetes, /var/lib/etcd).
 
     What is inside a live `member/` dir is left out: the running (or crash-looping) etcd rewrites,
     creates and drops its own db and WAL files by itself; the tool's moves and copies of whole
-    member dirs still show in the names.
+    member dirs still show in the names. The private tools directory (`--etcd-tools`) is not etcd's.
     """
+    subs = [m.sub for m in lab.shape.mounts if m.sub != "var/lib/etcdrescue"]
     out: dict[str, str] = {}
     for h in lab.hosts:
-        for sub in ("etc/origin", "etc/etcd", "var/lib/etcd"):
+        for sub in subs:
             base = h.dir / sub
             for p in sorted(base.rglob("*")):
                 rel = p.relative_to(h.dir)

@@ -1,0 +1,173 @@
+"""End-to-end on kubeadm labs: etcd's flags in the manifest's command list, no etcd tools on the hosts
+(`--etcd-tools`), etcd 3.5 and 3.4; every promise the okd3 recovery makes, in kubeadm's terms."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+from etcdrescue.lab import Lab
+from etcdrescue.platform.kubeadm import DEFAULT_PATHS as P
+from etcdrescue.platform.manifest import command_items, flags
+
+from .conftest import requires_lab
+from .helpers import POST, PRE, Broken, break_lab, etcdrescue, host_file, tree_digest
+
+pytestmark = [pytest.mark.lab, requires_lab, pytest.mark.timeout(500)]
+
+LabFactory = Callable[..., Lab]
+MANIFESTS = P.pod_dir
+OTHERS = ("kube-apiserver.yaml", "kube-controller-manager.yaml", "kube-scheduler.yaml")
+CHANGED = ("--name=", "--initial-cluster=", "--initial-cluster-state=", "--initial-advertise-peer-urls=")
+
+
+def originals(lab: Lab) -> dict[tuple[int, str], bytes]:
+    """Every manifest of every host, as kubeadm left it (before anything broke)."""
+    return {(i, p.name): p.read_bytes() for i in range(len(lab.hosts))
+            for p in host_file(lab, i, MANIFESTS).iterdir() if p.is_file()}
+
+
+def recover(b: Broken, journal: Path, *extra: str, tools: bool = True) -> tuple[int, str]:
+    args = ["recover", "-i", str(b.lab.inventory_path), "--yes", "--journal", str(journal), *extra]
+    if b.backup:
+        args += ["--backup", b.backup]
+    if tools:
+        args += ["--etcd-tools", str(b.lab.bin_dir)]
+    res = etcdrescue(*args)
+    return res.returncode, res.stdout + res.stderr
+
+
+def assert_kubeadm_recovered(b: Broken, before: dict[tuple[int, str], bytes], *, keys: int, post: int,
+                             forced: bool) -> None:
+    lab = b.lab
+    members = lab.member_list()
+    assert sorted((m["name"], tuple(m["peer_urls"])) for m in members) == sorted(
+        (h.name, (h.peer_url,)) for h in lab.hosts)
+    for h in lab.hosts:
+        assert lab.healthy(h), f"{h.name} not healthy"
+    assert len({lab.leader(h) for h in lab.hosts}) == 1
+    assert len(lab.read_prefix(PRE, host=lab.hosts[-1])) == keys
+    assert len(lab.read_prefix(POST, host=lab.hosts[1])) == post
+    inventory = {h.name: h.peer_url for h in lab.hosts}
+    for i, h in enumerate(lab.hosts):
+        pod_dir = host_file(lab, i, MANIFESTS)
+        assert sorted(p.name for p in pod_dir.iterdir()) == sorted(["etcd.yaml", *OTHERS]), \
+            "no manifest file left where the kubelet reads it twice"
+        for other in OTHERS:
+            assert (pod_dir / other).read_bytes() == before[(i, other)], f"{h.name}: {other} changed"
+        text = (pod_dir / "etcd.yaml").read_text()
+        assert "--force-new-cluster" not in text
+        got, old = flags(text), command_items(before[(i, "etcd.yaml")].decode())
+        assert [c for c in command_items(text) if not c.startswith(CHANGED)] == [
+            c for c in old if not c.startswith(CHANGED)], f"{h.name}: other command items changed"
+        if i == 0 and forced:
+            assert text.encode() == before[(0, "etcd.yaml")], "the seed gets its original manifest back"
+        elif i > 0:
+            assert got["initial-cluster-state"] == "existing" and got["name"] == h.name
+            listed = dict(part.split("=", 1) for part in got["initial-cluster"].split(","))
+            assert listed == {n: inventory[n] for n in list(inventory)[: i + 1]}
+        assert not host_file(lab, i, P.disabled_manifest).exists()
+        kept = [p for p in host_file(lab, i, P.data_dir).iterdir() if p.name.startswith("member.etcdrescue-")]
+        assert kept, f"{h.name}: old data not kept aside"
+
+
+@pytest.mark.parametrize(("backup", "method", "post", "subnet"), [
+    ("snapshot", None, 0, 100),
+    ("copy", "force-new-cluster", 0, 101),
+    (None, None, 100, 102),
+], ids=["snapshot-file", "stopped-member-copy-force-new-cluster", "quorum-restore"])
+def test_recover_kubeadm_etcd35_without_host_tools(lab_factory: LabFactory, tmp_path: Path, backup: str | None,
+                                                   method: str | None, post: int, subnet: int) -> None:
+    lab = lab_factory(3, subnet=subnet, profile="kubeadm", etcd="3.5")
+    assert lab.exec(1, "command -v etcdctl etcdutl").stdout.strip() == "", "the hosts have no etcd tools"
+    before = originals(lab)
+    b = break_lab(lab, backup)  # type: ignore[arg-type]
+    code, out = recover(b, tmp_path / "j", *(["--method", method] if method else []))
+    assert code == 0, out
+    assert "etcd tools: /var/lib/etcdrescue/tools/3.5.1/etcdctl, snapshots with" in out
+    assert_kubeadm_recovered(b, before, keys=500, post=post, forced=backup != "snapshot")
+    (journal,) = (tmp_path / "j").glob("*.jsonl")
+    events = [json.loads(line) for line in journal.read_text().splitlines()]
+    scripts = [e["script"] for e in events if e["event"] == "command" and e.get("exit") == 0]
+    if backup == "snapshot":
+        assert any("/var/lib/etcdrescue/tools/3.5.1/etcdutl snapshot restore" in s for s in scripts)
+        assert not any("--skip-hash-check" in s for s in scripts), "a snapshot file keeps its hash check"
+    adds = [s for s in scripts if " member add " in s]
+    promotes = [s for s in scripts if " member promote " in s]
+    assert len(adds) == 2 and all("--learner" in s for s in adds) and len(promotes) == 2
+    for i in range(3):
+        assert host_file(lab, i, "/var/lib/etcdrescue/tools/3.5.1/etcdctl").exists(), "tools on every host"
+
+
+def test_recover_kubeadm_etcd34_with_host_tools_five_members(lab_factory: LabFactory, tmp_path: Path) -> None:
+    lab = lab_factory(5, subnet=103, profile="kubeadm", etcd="3.4", host_tools=True)
+    before = originals(lab)
+    b = break_lab(lab, "snapshot")
+    code, out = recover(b, tmp_path / "j", tools=False)
+    assert code == 0, out
+    assert "etcd tools: etcdctl\n" in out, "the hosts' own etcdctl 3.4, restore with etcdctl"
+    assert_kubeadm_recovered(b, before, keys=500, post=0, forced=False)
+
+
+def test_dry_run_on_kubeadm_changes_nothing(lab_factory: LabFactory, tmp_path: Path) -> None:
+    b = break_lab(lab_factory(3, subnet=104, profile="kubeadm", etcd="3.5"), "snapshot")
+    before = tree_digest(b.lab)
+    code, out = recover(b, tmp_path / "j", "--dry-run")
+    assert code == 0, out
+    assert tree_digest(b.lab) == before, "etcd's manifests, certificates and data untouched"
+    assert not (tmp_path / "j").exists()
+    for h in b.lab.hosts:
+        assert f"{h.name}$ mkdir -p {P.disabled_dir}" in out, "every host's commands shown"
+    assert "would run" in out and "depends on an earlier change" in out
+
+
+def test_refusals_on_kubeadm(lab_factory: LabFactory, tmp_path: Path) -> None:
+    """Exit 2, one line naming the problem, no change to etcd's files on any host."""
+    lab = lab_factory(3, subnet=105, profile="kubeadm", etcd="3.5")
+    b = break_lab(lab, "snapshot")
+    manifest = host_file(lab, 2, P.manifest)
+    good = manifest.read_bytes()
+    doc = yaml.safe_load(good)
+    old_tools = tmp_path / "tools-3.4"
+    old_tools.mkdir()
+    (old_tools / "etcdctl").symlink_to("/usr/bin/etcdctl")
+
+    def edited(change: Callable[[dict], None]) -> bytes:  # type: ignore[type-arg]
+        d = yaml.safe_load(good)
+        change(d)
+        return yaml.safe_dump(d).encode()
+
+    cases: list[tuple[str, Callable[[], None], list[str], str]] = [
+        ("manifest missing", lambda: manifest.unlink(), [], "etcd manifest missing"),
+        ("not a pod", lambda: manifest.write_bytes(b"kind: ConfigMap\ndata: {}\n"), [], "not a pod manifest"),
+        ("no etcd container", lambda: manifest.write_bytes(edited(
+            lambda d: d["spec"]["containers"][0].update(name="etcd-old"))), [], "no container named etcd"),
+        ("command not a list", lambda: manifest.write_bytes(edited(
+            lambda d: d["spec"]["containers"][0].update(command="etcd --name=x"))), [], "command is not a list"),
+        ("second manifest", lambda: host_file(lab, 2, f"{MANIFESTS}/etcd.yaml.bak").write_bytes(good), [],
+         "etcd.yaml.bak also define the etcd pod"),
+        ("tool missing", lambda: None, ["no-tools"], "etcdctl not found"),
+        ("uploaded tool of the wrong version", lambda: None, ["--etcd-tools", str(old_tools)],
+         "the uploaded etcdctl is 3.4.23, but etcd there runs 3.5.1"),
+    ]
+    for what, damage, extra, expected in cases:
+        damage()
+        before = tree_digest(lab)
+        args = ["recover", "-i", str(lab.inventory_path), "--backup", str(b.backup), "--yes"]
+        if extra != ["no-tools"]:
+            args += extra or ["--etcd-tools", str(lab.bin_dir)]
+        res = etcdrescue(*args, "--journal", str(tmp_path / "j"), timeout=90)
+        assert res.returncode == 2, (what, res.stdout, res.stderr)
+        lines = res.stderr.strip().splitlines()
+        assert len(lines) == 1 and expected in lines[0], (what, res.stderr)
+        assert tree_digest(lab) == before, what
+        assert not (tmp_path / "j").exists(), what
+        for p in host_file(lab, 2, MANIFESTS).iterdir():
+            if p.name == "etcd.yaml.bak":
+                p.unlink()
+        manifest.write_bytes(good)
+    assert doc["spec"]["containers"][0]["name"] == "etcd"
