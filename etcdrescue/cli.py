@@ -22,7 +22,10 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backup", help="backup on the seed: a data-dir backup (has member/snap/db) or a snapshot file")
     p.add_argument("--method", choices=["snapshot-restore", "force-new-cluster"],
                    help="how to restore a backup (default snapshot-restore; needs --backup)")
-    p.add_argument("--seed", help="member to rebuild first (default: the inventory's first)")
+    p.add_argument("--seed", help="member to rebuild first (default: with a backup the inventory's first; without, "
+                                  "the member whose own data is the most recent)")
+    p.add_argument("--accept-older-seed", action="store_true",
+                   help="quorum restore from --seed although another member holds newer data (lost)")
     p.add_argument("--etcd-tools", metavar="DIR",
                    help="a directory here holding etcdctl (and etcdutl for 3.5+): copied to every master and used "
                         "there instead of the hosts' own (for hosts without them, e.g. kubeadm)")
@@ -82,12 +85,14 @@ def prepare(args: argparse.Namespace) -> tuple[Inventory, str | None, Method]:
 
 def open_session(args: argparse.Namespace, **options: Any) -> RecoverySession:
     """The session of the common options; `--etcd-tools` is checked here, before any connection."""
+    from .preflight.verdict import SeedChoice
     from .session import RecoverySession
     from .upload import find_local
 
     inv, backup, method = prepare(args)
     tools = find_local(args.etcd_tools) if args.etcd_tools else None
-    return RecoverySession(inv, backup=backup, method=method, etcd_tools=tools, **options)
+    seed = SeedChoice(explicit=args.seed is not None, accept_older=args.accept_older_seed)
+    return RecoverySession(inv, backup=backup, method=method, etcd_tools=tools, seed=seed, **options)
 
 
 def cmd_check(args: argparse.Namespace) -> int:

@@ -27,8 +27,10 @@ def preflight_lines(report: PreflightReport) -> list[str]:
         health = "healthy" if h.healthy else f"unhealthy{': ' + h.health_error[:60] if h.health_error else ''}"
         if h.member_id:
             health += f" (id {h.member_id})"
+        data = (f"raft index {h.freshness.index}, revision {h.freshness.revision}" if h.freshness
+                else f"data not readable: {h.freshness_error}" if h.freshness_error else "no member data")
         lines.append(f"  {h.name:<28} manifest {h.manifest_state.value:<8} {etcd:<18} {health}  "
-                     f"data {h.member_kb // 1024} MiB, free {h.free_kb // 1024} MiB")
+                     f"data {h.member_kb // 1024} MiB ({data}), free {h.free_kb // 1024} MiB")
     b = report.backup
     if b is not None:
         if b.snapshot is not None:
@@ -40,6 +42,8 @@ def preflight_lines(report: PreflightReport) -> list[str]:
     if report.tools is not None:
         t = report.tools
         lines.append(f"  etcd tools: {t.etcdctl}" + (f", snapshots with {t.etcdutl}" if t.etcdutl else ""))
+    if report.seed_reason:
+        lines.append(f"  seed: {report.seed_reason}")
     for w in report.warnings:
         lines.append(f"  warning: {w}")
     return lines

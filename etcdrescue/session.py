@@ -22,7 +22,7 @@ from .model import Context, Method, Step, new_stamp
 from .plan import Plan, build_plan
 from .platform.tools import EtcdTools
 from .preflight.survey import Uploaded, run_preflight
-from .preflight.verdict import PreflightReport
+from .preflight.verdict import PreflightReport, SeedChoice
 from .resume import Unfinished, find_unfinished, resumed_context
 from .upload import LocalTools, install
 
@@ -67,7 +67,7 @@ def check_options(inv: Inventory, backup: str | None, method: str | None) -> tup
 class RecoverySession:
     def __init__(self, inv: Inventory, *, backup: str | None, method: Method, journal_dir: Path | None = None,
                  gate_timeout: float = 120.0, secrets: Secrets | None = None, etcd_tools: LocalTools | None = None,
-                 learners: bool = True) -> None:
+                 learners: bool = True, seed: SeedChoice | None = None) -> None:
         self.inv = inv
         self.backup = backup
         self.method = method
@@ -76,6 +76,7 @@ class RecoverySession:
         self.secrets = secrets or Secrets.from_env()
         self.etcd_tools = etcd_tools
         self.learners = learners
+        self.seed_choice = seed or SeedChoice()
         self.uploaded: Uploaded | None = None
         """The tools `prepare` put on every host (`--etcd-tools`)."""
         self.unfinished: Unfinished | None = None
@@ -116,10 +117,12 @@ class RecoverySession:
                                 passphrase=self.secrets.passphrase)
         return self._hosts
 
-    def reseed(self, name: str) -> None:
+    def reseed(self, name: str, *, accept_older: bool = False) -> None:
+        """The operator's own seed (the wizard's seed selector, as `--seed`)."""
         if self.resuming:
             raise InputError("a resumed recovery keeps the seed of the run it continues")
-        self.inv = self.inv.with_seed(name)
+        self.rebind(self.inv.with_seed(name))
+        self.seed_choice = SeedChoice(explicit=True, accept_older=accept_older)
 
     def prepare(self) -> None:
         """Upload `--etcd-tools` to every host (once per session): the survey then runs with them."""
@@ -128,20 +131,26 @@ class RecoverySession:
             self.use_tools(self.uploaded.tools)
 
     def use_tools(self, tools: EtcdTools) -> None:
-        """The inventory with the etcd tools every command line uses; the hosts stay connected."""
-        self.inv = replace(self.inv, platform=replace(self.inv.platform, tools=tools))
+        """The inventory with the etcd tools every command line uses."""
+        self.rebind(replace(self.inv, platform=replace(self.inv.platform, tools=tools)))
+
+    def rebind(self, inv: Inventory) -> None:
+        """Another view of the same members (seed first, tools): the hosts stay connected."""
+        self.inv = inv
         if self._hosts is not None:
-            self._hosts.inv = self.inv
+            self._hosts.inv = inv
         if self.resumed is not None:
-            self.resumed = replace(self.resumed, inv=self.inv)
+            self.resumed = replace(self.resumed, inv=inv)
 
     def preflight(self) -> PreflightReport:
         self.prepare()
         return run_preflight(self.hosts, backup=self.backup, method=self.method, resuming=self.resuming,
-                             uploaded=self.uploaded)
+                             uploaded=self.uploaded, seed=self.seed_choice)
 
     def plan(self, report: PreflightReport) -> Plan:
         """The plan for a report that passed: with the tools it chose, on every host."""
+        if report.seed != self.inv.seed.name:
+            self.rebind(self.inv.with_seed(report.seed))
         if report.tools is not None:
             self.use_tools(report.tools)
         ctx = self.resumed or Context(self.inv, self.backup, self.method, new_stamp(), gate_timeout=self.gate_timeout,

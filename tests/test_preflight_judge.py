@@ -7,11 +7,12 @@ from typing import Any
 
 import pytest
 
+from etcdrescue.freshness import Freshness
 from etcdrescue.model import BackupKind, Method
 from etcdrescue.platform import PLATFORMS, ManifestProblem, Severity
 from etcdrescue.platform.tools import EtcdTools, Tool
-from etcdrescue.preflight.verdict import BackupFacts, HostFacts, PreflightReport, choose_tools, judge
-from etcdrescue.probes import HostSurvey
+from etcdrescue.preflight.verdict import BackupFacts, HostFacts, PreflightReport, SeedChoice, choose_tools, judge
+from etcdrescue.probes import HostSurvey, SnapshotInfo
 
 GOOD = HostSurvey(manifest=True, disabled=False, conf=True, data_dir=True, member=True, member_kb=1000,
                   free_kb=900000, etcd_pid=None, client_port_open=False, peer_port_open=False,
@@ -110,3 +111,48 @@ def test_tool_version_against_the_server() -> None:
     assert refused.tools is None and "the uploaded etcdctl is 3.4.23, but etcd there runs 3.5.15" in refused.problems[0]
     ok = choose_tools(hosts, PATHS, seed="m1", uploaded=uploaded, uploaded_version="3.5.1", restores=True)
     assert ok.tools is uploaded and not ok.problems
+
+
+def fresh(index: int, revision: int) -> Freshness:
+    return Freshness(consistent_index=index, revision=revision, db_term=None, wal_commit=index, wal_term=None,
+                     wal_last_index=index)
+
+
+def survivors(*data: tuple[int, int] | None) -> tuple[HostFacts, ...]:
+    return tuple(HostFacts(f"m{i}", reachable=True, survey=GOOD, freshness=fresh(*d) if d else None)
+                 for i, d in enumerate(data, 1))
+
+
+def quorum_restore(hosts: tuple[HostFacts, ...], seed: str = "m1", **choice: bool) -> PreflightReport:
+    return judge(hosts, seed=seed, quorum=2, data_dir="/d", backup_path=None, backup=None,
+                 method=Method.FORCE_NEW_CLUSTER, choice=SeedChoice(**choice))
+
+
+def test_quorum_restore_takes_the_freshest_member_as_seed() -> None:
+    r = quorum_restore(survivors((100, 50), (180, 90), (120, 60)))
+    assert r.ok and r.seed == "m2"
+    assert r.seed_reason == "m2 has the most recent data (raft index 180, revision 90)"
+    tied = quorum_restore(survivors((100, 50), (180, 90), (180, 90)))
+    assert tied.seed == "m2" and "tied; first in the inventory" in tied.seed_reason
+
+
+def test_an_older_seed_is_refused_unless_accepted() -> None:
+    hosts = survivors((100, 50), (180, 90), None)
+    refused = quorum_restore(hosts, explicit=True)
+    assert refused.problems == ("m1: its data is behind m2 by 80 raft entries and 40 revisions: a quorum restore "
+                                "from it loses them; use --seed m2, or --accept-older-seed",)
+    accepted = quorum_restore(hosts, explicit=True, accept_older=True)
+    assert accepted.ok and accepted.seed == "m1" and "accepted although" in accepted.seed_reason
+    chosen_fresh = quorum_restore(hosts, seed="m2", explicit=True)
+    assert chosen_fresh.ok and chosen_fresh.seed == "m2"
+
+
+def test_a_backup_older_than_a_survivor_is_a_warning() -> None:
+    hosts = survivors((100, 700), None, None)
+    backup = BackupFacts("/b", kind=BackupKind.FILE, size_kb=10,
+                         snapshot=SnapshotInfo(hash=1, revision=501, total_keys=500, total_size=1))
+    r = judge(hosts, seed="m1", quorum=2, data_dir="/d", backup_path="/b", backup=backup,
+              method=Method.SNAPSHOT_RESTORE)
+    assert r.ok and r.seed == "m1"
+    assert r.warnings == ("m1 holds revision 700, the backup 501: restoring it loses 199 revisions; a quorum "
+                          "restore from m1 (no --backup, --seed m1) keeps them",)

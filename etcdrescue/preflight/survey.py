@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 from dataclasses import dataclass, replace
+from typing import Any
 
 from ..backup_identity import BackupIdentityError, backup_members, identity_problem, remote_reader
 from ..errors import RescueError
+from ..freshness import FreshnessError, read_freshness
 from ..hosts import Hosts
 from ..inventory import Member
 from ..model import BackupKind, Method
@@ -24,7 +26,7 @@ from ..probes import (
     host_survey,
     snapshot_status,
 )
-from .verdict import BackupFacts, HostFacts, PreflightReport, ToolChoice, choose_tools, judge
+from .verdict import BackupFacts, HostFacts, PreflightReport, SeedChoice, ToolChoice, choose_tools, judge
 
 
 def survey_host(hosts: Hosts, member: Member) -> HostFacts:
@@ -53,6 +55,8 @@ def survey_host(hosts: Hosts, member: Member) -> HostFacts:
             facts = replace(facts, conf_name=name)
     except (RescueError, ParseError) as exc:
         return replace(facts, reachable=False, error=f"{member.name}: {exc}")
+    if survey.member:
+        facts = replace(facts, **read_member_freshness(hosts, member.name, inv.paths.member_dir))
     if survey.client_port_open:
         try:
             health = hosts.fact(member.name, endpoint_health(platform.tools, [member.client_url]))
@@ -63,6 +67,21 @@ def survey_host(hosts: Hosts, member: Member) -> HostFacts:
         except ParseError as exc:
             facts = replace(facts, health_error=facts.health_error or str(exc).split(": ", 2)[-1][:120])
     return facts
+
+
+def read_member_freshness(hosts: Hosts, name: str, member_dir: str) -> dict[str, Any]:
+    """How far the member's own data goes, read offline (etcd may be down or crash-looping)."""
+
+    def run(script: str) -> str:
+        res = hosts.run(name, script, timeout=120)
+        if not res.ok:
+            raise FreshnessError(res.stderr.strip().splitlines()[-1] if res.stderr.strip() else f"exit {res.exited}")
+        return res.stdout
+
+    try:
+        return {"freshness": read_freshness(run, member_dir)}
+    except (FreshnessError, RescueError) as exc:
+        return {"freshness_error": str(exc)[:200]}
 
 
 def backup_kind_problem(survey: dict[str, str], seed: str, path: str) -> str:
@@ -133,7 +152,7 @@ def tool_choice(hosts: Hosts, facts: tuple[HostFacts, ...], *, uploaded: Uploade
 
 
 def run_preflight(hosts: Hosts, *, backup: str | None, method: Method, resuming: bool = False,
-                  uploaded: Uploaded | None = None) -> PreflightReport:
+                  uploaded: Uploaded | None = None, seed: SeedChoice | None = None) -> PreflightReport:
     """Every host in parallel, then the backup with the tools the hosts' survey chose."""
     inv = hosts.inv
     with cf.ThreadPoolExecutor(max_workers=min(8, len(inv.members))) as pool:
@@ -145,4 +164,4 @@ def run_preflight(hosts: Hosts, *, backup: str | None, method: Method, resuming:
                         else BackupFacts(backup, error=f"backup {backup}: not checked (no etcd tools to read it)"))
     return judge(facts, seed=inv.seed.name, quorum=inv.quorum, data_dir=inv.paths.data_dir, backup_path=backup,
                  backup=backup_facts, method=method, resuming=resuming, settings=inv.platform.settings.label,
-                 tools=tools)
+                 tools=tools, choice=seed or SeedChoice())

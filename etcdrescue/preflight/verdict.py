@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ..freshness import Freshness, freshest
 from ..model import BackupKind, Method
 from ..platform import ManifestProblem, Paths, Severity
 from ..platform.tools import SEARCH, EtcdTools, minor
@@ -41,6 +42,9 @@ class HostFacts:
     """The member name in this host's etcd settings (okd3: ETCD_NAME in etcd.conf)."""
     server_version: str | None = None
     """The etcd version its manifest runs, where the platform can tell."""
+    freshness: Freshness | None = None
+    """How far its own data goes (read offline), when it has member data."""
+    freshness_error: str = ""
 
     @property
     def manifest_state(self) -> ManifestState:
@@ -94,6 +98,8 @@ class PreflightReport:
     warnings: tuple[str, ...] = field(default=())
     tools: EtcdTools | None = None
     """The etcd tools the plan uses on every host (None when the verdict refuses)."""
+    seed_reason: str = ""
+    """Why `seed` is the seed (a quorum restore takes the member with the most recent data)."""
 
     @property
     def healthy_count(self) -> int:
@@ -118,7 +124,10 @@ class PreflightReport:
         """What the journal keeps of the pre-flight, so a report can say what the hosts looked like before."""
         return {"verdict": self.verdict,
                 "hosts": [{"name": h.name, "healthy": h.healthy, "manifest": h.manifest_state.value,
-                           **(h.survey.journal() if h.survey else {})} for h in self.hosts],
+                           **(h.survey.journal() if h.survey else {}),
+                           **({"raft_index": h.freshness.index, "revision": h.freshness.revision}
+                              if h.freshness else {})} for h in self.hosts],
+                "seed": self.seed, "seed_reason": self.seed_reason,
                 "backup": self.backup.journal() if self.backup else None}
 
 
@@ -147,6 +156,53 @@ DISK_EXPECT = "`free_kb` well above `member_kb`"
 def survey_expectations() -> str:
     """The survey's expected output in words, from the same rules `judge` applies."""
     return ", ".join([MANIFEST_EXPECT, *(r.expect for r in HOST_RULES), TOOLS_EXPECT]) + f", and {DISK_EXPECT}"
+
+
+@dataclass(frozen=True)
+class SeedChoice:
+    """How the seed was named: by the operator (`--seed`), or left to the verdict (the freshest data)."""
+
+    explicit: bool = False
+    accept_older: bool = False
+
+
+def choose_seed(hosts: tuple[HostFacts, ...], seed: str, choice: SeedChoice) -> tuple[str, str, list[str]]:
+    """(seed, why, problems) for a quorum restore: the member whose own data goes furthest, inventory order
+    breaking ties; an operator's older choice is refused unless accepted (its newer writes would be lost)."""
+    fresh = {h.name: h.freshness for h in hosts if h.freshness is not None}
+    top = freshest(fresh)
+    if not top:
+        return seed, "", []
+    best = top[0]
+    f = fresh[best]
+    unread = [h.name for h in hosts if h.freshness is None and h.survey is not None and h.survey.member]
+    note = f" ({', '.join(unread)}: data not readable)" if unread else ""
+    if not choice.explicit:
+        why = (f"{best} has the most recent data (raft index {f.index}, revision {f.revision})"
+               + (", tied; first in the inventory" if len(top) > 1 else "") + note)
+        return best, why, []
+    mine = fresh.get(seed)
+    if mine is None or seed in top:
+        return seed, f"{seed} chosen by --seed" + note, []
+    behind = f"{f.index - mine.index} raft entries and {f.revision - mine.revision} revisions"
+    if choice.accept_older:
+        return seed, f"{seed} chosen by --seed, accepted although {behind} behind {best}", []
+    return seed, "", [f"{seed}: its data is behind {best} by {behind}: a quorum restore from it loses them; "
+                      f"use --seed {best}, or --accept-older-seed"]
+
+
+def newer_than_backup(hosts: tuple[HostFacts, ...], backup: BackupFacts | None) -> list[str]:
+    """Survivors whose own data is newer than the backup: restoring it loses those revisions."""
+    if backup is None or backup.snapshot is None:
+        return []
+    out = []
+    for h in hosts:
+        if h.freshness is not None and h.freshness.revision > backup.snapshot.revision:
+            lost = h.freshness.revision - backup.snapshot.revision
+            out.append(f"{h.name} holds revision {h.freshness.revision}, the backup {backup.snapshot.revision}: "
+                       f"restoring it loses {lost} revisions; a quorum restore from {h.name} (no --backup, "
+                       f"--seed {h.name}) keeps them")
+    return out
 
 
 @dataclass(frozen=True)
@@ -205,9 +261,15 @@ def choose_tools(hosts: tuple[HostFacts, ...], paths: Paths, *, seed: str, uploa
 
 def judge(hosts: tuple[HostFacts, ...], *, seed: str, quorum: int, data_dir: str, backup_path: str | None,
           backup: BackupFacts | None, method: Method, resuming: bool = False, settings: str = "etcd.conf",
-          tools: ToolChoice | None = None) -> PreflightReport:
+          tools: ToolChoice | None = None, choice: SeedChoice | None = None) -> PreflightReport:
     p: list[str] = []
     warnings: list[str] = []
+    reason = ""
+    if backup_path is None and not resuming:
+        seed, reason, refused = choose_seed(hosts, seed, choice or SeedChoice())
+        p += refused
+    elif backup_path is not None:
+        warnings += newer_than_backup(hosts, backup)
     for h in hosts:
         p += host_problems(h, data_dir, method=method, resuming=resuming, settings=settings)
         if h.conf_name and h.conf_name != h.name:
@@ -233,7 +295,7 @@ def judge(hosts: tuple[HostFacts, ...], *, seed: str, quorum: int, data_dir: str
         p.insert(0, f"cluster still has a healthy quorum ({healthy}/{len(hosts)} members "
                     "healthy): refusing to recover a working cluster")
     return PreflightReport(hosts, seed, quorum, backup, tuple(p), tuple(warnings),
-                           tools.tools if tools is not None and not p else None)
+                           tools.tools if tools is not None and not p else None, reason)
 
 
 def host_problems(h: HostFacts, data_dir: str, *, method: Method, resuming: bool, settings: str) -> list[str]:

@@ -17,8 +17,9 @@ from textual.app import App
 from textual.binding import Binding
 
 from ..errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_REFUSED, RescueError
+from ..freshness import freshest
 from ..plan import Plan
-from ..preflight.verdict import PreflightReport
+from ..preflight.verdict import PreflightReport, SeedChoice
 from ..resume import Unfinished
 from ..session import RecoverySession
 from ..upload import LocalTools
@@ -81,7 +82,8 @@ class RescueApp(App[int]):
             self.session.close()
         session = self.session = RecoverySession(choice.inventory, backup=choice.backup, method=choice.method,
                                                  journal_dir=self.journal_dir, gate_timeout=self.gate_timeout,
-                                                 etcd_tools=self.etcd_tools)
+                                                 etcd_tools=self.etcd_tools,
+                                                 seed=SeedChoice(explicit=self.seed is not None))
         unfinished = session.find_unfinished()
         if unfinished is not None and await self.push_screen_wait(resume_question(unfinished, session.inv.cluster)):
             session.resume(unfinished)
@@ -98,7 +100,12 @@ class RescueApp(App[int]):
                                                             fixed_seed=session.resuming))
             self.status.dry_run = picked.dry_run
             if picked.action == "reseed" and not session.resuming:
-                session.reseed(picked.seed)
+                older = behind(report, picked.seed)
+                if older and not await self.push_screen_wait(ConfirmScreen(
+                        f"{picked.seed}'s data is older than {older}", f"A quorum restore from {picked.seed} loses "
+                        f"the writes only {older} holds. Restore from {picked.seed} anyway?")):
+                    continue
+                session.reseed(picked.seed, accept_older=bool(older))
                 continue
             if picked.action != "start":
                 continue
@@ -171,6 +178,15 @@ class RescueApp(App[int]):
     def on_unmount(self) -> None:
         if self.session is not None:
             self.session.close()
+
+
+def behind(report: PreflightReport, seed: str) -> str:
+    """The member whose data is newer than `seed`'s, for a quorum restore ("" when none is, or a backup is used)."""
+    if report.backup is not None:
+        return ""
+    fresh = {h.name: h.freshness for h in report.hosts if h.freshness is not None}
+    top = freshest(fresh)
+    return top[0] if top and seed in fresh and seed not in top else ""
 
 
 def resume_question(u: Unfinished, cluster: str) -> ConfirmScreen:

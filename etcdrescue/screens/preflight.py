@@ -30,8 +30,9 @@ from ..preflight.verdict import BackupFacts, HostFacts, PreflightReport, ToolCho
 from ..session import RecoverySession
 from .widgets import RescueHeader, update_status
 
-COLUMNS = ("member", "ID", "ssh", "host key", "manifest", "etcd", "health", "data", "free")
-"""ID: the etcd member ID (hex, as `etcdctl member list` shows it) of a member whose etcd answers."""
+COLUMNS = ("member", "ID", "ssh", "host key", "manifest", "etcd", "health", "data", "free", "raft")
+"""ID: the etcd member ID (hex, as `etcdctl member list` shows it) of a member whose etcd answers.
+raft: how far its own data goes (raft index, read offline): a quorum restore starts from the highest."""
 
 
 @dataclass
@@ -59,12 +60,13 @@ def short_names(names: list[str]) -> dict[str, str]:
 def member_cells(f: HostFacts) -> list[str | Text]:
     if not f.reachable:
         key = "UNKNOWN" if "host key" in f.error.lower() or "known_hosts" in f.error else "?"
-        return [f.name, "?", Text("FAIL", "bold red"), key, "?", "?", "?", "?", "?"]
+        return [f.name, "?", Text("FAIL", "bold red"), key, "?", "?", "?", "?", "?", "?"]
     etcd = f"pid {f.survey.etcd_pid}" if f.survey and f.survey.etcd_pid else "stopped"
     health = Text("healthy", "green") if f.healthy else Text("unhealthy", "yellow")
     manifest = f.manifest_state.value + (" (!)" if f.manifest_problem else "")
+    raft = str(f.freshness.index) if f.freshness else "-"
     return [f.name, f.member_id or "-", Text("ok", "green"), "known", manifest, etcd, health,
-            size(f.member_kb), size(f.free_kb)]
+            size(f.member_kb), size(f.free_kb), raft]
 
 
 def failed_cells(name: str) -> list[str | Text]:
@@ -250,7 +252,8 @@ class PreflightScreen(Screen[PreflightReport | None]):
         self.app_status(f"ssh: {reachable}/{len(report.hosts)} reachable")
         verdict = self.query_one("#verdict", Static)
         if report.ok:
-            verdict.update(f"Verdict: {report.verdict}")
+            verdict.update(f"Verdict: {report.verdict}" + (f"\nSeed: {report.seed_reason}" if report.seed_reason
+                                                            else ""))
             verdict.set_classes("ok")
         else:
             verdict.update(f"Verdict: REFUSED: {report.verdict}")
