@@ -29,9 +29,10 @@ class Plan:
 
     @property
     def mode(self) -> str:
+        joins = "joins as learners, promoted once caught up" if self.ctx.learners else "voting joins"
         if self.ctx.quorum_restore:
-            return "quorum restore from the seed's own data (--force-new-cluster)"
-        return f"restore from backup {self.ctx.backup} ({self.ctx.method.value})"
+            return f"quorum restore from the seed's own data (--force-new-cluster); {joins}"
+        return f"restore from backup {self.ctx.backup} ({self.ctx.method.value}); {joins}"
 
 
 def build_plan(ctx: Context) -> Plan:

@@ -7,7 +7,6 @@ crash) from the one file the engine fsyncs line by line. Pure rendering.
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,18 +144,18 @@ def _fmt(v: object) -> str:
 
 
 PREFLIGHT_COLUMNS = ("name", "healthy", "manifest", "disabled", "etcd_pid", "client_port", "peer_port", "member_kb",
-                     "free_kb")
+                     "free_kb", "raft_index", "revision")
 
 
 def _preflight_lines(e: Event) -> list[str]:
     out = ["## Pre-flight", "", f"Recorded {_when(e.get('ts'))}. Verdict: {e.get('verdict', '?')}", ""]
     rows = [{k: h.get(k, "") for k in PREFLIGHT_COLUMNS if k in h} for h in e.get("hosts") or []]
     out += member_table(rows)
+    if e.get("seed_reason"):
+        out += [f"Seed: {e['seed_reason']}", ""]
     b = e.get("backup")
     if isinstance(b, dict):
         snap = b.get("snapshot") or {}
-        if isinstance(snap, str):  # a SnapshotInfo journaled through json's default=str
-            snap = dict(re.findall(r"(revision|total_keys)=(\d+)", snap))
         detail = f", revision {snap.get('revision')}, {snap.get('total_keys')} keys" if snap else ""
         out += [f"Backup `{b.get('path', '?')}`: {b.get('kind', '?')}, {b.get('size_kb', '?')} KiB{detail}"
                 + (f"; error: {b['error']}" if b.get("error") else ""), ""]

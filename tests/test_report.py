@@ -85,8 +85,6 @@ def test_failed_and_interrupted_runs(tmp_path: Path) -> None:
     assert "Verdict: quorum lost (1/3 healthy, 2 needed)" in doc
     assert "| name | healthy | manifest | etcd_pid |\n|---|---|---|---|\n| a | yes | yes | 42 |" in doc
     assert "Backup `/b`: dir, 120 KiB, revision 7, 9 keys" in doc
-    preflight["backup"]["snapshot"] = "SnapshotInfo(hash=1, revision=8, total_keys=10, total_size=2)"
-    assert "Backup `/b`: dir, 120 KiB, revision 8, 10 keys" in render_markdown(failed, "c-S.jsonl")
     assert "| id | name |\n|---|---|\n| 5a | a |" in doc.split("## Members before")[1]
     assert "Member list unavailable at" in doc.split("## Members after")[1]
     assert "context deadline exceeded" in doc.split("## Members after")[1]
