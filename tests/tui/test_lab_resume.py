@@ -59,7 +59,7 @@ async def test_wizard_resumes_a_killed_cli_run(lab_factory: LabFactory, tmp_path
         await pilot.press("y")
         await wait_until(pilot, lambda: isinstance(app.screen, PreflightScreen) and app.screen.report is not None,
                          timeout=60, what="pre-flight verdict")
-        assert app.screen.resuming  # type: ignore[attr-defined]
+        assert app.screen.session.resuming  # type: ignore[attr-defined]
         assert "recovery can start" in text(app, "#verdict"), text(app, "#verdict")
         await pilot.press("n")
         await wait_until(pilot, lambda: isinstance(app.screen, PlanScreen), what="plan screen")

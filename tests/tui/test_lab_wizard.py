@@ -139,8 +139,9 @@ async def test_healthy_cluster_is_refused(lab_factory: LabFactory) -> None:
 async def test_gate_timeout_then_retry_then_abort(lab_factory: LabFactory, tmp_path: Path) -> None:
     lab, backup = broken_lab(lab_factory, 62)
     joiner = lab.hosts[2]
-    # master03's etcd can never start again: a fake `etcd` earlier on its PATH exits at once.
-    res = lab.exec(joiner, "printf '#!/bin/sh\\nexit 1\\n' > /usr/local/bin/etcd && chmod +x /usr/local/bin/etcd")
+    # master03's etcd can never start again: its peer certificate is gone (the recovery does not touch that line).
+    res = lab.exec(joiner, "sed -i 's|^ETCD_PEER_CERT_FILE=.*|ETCD_PEER_CERT_FILE=/etc/etcd/gone.crt|' "
+                           "/etc/etcd/etcd.conf")
     assert res.returncode == 0, res.stderr
     # 30 s, not less: master02 joins first and may need ~15 s (NOTES: publish/heartbeat race)
     app = RescueApp(lab.inventory_path, backup, journal_dir=tmp_path / "journal", gate_timeout=30, yes=True)
