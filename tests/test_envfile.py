@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from awk_shims import AWKS, Env, bash
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -24,38 +22,8 @@ from etcdrescue.errors import InventoryError
 from etcdrescue.inventory import parse_inventory
 from etcdrescue.platform.envfile import VALUE_RE, env_has, set_env
 
-AWKS = [name for name in ("mawk", "gawk", "busybox") if shutil.which(name)] or ["awk"]
 KEYS = ["ETCD_NAME", "ETCD_DEBUG", "ETCD_INITIAL_CLUSTER", "ETCD_INITIAL_CLUSTER_STATE", "ETCD_DATA_DIR"]
 IPV6_PEER = "https://[fe80::1%eth0]:2380"
-
-Env = dict[str, str]
-
-
-@pytest.fixture(scope="session")
-def awk_envs() -> Iterator[dict[str, Env]]:
-    """One PATH per awk, with a shim dir in front, so the unchanged scripts call `awk` and get that one."""
-    with tempfile.TemporaryDirectory() as root:
-        envs: dict[str, Env] = {}
-        for name in AWKS:
-            shim = Path(root, name)
-            shim.mkdir()
-            if name == "busybox":
-                (shim / "awk").write_text('#!/bin/sh\nexec busybox awk "$@"\n')
-                (shim / "awk").chmod(0o755)
-            elif name != "awk":
-                (shim / "awk").symlink_to(shutil.which(name) or name)
-            envs[name] = {**os.environ, "PATH": f"{shim}:{os.environ['PATH']}"}
-        yield envs
-
-
-@pytest.fixture(params=AWKS)
-def env(request: Any, awk_envs: dict[str, Env]) -> Env:
-    return awk_envs[request.param]
-
-
-def bash(script: str, env: Env) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(["bash", "-c", script], env=env, capture_output=True, timeout=10)
-
 
 def apply(conf: Path, key: str, value: str, env: Env) -> bytes:
     """set_env, then set_env again: the second run must find nothing to do and must not even touch the file."""

@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import difflib
 import json
-import os
-import shutil
 import stat
 import subprocess
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
+from awk_shims import AWKS, Env, bash
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -40,36 +38,7 @@ from etcdrescue.platform.manifest import (
 
 DATA = Path(__file__).parent / "data" / "kubeadm"
 MANIFESTS = sorted(p.name for p in DATA.glob("*.yaml"))
-AWKS = [name for name in ("mawk", "gawk", "busybox") if shutil.which(name)] or ["awk"]
 IPV6_CLUSTER = "cp1=https://[fd00::10]:2380,cp2=https://[fd00::11]:2380"
-
-Env = dict[str, str]
-
-
-@pytest.fixture(scope="session")
-def awk_envs() -> Iterator[dict[str, Env]]:
-    with tempfile.TemporaryDirectory() as root:
-        envs: dict[str, Env] = {}
-        for name in AWKS:
-            shim = Path(root, name)
-            shim.mkdir()
-            if name == "busybox":
-                (shim / "awk").write_text('#!/bin/sh\nexec busybox awk "$@"\n')
-                (shim / "awk").chmod(0o755)
-            elif name != "awk":
-                (shim / "awk").symlink_to(shutil.which(name) or name)
-            envs[name] = {**os.environ, "PATH": f"{shim}:{os.environ['PATH']}"}
-        yield envs
-
-
-@pytest.fixture(params=AWKS)
-def env(request: Any, awk_envs: dict[str, Env]) -> Env:
-    return awk_envs[request.param]
-
-
-def bash(script: str, env: Env) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(["bash", "-c", script], env=env, capture_output=True, timeout=10)
-
 
 def recorded(name: str) -> str:
     return (DATA / name).read_text()
