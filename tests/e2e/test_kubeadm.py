@@ -104,14 +104,21 @@ def test_recover_kubeadm_etcd35_without_host_tools(lab_factory: LabFactory, tmp_
         assert host_file(lab, i, "/var/lib/etcdrescue/tools/3.5.1/etcdctl").exists(), "tools on every host"
 
 
-def test_recover_kubeadm_etcd34_with_host_tools_five_members(lab_factory: LabFactory, tmp_path: Path) -> None:
-    lab = lab_factory(5, subnet=103, profile="kubeadm", etcd="3.4", host_tools=True)
+@pytest.mark.parametrize(("members", "backup", "method", "post", "subnet"), [
+    (5, "snapshot", None, 0, 103),
+    (3, "copy", "force-new-cluster", 0, 113),
+    (3, None, None, 100, 114),
+], ids=["five-members-snapshot-file", "stopped-member-copy-force-new-cluster", "quorum-restore"])
+def test_recover_kubeadm_etcd34_with_host_tools(lab_factory: LabFactory, tmp_path: Path, members: int,
+                                                backup: str | None, method: str | None, post: int,
+                                                subnet: int) -> None:
+    lab = lab_factory(members, subnet=subnet, profile="kubeadm", etcd="3.4", host_tools=True)
     before = originals(lab)
-    b = break_lab(lab, "snapshot")
-    code, out = recover(b, tmp_path / "j", tools=False)
+    b = break_lab(lab, backup)  # type: ignore[arg-type]
+    code, out = recover(b, tmp_path / "j", *(["--method", method] if method else []), tools=False)
     assert code == 0, out
     assert "etcd tools: etcdctl\n" in out, "the hosts' own etcdctl 3.4, restore with etcdctl"
-    assert_kubeadm_recovered(b, before, keys=500, post=0, forced=False)
+    assert_kubeadm_recovered(b, before, keys=500, post=post, forced=backup != "snapshot")
 
 
 def test_dry_run_on_kubeadm_changes_nothing(lab_factory: LabFactory, tmp_path: Path) -> None:
