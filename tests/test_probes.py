@@ -7,6 +7,9 @@ tests/data/meta.json.
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -224,3 +227,32 @@ def test_facts_over_ssh_on_live_lab(lab_factory: Callable[..., Lab]) -> None:
         assert host.run(StaticPod.down(m0.host, [m0.client_port, m0.peer_port])).ok
         survey = fact(probes.host_survey(inv.platform, m0))
         assert (survey.manifest, survey.disabled, survey.etcd_pid) == (False, True, None)
+
+
+def test_runs_without_counts_only_live_etcd_processes(tmp_path: Path) -> None:
+    """A killed etcd not yet reaped is a zombie with an empty command line: it passed the restart check
+    between the old process's death and the new one's start. Only processes with a command line count."""
+    fake = tmp_path / "etcd"
+    shutil.copy("/bin/sh", fake)
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    (shim / "pgrep").write_text("#!/bin/sh\necho $PIDS\n")
+    (shim / "pgrep").chmod(0o755)
+    script = StaticPod.runs_without("--force-new-cluster")
+
+    def check(*procs: subprocess.Popen[bytes]) -> int:
+        env = {**os.environ, "PATH": f"{shim}:{os.environ['PATH']}", "PIDS": " ".join(str(p.pid) for p in procs)}
+        return subprocess.run(["bash", "-c", script], env=env, timeout=10).returncode
+
+    flagged = subprocess.Popen([str(fake), "-c", "sleep 30; true", "etcd", "--force-new-cluster"])
+    plain = subprocess.Popen([str(fake), "-c", "sleep 30; true", "etcd"])
+    zombie = subprocess.Popen([str(fake), "-c", "true"])
+    try:
+        time.sleep(0.3)  # the zombie exits and stays unreaped: nobody waits for it yet
+        assert check(flagged) == 1 and check(flagged, plain) == 1
+        assert check(zombie) == 1, "a zombie alone is not a running etcd"
+        assert check(plain, zombie) == 0 and check(plain) == 0
+    finally:
+        for p in (flagged, plain, zombie):
+            p.kill()
+            p.wait()

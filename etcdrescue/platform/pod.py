@@ -76,5 +76,11 @@ class StaticPod:
 
     @staticmethod
     def runs_without(flag: str) -> Raw:
-        """Exit 0 when an etcd process runs and none carries `flag`: the restart without it has happened."""
-        return Raw(f"pgrep -x etcd >/dev/null && ! {{ {ETCD_CMDLINES}; }} | grep -q -- {q(flag)}")
+        """Exit 0 when an etcd process runs and none carries `flag`: the restart without it has happened.
+
+        A killed etcd the kubelet has not reaped yet is still listed by `pgrep`, as a zombie with an empty
+        command line: counted as running, it passed this check between the old process's death and the
+        new one's start (seen on the lab). Only processes with a command line count.
+        """
+        return Raw(f"running=$({{ {ETCD_CMDLINES}; }} | grep .) && ! printf '%s\\n' \"$running\" | "
+                   f"grep -q -- {q(flag)}")
