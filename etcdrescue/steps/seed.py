@@ -163,19 +163,19 @@ def seed_peer_url(ctx: Context) -> Step:
     )
 
 
-def stray_learners(ctx: Context, action: str) -> Raw:
+def stray_learners(ctx: Context, action: str, end: str = "") -> Raw:
     """awk over the seed's member list: `action` for each learner whose peer URL is not the inventory's."""
     ours = " ".join(m.peer_url for m in ctx.inv.members)
     return Raw(ctx.platform.tools.ctl([ctx.seed.client_url], "member", "list")
                + f" | awk -F', ' -v ours={q(ours)} 'BEGIN {{n = split(ours, a, \" \"); for (i = 1; i <= n; i++) "
-               f"o[a[i]] = 1}} $6 == \"true\" && !($4 in o) {{{action}}}'")
+               f"o[a[i]] = 1}} $6 == \"true\" && !($4 in o) {{{action}}}{end}'")
 
 
 def seed_strays(ctx: Context) -> Step:
     """`--force-new-cluster` keeps the learners recorded in the data (etcd <= 3.5.24 and <= 3.6.5): one left
     in a snapshot blocks every learner join ("too many learner members") and is not ours to keep."""
     seed, tools = ctx.seed, ctx.platform.tools
-    none_left = Raw(f"{stray_learners(ctx, 'f = 1')} END {{exit f}}'".replace("}' END", "} END"))
+    none_left = stray_learners(ctx, "f = 1", " END {exit f}")
     remove = Raw(f"for id in $({stray_learners(ctx, 'print $1')}); do "
                  + tools.ctl([seed.client_url], "member", "remove", Raw('"$id"')) + " || exit 1; done")
     return Step(
