@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Protocol, TypeVar
 
 from .inventory import Inventory
+from .platform.controlplane import Component
 from .probes import Fact, ParseError, endpoint_health, endpoint_status, member_list
 
 T = TypeVar("T")
@@ -213,6 +214,25 @@ class RunsWithout:
         return [Block(name, (*fence(script), "",
                              f"Expected: exit 0: etcd runs, and no longer with `{self.flag}` (the restart has happened;"
                              " until then the old process still answers the health checks).")) for name in members]
+
+
+@dataclass(frozen=True)
+class ComponentsBack:
+    """Each control-plane component restarted on the host runs again, from its manifest as it was."""
+
+    components: tuple[Component, ...]
+    stamp: str
+
+    def judge(self, members: tuple[str, ...], hosts: Prober, state: Round) -> list[str]:
+        cp = hosts.inv.platform.control_plane
+        return [f"{name}: {c.label} not running again from its unchanged manifest" for name in members
+                for c in self.components if not hosts.run(name, cp.back(c, self.stamp), timeout=15).ok]
+
+    def instructions(self, members: tuple[str, ...], inv: Inventory) -> list[Block]:
+        cp = inv.platform.control_plane
+        return [Block(name, (*fence(cp.back(c, self.stamp)), "",
+                             f"Expected: exit 0: {c.label} runs, and its manifest is byte for byte the copy kept "
+                             "before the restart.")) for name in members for c in self.components]
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from .errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_REFUSED, InputError, RescueE
 if TYPE_CHECKING:
     from .inventory import Inventory
     from .model import Method
+    from .preflight.verdict import RevisionOptions
     from .session import RecoverySession
 
 
@@ -26,9 +27,31 @@ def add_common(p: argparse.ArgumentParser) -> None:
                                   "the member whose own data is the most recent)")
     p.add_argument("--accept-older-seed", action="store_true",
                    help="quorum restore from --seed although another member holds newer data (lost)")
+    p.add_argument("--bump-revision", type=_revision_bump, metavar="N",
+                   help="restore a backup with --bump-revision N --mark-compacted (default 1000000000 where the "
+                        "restore tool has the flags: etcdctl >= 3.4.27, etcdutl >= 3.5.10); 0: never bump")
+    p.add_argument("--no-control-plane-restart", action="store_true",
+                   help="when revisions go backwards, do not restart the API servers and controllers after the "
+                        "verify (the summary lists them to restart by hand)")
     p.add_argument("--etcd-tools", metavar="DIR",
                    help="a directory here holding etcdctl (and etcdutl for 3.5+): copied to every master and used "
                         "there instead of the hosts' own (for hosts without them, e.g. kubeadm)")
+
+
+def _revision_bump(raw: str) -> int:
+    try:
+        value = int(raw.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of revisions, got {raw!r}") from None
+    if not 0 <= value <= 2**62:
+        raise argparse.ArgumentTypeError(f"must be 0..{2**62}, got {value}")
+    return value
+
+
+def revision_options(args: argparse.Namespace) -> RevisionOptions:
+    from .preflight.verdict import RevisionOptions
+
+    return RevisionOptions(args.bump_revision, not args.no_control_plane_restart)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,7 +115,8 @@ def open_session(args: argparse.Namespace, **options: Any) -> RecoverySession:
     inv, backup, method = prepare(args)
     tools = find_local(args.etcd_tools) if args.etcd_tools else None
     seed = SeedChoice(explicit=args.seed is not None, accept_older=args.accept_older_seed)
-    return RecoverySession(inv, backup=backup, method=method, etcd_tools=tools, seed=seed, **options)
+    return RecoverySession(inv, backup=backup, method=method, etcd_tools=tools, seed=seed,
+                           revisions=revision_options(args), **options)
 
 
 def cmd_check(args: argparse.Namespace) -> int:

@@ -30,6 +30,54 @@ class Method(enum.Enum):
     FORCE_NEW_CLUSTER = "force-new-cluster"
 
 
+class RevisionPath(enum.Enum):
+    CONTINUES = "continues"
+    """The seed's own data: the revisions the watchers saw are still there."""
+    BUMPED = "bumped"
+    """Restored with `--bump-revision N --mark-compacted`: revisions jump ahead and every watch ends."""
+    BACKWARDS = "backwards"
+    """Revisions go back to the backup's (or an older seed's): the watchers must relist."""
+
+
+DEFAULT_BUMP = 1_000_000_000
+"""etcd's documented value for a week-old snapshot written at under 1500 revisions a second."""
+
+
+@dataclass(frozen=True)
+class Revisions:
+    """What the recovery does to etcd's revision counter, which every Kubernetes watcher remembers."""
+
+    path: RevisionPath = RevisionPath.CONTINUES
+    why: str = ""
+    bump: int = 0
+    """`--bump-revision` of the snapshot restore; 0: no bump."""
+    restart_control_plane: bool = False
+    """Restart the API servers, then the controllers, on every master after the final verify."""
+
+    @property
+    def summary(self) -> str:
+        """One line for the pre-flight, the plan, the runbook and the report."""
+        if self.path is RevisionPath.BUMPED:
+            what = f"bumped by {self.bump:,} with --mark-compacted"
+        elif self.path is RevisionPath.CONTINUES:
+            what = "continue from the seed's own data"
+        else:
+            then = ("the control plane is restarted after the verify" if self.restart_control_plane
+                    else "restart the control plane by hand")
+            what = f"go backwards; {then}"
+        return f"revisions {what}" + (f" ({self.why})" if self.why else "")
+
+    @property
+    def restart_by_hand(self) -> tuple[str, ...]:
+        """What still remembers the old revisions after the run, for the operator to restart."""
+        if self.path is not RevisionPath.BACKWARDS:
+            return ()
+        own = () if self.restart_control_plane else (
+            "the API servers, then the controller managers and schedulers, one master at a time",)
+        return (*own, "the kubelet on every node", "kube-proxy (or the network plugin's agents) on every node",
+                "operators and other controllers that watch the API (their informers hold the old revisions)")
+
+
 @dataclass(frozen=True)
 class Gate:
     """A condition polled until it holds or `timeout` runs out; the run never moves on past a failed gate."""
@@ -84,6 +132,7 @@ class Context:
     down_settle: float = field(default_factory=lambda: default_down_settle())
     learners: bool = True
     """Joins add each member as a learner and promote it once it caught up (etcd 3.4+); False: voting joins."""
+    revisions: Revisions = field(default_factory=Revisions)
 
     @property
     def paths(self) -> Paths:

@@ -160,6 +160,24 @@ def snapshot_status(tools: EtcdTools, db: str) -> Fact[SnapshotInfo]:
     return Fact("snapshot status", tools.snapshot_status(db), parse_snapshot_status)
 
 
+BUMP_FLAGS = ("--bump-revision", "--mark-compacted")
+
+
+def restore_can_bump(tools: EtcdTools) -> Fact[bool]:
+    """Whether `snapshot restore` takes BUMP_FLAGS (etcdctl >= 3.4.27, etcdutl >= 3.5.10, any 3.6): asked of the
+    binary itself, since backports make the version alone a poor guide."""
+    tests = " && ".join(f"printf '%s' \"$h\" | grep -q -e {q(f)}" for f in BUMP_FLAGS)
+    script = f"(h=$({tools.restore_help()} 2>&1); if {tests}; then echo yes; else echo no; fi)"
+    return Fact("restore flags", script, _yes_no)
+
+
+def _yes_no(output: str) -> bool:
+    word = output.strip()
+    if word not in ("yes", "no"):
+        raise ParseError(f"expected yes or no, got {word[:60]!r}")
+    return word == "yes"
+
+
 @dataclass(frozen=True)
 class HostSurvey:
     """What one round trip tells about a master before anything changes."""

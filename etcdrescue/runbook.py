@@ -22,13 +22,14 @@ from .model import Gate, Step
 from .plan import Plan
 from .platform.tools import TOOLS_ROOT, EtcdTools
 from .preflight.verdict import survey_expectations
-from .probes import backup_survey, endpoint_health, host_survey, snapshot_status
+from .probes import backup_survey, endpoint_health, host_survey, restore_can_bump, snapshot_status
 
 PHASES = {
     "stop": "Stop etcd everywhere",
     "seed": "Rebuild the seed",
     "join": "Join the other members",
     "verify": "Verify",
+    "kubernetes": "Restart the control plane",
 }
 
 
@@ -71,8 +72,16 @@ def render_markdown(plan: Plan, *, date: str) -> str:
     out += ["## Done", "", f"- [ ] {inv.cluster} recovered: every member healthy, one leader", "",
             "Keep the directories and files with the suffix "
             f"`.etcdrescue-{ctx.stamp}` until the cluster has run normally for a while; they are the way back.",
-            "", _sign_off(), ""]
+            "", *_by_hand(plan), _sign_off(), ""]
     return "\n".join(out)
+
+
+def _by_hand(plan: Plan) -> list[str]:
+    todo = plan.ctx.revisions.restart_by_hand
+    if not todo:
+        return []
+    return ["Then restart by hand, because etcd's revisions went backwards and these still remember the old ones:",
+            "", *(f"- [ ] {t}" for t in todo), ""]
 
 
 def _members(inv: Inventory) -> list[str]:
@@ -102,6 +111,9 @@ def _prerequisites(plan: Plan) -> list[str]:
     else:
         out.append(f"- [ ] No backup: `{ctx.seed.name}` restarts from its own surviving data with "
                    "`--force-new-cluster`; it must be the member with the most recent data")
+    if ctx.revisions.bump:
+        out += [f"- [ ] On `{ctx.seed.name}`, the restore tool takes the revision-bump flags (prints `yes`):", "",
+                *(f"  {line}" for line in fence(restore_can_bump(ctx.platform.tools).script)), ""]
     return [*out, ""]
 
 

@@ -22,7 +22,7 @@ from .model import Context, Method, Step, new_stamp
 from .plan import Plan, build_plan
 from .platform.tools import EtcdTools
 from .preflight.survey import Uploaded, run_preflight
-from .preflight.verdict import PreflightReport, SeedChoice
+from .preflight.verdict import PreflightReport, RevisionOptions, SeedChoice
 from .resume import Unfinished, find_unfinished, resumed_context
 from .upload import LocalTools, install
 
@@ -67,7 +67,8 @@ def check_options(inv: Inventory, backup: str | None, method: str | None) -> tup
 class RecoverySession:
     def __init__(self, inv: Inventory, *, backup: str | None, method: Method, journal_dir: Path | None = None,
                  gate_timeout: float = 120.0, secrets: Secrets | None = None, etcd_tools: LocalTools | None = None,
-                 learners: bool = True, seed: SeedChoice | None = None) -> None:
+                 learners: bool = True, seed: SeedChoice | None = None,
+                 revisions: RevisionOptions | None = None) -> None:
         self.inv = inv
         self.backup = backup
         self.method = method
@@ -77,6 +78,7 @@ class RecoverySession:
         self.etcd_tools = etcd_tools
         self.learners = learners
         self.seed_choice = seed or SeedChoice()
+        self.revision_options = revisions or RevisionOptions()
         self.uploaded: Uploaded | None = None
         """The tools `prepare` put on every host (`--etcd-tools`)."""
         self.unfinished: Unfinished | None = None
@@ -145,7 +147,7 @@ class RecoverySession:
     def preflight(self) -> PreflightReport:
         self.prepare()
         return run_preflight(self.hosts, backup=self.backup, method=self.method, resuming=self.resuming,
-                             uploaded=self.uploaded, seed=self.seed_choice)
+                             uploaded=self.uploaded, seed=self.seed_choice, revisions=self.revision_options)
 
     def plan(self, report: PreflightReport) -> Plan:
         """The plan for a report that passed: with the tools it chose, on every host."""
@@ -154,7 +156,8 @@ class RecoverySession:
         if report.tools is not None:
             self.use_tools(report.tools)
         ctx = self.resumed or Context(self.inv, self.backup, self.method, new_stamp(), gate_timeout=self.gate_timeout,
-                                      backup_kind=report.backup_kind, learners=self.learners)
+                                      backup_kind=report.backup_kind, learners=self.learners,
+                                      revisions=report.revisions)
         return build_plan(ctx)
 
     # -- the run ----------------------------------------------------------------------

@@ -8,10 +8,18 @@ from typing import Any
 import pytest
 
 from etcdrescue.freshness import Freshness
-from etcdrescue.model import BackupKind, Method
+from etcdrescue.model import BackupKind, Method, RevisionPath
 from etcdrescue.platform import PLATFORMS, ManifestProblem, Severity
 from etcdrescue.platform.tools import EtcdTools, Tool
-from etcdrescue.preflight.verdict import BackupFacts, HostFacts, PreflightReport, SeedChoice, choose_tools, judge
+from etcdrescue.preflight.verdict import (
+    BackupFacts,
+    HostFacts,
+    PreflightReport,
+    RevisionOptions,
+    SeedChoice,
+    choose_tools,
+    judge,
+)
 from etcdrescue.probes import HostSurvey, SnapshotInfo
 
 GOOD = HostSurvey(manifest=True, disabled=False, conf=True, data_dir=True, member=True, member_kb=1000,
@@ -150,9 +158,52 @@ def test_an_older_seed_is_refused_unless_accepted() -> None:
 def test_a_backup_older_than_a_survivor_is_a_warning() -> None:
     hosts = survivors((100, 700), None, None)
     backup = BackupFacts("/b", kind=BackupKind.FILE, size_kb=10,
-                         snapshot=SnapshotInfo(hash=1, revision=501, total_keys=500, total_size=1))
+                         snapshot=SnapshotInfo(hash=1, revision=501, total_keys=500, total_size=1), can_bump=True)
     r = judge(hosts, seed="m1", quorum=2, data_dir="/d", backup_path="/b", backup=backup,
               method=Method.SNAPSHOT_RESTORE)
     assert r.ok and r.seed == "m1"
     assert r.warnings == ("m1 holds revision 700, the backup 501: restoring it loses 199 revisions; a quorum "
                           "restore from m1 (no --backup, --seed m1) keeps them",)
+
+
+def restore(can_bump: bool, method: Method = Method.SNAPSHOT_RESTORE, **options: Any) -> PreflightReport:
+    backup = BackupFacts("/b", kind=BackupKind.FILE, size_kb=10,
+                         snapshot=SnapshotInfo(hash=1, revision=501, total_keys=500, total_size=1), can_bump=can_bump)
+    return judge(survivors(None, None, None), seed="m1", quorum=2, data_dir="/d", backup_path="/b", backup=backup,
+                 method=method, revision_options=RevisionOptions(**options))
+
+
+def test_a_restore_bumps_revisions_where_the_tool_can() -> None:
+    r = restore(True)
+    assert r.ok and r.revisions.path is RevisionPath.BUMPED and r.revisions.bump == 1_000_000_000
+    assert not r.revisions.restart_control_plane and r.revisions.restart_by_hand == ()
+    assert restore(True, bump=5000).revisions.bump == 5000
+
+
+def test_without_the_flags_revisions_go_back_and_the_control_plane_restarts() -> None:
+    r = restore(False)
+    assert r.ok and r.revisions.path is RevisionPath.BACKWARDS and r.revisions.bump == 0
+    assert r.revisions.restart_control_plane
+    assert any("revisions will go backwards" in w and "restarts the API servers" in w for w in r.warnings)
+    assert "the kubelet on every node" in r.revisions.restart_by_hand
+    by_hand = restore(False, restart_control_plane=False)
+    assert not by_hand.revisions.restart_control_plane
+    assert by_hand.revisions.restart_by_hand[0].startswith("the API servers")
+
+
+def test_an_asked_for_bump_the_tool_cannot_do_is_refused() -> None:
+    r = restore(False, bump=5000)
+    assert r.problems == ("--bump-revision 5000: etcdctl snapshot restore has no --bump-revision (etcdctl >= 3.4.27, "
+                          "etcdutl >= 3.5.10): give --etcd-tools DIR with such tools, or drop --bump-revision",)
+    copy = restore(True, Method.FORCE_NEW_CLUSTER, bump=5000)
+    assert copy.problems == ("--bump-revision needs --method snapshot-restore (force-new-cluster copies the data dir)",)
+    assert restore(True, Method.FORCE_NEW_CLUSTER).revisions.path is RevisionPath.BACKWARDS
+    never = restore(True, bump=0)
+    assert never.ok and never.revisions.path is RevisionPath.BACKWARDS and never.revisions.why == "--bump-revision 0"
+
+
+def test_a_quorum_restore_keeps_revisions_unless_the_seed_is_behind() -> None:
+    hosts = survivors((100, 50), (180, 90), None)
+    assert quorum_restore(hosts).revisions.path is RevisionPath.CONTINUES
+    older = quorum_restore(hosts, explicit=True, accept_older=True).revisions
+    assert older.path is RevisionPath.BACKWARDS and older.restart_control_plane

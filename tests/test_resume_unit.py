@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from etcdrescue.inventory import load_inventory
-from etcdrescue.model import BackupKind, Method
+from etcdrescue.model import BackupKind, Method, RevisionPath, Revisions
 from etcdrescue.plan import build_plan
 from etcdrescue.resume import Unfinished, find_unfinished, resumed_context
 
@@ -26,6 +26,7 @@ def unfinished(**over: object) -> Unfinished:
     base: dict[str, object] = dict(path=Path("/j/unit-x.jsonl"), stamp="20260101T000000Z", seed="m2.test",
                                    backup="/var/lib/etcd/backup-1", method="snapshot-restore",
                                    backup_kind=BackupKind.FILE, learners=True,
+                                   revisions=Revisions(RevisionPath.BUMPED, "asked", bump=77),
                                    done=("stop-etcd",), steps=("stop-etcd", "seed-data"), last_error="killed")
     base.update(over)
     return Unfinished(**base)  # type: ignore[arg-type]
@@ -39,6 +40,7 @@ def test_resumed_context_takes_everything_from_the_journal(tmp_path: Path) -> No
     assert ctx.inv == new_inv
     assert (ctx.stamp, ctx.backup, ctx.method, ctx.backup_kind, ctx.gate_timeout) == (
         "20260101T000000Z", "/var/lib/etcd/backup-1", Method.SNAPSHOT_RESTORE, BackupKind.FILE, 33)
+    assert ctx.revisions == Revisions(RevisionPath.BUMPED, "asked", bump=77)
     assert build_plan(ctx).ctx.seed.name == "m2.test"
     assert inv.seed.name == "m1.test", "the caller's inventory is not changed"
 

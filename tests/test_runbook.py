@@ -143,17 +143,18 @@ def test_fence_survives_backticks() -> None:
 
 
 DOCS = {
-    "okd3": (EXAMPLE, DOC_BACKUP, "dir", "runbook"),
+    "okd3": (EXAMPLE, DOC_BACKUP, "dir", "runbook", ()),
     "kubeadm": (ROOT / "docs" / "example-inventory-kubeadm.yaml", "/var/lib/etcd/snapshot-20240301.db", "file",
-                "runbook-kubeadm"),
+                "runbook-kubeadm", ("--bump-revision", "1000000000")),
 }
+"""The okd3 example shows the path without a revision bump (3.4.23's etcdctl has none), the kubeadm one the bump."""
 
 
 def regenerate(fmt: str, profile: str = "okd3") -> str:
-    inventory, backup, kind, _ = DOCS[profile]
+    inventory, backup, kind, _, extra = DOCS[profile]
     args = cli.build_parser().parse_args(
         ["runbook", "-i", str(inventory), "--backup", backup, "--backup-kind", kind, "--stamp", DOC_STAMP,
-         "--format", fmt])
+         "--format", fmt, *extra])
     from etcdrescue.commands.runbook import build
 
     return build(args)[0]

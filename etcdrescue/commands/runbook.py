@@ -20,7 +20,7 @@ from . import write_document
 
 if TYPE_CHECKING:
     from ..inventory import Inventory
-    from ..model import BackupKind
+    from ..model import BackupKind, Method, Revisions
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -67,9 +67,35 @@ def build(args: argparse.Namespace) -> tuple[str, str]:
         from ..upload import find_local
 
         inv = replace(inv, platform=replace(inv.platform, tools=find_local(args.etcd_tools).tools(inv.platform.tools)))
-    plan = build_plan(Context(inv, backup, method, stamp, backup_kind=backup_kind(args, inv)))
+    plan = build_plan(Context(inv, backup, method, stamp, backup_kind=backup_kind(args, inv),
+                              revisions=revisions(args, inv, backup, method)))
     render = render_markdown if args.format == "md" else render_html
     return render(plan, date=date), args.format
+
+
+def revisions(args: argparse.Namespace, inv: Inventory, backup: str | None, method: Method) -> Revisions:
+    """The revision path of a run with these options. The runbook does not ask the restore tool what it can:
+    `--bump-revision N` says it can (the runbook then has the operator check it), else revisions go back."""
+    from dataclasses import replace
+
+    from ..cli import revision_options
+    from ..model import Method as MethodType
+    from ..model import RevisionPath
+    from ..preflight.verdict import BackupFacts, choose_revisions
+
+    options = revision_options(args)
+    facts = BackupFacts(backup, can_bump=bool(options.bump)) if backup else None
+    chosen, problems, _ = choose_revisions(backup=facts, method=method, older_seed=False,
+                                           tool=inv.platform.tools.restore_tool, options=options)
+    if problems:
+        raise InputError(problems[0])
+    if chosen.path is RevisionPath.BUMPED:
+        return replace(chosen, why="--bump-revision given: the runbook has the operator check the restore tool; "
+                                   "every member comes from the restore")
+    if options.bump is None and chosen.path is RevisionPath.BACKWARDS and method is MethodType.SNAPSHOT_RESTORE:
+        return replace(chosen, why="the runbook does not ask the restore tool: give --bump-revision N where "
+                                   "`snapshot restore --help` lists it")
+    return chosen
 
 
 def backup_kind(args: argparse.Namespace, inv: Inventory) -> BackupKind:

@@ -285,7 +285,8 @@ def _start(doc: Any) -> PodStart:
 
 CRICTL = """\
 #!/bin/bash
-# etcdrescue lab stand-in for crictl: the etcd container is the kubelet stand-in's current etcd process
+# etcdrescue lab stand-in for crictl: the etcd container is the kubelet stand-in's current etcd process;
+# the lab runs no other pod, so another component's container "runs" while its manifest is in the pod dir
 set -uo pipefail
 log=/run/etcdlab/etcd.log
 case "${1:-}" in
@@ -295,7 +296,10 @@ case "${1:-}" in
     while [[ $# -gt 0 ]]; do
       case "$1" in --name) name="$2"; shift 2 ;; --name=*) name="${1#--name=}"; shift ;; *) shift ;; esac
     done
-    if [[ ( -z "$name" || "$name" == etcd ) && -e "$log" ]]; then echo etcdlab0000etcd; fi ;;
+    if [[ ( -z "$name" || "$name" == etcd ) && -e "$log" ]]; then echo etcdlab0000etcd; fi
+    for c in kube-apiserver kube-controller-manager kube-scheduler; do
+      if [[ ( -z "$name" || "$name" == "$c" ) && -e "MANIFESTS/$c.yaml" ]]; then echo "etcdlab-$c"; fi
+    done ;;
   logs)
     shift
     tail_n=all
@@ -307,6 +311,7 @@ case "${1:-}" in
   *) echo "crictl stand-in: only ps and logs" >&2; exit 1 ;;
 esac
 """
+CRICTL = CRICTL.replace("MANIFESTS", MANIFESTS)
 """kubeadm nodes read etcd's log with `crictl logs`: the platform's log command runs unchanged in the lab."""
 
 SHAPE = LabShape(

@@ -143,8 +143,7 @@ if [[ $# -lt 1 ]]; then
   exit 1
 fi
 if [[ "$1" != "etcd" ]]; then
-  echo "Component $1 is not running" >&2
-  exit 0
+  exit 0  # the lab runs no api or controllers container: nothing to stop
 fi
 pid=$(sed -n 's/^etcd_pid=\\([0-9][0-9]*\\)$/\\1/p' /run/etcdlab/state 2>/dev/null || true)
 if [[ -z "$pid" ]]; then
@@ -189,6 +188,70 @@ fi
 """
 
 
+def _component_manifest(pod: str, container: str, start: str) -> str:
+    """OKD 3.11's master-api / master-controllers static pods (openshift-ansible's templates, trimmed)."""
+    return f"""\
+apiVersion: v1
+kind: Pod
+metadata:
+  name: {pod}
+  namespace: kube-system
+  labels:
+    openshift.io/control-plane: "true"
+    openshift.io/component: {container}
+spec:
+  restartPolicy: Always
+  hostNetwork: true
+  containers:
+  - name: {container}
+    image: docker.io/openshift/origin-control-plane:v3.11
+    command: ["/bin/bash", "-c"]
+    args:
+    - |
+      #!/bin/bash
+      set -euo pipefail
+      if [[ -f /etc/origin/master/master.env ]]; then
+        set -o allexport
+        source /etc/origin/master/master.env
+      fi
+      exec openshift start master {start} --config=/etc/origin/master/master-config.yaml --loglevel=2
+    securityContext:
+      privileged: true
+    volumeMounts:
+    - mountPath: /etc/origin/master/
+      name: master-config
+  volumes:
+  - name: master-config
+    hostPath:
+      path: /etc/origin/master/
+"""
+
+
+DOCKER = f"""\
+#!/bin/bash
+# etcdrescue lab stand-in for docker: only `ps -q` with label/status filters. The lab runs no pod but etcd:
+# etcd's container runs while the kubelet stand-in runs etcd; api and controllers "run" while their manifest
+# is in the pod dir (a real kubelet would run them).
+set -uo pipefail
+[[ "${{1:-}}" == ps ]] || {{ echo "docker stand-in: only ps" >&2; exit 1; }}
+shift
+name=""
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --filter) [[ "$2" == label=io.kubernetes.container.name=* ]] && name="${{2#label=io.kubernetes.container.name=}}"
+              shift 2 ;;
+    *) shift ;;
+  esac
+done
+case "$name" in
+  etcd) [[ -e /run/etcdlab/etcd.log ]] && echo etcdlab0000etcd ;;
+  api) [[ -e {PATHS.pod_dir}/apiserver.yaml ]] && echo etcdlab00000api ;;
+  controllers) [[ -e {PATHS.pod_dir}/controller.yaml ]] && echo etcdlab000ctrls ;;
+esac
+exit 0
+"""
+
+
 def _is_etcd_pod(doc: Any) -> bool | None:
     try:
         name = doc["metadata"]["name"]
@@ -215,7 +278,10 @@ def _certificates(h: HostLike) -> tuple[CertSpec, ...]:
 
 
 def _initial_files(ctx: HostContext) -> tuple[HostFile, ...]:
-    return (HostFile(PATHS.etcd_conf, etcd_conf(ctx.host, ctx.members)), HostFile(PATHS.manifest, manifest(ctx.style)))
+    return (HostFile(PATHS.etcd_conf, etcd_conf(ctx.host, ctx.members)), HostFile(PATHS.manifest, manifest(ctx.style)),
+            HostFile(f"{PATHS.pod_dir}/apiserver.yaml", _component_manifest("master-api", "api", "api")),
+            HostFile(f"{PATHS.pod_dir}/controller.yaml",
+                     _component_manifest("master-controllers", "controllers", "controllers")))
 
 
 SHAPE = LabShape(
@@ -228,7 +294,8 @@ SHAPE = LabShape(
                          fallback_file=PATHS.manifest_name),
     certificates=_certificates,
     initial_files=_initial_files,
-    helper_files=(HostFile(okd3.RESTART[0], MASTER_RESTART, 0o755), HostFile(okd3.LOGS.split()[0], MASTER_LOGS, 0o755)),
+    helper_files=(HostFile(okd3.RESTART[0], MASTER_RESTART, 0o755), HostFile(okd3.LOGS.split()[0], MASTER_LOGS, 0o755),
+                  HostFile("/usr/local/bin/docker", DOCKER, 0o755)),
     host_tools=True,
     manifest_styles=MANIFEST_STYLES,
     backup_kinds=("openshift",),

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..command import Command
+from .controlplane import ControlPlane
 from .paths import Paths
 from .pod import StaticPod
 from .tools import EtcdTools
@@ -92,5 +93,6 @@ class Platform:
     force_flag: FlagEdit
     manifest_problem: Callable[[str], ManifestProblem | None]
     """Pre-flight rule over the etcd manifest's text: what makes it unusable for this platform."""
+    control_plane: ControlPlane
     server_version: Callable[[str], str | None] = field(default=lambda _text: None)
     """The etcd version the manifest runs (its image tag), where the platform's manifests say it."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from ..command import Command, Raw, chain, q, sh
 from .base import Platform
+from .controlplane import Component, ControlPlane
 from .manifest import flags, flags_present, manifest_problem, set_flags_script, show_both, verify_edit
 from .paths import Paths
 from .pod import StaticPod
@@ -35,6 +36,7 @@ but an operator's `ls` of the manifests dir should not show a stopped etcd as if
 
 LOGS = "crictl logs --tail 20 $(crictl ps -a --name etcd -q | head -n 1)"
 """The newest etcd container's log (`ps -a`: the one that just exited is the one that says why)."""
+RUNNING = 'test -n "$(crictl ps -q --name {container} --state running)"'
 IMAGE_TAG = re.compile(r"^\s*image:\s*\S*/etcd:v?([0-9]+\.[0-9]+\.[0-9]+)", re.M)
 
 
@@ -127,4 +129,10 @@ def platform(paths: Paths) -> Platform:
         force_flag=CommandListFlag(settings),
         manifest_problem=manifest_problem,
         server_version=server_version,
+        control_plane=ControlPlane(
+            paths.disabled_dir,
+            ((Component("kube-apiserver", f"{paths.pod_dir}/kube-apiserver.yaml", "kube-apiserver"),),
+             tuple(Component(n, f"{paths.pod_dir}/{n}.yaml", n)
+                   for n in ("kube-controller-manager", "kube-scheduler"))),
+            running=RUNNING),
     )

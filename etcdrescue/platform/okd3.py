@@ -10,6 +10,7 @@ import yaml
 
 from ..command import Command, Raw, q, sh
 from .base import ManifestProblem, Platform, Severity
+from .controlplane import Component, ControlPlane
 from .envfile import EnvFile
 from .paths import Paths
 from .pod import StaticPod
@@ -33,6 +34,9 @@ DEFAULT_PATHS = Paths(
 )
 RESTART = ("/usr/local/bin/master-restart", "etcd")
 LOGS = "/usr/local/bin/master-logs etcd etcd"
+RUNNING = 'test -n "$(docker ps -q --filter label=io.kubernetes.container.name={container} --filter status=running)"'
+"""OKD 3.x runs its static pods on docker; the kubelet labels each container with its name in the pod.
+The master-controllers pod runs the controller manager and the scheduler in one container."""
 
 
 @dataclass(frozen=True)
@@ -92,4 +96,9 @@ def platform(paths: Paths) -> Platform:
         tools=EtcdTools(paths),
         force_flag=ExecLineFlag(paths.manifest, paths.disabled_manifest),
         manifest_problem=manifest_problem,
+        control_plane=ControlPlane(
+            paths.disabled_dir,
+            ((Component("api", f"{paths.pod_dir}/apiserver.yaml", "api", "master-api"),),
+             (Component("controllers", f"{paths.pod_dir}/controller.yaml", "controllers", "master-controllers"),)),
+            running=RUNNING, restart=(RESTART[0],)),
     )

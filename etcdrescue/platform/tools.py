@@ -84,6 +84,11 @@ class EtcdTools:
             return sh(self.etcdutl, "snapshot", "status", db, "-w", "json")
         return sh(Raw("ETCDCTL_API=3"), self.etcdctl, "snapshot", "status", db, "-w", "json")
 
+    def restore_help(self) -> Raw:
+        if self.etcdutl:
+            return sh(self.etcdutl, "snapshot", "restore", "--help")
+        return sh(Raw("ETCDCTL_API=3"), self.etcdctl, "snapshot", "restore", "--help")
+
     @property
     def restore_tool(self) -> str:
         return "etcdutl" if self.etcdutl else "etcdctl"

@@ -24,9 +24,19 @@ from ..probes import (
     endpoint_health,
     endpoint_status,
     host_survey,
+    restore_can_bump,
     snapshot_status,
 )
-from .verdict import BackupFacts, HostFacts, PreflightReport, SeedChoice, ToolChoice, choose_tools, judge
+from .verdict import (
+    BackupFacts,
+    HostFacts,
+    PreflightReport,
+    RevisionOptions,
+    SeedChoice,
+    ToolChoice,
+    choose_tools,
+    judge,
+)
 
 
 def survey_host(hosts: Hosts, member: Member) -> HostFacts:
@@ -113,8 +123,12 @@ def survey_backup(hosts: Hosts, seed: str, path: str, tools: EtcdTools) -> Backu
         snapshot: SnapshotInfo = hosts.fact(seed, snapshot_status(tools, db))
     except (RescueError, ParseError):
         return facts.failed(f"backup {path} on {seed}: {db} is not a readable etcd database (corrupt or truncated?)")
+    try:
+        can_bump = hosts.fact(seed, restore_can_bump(tools))
+    except (RescueError, ParseError) as exc:
+        return facts.failed(f"{seed}: cannot ask {tools.restore_tool} which restore flags it has ({exc})")
     return BackupFacts(path, kind=kind, size_kb=size_kb, mtime=mtime, snapshot=snapshot,
-                       error=wrong_cluster(hosts, seed, path, db))
+                       error=wrong_cluster(hosts, seed, path, db), can_bump=can_bump)
 
 
 def wrong_cluster(hosts: Hosts, seed: str, path: str, db: str) -> str:
@@ -152,7 +166,8 @@ def tool_choice(hosts: Hosts, facts: tuple[HostFacts, ...], *, uploaded: Uploade
 
 
 def run_preflight(hosts: Hosts, *, backup: str | None, method: Method, resuming: bool = False,
-                  uploaded: Uploaded | None = None, seed: SeedChoice | None = None) -> PreflightReport:
+                  uploaded: Uploaded | None = None, seed: SeedChoice | None = None,
+                  revisions: RevisionOptions | None = None) -> PreflightReport:
     """Every host in parallel, then the backup with the tools the hosts' survey chose."""
     inv = hosts.inv
     with cf.ThreadPoolExecutor(max_workers=min(8, len(inv.members))) as pool:
@@ -164,4 +179,4 @@ def run_preflight(hosts: Hosts, *, backup: str | None, method: Method, resuming:
                         else BackupFacts(backup, error=f"backup {backup}: not checked (no etcd tools to read it)"))
     return judge(facts, seed=inv.seed.name, quorum=inv.quorum, data_dir=inv.paths.data_dir, backup_path=backup,
                  backup=backup_facts, method=method, resuming=resuming, settings=inv.platform.settings.label,
-                 tools=tools, choice=seed or SeedChoice())
+                 tools=tools, choice=seed or SeedChoice(), revision_options=revisions)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..freshness import Freshness, freshest
-from ..model import BackupKind, Method
+from ..model import DEFAULT_BUMP, BackupKind, Method, RevisionPath, Revisions
 from ..platform import ManifestProblem, Paths, Severity
 from ..platform.tools import SEARCH, EtcdTools, minor
 from ..probes import HostSurvey, SnapshotInfo
@@ -72,6 +72,8 @@ class BackupFacts:
     mtime: int = 0
     snapshot: SnapshotInfo | None = None
     error: str = ""
+    can_bump: bool = False
+    """The seed's restore tool takes --bump-revision and --mark-compacted."""
 
     @property
     def kind_label(self) -> str:
@@ -100,6 +102,7 @@ class PreflightReport:
     """The etcd tools the plan uses on every host (None when the verdict refuses)."""
     seed_reason: str = ""
     """Why `seed` is the seed (a quorum restore takes the member with the most recent data)."""
+    revisions: Revisions = field(default_factory=Revisions)
 
     @property
     def healthy_count(self) -> int:
@@ -127,7 +130,7 @@ class PreflightReport:
                            **(h.survey.journal() if h.survey else {}),
                            **({"raft_index": h.freshness.index, "revision": h.freshness.revision}
                               if h.freshness else {})} for h in self.hosts],
-                "seed": self.seed, "seed_reason": self.seed_reason,
+                "seed": self.seed, "seed_reason": self.seed_reason, "revisions": self.revisions.summary,
                 "backup": self.backup.journal() if self.backup else None}
 
 
@@ -166,13 +169,14 @@ class SeedChoice:
     accept_older: bool = False
 
 
-def choose_seed(hosts: tuple[HostFacts, ...], seed: str, choice: SeedChoice) -> tuple[str, str, list[str]]:
-    """(seed, why, problems) for a quorum restore: the member whose own data goes furthest, inventory order
-    breaking ties; an operator's older choice is refused unless accepted (its newer writes would be lost)."""
+def choose_seed(hosts: tuple[HostFacts, ...], seed: str, choice: SeedChoice) -> tuple[str, str, list[str], bool]:
+    """(seed, why, problems, behind) for a quorum restore: the member whose own data goes furthest, inventory
+    order breaking ties; an operator's older choice is refused unless accepted (its newer writes would be lost,
+    and `behind` says so)."""
     fresh = {h.name: h.freshness for h in hosts if h.freshness is not None}
     top = freshest(fresh)
     if not top:
-        return seed, "", []
+        return seed, "", [], False
     best = top[0]
     f = fresh[best]
     unread = [h.name for h in hosts if h.freshness is None and h.survey is not None and h.survey.member]
@@ -180,15 +184,59 @@ def choose_seed(hosts: tuple[HostFacts, ...], seed: str, choice: SeedChoice) -> 
     if not choice.explicit:
         why = (f"{best} has the most recent data (raft index {f.index}, revision {f.revision})"
                + (", tied; first in the inventory" if len(top) > 1 else "") + note)
-        return best, why, []
+        return best, why, [], False
     mine = fresh.get(seed)
     if mine is None or seed in top:
-        return seed, f"{seed} chosen by --seed" + note, []
+        return seed, f"{seed} chosen by --seed" + note, [], False
     behind = f"{f.index - mine.index} raft entries and {f.revision - mine.revision} revisions"
     if choice.accept_older:
-        return seed, f"{seed} chosen by --seed, accepted although {behind} behind {best}", []
+        return seed, f"{seed} chosen by --seed, accepted although {behind} behind {best}", [], True
     return seed, "", [f"{seed}: its data is behind {best} by {behind}: a quorum restore from it loses them; "
-                      f"use --seed {best}, or --accept-older-seed"]
+                      f"use --seed {best}, or --accept-older-seed"], True
+
+
+@dataclass(frozen=True)
+class RevisionOptions:
+    bump: int | None = None
+    """`--bump-revision N`: None, the default (1,000,000,000 where the restore tool can); 0, never bump."""
+    restart_control_plane: bool = True
+    """False: `--no-control-plane-restart` (the summary then lists the control plane under "by hand")."""
+
+
+def choose_revisions(*, backup: BackupFacts | None, method: Method, older_seed: bool, tool: str,
+                     options: RevisionOptions) -> tuple[Revisions, list[str], list[str]]:
+    """(revisions, problems, warnings): bump where every member comes from a restore whose tool can; else
+    revisions go back and the control plane is restarted, unless the seed's own data carries on.
+
+    Every member comes from the restore here: joiners start empty and copy the seed. A data-dir copy is
+    not a restore, and `--force-new-cluster` cannot bump: only snapshot restore can.
+    """
+    restart = options.restart_control_plane
+    problems: list[str] = []
+    if backup is None:
+        if not older_seed:
+            return Revisions(RevisionPath.CONTINUES, "quorum restore from the member with the most recent data"), [], []
+        why = "the seed is behind another member"
+    elif method is not Method.SNAPSHOT_RESTORE:
+        why = "a data-dir copy cannot bump revisions (only snapshot restore can)"
+        if options.bump:
+            problems.append(f"--bump-revision needs --method snapshot-restore ({method.value} copies the data dir)")
+    elif options.bump == 0:
+        why = "--bump-revision 0"
+    elif backup.can_bump:
+        bump = options.bump or DEFAULT_BUMP
+        return Revisions(RevisionPath.BUMPED, f"{tool} snapshot restore takes --bump-revision; every member comes "
+                                              "from the restore", bump=bump), [], []
+    else:
+        why = f"{tool} snapshot restore has no --bump-revision (etcdctl >= 3.4.27, etcdutl >= 3.5.10)"
+        if options.bump:
+            problems.append(f"--bump-revision {options.bump}: {why}: give --etcd-tools DIR with such tools, "
+                            "or drop --bump-revision")
+    after = ("the plan restarts the API servers, then the controllers, after the verify" if restart
+             else "restart the control plane by hand (--no-control-plane-restart)")
+    warning = (f"etcd's revisions will go backwards ({why}): Kubernetes watchers would wait for revisions that "
+               f"never come; {after}")
+    return Revisions(RevisionPath.BACKWARDS, why, restart_control_plane=restart), problems, [warning]
 
 
 def newer_than_backup(hosts: tuple[HostFacts, ...], backup: BackupFacts | None) -> list[str]:
@@ -261,12 +309,14 @@ def choose_tools(hosts: tuple[HostFacts, ...], paths: Paths, *, seed: str, uploa
 
 def judge(hosts: tuple[HostFacts, ...], *, seed: str, quorum: int, data_dir: str, backup_path: str | None,
           backup: BackupFacts | None, method: Method, resuming: bool = False, settings: str = "etcd.conf",
-          tools: ToolChoice | None = None, choice: SeedChoice | None = None) -> PreflightReport:
+          tools: ToolChoice | None = None, choice: SeedChoice | None = None,
+          revision_options: RevisionOptions | None = None) -> PreflightReport:
     p: list[str] = []
     warnings: list[str] = []
     reason = ""
+    older_seed = False
     if backup_path is None and not resuming:
-        seed, reason, refused = choose_seed(hosts, seed, choice or SeedChoice())
+        seed, reason, refused, older_seed = choose_seed(hosts, seed, choice or SeedChoice())
         p += refused
     elif backup_path is not None:
         warnings += newer_than_backup(hosts, backup)
@@ -290,12 +340,18 @@ def judge(hosts: tuple[HostFacts, ...], *, seed: str, quorum: int, data_dir: str
             need = (backup.size_kb if backup else 0) * 2
         if need and s.survey.free_kb is not None and s.free_kb < need:
             p.append(f"{s.name}: not enough free disk in {data_dir}: {s.free_kb} KiB free, {need} KiB needed")
+    chosen = tools.tools if tools is not None else None
+    revisions, refused, warned = choose_revisions(
+        backup=backup if backup_path is not None else None, method=method, older_seed=older_seed,
+        tool=chosen.restore_tool if chosen else "etcdctl", options=revision_options or RevisionOptions())
+    p += refused
+    warnings += warned
     healthy = sum(h.healthy for h in hosts)
     if all(h.reachable for h in hosts) and healthy >= quorum and not resuming:
         p.insert(0, f"cluster still has a healthy quorum ({healthy}/{len(hosts)} members "
                     "healthy): refusing to recover a working cluster")
     return PreflightReport(hosts, seed, quorum, backup, tuple(p), tuple(warnings),
-                           tools.tools if tools is not None and not p else None, reason)
+                           tools.tools if tools is not None and not p else None, reason, revisions)
 
 
 def host_problems(h: HostFacts, data_dir: str, *, method: Method, resuming: bool, settings: str) -> list[str]:

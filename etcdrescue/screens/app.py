@@ -19,7 +19,7 @@ from textual.binding import Binding
 from ..errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_REFUSED, RescueError
 from ..freshness import freshest
 from ..plan import Plan
-from ..preflight.verdict import PreflightReport, SeedChoice
+from ..preflight.verdict import PreflightReport, RevisionOptions, SeedChoice
 from ..resume import Unfinished
 from ..session import RecoverySession
 from ..upload import LocalTools
@@ -42,7 +42,7 @@ class RescueApp(App[int]):
     def __init__(self, inventory_path: str | Path | None = None, backup: str | None = None, rehearsal: bool = False,
                  journal_dir: Path | None = None, gate_timeout: float = 120, yes: bool = False, *,
                  method: str | None = None, seed: str | None = None, dry_run: bool = False,
-                 etcd_tools: LocalTools | None = None) -> None:
+                 etcd_tools: LocalTools | None = None, revisions: RevisionOptions | None = None) -> None:
         super().__init__()
         self.inventory_path = str(inventory_path or "")
         self.backup = backup or ""
@@ -52,6 +52,7 @@ class RescueApp(App[int]):
         self.method = method
         self.seed = seed
         self.etcd_tools = etcd_tools
+        self.revisions = revisions
         self.status = WizardStatus(rehearsal=rehearsal, dry_run=dry_run)
         self.session: RecoverySession | None = None
         self.record: WizardRun | None = None
@@ -83,7 +84,8 @@ class RescueApp(App[int]):
         session = self.session = RecoverySession(choice.inventory, backup=choice.backup, method=choice.method,
                                                  journal_dir=self.journal_dir, gate_timeout=self.gate_timeout,
                                                  etcd_tools=self.etcd_tools,
-                                                 seed=SeedChoice(explicit=self.seed is not None))
+                                                 seed=SeedChoice(explicit=self.seed is not None),
+                                                 revisions=self.revisions)
         unfinished = session.find_unfinished()
         if unfinished is not None and await self.push_screen_wait(resume_question(unfinished, session.inv.cluster)):
             session.resume(unfinished)

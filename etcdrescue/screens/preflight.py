@@ -246,7 +246,8 @@ class PreflightScreen(Screen[PreflightReport | None]):
         report = judge(tuple(self.facts[m.name] for m in self.inv.members), seed=self.inv.seed.name,
                        quorum=self.inv.quorum, data_dir=self.inv.paths.data_dir, backup_path=self.backup,
                        backup=self.backup_facts, method=s.method, resuming=s.resuming,
-                       settings=self.inv.platform.settings.label, tools=self.tools)
+                       settings=self.inv.platform.settings.label, tools=self.tools,
+                       revision_options=s.revision_options)
         self.report = report
         reachable = sum(h.reachable for h in report.hosts)
         self.app_status(f"ssh: {reachable}/{len(report.hosts)} reachable")

@@ -57,6 +57,8 @@ def seed_data(ctx: Context) -> Step:
         ]
         if ctx.backup_kind is BackupKind.DIR:
             options.insert(0, "--skip-hash-check")
+        if ctx.revisions.bump:
+            options += ["--bump-revision", str(ctx.revisions.bump), "--mark-compacted"]
         restore = ctx.platform.tools.snapshot_restore(ctx.backup_db, *options)
         commands = (
             move_aside,
@@ -67,7 +69,8 @@ def seed_data(ctx: Context) -> Step:
                                      sh("chown", "-R", f"--reference={p.data_dir}", member)),
                     "put the restored data in place", skip_if=sh("test", "-e", member)),
         )
-        title = f"Restore the backup into {seed.name} ({ctx.platform.tools.restore_tool} snapshot restore)"
+        bumped = f", revisions +{ctx.revisions.bump:,}" if ctx.revisions.bump else ""
+        title = f"Restore the backup into {seed.name} ({ctx.platform.tools.restore_tool} snapshot restore{bumped})"
         undo_note = ""
     else:
         assert ctx.backup is not None
