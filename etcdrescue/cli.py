@@ -159,7 +159,7 @@ def cmd_recover(args: argparse.Namespace) -> int:
 def drive(session: RecoverySession, *, dry_run: bool = False, confirm: bool = False, verbose: bool = False,
           break_lock: bool = False) -> int:
     """Pre-flight, plan, (confirm,) run and release, printing as it goes: `recover` and `rehearse`."""
-    from .console import ConsoleCallbacks, dry_run_totals, plan_header, plan_lines, preflight_lines
+    from .console import ConsoleCallbacks, by_hand_lines, dry_run_totals, plan_header, plan_lines, preflight_lines
     from .session import failure_lines
 
     inv = session.inv
@@ -201,6 +201,8 @@ def drive(session: RecoverySession, *, dry_run: bool = False, confirm: bool = Fa
         session.close()
     print(f"recovered {inv.cluster}: {len(inv.members)} members healthy in {result.duration:.1f}s; "
           f"old data kept beside the new with suffix .etcdrescue-{plan.ctx.stamp}")
+    for line in by_hand_lines(plan.ctx.revisions):
+        print(line)
     return EXIT_OK
 
 

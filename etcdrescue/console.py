@@ -11,7 +11,7 @@ from typing import TextIO
 from .command import Command
 from .engine import Callbacks, DryRunMark, DryRunVerdict, StepOutcome, StepStatus
 from .gates import GateReport
-from .model import Gate, Step
+from .model import Gate, Revisions, Step
 from .plan import Plan
 from .preflight.verdict import PreflightReport
 from .transport import Result
@@ -44,9 +44,18 @@ def preflight_lines(report: PreflightReport) -> list[str]:
         lines.append(f"  etcd tools: {t.etcdctl}" + (f", snapshots with {t.etcdutl}" if t.etcdutl else ""))
     if report.seed_reason:
         lines.append(f"  seed: {report.seed_reason}")
+    lines.append(f"  {report.revisions.summary}")
     for w in report.warnings:
         lines.append(f"  warning: {w}")
     return lines
+
+
+def by_hand_lines(revisions: Revisions) -> list[str]:
+    """After a recovery: what still remembers the old revisions, for the operator to restart."""
+    todo = revisions.restart_by_hand
+    if not todo:
+        return []
+    return ["etcd's revisions went backwards: restart by hand, in this order:", *(f"  - {t}" for t in todo)]
 
 
 def plan_header(plan: Plan) -> str:

@@ -123,8 +123,7 @@ class Engine:
         self._log("run_start", cluster=ctx.inv.cluster, dry_run=self.dry_run, steps=[s.key for s in steps],
                   mode=self.plan.mode, seed=ctx.seed.name, stamp=ctx.stamp, backup=ctx.backup, method=ctx.method.value,
                   backup_kind=ctx.backup_kind.value, learners=ctx.learners, start_at=start_at,
-                  revisions={"path": ctx.revisions.path.value, "why": ctx.revisions.why, "bump": ctx.revisions.bump,
-                             "restart_control_plane": ctx.revisions.restart_control_plane})
+                  revisions=ctx.revisions.record())
         self.record_members("before")
         started = start_at is None
         try:

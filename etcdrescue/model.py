@@ -11,6 +11,7 @@ import enum
 import os
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from .checks import GateCheck
 from .command import Command
@@ -66,6 +67,19 @@ class Revisions:
                     else "restart the control plane by hand")
             what = f"go backwards; {then}"
         return f"revisions {what}" + (f" ({self.why})" if self.why else "")
+
+    def record(self) -> dict[str, object]:
+        """The journal's form (a resumed run and the report read it back with `from_record`)."""
+        return {"path": self.path.value, "why": self.why, "bump": self.bump,
+                "restart_control_plane": self.restart_control_plane}
+
+    @classmethod
+    def from_record(cls, raw: dict[str, Any] | None) -> Revisions:
+        """A journal from before the path was recorded: nothing bumped, nothing restarted."""
+        if not raw:
+            return cls()
+        return cls(RevisionPath(raw["path"]), str(raw.get("why", "")), int(raw.get("bump", 0)),
+                   bool(raw.get("restart_control_plane")))
 
     @property
     def restart_by_hand(self) -> tuple[str, ...]:

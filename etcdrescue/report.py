@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .model import Revisions
 from .runbook import fence, markdown_to_html
 
 Event = dict[str, Any]
@@ -256,6 +257,10 @@ def render_markdown(events: list[Event], source: str = "journal") -> str:
                     out += _gate_lines(e, since)
                 since = e.get("ts", since)
         out += _members_section("Members after", run.members_event("after") or _after_from_gates(run))
+        todo = Revisions.from_record(s.get("revisions")).restart_by_hand
+        if todo and run.ok:
+            out += ["## Restart by hand", "", "etcd's revisions went backwards; these still remember the old ones:",
+                    "", *(f"- [ ] {t}" for t in todo), ""]
     return "\n".join(out)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from .inventory import Inventory
 from .journal import read_journal
-from .model import BackupKind, Context, Method, RevisionPath, Revisions
+from .model import BackupKind, Context, Method, Revisions
 
 FINISHED = ("done", "skipped")
 
@@ -50,17 +50,9 @@ def _runs(events: list[dict[str, Any]]) -> Unfinished | None:
     return Unfinished(
         path=Path(), stamp=start["stamp"], seed=start["seed"], backup=start.get("backup"),
         method=start["method"], backup_kind=BackupKind(start["backup_kind"]), learners=bool(start["learners"]),
-        revisions=_revisions(start.get("revisions")),
+        revisions=Revisions.from_record(start.get("revisions")),
         done=done, steps=tuple(start["steps"]), last_error=ends[-1].get("error", "") if ends else "killed",
     )
-
-
-def _revisions(raw: dict[str, Any] | None) -> Revisions:
-    """The run's revision path as journaled (a journal from before it was recorded: nothing bumped or restarted)."""
-    if not raw:
-        return Revisions()
-    return Revisions(RevisionPath(raw["path"]), raw.get("why", ""), int(raw.get("bump", 0)),
-                     bool(raw.get("restart_control_plane")))
 
 
 def find_unfinished(directory: Path, cluster: str) -> Unfinished | None:

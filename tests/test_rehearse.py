@@ -21,7 +21,7 @@ from etcdrescue.errors import InputError
 from etcdrescue.inventory import load_inventory, parse_inventory
 from etcdrescue.journal import read_journal
 from etcdrescue.lab import Lab
-from etcdrescue.model import Context, Method
+from etcdrescue.model import Context, Method, RevisionPath, Revisions
 from etcdrescue.plan import build_plan
 from etcdrescue.report import render_markdown
 
@@ -37,7 +37,9 @@ def expected_plan(names: list[str], cluster: str, backup: str, subnet: int) -> A
     inv = parse_inventory({"cluster": cluster, "members": [
         {"name": n, "host": f"127.0.{subnet}.{i}", "peer_url": f"https://127.0.{subnet}.{i}:2380",
          "client_url": f"https://127.0.{subnet}.{i}:2379"} for i, n in enumerate(names, 1)]})
-    return build_plan(Context(inv, backup, Method.SNAPSHOT_RESTORE, "x"))
+    # The lab's etcdctl 3.4.23 has no --bump-revision: revisions go back, the control plane is restarted.
+    revisions = Revisions(RevisionPath.BACKWARDS, restart_control_plane=True)
+    return build_plan(Context(inv, backup, Method.SNAPSHOT_RESTORE, "x", revisions=revisions))
 
 
 @pytest.mark.lab
@@ -53,6 +55,7 @@ def test_headless_rehearsal_then_report(tmp_path: Path) -> None:
     assert "pre-backup keys back: 500/500" in out
     assert "post-backup keys gone (expected from a restore): yes" in out
     assert "lab torn down" in out and not root.exists()
+    assert "restart by hand, in this order:\n  - the kubelet on every node" in out
 
     [journal] = journals.glob("rehearsal-*.jsonl")
     events = read_journal(journal)
@@ -67,6 +70,7 @@ def test_headless_rehearsal_then_report(tmp_path: Path) -> None:
             assert f"Gate **passed**: {step.gate.title}" in doc
     assert doc.count("Gate **passed**") == sum(1 for s in plan.steps if s.gate is not None)
     assert "Gate **FAILED**" not in doc
+    assert "## Restart by hand" in doc
     after = doc.split("## Members after")[1]
     assert "Not recorded" not in after and "unavailable" not in after
     for i in (1, 2, 3):  # the engine's `members` event, or else the final gate's table

@@ -106,6 +106,10 @@ class SummaryScreen(Screen[None]):
             paths = r.kept.get(m.name)
             t.append(f"  {m.name}: {', '.join(paths) if paths else 'nothing moved'}\n")
         t.append(f"Journal: {r.journal or 'none (dry run)'}")
+        todo = ctx.revisions.restart_by_hand
+        if todo and r.status is RunOutcome.RECOVERED:
+            t.append("\netcd's revisions went backwards: restart by hand, in this order:\n")
+            t.append("\n".join(f"  • {x}" for x in todo))
         return t
 
     def export_line(self) -> str:
