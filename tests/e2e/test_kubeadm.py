@@ -17,6 +17,7 @@ from etcdrescue.platform.manifest import command_items, flags
 
 from .conftest import requires_lab
 from .helpers import POST, PRE, Broken, break_lab, etcdrescue, host_file, tree_digest
+from .test_recover import assert_revision_path
 
 pytestmark = [pytest.mark.lab, requires_lab, pytest.mark.timeout(500)]
 
@@ -91,6 +92,7 @@ def test_recover_kubeadm_etcd35_without_host_tools(lab_factory: LabFactory, tmp_
     assert code == 0, out
     assert "etcd tools: /var/lib/etcdrescue/tools/3.5.1/etcdctl, snapshots with" in out
     assert_kubeadm_recovered(b, before, keys=500, post=post, forced=backup != "snapshot")
+    assert_revision_path(b, tmp_path / "j")
     (journal,) = (tmp_path / "j").glob("*.jsonl")
     events = [json.loads(line) for line in journal.read_text().splitlines()]
     scripts = [e["script"] for e in events if e["event"] == "command" and e.get("exit") == 0]
@@ -119,6 +121,7 @@ def test_recover_kubeadm_etcd34_with_host_tools(lab_factory: LabFactory, tmp_pat
     assert code == 0, out
     assert "etcd tools: etcdctl\n" in out, "the hosts' own etcdctl 3.4, restore with etcdctl"
     assert_kubeadm_recovered(b, before, keys=500, post=post, forced=backup != "snapshot")
+    assert_revision_path(b, tmp_path / "j")
 
 
 def test_dry_run_on_kubeadm_changes_nothing(lab_factory: LabFactory, tmp_path: Path) -> None:

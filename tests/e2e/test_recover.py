@@ -14,6 +14,7 @@ from etcdrescue.plan import Plan
 
 from .conftest import requires_lab
 from .helpers import POST, PRE, Broken, break_lab, etcdrescue, host_file, tree_digest
+from .revisions import assert_control_plane_restarted, done_steps, journal_events
 
 pytestmark = [pytest.mark.lab, requires_lab, pytest.mark.timeout(400)]
 
@@ -71,6 +72,7 @@ def test_recover(lab_factory: LabFactory, tmp_path, backup, method, keys, post, 
     assert res.returncode == 0, res.stdout + res.stderr
     assert "recovered lab" in res.stdout
     assert_recovered(b, tmp_path / "j", keys=keys, post=post)
+    assert_revision_path(b, tmp_path / "j")
     if uses_flag:  # the restart gate waited for the kubelet, not for the old process's health
         (journal,) = (tmp_path / "j").glob("*.jsonl")
         events = [json.loads(line) for line in journal.read_text().splitlines()]
@@ -85,6 +87,15 @@ def test_recover(lab_factory: LabFactory, tmp_path, backup, method, keys, post, 
         assert pristine[0].read_bytes() == host_file(b.lab, 0, MANIFEST).read_bytes()
 
 
+def assert_revision_path(b: Broken, journal: Path) -> None:
+    """3.4.23's etcdctl cannot bump: a restore from a backup restarts the control plane; a quorum restore
+    from the freshest member keeps its revisions and restarts nothing."""
+    if b.backup:
+        assert_control_plane_restarted(b.lab, journal)
+    else:
+        assert not [s for s in done_steps(journal_events(journal)) if s.startswith("restart-")]
+
+
 def test_recover_five_members(lab_factory: LabFactory, tmp_path) -> None:  # type: ignore[no-untyped-def]
     b = break_lab(lab_factory(5, subnet=24), "openshift")
     res = etcdrescue("recover", "-i", str(b.lab.inventory_path), "--backup", str(b.backup), "--yes",
@@ -97,7 +108,7 @@ def dry_run(b: Broken, journal: Path) -> tuple[Plan, list[DryRunMark]]:
     """`recover --dry-run`: nothing changed on any host, no journal, every step title, command and gate
     printed in plan order. Returns the plan printed and each command's mark, in plan order."""
     from etcdrescue.inventory import load_inventory
-    from etcdrescue.model import Context, Method
+    from etcdrescue.model import Context, Method, RevisionPath, Revisions
     from etcdrescue.plan import build_plan
 
     before = tree_digest(b.lab)
@@ -108,7 +119,10 @@ def dry_run(b: Broken, journal: Path) -> tuple[Plan, list[DryRunMark]]:
     assert tree_digest(b.lab) == before
     assert not journal.exists()
     stamp = next(line.rsplit(" ", 1)[1] for line in res.stdout.splitlines() if line.startswith("Plan for"))
-    plan = build_plan(Context(load_inventory(b.lab.inventory_path), b.backup, Method.SNAPSHOT_RESTORE, stamp))
+    # etcdctl 3.4.23 cannot bump revisions: the plan restarts the control plane after the verify
+    revisions = Revisions(RevisionPath.BACKWARDS, restart_control_plane=True)
+    plan = build_plan(Context(load_inventory(b.lab.inventory_path), b.backup, Method.SNAPSHOT_RESTORE, stamp,
+                              revisions=revisions))
     printed = [line.strip() for line in res.stdout.splitlines()]
     words = {m.value: m for m in DryRunMark}
     marks: list[DryRunMark] = []

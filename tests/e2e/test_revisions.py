@@ -1,0 +1,65 @@
+"""The revision path on the real lab: a restore whose tool can bump revisions does, on both platforms; one that
+cannot restarts the control plane (asserted where the other e2e tests restore without a bump, see
+`revisions.assert_control_plane_restarted`), or leaves it to the operator with --no-control-plane-restart."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from etcdrescue.lab import Lab
+
+from .conftest import requires_lab
+from .helpers import break_lab, etcdrescue
+from .revisions import bumping_tools, done_steps, journal_events, restore_flags
+
+pytestmark = [pytest.mark.lab, requires_lab, pytest.mark.timeout(400)]
+
+LabFactory = Callable[..., Lab]
+
+
+@pytest.mark.parametrize(("profile", "etcd", "backup", "bump", "subnet"), [
+    ("okd3", "3.4", "openshift", None, 180),
+    ("kubeadm", "3.5", "snapshot", "5000", 181),
+], ids=["okd3-etcd34-default-bump", "kubeadm-etcd35-bump-5000"])
+def test_a_restore_bumps_revisions_where_the_tool_can(lab_factory: LabFactory, tmp_path: Path, profile: str,
+                                                      etcd: str, backup: str, bump: str | None, subnet: int) -> None:
+    b = break_lab(lab_factory(3, subnet=subnet, profile=profile, etcd=etcd), backup)
+    assert b.backup
+    tools = bumping_tools(b.lab, tmp_path / "tools")
+    journal = tmp_path / "j"
+    res = etcdrescue("recover", "-i", str(b.lab.inventory_path), "--backup", b.backup, "--yes", "--journal",
+                     str(journal), "--etcd-tools", str(tools), *(["--bump-revision", bump] if bump else []))
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-3000:]
+    amount = int(bump or 1_000_000_000)
+    assert restore_flags(b.lab) == [f"--bump-revision {amount} --mark-compacted"]
+    assert f"revisions bumped by {amount:,} with --mark-compacted" in out
+    events = journal_events(journal)
+    start = next(e for e in events if e["event"] == "run_start")
+    assert start["revisions"] == {"path": "bumped", "bump": amount, "restart_control_plane": False,
+                                  "why": f"{'etcdutl' if etcd == '3.5' else 'etcdctl'} snapshot restore takes "
+                                         "--bump-revision; every member comes from the restore"}
+    assert not [s for s in done_steps(events) if s.startswith("restart-")]
+    assert "restart by hand" not in out
+    assert len(b.lab.read_prefix("/pre/", host=b.lab.hosts[2])) == 500
+
+
+def test_an_asked_for_bump_the_tool_lacks_is_refused(lab_factory: LabFactory, tmp_path: Path) -> None:
+    b = break_lab(lab_factory(3, subnet=182), "openshift")
+    assert b.backup
+    res = etcdrescue("recover", "-i", str(b.lab.inventory_path), "--backup", b.backup, "--yes", "--journal",
+                     str(tmp_path / "j"), "--bump-revision", "1000")
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert ("--bump-revision 1000: etcdctl snapshot restore has no --bump-revision (etcdctl >= 3.4.27, "
+            "etcdutl >= 3.5.10)") in res.stdout + res.stderr
+    assert not (tmp_path / "j").exists() or not list((tmp_path / "j").glob("*.jsonl"))
+    res = etcdrescue("recover", "-i", str(b.lab.inventory_path), "--backup", b.backup, "--yes", "--journal",
+                     str(tmp_path / "j"), "--no-control-plane-restart")
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-3000:]
+    assert not [s for s in done_steps(journal_events(tmp_path / "j")) if s.startswith("restart-")]
+    assert ("etcd's revisions went backwards: restart by hand, in this order:\n"
+            "  - the API servers, then the controller managers and schedulers, one master at a time\n") in out
