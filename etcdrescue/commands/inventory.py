@@ -35,6 +35,8 @@ def register(sub: Any) -> None:
     a = cmds.add_parser("from-ansible", help="convert an openshift-ansible inventory (INI or YAML)")
     a.add_argument("hosts_file", type=Path, help="the Ansible inventory (e.g. /etc/ansible/hosts)")
     a.add_argument("--cluster", help="cluster name to write (default: openshift_clusterid, else the hosts' domain)")
+    a.add_argument("--known-hosts", metavar="FILE",
+                   help="known_hosts to write into the inventory (default: the inventory's, ~/.ssh/known_hosts)")
     a.add_argument("-o", "--output", type=Path, help="write here (default: stdout); an existing file is kept")
     a.set_defaults(func=cmd_from_ansible)
 
@@ -45,7 +47,7 @@ def _local(path: str | None) -> str | None:
 
 def emit(draft: InventoryDraft, text: str, output: Path | None) -> int:
     for line in draft.unknown:
-        print(f"etcdrescue: not determined: {line}", file=sys.stderr)
+        print(f"etcdrescue: check: {line}", file=sys.stderr)
     if output is None:
         sys.stdout.write(text)
     else:
@@ -67,5 +69,5 @@ def cmd_discover(args: argparse.Namespace) -> int:
 def cmd_from_ansible(args: argparse.Namespace) -> int:
     from ..ansible_inventory import convert
 
-    found = convert(args.hosts_file, args.cluster)
+    found = convert(args.hosts_file, args.cluster, _local(args.known_hosts))
     return emit(found.draft, found.text, args.output)
