@@ -17,6 +17,7 @@ variable not used is reported, one line each.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import sys
@@ -68,16 +69,28 @@ _tmp: tempfile.TemporaryDirectory[str] | None = None
 
 
 def _ansible_modules() -> tuple[Any, Any, Any, Any, Any]:
-    """ansible-core, imported on first use (0.5 s); its local temp dir is ours, not ~/.ansible."""
+    """ansible-core, imported on first use (0.5 s); its local temp dir is ours, not ~/.ansible.
+
+    Its display singleton, made at import, asks curses for colours when stdout is a terminal, runs
+    `cowsay -l` if cowsay is installed, and wraps stdout and stderr; under the wizard those are
+    Textual's stand-ins, which it cannot wrap (it warns onto the screen) and curses cannot use.
+    So: no colour, no cows, and the process's own streams while it is made.
+    """
     global _tmp
     if "ansible" not in sys.modules:
         _tmp = tempfile.TemporaryDirectory(prefix="etcdrescue-ansible-")
         os.environ["ANSIBLE_LOCAL_TEMP"] = _tmp.name
-    from ansible.errors import AnsibleError
-    from ansible.inventory.data import InventoryData
-    from ansible.inventory.helpers import get_group_vars
-    from ansible.parsing.dataloader import DataLoader
-    from ansible.plugins.loader import inventory_loader
+        os.environ["ANSIBLE_NOCOLOR"] = "1"
+        os.environ["ANSIBLE_NOCOWS"] = "1"
+    with contextlib.redirect_stdout(sys.__stdout__), contextlib.redirect_stderr(sys.__stderr__):
+        from ansible.errors import AnsibleError
+        from ansible.inventory.data import InventoryData
+        from ansible.inventory.helpers import get_group_vars
+        from ansible.parsing.dataloader import DataLoader
+        from ansible.plugins.loader import inventory_loader
+        from ansible.utils.display import Display
+
+        Display()
 
     return AnsibleError, InventoryData, get_group_vars, DataLoader, inventory_loader
 
