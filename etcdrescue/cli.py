@@ -55,7 +55,7 @@ def revision_options(args: argparse.Namespace) -> RevisionOptions:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .commands import lab, rehearse, report, runbook, tui
+    from .commands import inventory, lab, rehearse, report, runbook, tui
 
     parser = argparse.ArgumentParser(prog="etcdrescue", description=__doc__)
     parser.add_argument("--version", action="version", version=f"etcdrescue {__version__}")
@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="join members as voters at once (default: as learners, promoted once caught up)")
     check.set_defaults(func=cmd_check)
     rec.set_defaults(func=cmd_recover)
-    for module in (runbook, report, lab, rehearse, tui):
+    for module in (inventory, runbook, report, lab, rehearse, tui):
         module.register(sub)
     return parser
 

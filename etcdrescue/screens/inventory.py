@@ -2,7 +2,9 @@
 
 Validation is the core's `load_inventory`: its one-line errors already name the
 file and the field, so they are shown verbatim under the field they concern.
-Nothing here opens a connection: a bad inventory never reaches SSH.
+Nothing here opens a connection: a bad inventory never reaches SSH. Without an
+inventory, one can be written here: discovered from a master (read-only) or imported
+from an openshift-ansible file (`new_inventory`); the file written is then picked.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from dataclasses import dataclass
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
@@ -20,6 +22,7 @@ from ..errors import InputError
 from ..inventory import Inventory, load_inventory
 from ..model import Method
 from ..session import check_options
+from .new_inventory import DiscoverScreen, ImportScreen
 from .recent import load_recent, remember
 from .widgets import RescueHeader
 
@@ -54,8 +57,11 @@ class InventoryScreen(Screen[InventoryChoice | None]):
     InventoryScreen .error { color: $error; text-style: bold; height: auto; display: none; }
     InventoryScreen .error.shown { display: block; }
     InventoryScreen #recent { height: 1fr; min-height: 3; }
+    InventoryScreen #buttons { height: auto; }
+    InventoryScreen #buttons Button { margin-right: 2; }
     """
-    BINDINGS = [Binding("ctrl+n", "submit", "Next"), Binding("escape", "app.quit", "Quit")]
+    BINDINGS = [Binding("ctrl+n", "submit", "Next"), Binding("f2", "discover", "Discover"),
+                Binding("f3", "import_ansible", "Import Ansible"), Binding("escape", "app.quit", "Quit")]
 
     def __init__(self, path: str = "", backup: str = "", method: str | None = None, seed: str | None = None) -> None:
         super().__init__()
@@ -74,7 +80,10 @@ class InventoryScreen(Screen[InventoryChoice | None]):
             yield Label("Recent inventories (enter picks)")
             yield OptionList(*[Option(f"{d['inventory']}  {d['backup']}", id=str(i))
                                for i, d in enumerate(self.recent)], id="recent")
-            yield Button("Next (enter)", variant="primary", id="next")
+            with Horizontal(id="buttons"):
+                yield Button("Next (enter)", variant="primary", id="next")
+                yield Button("Discover from a host (F2)", id="discover")
+                yield Button("Import an Ansible file (F3)", id="import")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -103,8 +112,23 @@ class InventoryScreen(Screen[InventoryChoice | None]):
         self.action_submit()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "next":
-            self.action_submit()
+        actions = {"next": self.action_submit, "discover": self.action_discover, "import": self.action_import_ansible}
+        if event.button.id in actions:
+            actions[event.button.id]()
+
+    def action_discover(self) -> None:
+        self.app.push_screen(DiscoverScreen(), callback=self.picked)
+
+    def action_import_ansible(self) -> None:
+        self.app.push_screen(ImportScreen(), callback=self.picked)
+
+    def picked(self, path: str | None) -> None:
+        """A written inventory is taken as if typed in; the backup is asked next."""
+        if path is None:
+            return
+        self.query_one("#inventory", Input).value = path
+        self.query_one("#backup", Input).focus()
+        self.check()
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         d = self.recent[int(event.option.id or 0)]

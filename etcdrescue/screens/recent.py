@@ -2,6 +2,7 @@
 
 Stored as a small JSON list next to the journals ($XDG_STATE_HOME/etcdrescue/recent.json,
 default ~/.local/state/etcdrescue); a missing or damaged file just means "no history".
+Entries whose inventory file is gone are not offered.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ def load_recent() -> list[dict[str, str]]:
     if not isinstance(data, list):
         return []
     return [{"inventory": str(d["inventory"]), "backup": str(d.get("backup") or "")}
-            for d in data if isinstance(d, dict) and isinstance(d.get("inventory"), str)]
+            for d in data if isinstance(d, dict) and isinstance(d.get("inventory"), str)
+            and Path(d["inventory"]).is_file()]
 
 
 def remember(inventory: str, backup: str | None) -> None:
