@@ -137,8 +137,15 @@ def _login(route: Route, parent: paramiko.SSHClient | None, passphrase: str | No
         raise
     except paramiko.AuthenticationException as exc:
         client.close()
-        raise TransportError(f"SSH authentication as {ep.user} to {ep.address} failed: {exc}") from None
-    except (paramiko.SSHException, OSError, EOFError) as exc:
+        raise TransportError(f"SSH authentication as {ep.user} failed: {exc}") from None
+    except paramiko.SSHException as exc:
+        client.close()
+        if str(exc) != "No authentication methods available":
+            raise TransportError(f"SSH connection to {ep.address} failed: {exc}") from None
+        held = f"neither {', '.join(ep.identity_files)} nor the agent holds a key" if ep.identity_files else (
+            "no key file and no agent key")
+        raise TransportError(f"SSH authentication as {ep.user} failed: {held} to offer") from None
+    except (OSError, EOFError) as exc:
         client.close()
         raise TransportError(f"SSH connection to {ep.address} failed: {exc}") from None
     finally:

@@ -136,14 +136,22 @@ def _hashed_matches(name: str, field: str) -> bool:
 # -- what an operator reads when a key is refused -------------------------------------------------------
 
 def keyscan_line(route: tuple[Endpoint, ...]) -> str:
-    """The command that shows, by hand, the keys `route[-1]` offers (through the same jump hosts)."""
+    """The command that shows, by hand, the keys `route[-1]` offers: run on the last jump host, reached
+    as the tool reaches it (`-F`: `ssh` reads the passwd entry's ~/.ssh/config, not $HOME's; the known
+    hosts it trusted)."""
     target = route[-1]
     scan = f"ssh-keyscan -p {target.port} {shlex.quote(target.host)}"
     if len(route) == 1:
         return scan
     *before, last = route[:-1]
-    jumps = f"-J {','.join(f'{h.user}@{h.name}:{h.port}' for h in before)} " if before else ""
-    return f"ssh {jumps}-p {last.port} {last.user}@{last.name} {scan}"
+    words = ["ssh"]
+    if last.config:
+        words += ["-F", shlex.quote(last.config)]
+    words += ["-o", shlex.quote("UserKnownHostsFile=" + " ".join(last.known_hosts))]
+    if before:
+        words += ["-J", shlex.quote(",".join(f"{h.user}@{h.name}:{h.port}" for h in before))]
+    words += ["-p", str(last.port), shlex.quote(f"{last.user}@{last.name}"), scan]
+    return " ".join(words)
 
 
 def refusal(verdict: Verdict, route: tuple[Endpoint, ...], key_type: str, blob: bytes,
@@ -154,7 +162,7 @@ def refusal(verdict: Verdict, route: tuple[Endpoint, ...], key_type: str, blob: 
     scan = keyscan_line(route)
     files = ", ".join(target.known_hosts)
     if verdict is Verdict.UNKNOWN:
-        return (f"host key of {target.address} not in {files} (offered {offered}): refusing; "
+        return (f"{target.address}: host key not in {files} (offered {offered}): refusing; "
                 f"check it by hand with `{scan}` and add it to {target.known_hosts[0]}")
     first = known[0]
     where = f"{first.file}:{first.line}"

@@ -35,6 +35,8 @@ class Endpoint:
     identity_files: tuple[str, ...] = ()
     identities_only: bool = False
     host_key_alias: str | None = None
+    config: str | None = None
+    """The ssh config file it was resolved with (what `ssh -F` needs to resolve `name` the same way)."""
 
     @property
     def address(self) -> str:
@@ -43,7 +45,7 @@ class Endpoint:
     @property
     def key_name(self) -> str:
         """The name its key has in known_hosts (as `ssh` looks it up: port 22 is left out)."""
-        name = self.host_key_alias or self.host
+        name = (self.host_key_alias or self.host).lower()
         return name if self.port == 22 else f"[{name}]:{self.port}"
 
     @property
@@ -80,6 +82,7 @@ def member_route(member: Member, ssh: SSHSettings, config: ClientConfig) -> Rout
         identity_files=(ssh.identity_file,) if ssh.identity_file else entry.identity_files,
         identities_only=entry.identities_only,
         host_key_alias=entry.host_key_alias,
+        config=config.path,
     )
     return (*_hops(entry.proxy_jump, (member.host,), ssh, config), target)
 
@@ -112,6 +115,7 @@ def _hop(spec: str, chain: tuple[str, ...], ssh: SSHSettings, config: ClientConf
         identity_files=entry.identity_files or ((ssh.identity_file,) if ssh.identity_file else ()),
         identities_only=entry.identities_only,
         host_key_alias=entry.host_key_alias,
+        config=config.path,
     )
     return hop, entry
 
