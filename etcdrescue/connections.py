@@ -57,15 +57,16 @@ class Connections:
             with self._lock:
                 lock = self._locks.setdefault(key, threading.Lock())
             with lock:
-                current = self._clients.get(key)
+                with self._lock:  # held before it is looked at: a concurrent release cannot close it under us
+                    self._holders.setdefault(key, set()).add(holder)
+                    current = self._clients.get(key)
                 if current is None or not _alive(current):
                     if current is not None:
                         current.close()
                     current = _open(route[: i + 1], parent, passphrase, timeout, hop=i < len(route) - 1)
-                    self._clients[key] = current
-                    self.opened += 1
-                with self._lock:
-                    self._holders.setdefault(key, set()).add(holder)
+                    with self._lock:
+                        self._clients[key] = current
+                        self.opened += 1
             parent = current
         assert parent is not None
         return parent
