@@ -102,7 +102,7 @@ def _open(route: Route, parent: paramiko.SSHClient | None, passphrase: str | Non
           *, hop: bool) -> paramiko.SSHClient:
     """Errors about a jump host say so; the member's name is the caller's to add."""
     ep = route[-1]
-    where = f"jump host {ep.name} ({ep.address}): " if hop else ""
+    where = f"jump host {ep.name}: " if hop else ""
     try:
         return _login(route, parent, passphrase, timeout)
     except (HostKeyError, TransportError) as exc:

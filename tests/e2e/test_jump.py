@@ -151,7 +151,8 @@ def accepted_keys(text: str) -> list[str]:
 
 def test_refusals_change_nothing(setup: Setup, tmp_path: Path) -> None:
     """A ProxyJump loop, an ssh config the inventory names but that is missing, a host alias nothing resolves,
-    and a changed key behind the jump host: exit 2, one line naming it, nothing touched on any host."""
+    a changed key behind the jump host, the jump host's key unknown: exit 2, one line naming it, nothing
+    touched on any host."""
     lab = setup.lab
     before = tree_digest(lab)
     loop_home = tmp_path / "loop"
@@ -194,6 +195,17 @@ def test_refusals_change_nothing(setup: Setup, tmp_path: Path) -> None:
     shown = subprocess.run(scan, shell=True, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
                            env={**os.environ, **setup.env, "HOME": str(changed_home)})
     assert real.split()[1] in shown.stdout, shown.stderr
+
+    unknown_home = tmp_path / "unknown-jump"  # the jump host's own key is checked before anything goes through it
+    shutil.copytree(setup.home, unknown_home)
+    h0 = lab.hosts[0]
+    known = unknown_home / ".ssh" / "known_hosts"
+    subprocess.run(["ssh-keygen", "-R", f"[{h0.ip}]:2222", "-f", str(known)], check=True, capture_output=True)
+    res = etcdrescue("check", "-i", str(setup.inventory), env={**setup.env, "HOME": str(unknown_home)})
+    assert res.returncode == 2, res.stdout + res.stderr
+    jump_fp = fingerprint_of((h0.dir / "ssh_host_ed25519_key.pub").read_text())
+    assert (f"{h1.name}: jump host jump: {h0.ip}:2222: host key not in {known} (offered ssh-ed25519 {jump_fp}): "
+            f"refusing; check it by hand with `ssh-keyscan -p 2222 {h0.ip}` and add it to {known}") in res.stdout
     assert tree_digest(lab) == before
 
 
@@ -268,7 +280,7 @@ def test_identities_only_offers_only_the_agent_key_of_a_named_file(as_operator: 
             if works:
                 assert etcd_names(hosts, names) == names
             else:
-                with pytest.raises(TransportError, match=r"jump host jump .*: SSH authentication as root failed: "
+                with pytest.raises(TransportError, match=r"jump host jump: SSH authentication as root failed: "
                                                          r"neither .*/other nor the agent holds a key to offer"):
                     hosts.run(names[1], "true")
 
