@@ -5,22 +5,29 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
+from .connections import Connections
 from .inventory import Inventory
 from .probes import Fact, ParseError
+from .sshroute import member_routes
 from .transport import Result, SSHConfig, SSHHost
 
 T = TypeVar("T")
 
 
 class Hosts:
+    """The members' hosts, sharing one pool of connections (one per login, jump hosts included).
+
+    Every route is resolved here, before any connection: a bad ssh config or a ProxyJump loop is
+    refused while nothing has run anywhere.
+    """
+
     def __init__(self, inv: Inventory, *, sudo_password: str | None = None, passphrase: str | None = None) -> None:
         self.inv = inv
+        self.connections = Connections()
+        routes = member_routes(inv)
         self._hosts = {
-            m.name: SSHHost(m.name, SSHConfig(
-                host=m.host, port=m.port, user=inv.ssh.user, known_hosts=inv.ssh.known_hosts,
-                identity_file=inv.ssh.identity_file, passphrase=passphrase,
-                sudo=inv.ssh.sudo, sudo_password=sudo_password,
-            ))
+            m.name: SSHHost(m.name, SSHConfig(routes[m.name], passphrase=passphrase, sudo=inv.ssh.sudo,
+                                              sudo_password=sudo_password), self.connections)
             for m in inv.members
         }
 
@@ -36,6 +43,7 @@ class Hosts:
     def close(self) -> None:
         for h in self._hosts.values():
             h.close()
+        self.connections.close()
 
     def run(self, name: str, script: str, timeout: float = 60.0,
             on_output: Callable[[str], None] | None = None) -> Result:

@@ -27,18 +27,23 @@ SCOPE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 CLUSTER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
 TOP_KEYS = {"cluster", "profile", "ssh", "paths", "members"}
-SSH_KEYS = {"user", "port", "identity_file", "known_hosts", "sudo"}
+SSH_KEYS = {"user", "port", "identity_file", "known_hosts", "sudo", "config"}
 MEMBER_KEYS = {"name", "host", "port", "peer_url", "client_url"}
 PATH_KEYS = set(Paths.__dataclass_fields__)
 
 
 @dataclass(frozen=True)
 class SSHSettings:
+    """The inventory's `ssh:` section. `explicit` names the keys the inventory sets: only those win
+    over the operator's ssh config file (`config`, None for none); the defaults give way to it."""
+
     user: str = "root"
     port: int = 22
     identity_file: str | None = None
     known_hosts: str = "~/.ssh/known_hosts"
     sudo: bool = False
+    config: str | None = "~/.ssh/config"
+    explicit: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,8 @@ class Member:
     port: int
     peer_url: str
     client_url: str
+    port_set: bool = False
+    """The member's or the ssh section's `port` is in the inventory (else the ssh config's Port may apply)."""
 
     @property
     def peer_host(self) -> str:
@@ -191,7 +198,14 @@ def _parse_ssh(raw: Any, fail: Any) -> SSHSettings:
     sudo = raw.get("sudo", False)
     if not isinstance(sudo, bool):
         raise fail("ssh.sudo", "must be true or false")
-    return SSHSettings(user=user, port=port, identity_file=identity, known_hosts=known, sudo=sudo)
+    config = raw.get("config", "~/.ssh/config")
+    if config is False or (isinstance(config, str) and config.lower() == "none"):
+        config = None
+    else:
+        config = _abs_path(config, "ssh.config", fail, local=True)
+    explicit = frozenset(k for k, v in raw.items() if v is not None)
+    return SSHSettings(user=user, port=port, identity_file=identity, known_hosts=known, sudo=sudo,
+                       config=config, explicit=explicit)
 
 
 def _parse_paths(raw: Any, defaults: Paths, fail: Any) -> Paths:
@@ -217,12 +231,12 @@ def _url(value: Any, field: str, fail: Any) -> str:
         raise fail(field, f"malformed URL {value!r}: need scheme://host:port")
     if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
         raise fail(field, f"malformed URL {value!r}: no path, query or user allowed")
-    if not _valid_host(parts.hostname):
+    if not valid_host(parts.hostname):
         raise fail(field, f"malformed host in URL {value!r}")
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def _valid_host(host: str) -> bool:
+def valid_host(host: str) -> bool:
     try:
         addr = ipaddress.ip_address(host)
     except ValueError:
@@ -241,9 +255,10 @@ def _parse_member(i: int, raw: Any, ssh: SSHSettings, fail: Any) -> Member:
     if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise fail(f"{field}.name", f"required; letters, digits, '.', '_', '-': got {name!r}")
     host = raw.get("host", name)
-    if not isinstance(host, str) or not _valid_host(host):
+    if not isinstance(host, str) or not valid_host(host):
         raise fail(f"{field}.host", f"not a valid host name or address: {host!r}")
     port = _port(raw.get("port", ssh.port), f"{field}.port", fail)
+    port_set = raw.get("port") is not None or "port" in ssh.explicit
     peer = _url(raw.get("peer_url"), f"{field}.peer_url", fail)
     client = _url(raw.get("client_url"), f"{field}.client_url", fail)
     peer_parts, client_parts = urlsplit(peer), urlsplit(client)
@@ -253,7 +268,7 @@ def _parse_member(i: int, raw: Any, ssh: SSHSettings, fail: Any) -> Member:
         raise fail(f"{field}.peer_url", "peer URL and client URL must not share a port")
     if peer_parts.hostname in ("localhost", "127.0.0.1") and not host.startswith("127."):
         raise fail(f"{field}.peer_url", f"peer URL {peer!r} points at localhost, other members cannot reach it")
-    return Member(name=name, host=host, port=port, peer_url=peer, client_url=client)
+    return Member(name=name, host=host, port=port, peer_url=peer, client_url=client, port_set=port_set)
 
 
 def _check_unique(members: tuple[Member, ...], fail: Any) -> None:

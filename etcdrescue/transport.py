@@ -2,18 +2,15 @@
 
 Why its own socket: with TCP_NODELAY each command costs ~2 ms instead of ~48 ms
 (measured: see docs/design.md), which matters for health gates polling every 0.5 s.
-Host keys come only from the inventory's known_hosts; unknown or changed keys
+Connections, jump hosts and host keys are `connections.py`'s: unknown or changed keys
 are refused with the offered fingerprint in the message.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import logging
 import secrets
 import shlex
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -22,8 +19,10 @@ from pathlib import Path
 
 import paramiko
 
+from .connections import Connections
 from .errors import HostKeyError, TransportError
 from .shell import RemoteShell, ShellLost
+from .sshroute import Route
 
 OutputCallback = Callable[[str], None]
 
@@ -50,29 +49,11 @@ class Result:
         return (self.stdout + ("\n" if self.stdout and self.stderr else "") + self.stderr).strip()
 
 
-def fingerprint(key: paramiko.PKey) -> str:
-    digest = hashlib.sha256(key.asbytes()).digest()
-    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
-
-
-class _RefuseUnknown(paramiko.MissingHostKeyPolicy):
-    def __init__(self, known_hosts: str) -> None:
-        self.known_hosts = known_hosts
-
-    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
-        raise HostKeyError(
-            f"{hostname}: host key not in {self.known_hosts} (offered {key.get_name()} "
-            f"{fingerprint(key)}): refusing; verify it and add it to known_hosts"
-        )
-
-
-@dataclass
+@dataclass(frozen=True)
 class SSHConfig:
-    host: str
-    port: int
-    user: str
-    known_hosts: str
-    identity_file: str | None = None
+    """How to reach one member: the route to it (jump hosts first, the member last) and how to log in."""
+
+    route: Route
     passphrase: str | None = None
     sudo: bool = False
     sudo_password: str | None = None
@@ -80,11 +61,16 @@ class SSHConfig:
 
 
 class SSHHost:
-    """Runs shell scripts on one host over a lazily opened, reused connection."""
+    """Runs shell scripts on one host over a lazily opened, reused connection.
 
-    def __init__(self, name: str, config: SSHConfig) -> None:
+    The connection comes from `connections`, shared with the other members of the run (a jump host's
+    connection serves every member behind it); without one the host has its own.
+    """
+
+    def __init__(self, name: str, config: SSHConfig, connections: Connections | None = None) -> None:
         self.name = name
         self.config = config
+        self._connections = connections if connections is not None else Connections()
         self._client: paramiko.SSHClient | None = None
         self._shell: RemoteShell | None = None
         self._lock = threading.Lock()
@@ -97,55 +83,23 @@ class SSHHost:
         self.close()
 
     @property
+    def transport(self) -> paramiko.Transport | None:
+        return self._client.get_transport() if self._client else None
+
+    @property
     def connected(self) -> bool:
-        transport = self._client.get_transport() if self._client else None
+        transport = self.transport
         return bool(transport and transport.is_active())
 
     def connect(self) -> None:
         with self._lock:
             if self.connected:
                 return
-            self._connect()
-
-    def _connect(self) -> None:
-        cfg = self.config
-        client = paramiko.SSHClient()
-        known = Path(cfg.known_hosts)
-        if not known.is_file():
-            raise HostKeyError(f"{self.name}: known_hosts file {cfg.known_hosts} not found: refusing to trust any key")
-        client.load_host_keys(str(known))
-        client.set_missing_host_key_policy(_RefuseUnknown(cfg.known_hosts))
-        if cfg.identity_file and not Path(cfg.identity_file).is_file():
-            raise TransportError(f"{self.name}: identity file {cfg.identity_file} not found")
-        try:
-            sock = socket.create_connection((cfg.host, cfg.port), timeout=cfg.connect_timeout)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError as exc:
-            raise TransportError(f"{self.name}: cannot reach {cfg.host}:{cfg.port}: {exc.strerror or exc}") from None
-        try:
-            client.connect(
-                cfg.host, port=cfg.port, username=cfg.user, sock=sock,
-                key_filename=cfg.identity_file, passphrase=cfg.passphrase,
-                allow_agent=True, look_for_keys=cfg.identity_file is None,
-                timeout=cfg.connect_timeout, banner_timeout=cfg.connect_timeout,
-                auth_timeout=cfg.connect_timeout,
-            )
-        except HostKeyError as exc:
-            client.close()
-            raise HostKeyError(f"{self.name}: {exc}") from None
-        except paramiko.BadHostKeyException as exc:
-            client.close()
-            raise HostKeyError(
-                f"{self.name}: host key of {cfg.host}:{cfg.port} CHANGED: offered {exc.key.get_name()} "
-                f"{fingerprint(exc.key)}, known_hosts has {fingerprint(exc.expected_key)}: refusing"
-            ) from None
-        except paramiko.AuthenticationException as exc:
-            client.close()
-            raise TransportError(f"{self.name}: SSH authentication as {cfg.user} failed: {exc}") from None
-        except (paramiko.SSHException, OSError) as exc:
-            client.close()
-            raise TransportError(f"{self.name}: SSH connection to {cfg.host}:{cfg.port} failed: {exc}") from None
-        self._client = client
+            try:
+                self._client = self._connections.client(self.config.route, self, passphrase=self.config.passphrase,
+                                                        timeout=self.config.connect_timeout)
+            except (HostKeyError, TransportError) as exc:
+                raise type(exc)(f"{self.name}: {exc}") from None
 
     def close(self) -> None:
         with self._lock:
@@ -153,8 +107,8 @@ class SSHHost:
                 self._shell.close()
                 self._shell = None
             if self._client is not None:
-                self._client.close()
                 self._client = None
+                self._connections.release(self)
 
     def run(self, script: str, *, timeout: float = 60.0, on_output: OutputCallback | None = None) -> Result:
         """Run `script` in the host's long-lived bash; reconnect once if the connection was already gone."""
@@ -162,8 +116,7 @@ class SSHHost:
 
     def _open_shell(self) -> RemoteShell:
         self.connect()
-        assert self._client is not None
-        transport = self._client.get_transport()
+        transport = self.transport
         if transport is None:
             raise TransportError(f"{self.name}: not connected")
         channel = transport.open_session()

@@ -24,6 +24,7 @@ from etcdrescue.lab import Lab
 from etcdrescue.platform.envfile import EnvFile
 from etcdrescue.platform.pod import StaticPod
 from etcdrescue.probes import ParseError
+from etcdrescue.sshroute import member_routes
 from etcdrescue.transport import SSHConfig, SSHHost
 
 __all__ = ["lab_factory"]
@@ -195,8 +196,7 @@ def test_facts_over_ssh_on_live_lab(lab_factory: Callable[..., Lab]) -> None:
     lab = lab_factory(3, subnet=41)
     inv = load_inventory(lab.inventory_path)
     m0 = inv.members[0]
-    cfg = SSHConfig(host=m0.host, port=m0.port, user=inv.ssh.user, known_hosts=inv.ssh.known_hosts,
-                    identity_file=inv.ssh.identity_file)
+    cfg = SSHConfig(member_routes(inv)[m0.name])
     urls = [m.client_url for m in inv.members]
     tools = inv.platform.tools
     truth = {m["name"]: m["id"] for m in lab.member_list()}

@@ -15,6 +15,7 @@ from conftest_lab import requires_lab
 from etcdrescue.errors import EXIT_REFUSED, HostKeyError, TransportError
 from etcdrescue.lab import Lab
 from etcdrescue.lab.pki import ssh_keypair
+from etcdrescue.sshroute import Endpoint
 from etcdrescue.transport import SSHConfig, SSHHost
 
 pytestmark = [pytest.mark.lab, requires_lab, pytest.mark.timeout(120)]
@@ -33,12 +34,14 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         lab.down()
 
 
-def config(lab: Lab, index: int = 0, **kw: object) -> SSHConfig:
+def config(lab: Lab, index: int = 0, *, known_hosts: str | None = None, identity_file: str | None = None,
+           **kw: object) -> SSHConfig:
     h = lab.hosts[index]
-    args: dict[str, object] = {"host": h.ip, "port": h.ssh_port, "user": "root",
-                               "known_hosts": str(lab.known_hosts), "identity_file": str(lab.identity_file)}
+    args: dict[str, object] = {"name": h.ip, "host": h.ip, "port": h.ssh_port, "user": "root"}
     args.update(kw)
-    return SSHConfig(**args)  # type: ignore[arg-type]
+    return SSHConfig((Endpoint(**args,  # type: ignore[arg-type]
+                               known_hosts=(known_hosts or str(lab.known_hosts),),
+                               identity_files=(identity_file or str(lab.identity_file),)),))
 
 
 @pytest.fixture
@@ -94,11 +97,11 @@ def test_timeout_kills_the_remote_command(lab: Lab, host: SSHHost) -> None:
 
 def test_commands_reuse_one_connection(host: SSHHost) -> None:
     first = host.run("echo $SSH_CONNECTION").stdout
-    transport = host._client.get_transport() if host._client else None
+    transport = host.transport
     assert transport is not None
     for _ in range(25):
         assert host.run("echo $SSH_CONNECTION").stdout == first  # same client port: same TCP connection
-    assert host._client is not None and host._client.get_transport() is transport
+    assert host.transport is transport
 
 
 # -- host keys and authentication ----------------------------------------------------------------
