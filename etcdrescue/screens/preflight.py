@@ -139,7 +139,8 @@ class PreflightScreen(Screen[PreflightReport | None]):
     PreflightScreen Button { margin: 0 1; }
     """
     BINDINGS = [Binding("r", "refresh_survey", "Refresh"), Binding("n", "next", "Next"),
-                Binding("b,escape", "back", "Back")]
+                Binding("b,escape", "back", "Back"),
+                Binding("up", "member(-1)", show=False), Binding("down", "member(1)", show=False)]
 
     def __init__(self, session: RecoverySession) -> None:
         super().__init__()
@@ -174,7 +175,13 @@ class PreflightScreen(Screen[PreflightReport | None]):
         yield RescueFooter()
 
     def on_mount(self) -> None:
+        self.query_one(DataTable).focus()
         self.action_refresh_survey()
+
+    def action_member(self, step: int) -> None:
+        """↑/↓ pick a member for the detail line wherever the focus is (it moves to Next with the verdict)."""
+        table = self.query_one(DataTable)
+        table.move_cursor(row=table.cursor_row + step)
 
     def on_resize(self) -> None:
         self.render_table()

@@ -133,6 +133,14 @@ def screen_text(app: App[Any]) -> str:
     return "\n".join("".join(strip.text for strip in line) for line in update.strips)
 
 
+BOX = re.compile(r"[│╭╮╰╯─█▀▄▔▁▎▊▌▐▏▂▃▅▆▇▉]")
+
+
+def flat(text: str) -> str:
+    """The words of a screen in order, borders and line breaks gone: a wrapped title reads whole again."""
+    return " ".join(BOX.sub(" ", text).split())
+
+
 VOLATILE = [
     (re.compile(r"terminal-\d+-"), "terminal-X-"),
     (re.compile(r"\d{8}T\d{6}Z"), "STAMP"),
