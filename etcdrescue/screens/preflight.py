@@ -88,12 +88,27 @@ def fit_columns(rows: list[Cells], width: int) -> tuple[str, ...]:
     return tuple(shown)
 
 
-def detail_text(label: str, cells: Cells, error: str, hidden: tuple[str, ...]) -> Text:
-    """Every column of one member on one (wrapping) line, then why it failed, if it did."""
-    t = Text(label, style="bold")
+def detail_text(label: str, cells: Cells, error: str, hidden: tuple[str, ...], width: int) -> Text:
+    """Every column of one member, packed into lines of `width` cells, then why it failed, if it did.
+
+    Packed here rather than wrapped by the widget, which breaks at any space: `free 21.9` on one
+    line and `GiB` on the next is the cut figure again."""
+    pieces = [Text(label, style="bold")]
     for column, value in zip(COLUMNS[1:], cells[1:], strict=True):
-        t.append(f" · {column} ", style="dim")
-        t.append(value)
+        piece = Text()
+        piece.append(f"{column} ", style="dim")
+        piece.append(value)
+        pieces.append(piece)
+    t, line = Text(), 0
+    for i, piece in enumerate(pieces):
+        if i and line + 3 + piece.cell_len > width:
+            t.append("\n")
+            line = 0
+        elif i:
+            t.append(" · ", style="dim")
+            line += 3
+        t.append_text(piece)
+        line += piece.cell_len
     if error:
         t.append(f"\n{error}", style="red")
     if hidden:
@@ -211,7 +226,8 @@ class PreflightScreen(Screen[PreflightReport | None]):
         member = self.inv.members[max(0, min(row, len(self.inv.members) - 1))]
         hidden = tuple(c for c in COLUMNS if c not in self.shown)
         self.query_one("#member-detail", Static).update(
-            detail_text(member.name, self.cells[member.name], self.errors.get(member.name, ""), hidden))
+            detail_text(member.name, self.cells[member.name], self.errors.get(member.name, ""), hidden,
+                        self.size.width - 4))
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if self.cells:

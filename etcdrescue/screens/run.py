@@ -189,7 +189,7 @@ class RunScreen(Screen[WizardRun]):
         self.started[msg.step.key] = time.monotonic()
         self.waiting_for = ""
         self.render_steps()
-        self.query_one("#steps", OptionList).highlighted = msg.index
+        self.follow(msg.step.key)
 
     def on_step_finished(self, msg: StepFinished) -> None:
         self.status[msg.outcome.step.key] = msg.outcome.status
@@ -223,6 +223,7 @@ class RunScreen(Screen[WizardRun]):
     def on_confirm_requested(self, msg: ConfirmRequested) -> None:
         self.waiting_for = msg.step.key
         self.render_steps()
+        self.follow(msg.step.key)
         detail = (f"Step: {msg.step.title}\nHosts: {', '.join(msg.step.hosts)}\n"
                   f"Old data is kept, not deleted (suffix .etcdrescue-{self.plan.ctx.stamp}).")
         self.app.push_screen(ConfirmScreen(msg.step.destructive, detail),
@@ -273,9 +274,17 @@ class RunScreen(Screen[WizardRun]):
         status.set_classes(cls)
 
     def flush_log(self) -> None:
+        """The log follows the output unless the operator is in it, reading further up.
+
+        Not the Log's own rule (follow only while at the end): a batch written while a modal
+        covers this screen left it short of the end, and it never followed again."""
         lines = self.bridge.drain()
         if lines:
-            self.query_one("#log", Log).write_lines(lines)
+            log = self.query_one("#log", Log)
+            follow = not log.has_focus or log.is_vertical_scroll_end
+            log.write_lines(lines, scroll_end=False)
+            if follow:
+                log.scroll_end(animate=False, x_axis=False)
 
     def tick(self) -> None:
         self.render_steps()
@@ -309,6 +318,10 @@ class RunScreen(Screen[WizardRun]):
         steps = self.query_one("#steps", OptionList)
         for i in range(len(self.plan.steps)):
             steps.replace_option_prompt_at_index(i, self.step_line(i))
+
+    def follow(self, key: str) -> None:
+        """The highlight moves to the step the engine is at; ↑/↓ take it elsewhere until the next step."""
+        self.query_one("#steps", OptionList).highlighted = [s.key for s in self.plan.steps].index(key)
 
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
         """The full title of the highlighted step: the list cuts it at the box's edge."""

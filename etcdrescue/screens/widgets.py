@@ -47,9 +47,18 @@ class RescueHeader(Widget):
     """
 
     def render(self) -> Text:
+        """Without the labels when the line would not fit: the badges and the connection state must."""
         st: WizardStatus = getattr(self.app, "status", WizardStatus())
-        t = Text(" etcdrescue ", style="bold")
-        t.append(f"│ cluster {st.cluster or '-'} │ profile {st.profile or '-'} ")
+        full = Text(" etcdrescue ", style="bold")
+        full.append(f"│ cluster {st.cluster or '-'} │ profile {st.profile or '-'} ")
+        line = self.line(st, full)
+        if line.cell_len <= self.size.width:
+            return line
+        return self.line(st, Text(f" {st.cluster or '-'} │ {st.profile or '-'} "))
+
+    @staticmethod
+    def line(st: WizardStatus, head: Text) -> Text:
+        t = head.copy()
         if st.dry_run:
             t.append(" DRY RUN ", style="bold black on yellow")
             t.append(" ")

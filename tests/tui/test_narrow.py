@@ -24,7 +24,7 @@ from etcdrescue.screens.app import RescueApp
 from etcdrescue.screens.detail import StepDetailScreen
 from etcdrescue.screens.inventory import InventoryScreen
 from etcdrescue.screens.plan import PlanScreen
-from etcdrescue.screens.preflight import COLUMNS, PreflightScreen, fit_columns
+from etcdrescue.screens.preflight import COLUMNS, PreflightScreen, detail_text, fit_columns
 from etcdrescue.screens.run import Phase, RunOutcome, RunScreen, WizardRun
 from etcdrescue.screens.summary import SummaryScreen
 from etcdrescue.screens.widgets import ConfirmScreen
@@ -64,6 +64,15 @@ def test_columns_that_fit_are_kept_whole() -> None:
         need = sum(max(len(c), len(str(FULL[COLUMNS.index(c)]))) + 2 for c in shown)
         assert need <= width or shown == tuple(c for c in COLUMNS if c not in
                                                ("ID", "host key", "manifest", "free", "raft")), width
+
+
+def test_detail_line_keeps_each_column_with_its_value() -> None:
+    """`free 21.9` at the end of one line and `GiB` on the next would be the cut figure again."""
+    for width in range(40, 130):
+        lines = detail_text("master01.example.com", FULL, "", (), width).plain.splitlines()
+        assert all(len(line) <= width for line in lines), (width, lines)
+        for column, value in zip(COLUMNS[1:], FULL[1:], strict=True):
+            assert any(f"{column} {value}" in line for line in lines), (width, column, lines)
 
 
 def long_inventory(directory: Path) -> Path:
@@ -148,7 +157,7 @@ async def step_in_full(app: RescueApp, pilot: Pilot[Any], plan: Plan, i: int) ->
 async def test_long_step_title_read_whole_by_keyboard_on_plan_and_run(
         tmp_path: Path, canned_preflight: CannedPreflight) -> None:
     canned_preflight(False)
-    app = RescueApp(long_inventory(tmp_path), BACKUP)
+    app = RescueApp(long_inventory(tmp_path), BACKUP, rehearsal=True)
     async with app.run_test(size=NARROW) as pilot:
         plan = await to_plan(app, pilot)
         i = next(i for i, s in enumerate(plan.steps) if len(s.title) > 80)
@@ -165,6 +174,8 @@ async def test_long_step_title_read_whole_by_keyboard_on_plan_and_run(
         await pilot.press("home", *["down"] * i)
         await pilot.pause(0.1)
         text = screen_text(app)
+        header = text.splitlines()[0]
+        assert "DRY RUN" in header and header.rstrip().endswith("│ dry run: read-only"), header
         rows = [line for line in text.splitlines() if title[:25] in line]
         assert any("…" in line for line in rows) and not any(title in line for line in rows), text
         assert f"[{i + 1}/{len(plan.steps)}] {title}" in flat(text)

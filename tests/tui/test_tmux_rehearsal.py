@@ -102,8 +102,9 @@ def test_rehearsal_walked_by_keys_at_80x24(tmp_path: Path) -> None:
             if "Yes (y)" in text:
                 pane.keys("y")
 
-        run = pane.wait_for("n: summary", timeout=90, each=confirm)
-        assert "Recovery complete" in run and "Steps" in run and "Health gate" in run
+        pane.wait_for("n: summary", timeout=90, each=confirm)
+        run = pane.wait_for("-> done", timeout=5)  # the log follows the output to its end
+        assert "Recovery complete" in run and "Health gate" in run and "gate passed: all members healthy" in run
         pane.keys("n")
 
         summary = pane.wait_for("RECOVERED rehearsal: 3/3 members healthy", timeout=15)
