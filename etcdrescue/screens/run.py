@@ -92,7 +92,7 @@ class RunScreen(Screen[WizardRun]):
     RunScreen #steps:focus { border: round $accent; }
     RunScreen #step-detail { height: auto; max-height: 3; padding: 0 1; background: $boost; }
     RunScreen #gatebox { width: 40%; min-width: 36; max-width: 44; border: round $secondary; }
-    RunScreen #gate-title { height: 1; text-wrap: nowrap; text-overflow: ellipsis; }
+    RunScreen #gate-title { height: auto; max-height: 2; }
     RunScreen #gate { height: auto; }
     RunScreen Log { height: 1fr; border: round $panel; }
     RunScreen #status { height: auto; max-height: 4; padding: 0 1; text-style: bold; }
@@ -329,8 +329,8 @@ class RunScreen(Screen[WizardRun]):
             Text(step_title(self.plan, event.option_index)).append("  v: every command", "dim"))
 
     def on_resize(self, event: Resize) -> None:
-        """As many step rows as fit a third of the height (at most 9; the list scrolls), the log the rest."""
-        rows = min(len(self.plan.steps), 9, max(3, event.size.height // 3))
+        """As many step rows as fit a third of the height (the list scrolls), the log the rest."""
+        rows = min(len(self.plan.steps), max(3, event.size.height // 3))
         self.query_one("#top").styles.height = rows + 2
 
     # -- operator intents -------------------------------------------------------------
