@@ -4,7 +4,7 @@ what the bridge reports and hands the operator's decisions back to it.
 Keys: p pause after the current step, a abort (the engine stops at the next
 command boundary; nothing is deleted), r retry the failed step with a new
 Engine on the same plan, hosts and journal, n go on to the summary, v the
-highlighted step in full (the step list follows the running step; ↑/↓ move it).
+highlighted step in full, as enter does (the step list follows the running step; ↑/↓ move it).
 """
 
 from __future__ import annotations
@@ -377,6 +377,9 @@ class RunScreen(Screen[WizardRun]):
     def action_next(self) -> None:
         if self.phase is Phase.ENDED:
             self.dismiss(self.record)
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.action_view_step()
 
     def action_view_step(self) -> None:
         i = self.query_one("#steps", OptionList).highlighted

@@ -137,9 +137,9 @@ async def to_plan(app: RescueApp, pilot: Pilot[Any]) -> Plan:
     return app.screen.plan  # type: ignore[attr-defined,no-any-return]
 
 
-async def step_in_full(app: RescueApp, pilot: Pilot[Any], plan: Plan, i: int) -> None:
-    """`v` opens the step: its whole title and first command on screen, the last one after `end`."""
-    await pilot.press("v")
+async def step_in_full(app: RescueApp, pilot: Pilot[Any], plan: Plan, i: int, key: str = "v") -> None:
+    """`key` opens the step: its whole title and first command on screen, the last one after `end`."""
+    await pilot.press(key)
     await wait_until(pilot, lambda: isinstance(app.screen, StepDetailScreen), what="step detail")
     await pilot.pause(0.1)
     step = plan.steps[i]
@@ -180,6 +180,7 @@ async def test_long_step_title_read_whole_by_keyboard_on_plan_and_run(
         assert any("…" in line for line in rows) and not any(title in line for line in rows), text
         assert f"[{i + 1}/{len(plan.steps)}] {title}" in flat(text)
         await step_in_full(app, pilot, plan, i)
+        await step_in_full(app, pilot, plan, i, key="enter")
 
 
 class One(App[None]):
