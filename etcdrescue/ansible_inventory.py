@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError
-from .inventory import CLUSTER_RE, NAME_RE, PATH_RE, USER_RE, _valid_host
+from .inventory import CLUSTER_RE, NAME_RE, PATH_RE, USER_RE, valid_host
 from .inventory_writer import InventoryDraft, MemberDraft, SSHDraft, render, verify
 
 MAGIC = {"inventory_file", "inventory_dir", "inventory_hostname", "inventory_hostname_short", "group_names"}
@@ -162,10 +162,10 @@ class _Mapper:
             v = self.value(host, key)
             if v is None:
                 continue
-            if _valid_host(str(v)):
+            if valid_host(str(v)):
                 return str(v), key
             self.unknown.append(f"{host.name}: {key}={v!s} is not a host name or address: not used")
-        if _valid_host(host.name):
+        if valid_host(host.name):
             return host.name, ""
         return None
 
@@ -311,7 +311,7 @@ def _member(m: _Mapper, h: AnsibleHost, ssh_port: int, own_port: int | None) -> 
         notes.append(("peer_url", "check: no etcd_ip/openshift_ip/ansible_host: the inventory hostname; etcd's own "
                                   "is ETCD_INITIAL_ADVERTISE_PEER_URLS"))
     ssh_host = m.value(h, "ansible_host") or m.value(h, "ansible_ssh_host") or h.name
-    if not _valid_host(str(ssh_host)):
+    if not valid_host(str(ssh_host)):
         m.unknown.append(f"host {h.name}: SSH address {ssh_host} is not a host name or address: left out")
         return None
     return MemberDraft(name=str(name), host=str(ssh_host), port=own_port if own_port != ssh_port else None,

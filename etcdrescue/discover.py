@@ -17,18 +17,23 @@ and the file says so. SSH addresses of the other members are the host parts of t
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from .command import Raw, q
 from .errors import InputError
-from .inventory import CLUSTER_RE, USER_RE, _valid_host
+from .inventory import CLUSTER_RE, USER_RE, Member, SSHSettings, valid_host
 from .inventory_writer import InventoryDraft, MemberDraft, SSHDraft, render, verify
 from .platform import PLATFORMS, Platform
 from .platform.tools import EtcdTools, find_script, parse_tool
 from .probes import MemberInfo, ParseError, parse_endpoint_health, parse_kv, parse_member_list
+from .sshroute import load_config, member_route
 from .transport import SSHConfig, SSHHost
+
+T = TypeVar("T")
 
 TIMEOUTS = ("--dial-timeout=3s", "--command-timeout=5s")
 FROM_PEER = "check: taken from the peer URL"
@@ -43,6 +48,15 @@ class Target:
     user: str = "root"
     identity_file: str | None = None
     known_hosts: str = "~/.ssh/known_hosts"
+    ssh_config: str | None = None
+    """`--ssh-config FILE`: the host (and later every member) is resolved through it, and the inventory names it."""
+    explicit: frozenset[str] = frozenset({"user", "port", "identity_file", "known_hosts"})
+    """The SSH settings the operator gave: only those win over the ssh config and are written out."""
+
+    def settings(self) -> SSHSettings:
+        return SSHSettings(user=self.user, port=self.port, identity_file=self.identity_file,
+                           known_hosts=os.path.expanduser(self.known_hosts), config=self.ssh_config or "~/.ssh/config",
+                           explicit=self.explicit | ({"config"} if self.ssh_config else set()))
 
 
 @dataclass(frozen=True)
@@ -52,7 +66,7 @@ class Discovery:
 
 
 def check_target(t: Target) -> None:
-    if not _valid_host(t.host):
+    if not valid_host(t.host):
         raise InputError(f"not a valid host name or address: {t.host!r}")
     if not USER_RE.fullmatch(t.user):
         raise InputError(f"not a valid user name: {t.user!r}")
@@ -66,15 +80,21 @@ def discover(target: Target, profile: str | None = None, cluster: str | None = N
     check_target(target)
     if cluster is not None and not CLUSTER_RE.fullmatch(cluster):
         raise InputError(f"--cluster: letters, digits, '.', '_', '-' (max 63), got {cluster!r}")
-    host = SSHHost(target.host, SSHConfig(host=target.host, port=target.port, user=target.user,
-                                          known_hosts=target.known_hosts, identity_file=target.identity_file,
-                                          passphrase=passphrase))
+    ssh = target.settings()
+    me = Member(target.host, target.host, target.port, "", "", port_set="port" in target.explicit)
+    host = SSHHost(target.host, SSHConfig(member_route(me, ssh, load_config(ssh)), passphrase=passphrase))
     with host:
         def run(script: str, timeout: float) -> tuple[int, str, str]:
             res = host.run(script, timeout=timeout)
             return res.exited, res.stdout, res.stderr
 
         return discover_with(run, target, profile, cluster)
+
+
+def _given(target: Target, key: str, value: T) -> T | None:
+    """Only what the operator gave is written: the rest comes, as it did here, from the ssh config or the
+    inventory's defaults."""
+    return value if key in target.explicit else None
 
 
 def discover_with(run: Run, target: Target, profile: str | None = None, cluster: str | None = None) -> Discovery:
@@ -99,8 +119,9 @@ def discover_with(run: Run, target: Target, profile: str | None = None, cluster:
     name = cluster or _cluster_name(members)
     draft = InventoryDraft(
         cluster=name, profile=platform.name,
-        ssh=SSHDraft(user=target.user, port=target.port, identity_file=target.identity_file,
-                     known_hosts=target.known_hosts),
+        ssh=SSHDraft(user=_given(target, "user", target.user), port=_given(target, "port", target.port),
+                     identity_file=target.identity_file, known_hosts=_given(target, "known_hosts", target.known_hosts),
+                     config=target.ssh_config),
         members=tuple(members), source=tuple(source), unknown=tuple(unknown),
         cluster_note="" if cluster else "check: chosen by etcdrescue; it names the journal and is typed to confirm",
     )

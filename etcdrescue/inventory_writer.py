@@ -24,11 +24,14 @@ PLAIN_RE = re.compile(r"[A-Za-z0-9_/~][A-Za-z0-9_./~@+%:=,\[\]-]*")
 
 @dataclass(frozen=True)
 class SSHDraft:
-    user: str = "root"
-    port: int = 22
+    user: str | None = "root"
+    """None: not written (the inventory's default, or the ssh config's User)."""
+    port: int | None = 22
     identity_file: str | None = None
     known_hosts: str | None = None
     sudo: bool = False
+    config: str | None = None
+    """The ssh config file every member is resolved through."""
     notes: tuple[tuple[str, str], ...] = ()
     """(field, comment) pairs: why a value is what it is."""
 
@@ -88,8 +91,12 @@ def render(draft: InventoryDraft) -> str:
     out.append(_line("", "profile", draft.profile, {}))
     ssh, notes = draft.ssh, dict(draft.ssh.notes)
     out.append("ssh:")
-    out.append(_line("  ", "user", ssh.user, notes))
-    out.append(_line("  ", "port", ssh.port, notes))
+    if ssh.config:
+        out.append(_line("  ", "config", ssh.config, notes))
+    if ssh.user is not None:
+        out.append(_line("  ", "user", ssh.user, notes))
+    if ssh.port is not None:
+        out.append(_line("  ", "port", ssh.port, notes))
     if ssh.identity_file:
         out.append(_line("  ", "identity_file", ssh.identity_file, notes))
     if ssh.known_hosts:

@@ -23,11 +23,15 @@ def register(sub: Any) -> None:
     d = cmds.add_parser("discover", help="read the cluster's members off one reachable master (read-only)")
     d.add_argument("host", help="SSH address of one master")
     d.add_argument("--profile", choices=["okd3", "kubeadm"], help="platform (default: detected from its files)")
-    d.add_argument("--user", default="root", help="SSH user (default root)")
-    d.add_argument("--port", type=int, default=22, help="SSH port (default 22)")
-    d.add_argument("--identity", metavar="FILE", help="SSH private key")
-    d.add_argument("--known-hosts", metavar="FILE", default="~/.ssh/known_hosts",
-                   help="known_hosts with the master's key (unknown keys are refused)")
+    d.add_argument("--ssh-config", metavar="FILE",
+                   help="OpenSSH client config: HOST and every member are resolved through it (Host patterns, "
+                        "User, Port, IdentityFile, ProxyJump), and the inventory names it (default ~/.ssh/config "
+                        "where it exists, not written)")
+    d.add_argument("--user", help="SSH user (default: the ssh config's, else root)")
+    d.add_argument("--port", type=int, help="SSH port (default: the ssh config's, else 22)")
+    d.add_argument("--identity", metavar="FILE", help="SSH private key (default: the ssh config's, or the agent)")
+    d.add_argument("--known-hosts", metavar="FILE",
+                   help="known_hosts with the master's key (default ~/.ssh/known_hosts; unknown keys are refused)")
     d.add_argument("--cluster", help="cluster name to write (default: the members' domain)")
     d.add_argument("-o", "--output", type=Path, help="write here (default: stdout); an existing file is kept")
     d.set_defaults(func=cmd_discover)
@@ -60,8 +64,11 @@ def cmd_discover(args: argparse.Namespace) -> int:
     from ..discover import Target, discover
     from ..session import PASSPHRASE_ENV
 
-    target = Target(host=args.host, port=args.port, user=args.user, identity_file=_local(args.identity),
-                    known_hosts=_local(args.known_hosts) or "")
+    given = {"user": args.user, "port": args.port, "identity_file": args.identity, "known_hosts": args.known_hosts}
+    target = Target(host=args.host, port=args.port or 22, user=args.user or "root",
+                    identity_file=_local(args.identity), known_hosts=_local(args.known_hosts) or "~/.ssh/known_hosts",
+                    ssh_config=_local(args.ssh_config),
+                    explicit=frozenset(k for k, v in given.items() if v is not None))
     found = discover(target, args.profile, args.cluster, passphrase=os.environ.get(PASSPHRASE_ENV))
     return emit(found.draft, found.text, args.output)
 

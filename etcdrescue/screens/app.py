@@ -37,7 +37,8 @@ EXIT_CODES = {RunOutcome.RECOVERED: EXIT_OK, RunOutcome.PLANNED: EXIT_OK, RunOut
 class RescueApp(App[int]):
     TITLE = "etcdrescue"
     BINDINGS = [Binding("ctrl+c", "request_quit", "Quit", priority=True),
-                Binding("ctrl+q", "request_quit", "Quit", priority=True, show=False)]
+                Binding("ctrl+q", "request_quit", "Quit", priority=True, show=False),
+                Binding("f1", "toggle_keys", "Keys")]
 
     def __init__(self, inventory_path: str | Path | None = None, backup: str | None = None, rehearsal: bool = False,
                  journal_dir: Path | None = None, gate_timeout: float = 120, yes: bool = False, *,
@@ -157,6 +158,13 @@ class RescueApp(App[int]):
             if isinstance(screen, RunScreen) and screen.running:
                 return screen
         return None
+
+    def action_toggle_keys(self) -> None:
+        """Every key of the current screen with what it does: the footer has room for the keys, not more."""
+        if self.screen.query("HelpPanel"):
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()
 
     def action_request_quit(self) -> None:
         run = self.running_screen()

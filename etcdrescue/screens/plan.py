@@ -17,10 +17,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Checkbox, Footer, Label, Select, Static, Tree
+from textual.widgets import Checkbox, Label, Select, Static, Tree
 
 from ..plan import Plan
-from .widgets import RescueHeader, update_status
+from .detail import StepDetailScreen, step_title
+from .widgets import RescueFooter, RescueHeader, update_status
 
 
 @dataclass(frozen=True)
@@ -34,8 +35,9 @@ class PlanChoice:
 
 def step_label(plan: Plan, i: int) -> Text:
     step = plan.steps[i]
-    t = Text("⚠ " if step.destructive else "  ", style="bold yellow")
-    t.append(f"[{i + 1}/{len(plan.steps)}] {step.title}", style="bold")
+    t = Text()
+    t.append("⚠ " if step.destructive else "  ", style="bold yellow")
+    t.append(step_title(plan, i), style="bold")
     if step.destructive:
         t.append("  (destructive: asks first)", style="yellow")
     return t
@@ -50,10 +52,11 @@ class PlanScreen(Screen[PlanChoice]):
     PlanScreen Tree { height: 1fr; }
     PlanScreen #detail { height: auto; max-height: 6; padding: 0 1; background: $boost; }
     """
-    BINDINGS = [Binding("s", "start", "Start"), Binding("d", "toggle_box('dry')", "Dry run"),
-                Binding("o", "toggle_box('once')", "Confirm once"), Binding("e", "expand(True)", "Expand all"),
-                Binding("c", "expand(False)", "Collapse all"), Binding("w", "write_runbook", "Runbook"),
-                Binding("b,escape", "back", "Back")]
+    BINDINGS = [Binding("s", "start", "Start"), Binding("v", "view_step", "Step"),
+                Binding("d", "toggle_box('dry')", "Dry run"), Binding("o", "toggle_box('once')", "Ask once"),
+                Binding("e", "expand(True)", "Expand all", show=False),
+                Binding("c", "expand(False)", "Collapse all", show=False),
+                Binding("w", "write_runbook", "Runbook"), Binding("b,escape", "back", "Back")]
 
     def __init__(self, plan: Plan, *, dry_run: bool = False, confirm_once: bool = False, ask: bool = True,
                  fixed_seed: bool = False) -> None:
@@ -77,8 +80,9 @@ class PlanScreen(Screen[PlanChoice]):
                                f"stamp {self.plan.ctx.stamp} (e/c expand/collapse all)", id="plan")
         tree.root.expand()
         for i, step in enumerate(self.plan.steps):
-            node = tree.root.add(step_label(self.plan, i), data=f"{step.title}\nwhy: {step.why}"
-                                 + (f"\nasks: {step.destructive}" if step.destructive else ""))
+            node = tree.root.add(step_label(self.plan, i), data=f"{step_title(self.plan, i)}\nwhy: {step.why}"
+                                 + (f"\nasks: {step.destructive}" if step.destructive else "")
+                                 + "\nv: the whole step with every command")
             for cmd in step.commands:
                 node.add_leaf(Text(f"{cmd.host}$ {cmd.script}"), data=f"{cmd.purpose}:\n{cmd.host}$ {cmd.script}")
             if step.gate is not None:
@@ -86,10 +90,26 @@ class PlanScreen(Screen[PlanChoice]):
                               data=f"health gate: {step.gate.title}; members {', '.join(step.gate.members)}")
         yield tree
         yield Static("", id="detail")
-        yield Footer()
+        yield RescueFooter()
 
     def on_mount(self) -> None:
-        self.query_one(Tree).focus()
+        tree = self.query_one(Tree)
+        tree.focus()
+        tree.move_cursor(tree.root.children[0] if tree.root.children else None)
+
+    def highlighted_step(self) -> int | None:
+        """The step of the highlighted row: the step itself, or the step a command or gate row belongs to."""
+        node = self.query_one(Tree).cursor_node
+        while node is not None and node.parent is not None and not node.parent.is_root:
+            node = node.parent
+        if node is None or node.parent is None:
+            return None
+        return node.parent.children.index(node)
+
+    def action_view_step(self) -> None:
+        i = self.highlighted_step()
+        if i is not None:
+            self.app.push_screen(StepDetailScreen(self.plan, i))
 
     def on_tree_node_highlighted(self, event: Tree.NodeHighlighted[str]) -> None:
         self.query_one("#detail", Static).update(Text(event.node.data or ""))

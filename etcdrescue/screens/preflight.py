@@ -17,10 +17,10 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal
+from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Button, DataTable, Footer, Static
+from textual.widgets import Button, DataTable, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from ..inventory import Member
@@ -28,11 +28,15 @@ from ..platform.tools import EtcdTools
 from ..preflight.survey import survey_backup, survey_host, tool_choice
 from ..preflight.verdict import BackupFacts, HostFacts, PreflightReport, ToolChoice, judge
 from ..session import RecoverySession
-from .widgets import RescueHeader, update_status
+from .widgets import RescueFooter, RescueHeader, update_status
 
 COLUMNS = ("member", "ID", "ssh", "host key", "manifest", "etcd", "health", "data", "free", "raft")
 """ID: the etcd member ID (hex, as `etcdctl member list` shows it) of a member whose etcd answers.
 raft: how far its own data goes (raft index, read offline): a quorum restore starts from the highest."""
+DROP_ORDER = ("ID", "host key", "manifest", "free", "raft")
+"""The columns left out, in this order, while the table is wider than the terminal: a column cut in
+the middle shows `122.2` for `122.2 MiB`. The detail line under the table names every column."""
+Cells = list[str | Text]
 
 
 @dataclass
@@ -69,6 +73,49 @@ def member_cells(f: HostFacts) -> list[str | Text]:
             size(f.member_kb), size(f.free_kb), raft]
 
 
+def cell_len(value: str | Text) -> int:
+    return value.cell_len if isinstance(value, Text) else Text(value).cell_len
+
+
+def fit_columns(rows: list[Cells], width: int) -> tuple[str, ...]:
+    """The columns that fit `width` cells whole (content plus a cell of padding each side)."""
+    need = {c: max([cell_len(c), *(cell_len(r[i]) for r in rows)]) + 2 for i, c in enumerate(COLUMNS)}
+    shown = list(COLUMNS)
+    for column in DROP_ORDER:
+        if sum(need[c] for c in shown) <= width:
+            break
+        shown.remove(column)
+    return tuple(shown)
+
+
+def detail_text(label: str, cells: Cells, error: str, hidden: tuple[str, ...], width: int) -> Text:
+    """Every column of one member, packed into lines of `width` cells, then why it failed, if it did.
+
+    Packed here rather than wrapped by the widget, which breaks at any space: `free 21.9` on one
+    line and `GiB` on the next is the cut figure again."""
+    pieces = [Text(label, style="bold")]
+    for column, value in zip(COLUMNS[1:], cells[1:], strict=True):
+        piece = Text()
+        piece.append(f"{column} ", style="dim")
+        piece.append(value)
+        pieces.append(piece)
+    t, line = Text(), 0
+    for i, piece in enumerate(pieces):
+        if i and line + 3 + piece.cell_len > width:
+            t.append("\n")
+            line = 0
+        elif i:
+            t.append(" · ", style="dim")
+            line += 3
+        t.append_text(piece)
+        line += piece.cell_len
+    if error:
+        t.append(f"\n{error}", style="red")
+    if hidden:
+        t.append(f"\n↑/↓ picks a member; not in the table at this width: {', '.join(hidden)}", style="dim")
+    return t
+
+
 def failed_cells(name: str) -> list[str | Text]:
     return [name, "?", Text("ERROR", "bold red"), *(["?"] * (len(COLUMNS) - 3))]
 
@@ -95,7 +142,9 @@ def backup_text(b: BackupFacts | None, path: str | None) -> str:
 
 class PreflightScreen(Screen[PreflightReport | None]):
     DEFAULT_CSS = """
-    PreflightScreen DataTable { height: auto; max-height: 1fr; }
+    PreflightScreen #body { height: 1fr; }
+    PreflightScreen DataTable { height: auto; }
+    PreflightScreen #member-detail { padding: 0 1; height: auto; background: $boost; }
     PreflightScreen #backup-line, PreflightScreen #verdict { padding: 0 1; height: auto; }
     PreflightScreen #verdict { margin-top: 1; text-style: bold; }
     PreflightScreen .ok { color: $success; }
@@ -105,7 +154,8 @@ class PreflightScreen(Screen[PreflightReport | None]):
     PreflightScreen Button { margin: 0 1; }
     """
     BINDINGS = [Binding("r", "refresh_survey", "Refresh"), Binding("n", "next", "Next"),
-                Binding("b,escape", "back", "Back")]
+                Binding("b,escape", "back", "Back"),
+                Binding("up", "member(-1)", show=False), Binding("down", "member(1)", show=False)]
 
     def __init__(self, session: RecoverySession) -> None:
         super().__init__()
@@ -120,34 +170,77 @@ class PreflightScreen(Screen[PreflightReport | None]):
         """This generation's workers and what each surveys: a member's name, or "" for the backup."""
         self.failures: list[str] = []
         self.names = short_names([m.name for m in self.inv.members])
+        self.cells: dict[str, Cells] = {}
+        """Every column of every member; the table shows those that fit (`fit_columns`)."""
+        self.errors: dict[str, str] = {}
+        self.shown: tuple[str, ...] = COLUMNS
 
     def compose(self) -> ComposeResult:
         yield RescueHeader()
-        yield DataTable(cursor_type="row", zebra_stripes=True, id="members")
-        yield Static("", id="backup-line")
-        yield Static("Surveying…", id="verdict")
-        yield Static("", id="problems")
+        with VerticalScroll(id="body"):
+            yield DataTable(cursor_type="row", zebra_stripes=True, id="members")
+            yield Static("", id="member-detail")
+            yield Static("", id="backup-line")
+            yield Static("Surveying…", id="verdict")
+            yield Static("", id="problems")
         with Horizontal():
             yield Button("Back (b)", id="back")
             yield Button("Refresh (r)", id="refresh")
             yield Button("Next (n)", variant="primary", id="next", disabled=True)
-        yield Footer()
+        yield RescueFooter()
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        for c in COLUMNS:
-            table.add_column(c, key=c)
+        self.query_one(DataTable).focus()
         self.action_refresh_survey()
+
+    def action_member(self, step: int) -> None:
+        """↑/↓ pick a member for the detail line wherever the focus is (it moves to Next with the verdict)."""
+        table = self.query_one(DataTable)
+        table.move_cursor(row=table.cursor_row + step)
+
+    def on_resize(self) -> None:
+        self.render_table()
+
+    def set_cells(self, name: str, cells: Cells, error: str = "") -> None:
+        cells[0] = self.names[name]
+        self.cells[name], self.errors[name] = cells, error
+        self.render_table()
+
+    def render_table(self) -> None:
+        """Rebuilt whole on every change: the set of columns that fits depends on every cell."""
+        if not self.cells:
+            return
+        table = self.query_one(DataTable)
+        rows = [self.cells[m.name] for m in self.inv.members]
+        self.shown = fit_columns(rows, self.size.width - 2)
+        cursor = table.cursor_row
+        table.clear(columns=True)
+        for c in self.shown:
+            table.add_column(c, key=c)
+        for m, row in zip(self.inv.members, rows, strict=True):
+            table.add_row(*(row[COLUMNS.index(c)] for c in self.shown), key=m.name)
+        table.move_cursor(row=cursor)
+        self.show_detail(cursor)
+
+    def show_detail(self, row: int) -> None:
+        member = self.inv.members[max(0, min(row, len(self.inv.members) - 1))]
+        hidden = tuple(c for c in COLUMNS if c not in self.shown)
+        self.query_one("#member-detail", Static).update(
+            detail_text(member.name, self.cells[member.name], self.errors.get(member.name, ""), hidden,
+                        self.size.width - 4))
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if self.cells:
+            self.show_detail(event.cursor_row)
 
     def action_refresh_survey(self) -> None:
         self.generation += 1
         self.workers.cancel_group(self, "preflight")
         self.facts, self.backup_facts, self.report, self.tools = {}, None, None, None
         self.probes, self.failures = {}, []
-        table = self.query_one(DataTable)
-        table.clear()
-        for m in self.inv.members:
-            table.add_row(self.names[m.name], *(["…"] * (len(COLUMNS) - 1)), key=m.name)
+        self.cells = {m.name: [self.names[m.name], *(["…"] * (len(COLUMNS) - 1))] for m in self.inv.members}
+        self.errors = {}
+        self.render_table()
         self.query_one("#backup-line", Static).update(backup_text(None, self.backup))
         verdict = self.query_one("#verdict", Static)
         verdict.update("Surveying…")
@@ -189,10 +282,7 @@ class PreflightScreen(Screen[PreflightReport | None]):
         label = target or f"backup {self.backup}"
         self.failures.append(f"{label}: {describe(event.worker.error)}")
         if target:
-            cells = failed_cells(self.names[target])
-            table = self.query_one(DataTable)
-            for col, value in zip(COLUMNS, cells, strict=True):
-                table.update_cell(target, col, value, update_width=True)
+            self.set_cells(target, failed_cells(target), f"survey failed: {describe(event.worker.error)}")
         else:
             self.query_one("#backup-line", Static).update(
                 f"Backup {self.backup}: survey failed: {describe(event.worker.error)}")
@@ -211,11 +301,7 @@ class PreflightScreen(Screen[PreflightReport | None]):
         if msg.generation != self.generation:
             return
         self.facts[msg.facts.name] = msg.facts
-        table = self.query_one(DataTable)
-        cells = member_cells(msg.facts)
-        cells[0] = self.names[msg.facts.name]
-        for col, value in zip(COLUMNS, cells, strict=True):
-            table.update_cell(msg.facts.name, col, value, update_width=True)
+        self.set_cells(msg.facts.name, member_cells(msg.facts), msg.facts.error)
         if len(self.facts) == len(self.inv.members):
             self.members_done()
         self.maybe_judge()

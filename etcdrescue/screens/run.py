@@ -3,7 +3,8 @@ what the bridge reports and hands the operator's decisions back to it.
 
 Keys: p pause after the current step, a abort (the engine stops at the next
 command boundary; nothing is deleted), r retry the failed step with a new
-Engine on the same plan, hosts and journal, n go on to the summary.
+Engine on the same plan, hosts and journal, n go on to the summary, v the
+highlighted step in full, as enter does (the step list follows the running step; ↑/↓ move it).
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.events import Resize
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Log, Static
+from textual.widgets import DataTable, Log, OptionList, Static
 
 from ..checks import MemberHealth
 from ..engine import StepOutcome, StepStatus
@@ -39,7 +41,8 @@ from .bridge import (
     StepFinished,
     StepStarted,
 )
-from .widgets import ConfirmScreen, RescueHeader
+from .detail import StepDetailScreen, step_title
+from .widgets import ConfirmScreen, RescueFooter, RescueHeader
 
 ICONS = {StepStatus.PENDING: ("·", "dim"), StepStatus.RUNNING: ("▶", "bold cyan"), StepStatus.SKIPPED: ("↷", "green"),
          StepStatus.DONE: ("✔", "green"), StepStatus.PLANNED: ("○", "blue"), StepStatus.FAILED: ("✘", "bold red")}
@@ -84,9 +87,12 @@ def yn(flag: bool) -> Text:
 class RunScreen(Screen[WizardRun]):
     DEFAULT_CSS = """
     RunScreen #top { height: 11; }
-    RunScreen #steps { width: 1fr; border: round $primary; text-wrap: nowrap; text-overflow: ellipsis; }
-    RunScreen #gatebox { width: 44; border: round $secondary; }
-    RunScreen #gate-title { height: 1; text-wrap: nowrap; text-overflow: ellipsis; }
+    RunScreen #steps { width: 1fr; height: 100%; max-height: 100%; border: round $primary; padding: 0;
+                       text-wrap: nowrap; text-overflow: ellipsis; }
+    RunScreen #steps:focus { border: round $accent; }
+    RunScreen #step-detail { height: auto; max-height: 3; padding: 0 1; background: $boost; }
+    RunScreen #gatebox { width: 40%; min-width: 36; max-width: 44; border: round $secondary; }
+    RunScreen #gate-title { height: auto; max-height: 2; }
     RunScreen #gate { height: auto; }
     RunScreen Log { height: 1fr; border: round $panel; }
     RunScreen #status { height: auto; max-height: 4; padding: 0 1; text-style: bold; }
@@ -95,7 +101,8 @@ class RunScreen(Screen[WizardRun]):
     RunScreen .aborted { color: $warning; }
     """
     BINDINGS = [Binding("p", "pause", "Pause/resume"), Binding("a", "abort", "Abort"),
-                Binding("r", "retry", "Retry step"), Binding("n", "next", "Summary")]
+                Binding("r", "retry", "Retry step"), Binding("n", "next", "Summary"),
+                Binding("v", "view_step", "Step")]
 
     def __init__(self, session: RecoverySession, plan: Plan, *, dry_run: bool, ask: bool, confirm_once: bool = False,
                  done: tuple[str, ...] = ()) -> None:
@@ -121,22 +128,23 @@ class RunScreen(Screen[WizardRun]):
     def compose(self) -> ComposeResult:
         yield RescueHeader()
         with Horizontal(id="top"):
-            yield Static("", id="steps")
+            yield OptionList(*(self.step_line(i) for i in range(len(self.plan.steps))), id="steps")
             with Vertical(id="gatebox"):
                 yield Static("No health gate yet", id="gate-title")
                 yield DataTable(id="gate", show_cursor=False)
+        yield Static("", id="step-detail")
         yield Log(id="log", max_lines=20000)
         yield Static("", id="status")
-        yield Footer()
+        yield RescueFooter()
 
     def on_mount(self) -> None:
-        self.query_one("#steps", Static).border_title = "Steps"
+        self.query_one("#steps", OptionList).border_title = "Steps"
         self.query_one("#gatebox").border_title = "Health gate"
+        self.query_one("#gatebox").border_subtitle = "★ leader"
         self.query_one("#log", Log).border_title = "Commands and output"
-        self.query_one("#top").styles.height = min(len(self.plan.steps), 9) + 2
         gate = self.query_one("#gate", DataTable)
-        for c, width in (("member", 10), ("up", 3), ("healthy", 7), ("lead", 4), ("raft", 8)):
-            gate.add_column(c, key=c, width=width)
+        for c in ("member", "up", "healthy", "raft"):
+            gate.add_column(c, key=c)
         self.set_interval(0.05, self.flush_log)
         self.set_interval(0.5, self.tick)
         self.render_steps()
@@ -181,6 +189,7 @@ class RunScreen(Screen[WizardRun]):
         self.started[msg.step.key] = time.monotonic()
         self.waiting_for = ""
         self.render_steps()
+        self.follow(msg.step.key)
 
     def on_step_finished(self, msg: StepFinished) -> None:
         self.status[msg.outcome.step.key] = msg.outcome.status
@@ -193,7 +202,7 @@ class RunScreen(Screen[WizardRun]):
         table = self.query_one("#gate", DataTable)
         table.clear()
         for name in msg.gate.members:
-            table.add_row(name.split(".")[0][:10], "…", "…", "", "", key=name)
+            table.add_row(name.split(".")[0][:10], "…", "…", "", key=name)
         self.tick()
 
     def on_gate_progressed(self, msg: GateProgressed) -> None:
@@ -205,15 +214,16 @@ class RunScreen(Screen[WizardRun]):
         table = self.query_one("#gate", DataTable)
         for m in r.members:
             if m.name in table.rows:
-                for col, value in zip(("up", "healthy", "lead", "raft"),
-                                      (yn(m.up), yn(m.healthy), "★" if m.leader else "", str(m.raft_index or "")),
-                                      strict=True):
-                    table.update_cell(m.name, col, value)
+                member = m.name.split(".")[0][:10] + (" ★" if m.leader else "")
+                for col, value in zip(("member", "up", "healthy", "raft"),
+                                      (member, yn(m.up), yn(m.healthy), str(m.raft_index or "")), strict=True):
+                    table.update_cell(m.name, col, value, update_width=True)
         self.tick()
 
     def on_confirm_requested(self, msg: ConfirmRequested) -> None:
         self.waiting_for = msg.step.key
         self.render_steps()
+        self.follow(msg.step.key)
         detail = (f"Step: {msg.step.title}\nHosts: {', '.join(msg.step.hosts)}\n"
                   f"Old data is kept, not deleted (suffix .etcdrescue-{self.plan.ctx.stamp}).")
         self.app.push_screen(ConfirmScreen(msg.step.destructive, detail),
@@ -264,9 +274,17 @@ class RunScreen(Screen[WizardRun]):
         status.set_classes(cls)
 
     def flush_log(self) -> None:
+        """The log follows the output unless the operator is in it, reading further up.
+
+        Not the Log's own rule (follow only while at the end): a batch written while a modal
+        covers this screen left it short of the end, and it never followed again."""
         lines = self.bridge.drain()
         if lines:
-            self.query_one("#log", Log).write_lines(lines)
+            log = self.query_one("#log", Log)
+            follow = not log.has_focus or log.is_vertical_scroll_end
+            log.write_lines(lines, scroll_end=False)
+            if follow:
+                log.scroll_end(animate=False, x_axis=False)
 
     def tick(self) -> None:
         self.render_steps()
@@ -281,22 +299,39 @@ class RunScreen(Screen[WizardRun]):
                 line.append(r.problem[:80] if r is not None else "waiting for the first answer")
             self.query_one("#gate-title", Static).update(line)
 
+    def step_line(self, i: int) -> Text:
+        step = self.plan.steps[i]
+        st = self.status[step.key]
+        icon, style = ICONS[st]
+        if step.key == self.waiting_for:
+            icon, style = "?", "bold yellow"
+        outcome = self.record.outcomes.get(step.key) or self.bridge.outcomes.get(step.key)
+        secs = (time.monotonic() - self.started[step.key]) if st is StepStatus.RUNNING else (
+            outcome.duration if outcome else None)
+        out = Text()
+        out.append(f"{icon} ", style)
+        out.append(f"{'' if secs is None else f'{secs:5.1f}s'}".rjust(7) + " ", "dim")
+        out.append(step.title, "bold" if st is StepStatus.RUNNING else "")
+        return out
+
     def render_steps(self) -> None:
-        out = Text(no_wrap=True, overflow="ellipsis")
-        now = time.monotonic()
-        for i, step in enumerate(self.plan.steps):
-            st = self.status[step.key]
-            icon, style = ICONS[st]
-            if step.key == self.waiting_for:
-                icon, style = "?", "bold yellow"
-            outcome = self.record.outcomes.get(step.key) or self.bridge.outcomes.get(step.key)
-            secs = (now - self.started[step.key]) if st is StepStatus.RUNNING else (
-                outcome.duration if outcome else None)
-            out.append(f"{icon} ", style)
-            out.append(f"{'' if secs is None else f'{secs:5.1f}s'}".rjust(7) + " ", "dim")
-            out.append(step.title + ("\n" if i < len(self.plan.steps) - 1 else ""),
-                       "bold" if st is StepStatus.RUNNING else "")
-        self.query_one("#steps", Static).update(out)
+        steps = self.query_one("#steps", OptionList)
+        for i in range(len(self.plan.steps)):
+            steps.replace_option_prompt_at_index(i, self.step_line(i))
+
+    def follow(self, key: str) -> None:
+        """The highlight moves to the step the engine is at; ↑/↓ take it elsewhere until the next step."""
+        self.query_one("#steps", OptionList).highlighted = [s.key for s in self.plan.steps].index(key)
+
+    def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        """The full title of the highlighted step: the list cuts it at the box's edge."""
+        self.query_one("#step-detail", Static).update(
+            Text(step_title(self.plan, event.option_index)).append("  v: every command", "dim"))
+
+    def on_resize(self, event: Resize) -> None:
+        """As many step rows as fit a third of the height (the list scrolls), the log the rest."""
+        rows = min(len(self.plan.steps), max(3, event.size.height // 3))
+        self.query_one("#top").styles.height = rows + 2
 
     # -- operator intents -------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -342,6 +377,14 @@ class RunScreen(Screen[WizardRun]):
     def action_next(self) -> None:
         if self.phase is Phase.ENDED:
             self.dismiss(self.record)
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.action_view_step()
+
+    def action_view_step(self) -> None:
+        i = self.query_one("#steps", OptionList).highlighted
+        if i is not None:
+            self.app.push_screen(StepDetailScreen(self.plan, i))
 
     def on_unmount(self) -> None:
         """Leaving the screen (or the app) must never leave the engine blocked in confirm/checkpoint."""

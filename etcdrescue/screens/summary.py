@@ -17,12 +17,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from ..engine import StepStatus
 from ..journal import read_journal
 from .run import RunOutcome, WizardRun, yn
-from .widgets import RescueHeader
+from .widgets import RescueFooter, RescueHeader
 
 EXPORTS = {"runbook": ("etcdrescue.runbook", "runbook.md"), "report": ("etcdrescue.report", "report.md")}
 
@@ -80,7 +80,7 @@ class SummaryScreen(Screen[None]):
             yield DataTable(id="members", show_cursor=False)
             yield Static(self.facts(), id="facts")
             yield Static(self.export_line(), id="export")
-        yield Footer()
+        yield RescueFooter()
 
     def verdict(self) -> str:
         r = self.record
@@ -104,7 +104,9 @@ class SummaryScreen(Screen[None]):
         t.append(f"Old data kept with suffix .etcdrescue-{ctx.stamp} (nothing was deleted):\n")
         for m in ctx.inv.members:
             paths = r.kept.get(m.name)
-            t.append(f"  {m.name}: {', '.join(paths) if paths else 'nothing moved'}\n")
+            t.append(f"  {m.name}: {'' if paths else 'nothing moved'}\n")
+            for path in paths or ():
+                t.append(f"    {path}\n")
         t.append(f"Journal: {r.journal or 'none (dry run)'}")
         todo = ctx.revisions.restart_by_hand
         if todo and r.status is RunOutcome.RECOVERED:
@@ -119,7 +121,10 @@ class SummaryScreen(Screen[None]):
                           *(f"{k}: not available" for k in missing)])
 
     def on_mount(self) -> None:
+        """The page scrolls by keyboard: the table has no cursor, so the scroll takes the focus."""
+        self.query_one(VerticalScroll).focus()
         table = self.query_one("#members", DataTable)
+        table.can_focus = False
         for c in ("member", "up", "healthy", "leader", "raft index"):
             table.add_column(c)
         by_name = {m.name: m for m in self.record.members}

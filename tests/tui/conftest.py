@@ -35,7 +35,7 @@ from etcdrescue.transport import Result
 __all__ = ["lab_factory", "requires_lab"]
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
-SIZE = (100, 30)
+SIZE = (120, 40)
 BACKUP = "/var/lib/etcd/openshift-backup-1"
 
 
@@ -129,7 +129,16 @@ async def resume_question(app: App[Any], pilot: Pilot[Any]) -> str:
 
 def screen_text(app: App[Any]) -> str:
     """Everything visible on the current screen as plain text (for assertions)."""
-    return "\n".join(line.text for line in app.screen._compositor.render_update(full=True).strips)  # type: ignore[attr-defined]
+    update = app.screen._compositor.render_full_update()
+    return "\n".join("".join(strip.text for strip in line) for line in update.strips)
+
+
+BOX = re.compile(r"[│╭╮╰╯─█▀▄▔▁▎▊▌▐▏▂▃▅▆▇▉]")
+
+
+def flat(text: str) -> str:
+    """The words of a screen in order, borders and line breaks gone: a wrapped title reads whole again."""
+    return " ".join(BOX.sub(" ", text).split())
 
 
 VOLATILE = [
