@@ -154,6 +154,8 @@ def _preflight_lines(e: Event) -> list[str]:
     out += member_table(rows)
     if e.get("seed_reason"):
         out += [f"Seed: {e['seed_reason']}", ""]
+    if e.get("revisions"):
+        out += [f"Revisions: {e['revisions']}", ""]
     b = e.get("backup")
     if isinstance(b, dict):
         snap = b.get("snapshot") or {}

@@ -11,6 +11,7 @@ test's own; neither the inventory nor the config names a key file.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import hashlib
@@ -19,7 +20,7 @@ import re
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -306,3 +307,52 @@ def test_a_passphrase_protected_identity_file_the_agent_holds(as_operator: Setup
     monkeypatch.delenv("SSH_AUTH_SOCK")
     with Hosts(inv) as hosts, pytest.raises(TransportError, match=r"authentication .*encrypted"):
         hosts.run(lab.hosts[2].name, "true")
+
+
+async def wizard_recovery(inventory: Path, backup: str, journal: Path) -> None:
+    """The wizard driven by keys: inventory (enter), pre-flight (n), plan (s), every confirmation (y)."""
+    from textual.pilot import Pilot
+
+    from etcdrescue.screens.app import RescueApp
+    from etcdrescue.screens.inventory import InventoryScreen
+    from etcdrescue.screens.plan import PlanScreen
+    from etcdrescue.screens.preflight import PreflightScreen
+    from etcdrescue.screens.run import Phase, RunOutcome, RunScreen
+    from etcdrescue.screens.widgets import ConfirmScreen
+
+    async def until(pilot: Pilot[int], cond: Callable[[], object], what: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while not cond():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            await pilot.pause(0.05)
+
+    app = RescueApp(inventory, backup, journal_dir=journal, gate_timeout=90)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, InventoryScreen), "the inventory screen")
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, PreflightScreen) and app.screen.report is not None,
+                    "the pre-flight verdict")
+        await pilot.press("n")
+        await until(pilot, lambda: isinstance(app.screen, PlanScreen), "the plan")
+        await pilot.press("s")
+        await until(pilot, lambda: any(isinstance(s, RunScreen) for s in app.screen_stack), "the run")
+        run = next(s for s in app.screen_stack if isinstance(s, RunScreen))
+        deadline = time.monotonic() + 200
+        while run.phase is not Phase.ENDED:
+            assert time.monotonic() < deadline and run.phase is not Phase.FAILED, run.record.error
+            if isinstance(app.screen, ConfirmScreen):
+                await pilot.press("y")
+            await pilot.pause(0.05)
+        assert run.record.status is RunOutcome.RECOVERED, run.record.error
+
+
+def test_the_wizard_recovers_behind_the_jump_host(as_operator: Setup, tmp_path: Path) -> None:
+    lab = as_operator.lab
+    b = break_lab(lab, "openshift")
+    assert b.backup
+    offsets = [as_operator.log(i).stat().st_size for i in range(len(lab.hosts))]
+    asyncio.run(wizard_recovery(as_operator.inventory, b.backup, tmp_path / "j"))
+    assert_recovered(b, tmp_path / "j", keys=500, post=0)
+    jump_log = as_operator.log(0).read_bytes()[offsets[0]:].decode(errors="replace")
+    forwarded = re.findall(r"server_request_direct_tcpip: originator \S+ port \d+, target (\S+) port (\d+)", jump_log)
+    assert sorted(set(forwarded)) == sorted((h.ip, "2222") for h in lab.hosts[1:]), jump_log[-3000:]

@@ -45,6 +45,9 @@ def test_a_restore_bumps_revisions_where_the_tool_can(lab_factory: LabFactory, t
     assert not [s for s in done_steps(events) if s.startswith("restart-")]
     assert "restart by hand" not in out
     assert len(b.lab.read_prefix("/pre/", host=b.lab.hosts[2])) == 500
+    (path,) = journal.glob("*.jsonl")
+    report = etcdrescue("report", str(path))
+    assert f"Revisions: revisions bumped by {amount:,} with --mark-compacted" in report.stdout, report.stdout
 
 
 def test_an_asked_for_bump_the_tool_lacks_is_refused(lab_factory: LabFactory, tmp_path: Path) -> None:
