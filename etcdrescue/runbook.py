@@ -101,7 +101,7 @@ def _prerequisites(plan: Plan) -> list[str]:
     ctx, inv = plan.ctx, plan.ctx.inv
     out = ["## Prerequisites", "",
            f"- [ ] SSH as `{inv.ssh.user}` to every master (port {inv.ssh.port} unless the table says otherwise)"
-           + (", with sudo" if inv.ssh.sudo else ""),
+           + (", with sudo" if inv.ssh.sudo else "") + _ssh_config_note(inv),
            *_tools_lines(ctx.platform.tools),
            f"- [ ] The cluster has really lost quorum: fewer than {inv.quorum} of {len(inv.members)} members healthy",
            "- [ ] Nobody else is working on these masters (the kubelet restarts etcd when its manifest returns)"]
@@ -115,6 +115,15 @@ def _prerequisites(plan: Plan) -> list[str]:
         out += [f"- [ ] On `{ctx.seed.name}`, the restore tool takes the revision-bump flags (prints `yes`):", "",
                 *(f"  {line}" for line in fence(restore_can_bump(ctx.platform.tools).script)), ""]
     return [*out, ""]
+
+
+def _ssh_config_note(inv: Inventory) -> str:
+    """Where the inventory leaves SSH settings to the operator's ssh config, the config decides, as for the tool."""
+    open_keys = {"user", "port"} - inv.ssh.explicit
+    if inv.ssh.config is None or not open_keys:
+        return ""
+    return (f"; where the inventory sets no {', '.join(sorted(open_keys))}, your ssh config `{inv.ssh.config}` "
+            "decides them (and any ProxyJump), as it does for etcdrescue")
 
 
 def _tools_lines(tools: EtcdTools) -> list[str]:

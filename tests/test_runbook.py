@@ -322,3 +322,16 @@ def test_runbook_pdf_option(tmp_path: Path) -> None:
     text = subprocess.run(["pdftotext", str(pdf), "-"], check=True, capture_output=True, text=True).stdout
     assert "etcd recovery runbook: okd-prod" in text and "Join master03.example.com" in text
 
+
+
+def test_ssh_settings_left_to_the_ssh_config_are_named(tmp_path: Path) -> None:
+    path = tmp_path / "inv.yaml"
+    path.write_text(EXAMPLE.read_text().replace("  user: root\n", "").replace("  port: 22\n", "")
+                    + "  # (no user or port: the ssh config's)\n")
+    inv = load_inventory(path)
+    doc = render_markdown(build_plan(Context(inv, None, Method.FORCE_NEW_CLUSTER, DOC_STAMP)), date="2024-03-01")
+    assert (f"where the inventory sets no port, user, your ssh config `{inv.ssh.config}` decides them (and any "
+            "ProxyJump), as it does for etcdrescue") in doc
+    explicit = render_markdown(build_plan(Context(load_inventory(EXAMPLE), None, Method.FORCE_NEW_CLUSTER, DOC_STAMP)),
+                               date="2024-03-01")
+    assert "your ssh config" not in explicit
