@@ -38,6 +38,36 @@ class StepRecord:
     def commands(self) -> list[Event]:
         return [e for e in self.events if e.get("event") == "command"]
 
+    def time_split(self) -> TimeSplit:
+        """Where the step's time went, from the events' end times and durations.
+
+        A command's attempts before its last are retries (with the waits between them, e.g. a `member add`
+        refused while the cluster settles); a gate's time runs from the event before it to its verdict.
+        """
+        commands = retries = gates = 0.0
+        attempts: dict[tuple[object, object], list[Event]] = {}
+        for e in self.commands:
+            if "duration" in e:
+                attempts.setdefault((e.get("host"), e.get("script")), []).append(e)
+        for runs in attempts.values():
+            last = runs[-1]
+            commands += float(last["duration"])
+            if len(runs) > 1:
+                retries += (last["ts"] - last["duration"]) - (runs[0]["ts"] - runs[0]["duration"])
+        previous = self.started
+        for e in self.events:
+            if e.get("event") == "gate" and previous is not None and "ts" in e:
+                gates += e["ts"] - previous
+            previous = e.get("ts", previous)
+        return TimeSplit(commands, gates, retries)
+
+
+@dataclass(frozen=True)
+class TimeSplit:
+    commands: float
+    gates: float
+    retries: float
+
 
 @dataclass
 class RunRecord:
@@ -185,6 +215,23 @@ def _after_from_gates(run: RunRecord) -> Event | None:
     return None
 
 
+def _split(st: StepRecord) -> str:
+    if st.started is None:
+        return "- | - | -"
+    t = st.time_split()
+    return f"{_secs(t.commands)} | {_secs(t.gates)} | {_secs(t.retries)}"
+
+
+def _wall(run: RunRecord) -> str:
+    """From the start of the pre-flight (where it was recorded), else of the run, to its end."""
+    end = run.end.get("ts") if run.end else None
+    start = (run.preflight or {}).get("started") or run.start.get("ts")
+    if end is None or start is None:
+        return "not known (the run did not end)"
+    since = "pre-flight included" if (run.preflight or {}).get("started") else "from the run's start"
+    return f"{_secs(end - start)} ({since})"
+
+
 def _gate_lines(g: Event, since: float | None) -> list[str]:
     waited = f", after {_secs(g['ts'] - since)}" if since is not None and "ts" in g else ""
     verdict = "passed" if g.get("ok") else "FAILED"
@@ -235,16 +282,19 @@ def render_markdown(events: list[Event], source: str = "journal") -> str:
                 f"- Seed: `{s.get('seed', '?')}`", f"- Stamp: `{stamp}`",
                 *([f"- Resumed at step `{s['start_at']}`"] if s.get("start_at") else []),
                 f"- Started: {_when(s.get('ts'))}", f"- Finished: {_when(end_ts)}",
-                f"- Duration: {_secs(run.end.get('duration') if run.end else None)}", f"- Journal: `{source}`", ""]
+                f"- Duration: {_secs(run.end.get('duration') if run.end else None)}", f"- Wall time: {_wall(run)}",
+                f"- Journal: `{source}`", ""]
         if run.preflight is not None:
             out += _preflight_lines(run.preflight)
         out += _members_section("Members before", run.members_event("before"))
-        out += ["## Steps", "", "| # | Step | Title | Status | Started | Duration | Gate |",
-                "|---|---|---|---|---|---|---|"]
+        out += ["## Steps", "", "Duration is split into time in commands, waiting at gates, and in retries of "
+                "refused commands (the rest is the tool's bookkeeping).", "",
+                "| # | Step | Title | Status | Started | Duration | Commands | Gates | Retries | Gate |",
+                "|---|---|---|---|---|---|---|---|---|---|"]
         for i, st in enumerate(run.steps, 1):
             gate = "; ".join(("passed" if g.get("ok") else "FAILED") for g in st.gates) or "-"
             out.append(f"| {i} | `{st.key}` | {_cell(st.title)} | {st.status} | {_when(st.started)} | "
-                       f"{_secs(st.duration)} | {gate} |")
+                       f"{_secs(st.duration)} | {_split(st)} | {gate} |")
         out.append("")
         for i, st in enumerate(run.steps, 1):
             out += [f"### {i}. `{st.key}`: {st.title or '(not started)'}", "",

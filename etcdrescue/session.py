@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -145,9 +146,11 @@ class RecoverySession:
             self.resumed = replace(self.resumed, inv=inv)
 
     def preflight(self) -> PreflightReport:
+        started = time.time()
         self.prepare()
-        return run_preflight(self.hosts, backup=self.backup, method=self.method, resuming=self.resuming,
-                             uploaded=self.uploaded, seed=self.seed_choice, revisions=self.revision_options)
+        return replace(run_preflight(self.hosts, backup=self.backup, method=self.method, resuming=self.resuming,
+                             uploaded=self.uploaded, seed=self.seed_choice, revisions=self.revision_options),
+                       started=started)
 
     def plan(self, report: PreflightReport) -> Plan:
         """The plan for a report that passed: with the tools it chose, on every host."""

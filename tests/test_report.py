@@ -153,3 +153,35 @@ def test_dry_run_journal_shows_each_commands_mark() -> None:
     doc = render_markdown(evs, "c-S.jsonl")
     assert "- Result: **DRY RUN (nothing changed)**" in doc
     assert "- `a`: dry run, would run" in doc and "exit ?" not in doc
+
+
+def test_a_steps_time_is_split_into_commands_gates_and_retries() -> None:
+    """The recorded run's `member add` was refused twice while the cluster settled: that wait is retries."""
+    runs = parse_runs(events())
+    add_step = next(st for st in runs[0].steps if any(c.get("attempt") == 3 for c in st.commands))
+    split = add_step.time_split()
+    attempts = [c for c in add_step.commands if " member add " in str(c.get("script"))]
+    first, last = attempts[0], attempts[-1]
+    assert split.retries == pytest.approx((last["ts"] - last["duration"]) - (first["ts"] - first["duration"]))
+    assert split.retries > 0.5
+    finished = [c for c in add_step.commands if "duration" in c]
+    retried = sum(c["duration"] for c in attempts[:-1])
+    assert split.commands == pytest.approx(sum(c["duration"] for c in finished) - retried)
+    gate = add_step.gates[0]
+    before = max(e["ts"] for e in add_step.events if e["ts"] < gate["ts"])
+    assert split.gates == pytest.approx(gate["ts"] - before)
+    assert add_step.duration is not None and split.commands + split.gates + split.retries <= add_step.duration + 0.01
+    doc = render_markdown(events(), "lab.jsonl")
+    assert "| Duration | Commands | Gates | Retries | Gate |" in doc
+    assert "- Wall time: " in doc and "(from the run's start)" in doc
+
+
+def test_wall_time_counts_from_the_pre_flight() -> None:
+    evs = events()
+    start = next(e for e in evs if e["event"] == "run_start")
+    end = next(e for e in evs if e["event"] == "run_end")
+    preflight = {"event": "preflight", "ts": start["ts"] - 0.1, "verdict": "ok", "hosts": [],
+                 "started": start["ts"] - 3.0}
+    doc = render_markdown([preflight, *evs], "lab.jsonl")
+    wall = end["ts"] - start["ts"] + 3.0
+    assert f"- Wall time: {wall:.1f} s (pre-flight included)" in doc

@@ -103,6 +103,8 @@ class PreflightReport:
     seed_reason: str = ""
     """Why `seed` is the seed (a quorum restore takes the member with the most recent data)."""
     revisions: Revisions = field(default_factory=Revisions)
+    started: float | None = None
+    """When the survey began (epoch seconds): the report's wall time counts from here."""
 
     @property
     def healthy_count(self) -> int:
@@ -131,6 +133,7 @@ class PreflightReport:
                            **({"raft_index": h.freshness.index, "revision": h.freshness.revision}
                               if h.freshness else {})} for h in self.hosts],
                 "seed": self.seed, "seed_reason": self.seed_reason, "revisions": self.revisions.summary,
+                "started": self.started,
                 "backup": self.backup.journal() if self.backup else None}
 
 

@@ -11,7 +11,7 @@ verdict to go Next with until a refresh completes one.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rich.text import Text
 from textual import work
@@ -235,6 +235,7 @@ class PreflightScreen(Screen[PreflightReport | None]):
 
     def action_refresh_survey(self) -> None:
         self.generation += 1
+        self.started = time.time()
         self.workers.cancel_group(self, "preflight")
         self.facts, self.backup_facts, self.report, self.tools = {}, None, None, None
         self.probes, self.failures = {}, []
@@ -334,6 +335,7 @@ class PreflightScreen(Screen[PreflightReport | None]):
                        backup=self.backup_facts, method=s.method, resuming=s.resuming,
                        settings=self.inv.platform.settings.label, tools=self.tools,
                        revision_options=s.revision_options)
+        report = replace(report, started=self.started)
         self.report = report
         reachable = sum(h.reachable for h in report.hosts)
         self.app_status(f"ssh: {reachable}/{len(report.hosts)} reachable")
