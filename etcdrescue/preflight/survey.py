@@ -44,7 +44,8 @@ def survey_host(hosts: Hosts, member: Member) -> HostFacts:
 
     Only an unreachable host (or an unreadable survey) is an error: a manifest that is not even YAML must
     still reach the verdict as that host's manifest problem, and a member that cannot be asked its health
-    is simply not healthy.
+    is simply not healthy. `endpoint status` comes first: it answers at once without a leader, where
+    `endpoint health` would wait out its timeout (a member without a leader is not healthy either way).
     """
     inv = hosts.inv
     platform = inv.platform
@@ -69,11 +70,14 @@ def survey_host(hosts: Hosts, member: Member) -> HostFacts:
         facts = replace(facts, **read_member_freshness(hosts, member.name, inv.paths.member_dir))
     if survey.client_port_open:
         try:
-            health = hosts.fact(member.name, endpoint_health(platform.tools, [member.client_url]))
-            facts = replace(facts, healthy=bool(health and health[0].healthy),
-                            health_error=health[0].error if health else "")
             status = hosts.fact(member.name, endpoint_status(platform.tools, [member.client_url]))
             facts = replace(facts, member_id=f"{status[0].member_id:x}" if status else "")
+            if status and status[0].leader is None:
+                facts = replace(facts, health_error="no leader")
+            else:
+                health = hosts.fact(member.name, endpoint_health(platform.tools, [member.client_url]))
+                facts = replace(facts, healthy=bool(health and health[0].healthy),
+                                health_error=health[0].error if health else "")
         except ParseError as exc:
             facts = replace(facts, health_error=facts.health_error or str(exc).split(": ", 2)[-1][:120])
     return facts
