@@ -44,7 +44,7 @@ def preflight_lines(report: PreflightReport) -> list[str]:
         lines.append(f"  etcd tools: {t.etcdctl}" + (f", snapshots with {t.etcdutl}" if t.etcdutl else ""))
     if report.seed_reason:
         lines.append(f"  seed: {report.seed_reason}")
-    lines.append(f"  {report.revisions.summary}")
+    lines.append(f"  {report.revisions.explained}")
     for w in report.warnings:
         lines.append(f"  warning: {w}")
     return lines

@@ -57,16 +57,19 @@ class Revisions:
 
     @property
     def summary(self) -> str:
-        """One line for the pre-flight, the plan, the runbook and the report."""
+        """A few words for the plan's mode line (the Plan screen, the console, the report)."""
         if self.path is RevisionPath.BUMPED:
-            what = f"bumped by {self.bump:,} with --mark-compacted"
-        elif self.path is RevisionPath.CONTINUES:
-            what = "continue from the seed's own data"
-        else:
-            then = ("the control plane is restarted after the verify" if self.restart_control_plane
-                    else "restart the control plane by hand")
-            what = f"go backwards; {then}"
-        return f"revisions {what}" + (f" ({self.why})" if self.why else "")
+            return f"revisions bumped by {self.bump:,} with --mark-compacted"
+        if self.path is RevisionPath.CONTINUES:
+            return "revisions continue from the seed's own data"
+        if self.restart_control_plane:
+            return "revisions go back: control-plane restart after the verify"
+        return "revisions go back: restart the control plane by hand"
+
+    @property
+    def explained(self) -> str:
+        """The summary and why: for the pre-flight, the runbook and the journal."""
+        return self.summary + (f" ({self.why})" if self.why else "")
 
     def record(self) -> dict[str, object]:
         """The journal's form (a resumed run and the report read it back with `from_record`)."""

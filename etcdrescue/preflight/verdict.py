@@ -132,7 +132,7 @@ class PreflightReport:
                            **(h.survey.journal() if h.survey else {}),
                            **({"raft_index": h.freshness.index, "revision": h.freshness.revision}
                               if h.freshness else {})} for h in self.hosts],
-                "seed": self.seed, "seed_reason": self.seed_reason, "revisions": self.revisions.summary,
+                "seed": self.seed, "seed_reason": self.seed_reason, "revisions": self.revisions.explained,
                 "started": self.started,
                 "backup": self.backup.journal() if self.backup else None}
 

@@ -96,6 +96,7 @@ class PlanScreen(Screen[PlanChoice]):
         tree = self.query_one(Tree)
         tree.focus()
         tree.move_cursor(tree.root.children[0] if tree.root.children else None)
+        self.call_after_refresh(tree.scroll_home, animate=False)  # the cursor's scroll hides the plan's title
 
     def highlighted_step(self) -> int | None:
         """The step of the highlighted row: the step itself, or the step a command or gate row belongs to."""

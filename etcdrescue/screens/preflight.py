@@ -342,7 +342,7 @@ class PreflightScreen(Screen[PreflightReport | None]):
         verdict = self.query_one("#verdict", Static)
         if report.ok:
             verdict.update(f"Verdict: {report.verdict}" + (f"\nSeed: {report.seed_reason}" if report.seed_reason
-                                                            else "") + f"\n{report.revisions.summary.capitalize()}")
+                                                            else "") + f"\n{report.revisions.explained.capitalize()}")
             verdict.set_classes("ok")
             self.query_one("#problems", Static).update("\n".join(f"⚠ {w}" for w in report.warnings))
         else:

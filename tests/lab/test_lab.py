@@ -132,7 +132,7 @@ def test_ssh_sees_its_own_master(lab_factory: LabFactory, ssh: SshFactory) -> No
         assert rc == 0 and lines[0] == f"ETCD_NAME={lab.hosts[i].name}"
         assert len(lines) == 2  # exactly one etcd visible on this master
         rc, out, _ = run(client, "ls /etc/origin/node/pod; stat -c %a /etc/etcd/peer.key /etc/etcd/etcd.conf")
-        assert out.split() == ["disabled", "etcd.yaml", "600", "644"]
+        assert out.split() == ["apiserver.yaml", "controller.yaml", "disabled", "etcd.yaml", "600", "644"]
     # etcdctl on a master with the peer certs, as the recovery tool uses it
     h = lab.hosts[1]
     res = lab.exec(h, f"ETCDCTL_API=3 etcdctl --endpoints {h.client_url} --cacert /etc/etcd/ca.crt "
