@@ -34,6 +34,7 @@ class Round:
     wall: float
     etcd: float
     load: str
+    starts: list[str]
     logins: dict[str, int]
     steps: dict[str, float] = field(default_factory=dict)
     gates: dict[str, float | None] = field(default_factory=dict)
@@ -101,8 +102,8 @@ def one_round(lab: Lab, kind: str, round_no: int, work: Path) -> Round:
     if res.returncode != 0:
         raise SystemExit(f"round {round_no} {kind} failed ({res.returncode}):\n{res.stdout[-3000:]}\n"
                          f"{res.stderr[-3000:]}")
-    etcd, _ = watch.etcd_seconds(t0, t0 + wall)
-    r = Round(kind, wall, etcd, load(), {n: after[n] - before[n] for n in after})
+    etcd, starts = watch.etcd_seconds(t0, t0 + wall)
+    r = Round(kind, wall, etcd, load(), starts, {n: after[n] - before[n] for n in after})
     if kind == "tool":
         read_tool_journal(journal, t0, watch, seed.name, r)
     check_recovered(lab, tag)
@@ -112,6 +113,7 @@ def one_round(lab: Lab, kind: str, round_no: int, work: Path) -> Round:
 def show(r: Round, round_no: int) -> None:
     line = (f"round {round_no} {r.kind:6} {r.wall:6.2f}s  etcd {r.etcd:5.2f}s  other {r.wall - r.etcd:5.2f}s"
             f"  ssh logins {sum(r.logins.values())}  load {r.load}")
+    line += "".join(f"\n        {s}" for s in r.starts)
     if r.kind == "tool":
         gates = " ".join("n/a" if g is None else f"{g:+.2f}" for g in r.gates.values())
         line += (f"\n        before first step {r.before_first_step or 0:.2f}s; "
