@@ -8,7 +8,8 @@ rest goes: before the first step, each step, and how late each health gate notic
     python3 bench/recovery.py [--rounds 5] [--members 3|5] [--profile okd3|kubeadm] [--subnet 190]
 
 The tool runs with `--no-control-plane-restart`: the lab's etcd cannot bump revisions, so the tool would
-also restart the API servers and controllers, which the hand-written script does not do.
+also restart the API servers and controllers, which the hand-written script does not do. The script
+polls as often as the tool's gates (0.5 s; `POLL` in the environment overrides it).
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchlib import REPO, HealthWatch, Lab, accepted_logins, break_again, load, open_lab, stats, timed
+from benchlib import ENV, REPO, HealthWatch, Lab, accepted_logins, break_again, load, open_lab, stats, timed
 
+from etcdrescue.gates import POLL as GATE_POLL
 from etcdrescue.journal import read_journal
 
 SCRIPT = REPO / "bench" / "script_recovery.sh"
@@ -97,7 +99,7 @@ def one_round(lab: Lab, kind: str, round_no: int, work: Path) -> Round:
         cmd = ["bash", str(SCRIPT), lab.profile, str(lab.root), backup, *(f"{h.name}={h.ip}" for h in lab.hosts)]
     before = accepted_logins(lab)
     with HealthWatch(lab) as watch:
-        t0, res, wall = timed(cmd)
+        t0, res, wall = timed(cmd, env={**ENV, "POLL": os.environ.get("POLL") or str(GATE_POLL)})
     after = accepted_logins(lab)
     if res.returncode != 0:
         raise SystemExit(f"round {round_no} {kind} failed ({res.returncode}):\n{res.stdout[-3000:]}\n"
@@ -162,7 +164,8 @@ def main() -> int:
     args = p.parse_args()
     root = (args.root or Path(f"/tmp/bench-{args.profile}-{args.members}")).absolute()
     print(f"recovery bench: {args.rounds} rounds each, {args.members} members, {args.profile}, lab {root}; "
-          f"stop settle {os.environ.get('ETCDRESCUE_DOWN_SETTLE') or 5}s; load {load()}; "
+          f"stop settle {os.environ.get('ETCDRESCUE_DOWN_SETTLE') or 5}s; script poll "
+          f"{os.environ.get('POLL') or GATE_POLL}s; load {load()}; "
           f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}", flush=True)
     lab = open_lab(root, args.members, args.subnet, args.profile)
     work = root / "bench" / time.strftime("%Y%m%dT%H%M%S")
