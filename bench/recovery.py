@@ -87,14 +87,14 @@ def check_recovered(lab: Lab, tag: str) -> None:
         raise SystemExit(f"round {tag}: after recovery {got}/500 keys of the backup, {members} members")
 
 
-def one_round(lab: Lab, kind: str, round_no: int, work: Path) -> Round:
+def one_round(lab: Lab, kind: str, round_no: int, work: Path, tool_args: list[str]) -> Round:
     tag = f"{work.name}-{round_no}"
     backup = break_again(lab, tag)
     seed = lab.hosts[0]
     if kind == "tool":
         journal = work / f"journal-{round_no}"
         cmd = [sys.executable, "-m", "etcdrescue", "recover", "-i", str(lab.inventory_path), "--backup", backup,
-               "--yes", "--no-control-plane-restart", "--journal", str(journal)]
+               "--yes", "--no-control-plane-restart", "--journal", str(journal), *tool_args]
     else:
         cmd = ["bash", str(SCRIPT), lab.profile, str(lab.root), backup, *(f"{h.name}={h.ip}" for h in lab.hosts)]
     before = accepted_logins(lab)
@@ -160,10 +160,12 @@ def main() -> int:
     p.add_argument("--profile", choices=("okd3", "kubeadm"), default="okd3")
     p.add_argument("--subnet", type=int, default=190, help="the lab's 127.0.<subnet>.x (default 190)")
     p.add_argument("--root", type=Path, help="lab directory, kept for reuse (default /tmp/bench-<profile>-<members>)")
+    p.add_argument("--no-learner", action="store_true", help="the tool joins members as voters, as the script does")
     p.add_argument("--down", action="store_true", help="take the lab down at the end")
     args = p.parse_args()
     root = (args.root or Path(f"/tmp/bench-{args.profile}-{args.members}")).absolute()
     print(f"recovery bench: {args.rounds} rounds each, {args.members} members, {args.profile}, lab {root}; "
+          f"tool joins {'voters' if args.no_learner else 'learners'}; "
           f"stop settle {os.environ.get('ETCDRESCUE_DOWN_SETTLE') or 5}s; script poll "
           f"{os.environ.get('POLL') or GATE_POLL}s; load {load()}; "
           f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}", flush=True)
@@ -173,7 +175,7 @@ def main() -> int:
     try:
         for n in range(1, args.rounds + 1):
             for kind in (("tool", "script") if n % 2 else ("script", "tool")):
-                r = one_round(lab, kind, len(rounds) + 1, work)
+                r = one_round(lab, kind, len(rounds) + 1, work, ["--no-learner"] if args.no_learner else [])
                 rounds.append(r)
                 show(r, len(rounds))
     finally:
