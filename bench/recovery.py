@@ -1,0 +1,189 @@
+"""Recovery wall time: `etcdrescue recover --yes` against bench/script_recovery.sh, in alternating rounds.
+
+Each round breaks the same lab again (keys, a backup on the seed, a majority's data destroyed), then
+recovers it with one of the two; both are timed from outside, and both are split into etcd's own time
+(each member's etcd start to its `/health` true) and the rest. For the tool the journal adds where the
+rest goes: before the first step, each step, and how late each health gate noticed its member was healthy.
+
+    python3 bench/recovery.py [--rounds 5] [--members 3|5] [--profile okd3|kubeadm] [--subnet 190]
+
+The tool runs with `--no-control-plane-restart`: the lab's etcd cannot bump revisions, so the tool would
+also restart the API servers and controllers, which the hand-written script does not do. The script
+polls as often as the tool's gates (0.5 s; `POLL` in the environment overrides it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchlib import ENV, REPO, HealthWatch, Lab, accepted_logins, break_again, load, open_lab, stats, timed
+
+from etcdrescue.gates import POLL as GATE_POLL
+from etcdrescue.journal import read_journal
+
+SCRIPT = REPO / "bench" / "script_recovery.sh"
+
+
+@dataclass
+class Round:
+    kind: str
+    wall: float
+    etcd: float
+    load: str
+    starts: list[str]
+    logins: dict[str, int]
+    steps: dict[str, float] = field(default_factory=dict)
+    gates: dict[str, float | None] = field(default_factory=dict)
+    before_first_step: float | None = None
+    after_run_end: float | None = None
+    commands: int = 0
+    command_seconds: float = 0.0
+
+
+def step_group(key: str) -> str:
+    """join-master02.lab.example -> join, to compare rounds and sizes."""
+    return key.split("-")[0] if key.startswith(("join-", "promote-")) else key
+
+
+def read_tool_journal(journal_dir: Path, t0: float, watch: HealthWatch, seed: str, r: Round) -> None:
+    paths = sorted(journal_dir.glob("*.jsonl"))
+    if not paths:
+        return
+    events = read_journal(paths[-1])
+    starts = [e["ts"] for e in events if e["event"] == "step_start"]
+    if starts:
+        r.before_first_step = starts[0] - t0
+    ends = [e["ts"] for e in events if e["event"] == "run_end"]
+    if ends:
+        r.after_run_end = t0 + r.wall - ends[-1]
+    step = ""
+    for e in events:
+        if e["event"] == "step_start":
+            step = e["step"]
+        elif e["event"] == "step_end":
+            group = step_group(e["step"])
+            r.steps[group] = r.steps.get(group, 0.0) + float(e.get("duration") or 0)
+        elif e["event"] == "command" and "duration" in e:
+            r.commands += 1
+            r.command_seconds += float(e["duration"])
+        elif e["event"] == "gate" and e.get("ok"):
+            member = seed if step == "seed-start" else step[len("join-"):] if step.startswith("join-") else None
+            if member is not None:
+                healthy = watch.health_at(member, e["ts"])
+                r.gates[step] = None if healthy is None else e["ts"] - healthy
+
+
+def check_recovered(lab: Lab, tag: str) -> None:
+    lab.wait_healthy(timeout=60)
+    got = len(lab.read_prefix(f"/bench/{tag}/pre/"))
+    members = len(lab.member_list())
+    if got != 500 or members != len(lab.hosts):
+        raise SystemExit(f"round {tag}: after recovery {got}/500 keys of the backup, {members} members")
+
+
+def one_round(lab: Lab, kind: str, round_no: int, work: Path, tool_args: list[str]) -> Round:
+    tag = f"{work.name}-{round_no}"
+    backup = break_again(lab, tag)
+    seed = lab.hosts[0]
+    if kind == "tool":
+        journal = work / f"journal-{round_no}"
+        cmd = [sys.executable, "-m", "etcdrescue", "recover", "-i", str(lab.inventory_path), "--backup", backup,
+               "--yes", "--no-control-plane-restart", "--journal", str(journal), *tool_args]
+    else:
+        cmd = ["bash", str(SCRIPT), lab.profile, str(lab.root), backup, *(f"{h.name}={h.ip}" for h in lab.hosts)]
+    before = accepted_logins(lab)
+    with HealthWatch(lab) as watch:
+        t0, res, wall = timed(cmd, env={**ENV, "POLL": os.environ.get("POLL") or str(GATE_POLL)})
+    after = accepted_logins(lab)
+    if res.returncode != 0:
+        raise SystemExit(f"round {round_no} {kind} failed ({res.returncode}):\n{res.stdout[-3000:]}\n"
+                         f"{res.stderr[-3000:]}")
+    etcd, starts = watch.etcd_seconds(t0, t0 + wall)
+    r = Round(kind, wall, etcd, load(), starts, {n: after[n] - before[n] for n in after})
+    if kind == "tool":
+        read_tool_journal(journal, t0, watch, seed.name, r)
+    check_recovered(lab, tag)
+    return r
+
+
+def show(r: Round, round_no: int) -> None:
+    line = (f"round {round_no} {r.kind:6} {r.wall:6.2f}s  etcd {r.etcd:5.2f}s  other {r.wall - r.etcd:5.2f}s"
+            f"  ssh logins {sum(r.logins.values())}  load {r.load}")
+    line += "".join(f"\n        {s}" for s in r.starts)
+    if r.kind == "tool":
+        gates = " ".join("n/a" if g is None else f"{g:+.2f}" for g in r.gates.values())
+        line += (f"\n        before first step {r.before_first_step or 0:.2f}s; "
+                 f"after run_end {r.after_run_end or 0:.2f}s; {r.commands} commands {r.command_seconds:.2f}s; "
+                 f"gate notice {gates}")
+    print(line, flush=True)
+
+
+def summary(rounds: list[Round], members: int, profile: str) -> None:
+    tool = [r for r in rounds if r.kind == "tool"]
+    script = [r for r in rounds if r.kind == "script"]
+    print(f"\n== recovery, {members} members, {profile}; load at end {load()}")
+    for name, rs in (("tool", tool), ("script", script)):
+        print(f"{name:6} wall  {stats([r.wall for r in rs])}")
+        print(f"{name:6} etcd  {stats([r.etcd for r in rs])}")
+        print(f"{name:6} other {stats([r.wall - r.etcd for r in rs])}")
+    ratio = statistics.median(r.wall for r in tool) / statistics.median(r.wall for r in script)
+    print(f"ratio of medians tool/script: {ratio:.2f}")
+    print("tool, median per step kind:")
+    for group in tool[-1].steps:
+        print(f"  {group:18} {statistics.median(r.steps.get(group, 0.0) for r in tool):6.2f}s")
+    before = [r.before_first_step for r in tool if r.before_first_step is not None]
+    if before:
+        print(f"  {'(before 1st step)':18} {statistics.median(before):6.2f}s")
+    after = [r.after_run_end for r in tool if r.after_run_end is not None]
+    if after:
+        print(f"  {'(after run_end)':18} {statistics.median(after):6.2f}s")
+    notices = [g for r in tool for g in r.gates.values() if g is not None]
+    if notices:
+        print(f"gate notice latency (member /health true -> gate passed): {stats(notices)}")
+    print(f"commands per tool run: median {statistics.median(r.commands for r in tool):.0f}, "
+          f"{statistics.median(r.command_seconds for r in tool):.2f}s in them")
+    for name, rs in (("tool", tool), ("script", script)):
+        per_host = ", ".join(f"{h.split('.')[0]} {n}" for h, n in rs[-1].logins.items())
+        print(f"ssh logins in the last {name} run: {per_host}")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rounds", type=int, default=5, help="rounds of each (default 5)")
+    p.add_argument("--members", type=int, choices=(3, 5), default=3)
+    p.add_argument("--profile", choices=("okd3", "kubeadm"), default="okd3")
+    p.add_argument("--subnet", type=int, default=190, help="the lab's 127.0.<subnet>.x (default 190)")
+    p.add_argument("--root", type=Path, help="lab directory, kept for reuse (default /tmp/bench-<profile>-<members>)")
+    p.add_argument("--no-learner", action="store_true", help="the tool joins members as voters, as the script does")
+    p.add_argument("--down", action="store_true", help="take the lab down at the end")
+    args = p.parse_args()
+    root = (args.root or Path(f"/tmp/bench-{args.profile}-{args.members}")).absolute()
+    print(f"recovery bench: {args.rounds} rounds each, {args.members} members, {args.profile}, lab {root}; "
+          f"tool joins {'voters' if args.no_learner else 'learners'}; "
+          f"stop settle {os.environ.get('ETCDRESCUE_DOWN_SETTLE') or 5}s; script poll "
+          f"{os.environ.get('POLL') or GATE_POLL}s; load {load()}; "
+          f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}", flush=True)
+    lab = open_lab(root, args.members, args.subnet, args.profile)
+    work = root / "bench" / time.strftime("%Y%m%dT%H%M%S")
+    rounds: list[Round] = []
+    try:
+        for n in range(1, args.rounds + 1):
+            for kind in (("tool", "script") if n % 2 else ("script", "tool")):
+                r = one_round(lab, kind, len(rounds) + 1, work, ["--no-learner"] if args.no_learner else [])
+                rounds.append(r)
+                show(r, len(rounds))
+    finally:
+        if args.down:
+            lab.down()
+    summary(rounds, args.members, args.profile)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
