@@ -356,3 +356,28 @@ def test_the_wizard_recovers_behind_the_jump_host(as_operator: Setup, tmp_path: 
     jump_log = as_operator.log(0).read_bytes()[offsets[0]:].decode(errors="replace")
     forwarded = re.findall(r"server_request_direct_tcpip: originator \S+ port \d+, target (\S+) port (\d+)", jump_log)
     assert sorted(set(forwarded)) == sorted((h.ip, "2222") for h in lab.hosts[1:]), jump_log[-3000:]
+
+
+def test_discover_writes_an_inventory_resolved_through_the_ssh_config(setup: Setup, tmp_path: Path) -> None:
+    """`Host` patterns on the members' addresses (as discover writes them, from the peer URLs) carry the port
+    and the jump: the written inventory names the config and leaves user and port to it."""
+    lab = setup.lab
+    jump, *behind = lab.hosts
+    config = tmp_path / "ssh_config"
+    config.write_text(f"Host jump {jump.ip}\n    HostName {jump.ip}\n    Port 2222\n"
+                      f"Host {' '.join(h.ip for h in behind)}\n    ProxyJump jump\n    Port 2222\n")
+    found = tmp_path / "found.yaml"
+    res = etcdrescue("inventory", "discover", "jump", "--ssh-config", str(config), "-o", str(found), env=setup.env)
+    assert res.returncode == 0, res.stdout + res.stderr
+    text = found.read_text()
+    assert f"  config: {config}" in text and "  user:" not in text and "  port:" not in text, text
+    inv = load_inventory(found)
+    # the master it reached keeps the name it was given; the others come from their peer URLs
+    assert sorted(m.host for m in inv.members) == sorted(["jump", *(h.ip for h in behind)])
+    offset = setup.log(0).stat().st_size
+    res = etcdrescue("check", "-i", str(found), env=setup.env)
+    assert "UNREACHABLE" not in res.stdout, res.stdout + res.stderr
+    assert "cluster still has a healthy quorum (3/3" in res.stdout + res.stderr  # surveyed all three
+    jump_log = setup.log(0).read_bytes()[offset:].decode(errors="replace")
+    forwarded = re.findall(r"server_request_direct_tcpip: originator \S+ port \d+, target (\S+) port (\d+)", jump_log)
+    assert sorted(set(forwarded)) == sorted((h.ip, "2222") for h in behind), jump_log[-3000:]
