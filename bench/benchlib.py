@@ -6,10 +6,7 @@ the lab's kubelet records it (`run/state`), and each member's own `/health` over
 
 from __future__ import annotations
 
-import http.client
-import json
 import os
-import ssl
 import statistics
 import subprocess
 import sys
@@ -114,8 +111,6 @@ class HealthWatch:
         self.health_period = health_period
         self.traces = {h.name: MemberTrace() for h in lab.hosts}
         self._stop = threading.Event()
-        self._ctx = ssl.create_default_context(cafile=str(lab.pki / "ca.crt"))
-        self._ctx.load_cert_chain(str(lab.pki / "client.crt"), str(lab.pki / "client.key"))
         self._threads = [threading.Thread(target=self._watch, args=(h,), daemon=True) for h in lab.hosts]
 
     def __enter__(self) -> HealthWatch:
@@ -127,17 +122,6 @@ class HealthWatch:
         self._stop.set()
         for t in self._threads:
             t.join()
-
-    def _healthy(self, h: LabHost) -> bool:
-        conn = http.client.HTTPSConnection(h.ip, 2379, context=self._ctx, timeout=1)
-        try:
-            conn.request("GET", "/health")
-            body = json.loads(conn.getresponse().read())
-        except (OSError, ValueError, http.client.HTTPException):
-            return False
-        finally:
-            conn.close()
-        return body.get("health") in ("true", True)
 
     def _watch(self, h: LabHost) -> None:
         trace = self.traces[h.name]
@@ -158,7 +142,7 @@ class HealthWatch:
                 restarts, running = n, pid
             if probing and now >= next_probe:
                 next_probe = now + self.health_period
-                if self._healthy(h):
+                if self.lab.healthy(h, timeout=1):
                     trace.healthy[-1] = time.time()
                     probing = False
             self._stop.wait(self.period)

@@ -10,6 +10,7 @@ lab's choice, linked from `<root>/bin/`.
 
 from __future__ import annotations
 
+import functools
 import http.client
 import json
 import os
@@ -375,15 +376,17 @@ class Lab:
             c.close()
         return None if lead is None else next((h for h in self.hosts if h.name == lead.name), None)
 
+    @functools.cached_property
     def _ssl_context(self) -> ssl.SSLContext:
+        """One client context per lab: `healthy` is polled (by gates' tests and the benches) every 100 ms."""
         ctx = ssl.create_default_context(cafile=str(self.pki / "ca.crt"))
         ctx.load_cert_chain(str(self.pki / "client.crt"), str(self.pki / "client.key"))
         return ctx
 
-    def healthy(self, host: HostRef) -> bool:
+    def healthy(self, host: HostRef, timeout: float = 3) -> bool:
         """etcd's own /health: a leader is known and a linearizable read succeeds (needs quorum)."""
         h = self.host(host)
-        conn = http.client.HTTPSConnection(h.ip, 2379, context=self._ssl_context(), timeout=3)
+        conn = http.client.HTTPSConnection(h.ip, 2379, context=self._ssl_context, timeout=timeout)
         try:
             conn.request("GET", "/health")
             body = json.loads(conn.getresponse().read())
