@@ -8,8 +8,9 @@ Checks run through a `Prober` (the host set), never a transport: steps declare t
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Protocol, TypeVar
 
 from .inventory import Inventory
@@ -48,14 +49,24 @@ class MemberHealth:
 
 @dataclass
 class Round:
-    """One poll of a gate: the rows every check fills in, and what carries over between polls."""
+    """One poll of a gate: the rows every check fills in, and what carries over between polls.
+
+    The checks of a round run at the same time, so a row is only ever changed under the lock.
+    """
 
     rows: dict[str, MemberHealth]
     target_index: int | None = None
     """The leader's raft index when the gate first saw one leader: joiners must reach it."""
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def update(self, name: str, **values: object) -> None:
-        self.rows[name] = replace(self.rows[name], **values)  # type: ignore[arg-type]
+        with self._lock:
+            self.rows[name] = replace(self.rows[name], **values)  # type: ignore[arg-type]
+
+    def first_target(self, index: int) -> None:
+        with self._lock:
+            if self.target_index is None:
+                self.target_index = index
 
 
 @dataclass(frozen=True)
@@ -251,8 +262,8 @@ class OneLeader:
             status = {}
         leaders = {s.leader for s in status.values()}
         leader_index = max((s.raft_index for s in status.values() if s.is_leader), default=None)
-        if state.target_index is None and leader_index is not None and len(leaders) == 1:
-            state.target_index = leader_index
+        if leader_index is not None and len(leaders) == 1:
+            state.first_target(leader_index)
         problems = []
         for name in members:
             s = status.get(inv.member(name).client_url)
@@ -286,8 +297,8 @@ class LearnerCaughtUp:
         except ParseError:
             status = {}
         leader = max((s.raft_index for s in status.values() if s.is_leader), default=None)
-        if state.target_index is None and leader is not None:
-            state.target_index = leader
+        if leader is not None:
+            state.first_target(leader)
         mine = status.get(inv.member(self.learner).client_url)
         if mine is None:
             return [f"{self.learner} does not answer yet"]

@@ -25,6 +25,10 @@ from .plan import Plan
 from .probes import ParseError, member_list
 from .transport import Result
 
+RETRY_INTERVAL = 0.2
+"""Seconds between tries of a command etcd refused for now: its "unhealthy cluster" after a join
+lifts at a moment the tool cannot see coming, so a short interval wastes the least of it."""
+
 
 class StepStatus(enum.IntEnum):
     PENDING = 0
@@ -172,10 +176,13 @@ class Engine:
             for n, cmd in enumerate(step.commands, 1):
                 if self.cancel.is_set():
                     raise Interrupted(f"interrupted during step {step.key}")
+                if cmd.while_gate and step.gate is not None:
+                    continue
                 ran += self._run_command(step, cmd)
                 maybe_die(f"after-command:{step.key}:{n}")
             if step.gate is not None:
-                outcome.gate = self._gate(step.gate)
+                outcome.gate, alongside = self._gate_with(step, step.gate)
+                ran += alongside
         except (StepFailed, TransportError, Interrupted) as exc:
             outcome.status = StepStatus.FAILED
             outcome.reason = str(exc)
@@ -232,7 +239,7 @@ class Engine:
                      and time.monotonic() < deadline and not self.cancel.is_set())
             if not retry:
                 break
-            time.sleep(1.0)
+            time.sleep(RETRY_INTERVAL)
         self.cb.command_finished(cmd, res, "")
         if not res.ok:
             last = (res.stderr.strip() or res.stdout.strip()).splitlines()[-1:] or ["no output"]
@@ -281,6 +288,36 @@ class Engine:
             return False
         raise TransportError(f"{step.key}: {cmd.host}: connection lost during '{cmd.purpose}' and its effect is "
                              "not confirmed: stopped; check the host, then rerun with --resume")
+
+    def _gate_with(self, step: Step, gate: Gate) -> tuple[GateReport | None, int]:
+        """Hold at `gate` while the step's `while_gate` commands run in a second thread.
+
+        Both always finish before the step does: a failed gate still waits for the commands (their
+        effect must be known before the run stops), and their failure fails the step after the gate.
+        A dry run marks them one after another, as it marks every command.
+        """
+        side = [c for c in step.commands if c.while_gate]
+        if not side or self.dry_run:
+            ran_first = sum(self._run_command(step, c) for c in side)
+            return self._gate(gate), ran_first
+        ran: list[int] = []
+        failed: list[BaseException] = []
+
+        def alongside() -> None:
+            try:
+                ran.extend(self._run_command(step, c) for c in side)
+            except (StepFailed, TransportError) as exc:
+                failed.append(exc)
+
+        worker = threading.Thread(target=alongside, name=f"{step.key}-while-gate", daemon=True)
+        worker.start()
+        try:
+            report = self._gate(gate)
+        finally:
+            worker.join()
+        if failed:
+            raise failed[0]
+        return report, sum(ran)
 
     def _gate(self, gate: Gate) -> GateReport | None:
         self.cb.gate_started(gate)

@@ -1,8 +1,10 @@
 """Holding at a gate: its checks polled until all hold (for `settle` seconds in a row) or time runs out.
 
-Why the patience: a joining member is healthy after ~1 s, or after ~12 s when its
+Why the patience: a joining member is healthy after ~1 s, or after ~7 s when its
 first publish races the leader's first heartbeat (docs/design.md), so gates poll fast
-and wait long.
+and wait long. Why the checks of one round run side by side: the round's time is the
+slowest probe's, not their sum, and the gate notices a healthy cluster that much sooner
+(docs/performance.md).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from .checks import MemberHealth, Prober, Round
@@ -17,7 +20,7 @@ from .errors import GateTimeout, Interrupted, TransportError
 from .model import Gate
 from .probes import ParseError
 
-POLL = 0.5
+POLL = 0.1
 
 
 @dataclass(frozen=True)
@@ -32,9 +35,9 @@ class GateReport:
 def check_once(gate: Gate, hosts: Prober, state: Round) -> GateReport:
     """Every check of the gate, once; the report holds all their problems in the gate's order."""
     state.rows = {n: MemberHealth(n) for n in gate.members}
-    problems: list[str] = []
-    for check in gate.checks:
-        problems += check.judge(gate.members, hosts, state)
+    with ThreadPoolExecutor(len(gate.checks)) as pool:
+        verdicts = [pool.submit(check.judge, gate.members, hosts, state) for check in gate.checks]
+    problems = [p for v in verdicts for p in v.result()]
     return GateReport(gate, not problems, tuple(state.rows.values()), "; ".join(problems))
 
 

@@ -146,12 +146,13 @@ def member_list(tools: EtcdTools, endpoints: Iterable[str]) -> Fact[list[MemberI
 
 
 def endpoint_status(tools: EtcdTools, endpoints: Iterable[str]) -> Fact[list[EndpointStatus]]:
-    script = Raw(tools.ctl(endpoints, "endpoint", "status", "-w", "json", "--command-timeout=3s") + " 2>/dev/null")
+    script = Raw(tools.ctl_listening(endpoints, "endpoint", "status", "-w", "json", "--command-timeout=3s")
+                 + " 2>/dev/null")
     return Fact("endpoint status", script, parse_endpoint_status)
 
 
 def endpoint_health(tools: EtcdTools, endpoints: Iterable[str]) -> Fact[list[EndpointHealth]]:
-    script = Raw(tools.ctl(endpoints, "endpoint", "health", "-w", "json", "--command-timeout=3s")
+    script = Raw(tools.ctl_listening(endpoints, "endpoint", "health", "-w", "json", "--command-timeout=3s")
                  + " 2>/dev/null; true")
     return Fact("endpoint health", script, parse_endpoint_health)
 

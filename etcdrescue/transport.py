@@ -60,11 +60,16 @@ class SSHConfig:
     connect_timeout: float = 10.0
 
 
+SHELLS = 3
+"""Long-lived shells per host, all on its one connection: a gate's probes of one host run side by side."""
+
+
 class SSHHost:
     """Runs shell scripts on one host over a lazily opened, reused connection.
 
     The connection comes from `connections`, shared with the other members of the run (a jump host's
-    connection serves every member behind it); without one the host has its own.
+    connection serves every member behind it); without one the host has its own. Scripts run in up to
+    SHELLS long-lived shells, each a channel of that connection: one login, several commands at once.
     """
 
     def __init__(self, name: str, config: SSHConfig, connections: Connections | None = None) -> None:
@@ -72,9 +77,9 @@ class SSHHost:
         self.config = config
         self._connections = connections if connections is not None else Connections()
         self._client: paramiko.SSHClient | None = None
-        self._shell: RemoteShell | None = None
+        self._idle: list[RemoteShell] = []
         self._lock = threading.Lock()
-        self._shell_lock = threading.Lock()
+        self._shells = threading.BoundedSemaphore(SHELLS)
 
     def __enter__(self) -> SSHHost:
         return self
@@ -103,9 +108,9 @@ class SSHHost:
 
     def close(self) -> None:
         with self._lock:
-            if self._shell is not None:
-                self._shell.close()
-                self._shell = None
+            for shell in self._idle:
+                shell.close()
+            self._idle.clear()
             if self._client is not None:
                 self._client = None
                 self._connections.release(self)
@@ -172,32 +177,40 @@ class SSHHost:
 
     def _run_in_shell(self, script: str, timeout: float, on_output: OutputCallback | None) -> Result:
         line = f"timeout -k 5 {int(max(1, timeout))} bash -c {shlex.quote(script)}"
-        with self._shell_lock:
-            for attempt in (1, 2):
-                fresh = self._shell is None or not self._shell.alive or not self.connected
-                if fresh:
-                    try:
-                        self._shell = self._open_shell()
-                    except (paramiko.SSHException, EOFError, OSError) as exc:
-                        self.close()
-                        if attempt == 2:
-                            raise TransportError(f"{self.name}: cannot open an SSH channel: {exc}") from None
-                        continue
-                assert self._shell is not None
-                start = time.monotonic()
-                try:
-                    code, out, err = self._shell.run(line, start + timeout + 10, on_output)
-                except (ShellLost, paramiko.SSHException, EOFError, OSError) as exc:
-                    self._shell.close()
-                    self._shell = None
-                    self.close()
-                    raise TransportError(
-                        f"{self.name}: connection lost while running a command ({exc}); "
-                        "its effect is unknown: re-check"
-                    ) from None
-                return Result(self.name, script, code, out.decode(errors="replace"),
-                              err.decode(errors="replace"), time.monotonic() - start, out)
-        raise TransportError(f"{self.name}: cannot open an SSH channel")
+        with self._shells:
+            shell = self._take_shell()
+            start = time.monotonic()
+            try:
+                code, out, err = shell.run(line, start + timeout + 10, on_output)
+            except (ShellLost, paramiko.SSHException, EOFError, OSError) as exc:
+                shell.close()
+                self.close()
+                raise TransportError(
+                    f"{self.name}: connection lost while running a command ({exc}); "
+                    "its effect is unknown: re-check"
+                ) from None
+            with self._lock:
+                self._idle.append(shell)
+            return Result(self.name, script, code, out.decode(errors="replace"),
+                          err.decode(errors="replace"), time.monotonic() - start, out)
+
+    def _take_shell(self) -> RemoteShell:
+        """An idle shell still alive on a live connection, or a new one (reconnecting once if need be)."""
+        with self._lock:
+            while self._idle:
+                shell = self._idle.pop()
+                if shell.alive and self.connected:
+                    return shell
+                shell.close()
+        try:
+            return self._open_shell()
+        except (paramiko.SSHException, EOFError, OSError):
+            self.close()
+        try:
+            return self._open_shell()
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            self.close()
+            raise TransportError(f"{self.name}: cannot open an SSH channel: {exc}") from None
 
     def read_file(self, path: str) -> bytes:
         res = self.run(f"cat -- {shlex.quote(path)}", timeout=30)

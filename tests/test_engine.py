@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -162,3 +163,63 @@ def test_read_only_command_is_retried_once_after_a_lost_connection() -> None:
     hosts = FakeHosts(answer)
     engine((Command("m1", "cat f", "read", mutates=False),), hosts).run()
     assert hosts.ran == ["cat f", "cat f"]
+
+
+class Settling(FakeHosts):
+    """The stop gate's host: etcd is down; the gate's probe and the `while_gate` command record their times."""
+
+    def __init__(self, restore: Callable[[], Result]) -> None:
+        super().__init__(lambda s, n: ok(s, 1 if s.startswith("test -e") else 0))
+        self.restore = restore
+        self.times: dict[str, list[float]] = {"probe": [], "restore": []}
+
+    def run(self, name: str, script: str, timeout: float = 60.0, on_output: object = None) -> Result:
+        if script == "restore":
+            self.ran.append(script)
+            self.times["restore"].append(time.monotonic())
+            return self.restore()
+        if "pgrep" in script:
+            self.times["probe"].append(time.monotonic())
+        return super().run(name, script, timeout, on_output)
+
+
+def settling_step() -> Step:
+    restore = Command("m1", "restore", "restore", skip_if="test -e done", while_gate=True)
+    return Step("stop", "stop", "p", "w", (Command("m1", "mv m d", "move"), restore),
+                gate=Gate("down", ("m1",), 10.0, (EtcdDown(),), settle=0.6))
+
+
+def test_a_while_gate_command_runs_as_the_gate_settles() -> None:
+    """The restore starts once the step's other commands ran, and the gate keeps polling while it runs."""
+    def slow_restore() -> Result:
+        time.sleep(0.4)
+        return ok("restore")
+    hosts = Settling(slow_restore)
+    plan = Plan(Context(INV, None, Method.FORCE_NEW_CLUSTER, "s"), (settling_step(),))
+    start = time.monotonic()
+    result = Engine(plan, hosts).run()  # type: ignore[arg-type]
+    assert result.outcomes[0].status is StepStatus.DONE
+    assert hosts.ran.index("mv m d") < hosts.ran.index("test -e done") < hosts.ran.index("restore")
+    (began,) = hosts.times["restore"]
+    assert any(began < t < began + 0.4 for t in hosts.times["probe"]), "the gate waited for the restore"
+    assert time.monotonic() - start < 0.6 + 0.4
+
+
+def test_a_failed_while_gate_command_fails_the_step_after_its_gate() -> None:
+    hosts = Settling(lambda: Result("m1", "restore", 1, "", "no space left on device", 0.0))
+    plan = Plan(Context(INV, None, Method.FORCE_NEW_CLUSTER, "s"), (settling_step(),))
+    engine = Engine(plan, hosts)  # type: ignore[arg-type]
+    with pytest.raises(StepFailed, match=r"restore failed .*no space left on device"):
+        engine.run()
+    assert engine.result.outcomes[0].gate is None
+    assert engine.result.outcomes[0].status is StepStatus.FAILED
+    assert hosts.times["probe"][-1] - hosts.times["probe"][0] >= 0.6, "the gate was held to its end"
+
+
+def test_a_dry_run_marks_the_while_gate_command_in_plan_order() -> None:
+    hosts = Settling(lambda: ok("restore"))
+    plan = Plan(Context(INV, None, Method.FORCE_NEW_CLUSTER, "s"), (settling_step(),))
+    result = Engine(plan, hosts, dry_run=True).run()  # type: ignore[arg-type]
+    assert [(v.cmd.script, v.mark) for v in result.verdicts] == [
+        ("mv m d", DryRunMark.WOULD_RUN), ("restore", DryRunMark.AFTER_EARLIER_CHANGE)]
+    assert hosts.times == {"probe": [], "restore": []}

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
-from etcdrescue.checks import EtcdDown
+from etcdrescue.checks import EtcdDown, Round
 from etcdrescue.errors import GateTimeout
-from etcdrescue.gates import GateReport, wait_gate
+from etcdrescue.gates import GateReport, check_once, wait_gate
 from etcdrescue.inventory import parse_inventory
 from etcdrescue.model import DOWN_SETTLE_ENV, Context, Gate, Method, default_down_settle
 from etcdrescue.steps.stop import stop_all
@@ -70,3 +72,30 @@ def test_the_stop_step_settles_for_the_configured_time(monkeypatch: pytest.Monke
     assert gate is not None and gate.settle == 2.5
     monkeypatch.setenv(DOWN_SETTLE_ENV, "soon")
     assert default_down_settle() == 5.0
+
+
+class Meets:
+    """A check that only holds when every check of its round is being judged at the same moment."""
+
+    def __init__(self, barrier: threading.Barrier) -> None:
+        self.barrier = barrier
+
+    def judge(self, members: tuple[str, ...], hosts: object, state: Round) -> list[str]:
+        try:
+            self.barrier.wait(timeout=2)
+        except threading.BrokenBarrierError:
+            return ["judged alone"]
+        state.update(members[0], healthy=True)
+        return []
+
+    def instructions(self, members: tuple[str, ...], inv: object) -> list[object]:
+        return []
+
+
+def test_the_checks_of_a_round_are_judged_side_by_side() -> None:
+    """A round lasts as long as its slowest probe, not the sum of them: the gate notices sooner."""
+    barrier = threading.Barrier(3)
+    gate = Gate("together", ("m1",), 5.0, (Meets(barrier), Meets(barrier), Meets(barrier)))  # type: ignore[arg-type]
+    report = check_once(gate, Sequence(["down"]), Round({}))  # type: ignore[arg-type]
+    assert report.ok, report.problem
+    assert report.members[0].healthy

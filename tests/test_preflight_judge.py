@@ -207,3 +207,17 @@ def test_a_quorum_restore_keeps_revisions_unless_the_seed_is_behind() -> None:
     assert quorum_restore(hosts).revisions.path is RevisionPath.CONTINUES
     older = quorum_restore(hosts, explicit=True, accept_older=True).revisions
     assert older.path is RevisionPath.BACKWARDS and older.restart_control_plane
+
+
+@pytest.mark.parametrize(("path", "refused"), [
+    ("/d/member/snap/db", True), ("/d/member", True), ("/d//member/../member/snap", True),
+    ("/d/openshift-backup-1", False), ("/d/member-backup/db", False), ("/elsewhere/member/snap/db", False),
+])
+def test_a_backup_inside_the_live_member_dir_is_refused(path: str, refused: bool) -> None:
+    """The restore runs while the stop gate settles, when etcd may still write its member dir."""
+    backup = BackupFacts(path, kind=BackupKind.FILE, size_kb=10,
+                         snapshot=SnapshotInfo(hash=1, revision=501, total_keys=500, total_size=1), can_bump=True)
+    r = judge(survivors(None, None, None), seed="m1", quorum=2, data_dir="/d/", backup_path=path, backup=backup,
+              method=Method.SNAPSHOT_RESTORE)
+    problem = f"backup {path} is inside the live data dir /d/member: copy it elsewhere first"
+    assert (problem in r.problems) is refused and r.ok is not refused, r.problems

@@ -256,3 +256,28 @@ def test_runs_without_counts_only_live_etcd_processes(tmp_path: Path) -> None:
         for p in (flagged, plain, zombie):
             p.kill()
             p.wait()
+
+
+def test_gate_probes_ask_only_the_endpoints_that_listen(tmp_path: Path) -> None:
+    """A closed port is left out at once (etcdctl would wait out its deadline on it); none open gives `[]`."""
+    import socket
+
+    from etcdrescue.platform.paths import Paths
+    from etcdrescue.platform.tools import EtcdTools
+
+    fake = tmp_path / "etcdctl"
+    fake.write_text('#!/bin/sh\nfor a; do case "$a" in https://*) echo "$a";; esac; done\n')
+    fake.chmod(0o755)
+    tools = EtcdTools(Paths("/m", "/d", "/c", "/var/lib/etcd", "/ca", "/crt", "/key"), str(fake))
+    with socket.socket() as listening, socket.socket() as closed:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        closed.bind(("127.0.0.1", 0))
+        up, down = (f"https://127.0.0.1:{s.getsockname()[1]}" for s in (listening, closed))
+        asked = subprocess.run(["bash", "-c", tools.ctl_listening([down, up, down.replace("127.0.0.1", "[::1]")],
+                                                                   "endpoint", "status")],
+                               capture_output=True, text=True, timeout=10)
+        assert asked.stdout.split() == [up], asked
+        none = subprocess.run(["bash", "-c", tools.ctl_listening([down], "endpoint", "status")],
+                              capture_output=True, text=True, timeout=10)
+        assert none.stdout.strip() == "[]", none

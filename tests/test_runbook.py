@@ -205,7 +205,7 @@ def test_backup_kind_decides_the_restore_not_the_name(kind: str, tmp_path: Path,
     plan = build_plan(Context(load_inventory(EXAMPLE), SNAPSHOT, Method.SNAPSHOT_RESTORE, DOC_STAMP,
                               backup_kind=BackupKind(kind)))
     assert_in_order(doc, [c.script for c in plan.commands()])
-    (restore,) = [c.script for c in plan.step("seed-data").commands if "snapshot restore" in c.script]
+    (restore,) = [c.script for c in plan.step("stop-etcd").commands if "snapshot restore" in c.script]
     survey = "\n".join(fence(backup_survey(SNAPSHOT).script))
     beyond_survey = doc.replace(survey, "")
     if kind == "file":

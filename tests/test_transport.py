@@ -104,6 +104,27 @@ def test_commands_reuse_one_connection(host: SSHHost) -> None:
     assert host.transport is transport
 
 
+def test_scripts_run_side_by_side_on_the_one_connection(lab: Lab, host: SSHHost) -> None:
+    """Three scripts that each wait for the other two finish only if they run at the same time; all three
+    on one TCP connection (one login), as the gates' parallel probes need."""
+    import threading
+
+    from etcdrescue.transport import SHELLS
+
+    assert SHELLS >= 3
+    d = f"/tmp/side-by-side-{time.monotonic_ns()}"
+    host.run(f"mkdir -p {d}")
+    script = (f"touch {d}/$RANDOM$RANDOM; for _ in $(seq 100); do test $(ls {d} | wc -l) -ge 3 && break; "
+              "sleep 0.05; done; test $(ls " + d + " | wc -l) -ge 3 && echo $SSH_CONNECTION")
+    results: list[str] = []
+    threads = [threading.Thread(target=lambda: results.append(host.run(script, timeout=20).stdout)) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(results) == 3 and len(set(results)) == 1 and results[0].strip(), results
+
+
 # -- host keys and authentication ----------------------------------------------------------------
 
 def assert_one_line(exc: Exception) -> str:

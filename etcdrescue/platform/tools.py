@@ -73,6 +73,20 @@ class EtcdTools:
         return sh(Raw("ETCDCTL_API=3"), self.etcdctl, "--cacert", p.ca, "--cert", p.cert, "--key", p.key,
                   "--endpoints", ",".join(endpoints), *args)
 
+    def ctl_listening(self, endpoints: Iterable[str], *args: object) -> Raw:
+        """`ctl` asked only of the endpoints whose port takes a TCP connection now; `[]` when none does.
+
+        Why: on a closed port etcdctl waits in gRPC's reconnect backoff until its deadline, so a gate
+        polling a member about to start would notice it that much late; bash's connect is refused at once.
+        """
+        urls = " ".join(q(u) for u in endpoints)
+        found = (f"e=$(for u in {urls}; do a=${{u#*//}}; h=${{a%:*}}; h=${{h#[}}; "
+                 "(timeout 1 bash -c ': <>\"/dev/tcp/$0/$1\"' \"${h%]}\" \"${a##*:}\" 2>/dev/null && echo \"$u\") & "
+                 "done | paste -sd, -)")
+        ctl = sh(Raw("ETCDCTL_API=3"), self.etcdctl, "--cacert", self.paths.ca, "--cert", self.paths.cert,
+                 "--key", self.paths.key, "--endpoints", Raw('"$e"'), *args)
+        return Raw(f"{found}; if test -n \"$e\"; then {ctl}; else echo '[]'; fi")
+
     def snapshot_restore(self, db: str, *args: object) -> Raw:
         """Offline: `snapshot restore` needs no endpoint and no TLS."""
         if self.etcdutl:

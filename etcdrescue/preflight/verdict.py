@@ -9,6 +9,7 @@ serving and a quorum already back are expected there, not refused.
 from __future__ import annotations
 
 import enum
+import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -323,6 +324,7 @@ def judge(hosts: tuple[HostFacts, ...], *, seed: str, quorum: int, data_dir: str
         p += refused
     elif backup_path is not None:
         warnings += newer_than_backup(hosts, backup)
+        p += live_backup(backup_path, data_dir)
     for h in hosts:
         p += host_problems(h, data_dir, method=method, resuming=resuming, settings=settings)
         if h.conf_name and h.conf_name != h.name:
@@ -355,6 +357,16 @@ def judge(hosts: tuple[HostFacts, ...], *, seed: str, quorum: int, data_dir: str
                     "healthy): refusing to recover a working cluster")
     return PreflightReport(hosts, seed, quorum, backup, tuple(p), tuple(warnings),
                            tools.tools if tools is not None and not p else None, reason, revisions)
+
+
+def live_backup(backup_path: str, data_dir: str) -> list[str]:
+    """A backup inside the live member dir is refused: the restore runs while etcd may still write there,
+    and the seed's own data moves aside before the restored copy goes in."""
+    member = posixpath.join(posixpath.normpath(data_dir), "member")
+    path = posixpath.normpath(backup_path)
+    if path == member or path.startswith(member + "/"):
+        return [f"backup {backup_path} is inside the live data dir {member}: copy it elsewhere first"]
+    return []
 
 
 def host_problems(h: HostFacts, data_dir: str, *, method: Method, resuming: bool, settings: str) -> list[str]:

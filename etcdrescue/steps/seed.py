@@ -33,6 +33,35 @@ def copy_then_rename(host: str, src: str, dst: str, purpose: str, chown_like: st
     return Command(host, chain(*parts), purpose, skip_if=sh("test", "-e", dst), timeout=1800)
 
 
+def restored_dir(ctx: Context) -> str:
+    return f"{ctx.paths.data_dir.rstrip('/')}/etcdrescue-restore-{ctx.stamp}"
+
+
+def restore_backup(ctx: Context) -> Command | None:
+    """The backup restored into a fresh one-member data dir, run while the stop gate settles.
+
+    Why then: it reads only the backup and writes only a new directory, so it needs no stopped etcd,
+    and the settle's seconds are otherwise idle. None when the recovery does not restore a snapshot.
+    """
+    if ctx.quorum_restore or ctx.method is not Method.SNAPSHOT_RESTORE:
+        return None
+    seed, restore_dir = ctx.seed, restored_dir(ctx)
+    complete = f"{restore_dir}.complete"
+    options = [
+        "--name", seed.name, "--initial-cluster", f"{seed.name}={seed.peer_url}",
+        "--initial-cluster-token", ctx.cluster_token, "--initial-advertise-peer-urls", seed.peer_url,
+        "--data-dir", restore_dir,
+    ]
+    if ctx.backup_kind is BackupKind.DIR:
+        options.insert(0, "--skip-hash-check")
+    if ctx.revisions.bump:
+        options += ["--bump-revision", str(ctx.revisions.bump), "--mark-compacted"]
+    restore = ctx.platform.tools.snapshot_restore(ctx.backup_db, *options)
+    return Command(seed.name, chain(partial_aside(restore_dir), restore, sh("touch", complete)),
+                   "restore the backup's db into a fresh one-member data dir (while the gate waits: it touches "
+                   "nothing live)", skip_if=sh("test", "-e", complete), timeout=1800, while_gate=True)
+
+
 def seed_data(ctx: Context) -> Step:
     p, seed = ctx.paths, ctx.seed
     member, aside = p.member_dir, ctx.aside(p.member_dir)
@@ -48,29 +77,17 @@ def seed_data(ctx: Context) -> Step:
         title = f"Keep {seed.name}'s own data (copy aside)"
         undo_note = f"The untouched copy is {aside}."
     elif ctx.method is Method.SNAPSHOT_RESTORE:
-        restore_dir = f"{p.data_dir.rstrip('/')}/etcdrescue-restore-{ctx.stamp}"
-        complete = f"{restore_dir}.complete"
-        options = [
-            "--name", seed.name, "--initial-cluster", f"{seed.name}={seed.peer_url}",
-            "--initial-cluster-token", ctx.cluster_token, "--initial-advertise-peer-urls", seed.peer_url,
-            "--data-dir", restore_dir,
-        ]
-        if ctx.backup_kind is BackupKind.DIR:
-            options.insert(0, "--skip-hash-check")
-        if ctx.revisions.bump:
-            options += ["--bump-revision", str(ctx.revisions.bump), "--mark-compacted"]
-        restore = ctx.platform.tools.snapshot_restore(ctx.backup_db, *options)
+        restore_dir = restored_dir(ctx)
         commands = (
             move_aside,
-            Command(seed.name, chain(partial_aside(restore_dir), restore, sh("touch", complete)),
-                    "restore the backup's db into a fresh one-member data dir",
-                    skip_if=Raw(f"test -e {q(member)} || test -e {q(complete)}"), timeout=1800),
             Command(seed.name, chain(sh("mv", f"{restore_dir}/member", member), sh("rmdir", restore_dir),
                                      sh("chown", "-R", f"--reference={p.data_dir}", member)),
-                    "put the restored data in place", skip_if=sh("test", "-e", member)),
+                    "put the restored data in place (restored while the stop gate waited)",
+                    skip_if=sh("test", "-e", member)),
         )
         bumped = f", revisions +{ctx.revisions.bump:,}" if ctx.revisions.bump else ""
-        title = f"Restore the backup into {seed.name} ({ctx.platform.tools.restore_tool} snapshot restore{bumped})"
+        title = f"Put the restored backup in place on {seed.name} ({ctx.platform.tools.restore_tool} snapshot " \
+                f"restore{bumped})"
         undo_note = ""
     else:
         assert ctx.backup is not None

@@ -243,13 +243,14 @@ def test_ssh_cut_mid_command_then_resume(lab_factory: LabFactory, tmp_path: Path
         t.join(timeout=130)
     assert cut.get("rc") == 0, cut
     assert res.returncode == 3, res.stdout + res.stderr
-    assert ("seed-data: master01.lab.example: connection lost during 'restore the backup's db into a fresh "
-            "one-member data dir' and its effect is not confirmed" in res.stderr and "--resume" in res.stderr), \
+    assert ("stop-etcd: master01.lab.example: connection lost during 'restore the backup's db into a fresh "
+            "one-member data dir (while the gate waits: it touches nothing live)' and its effect is not confirmed"
+            in res.stderr and "--resume" in res.stderr), \
         res.stderr
     events = journal_events(journal)
     assert [e["host"] for e in events if e["event"] == "connection_lost"] == [seed.name]
     assert events[-1]["event"] == "run_end" and events[-1]["exit_code"] == 3
-    assert [e["step"] for e in events if e["event"] == "step_end" and e["status"] == "failed"] == ["seed-data"]
+    assert [e["step"] for e in events if e["event"] == "step_end" and e["status"] == "failed"] == ["stop-etcd"]
     # the command carried on on the host after the cut: wait for it, the resume must then see it done
     assert wait_for(run_dir / "restore-done", 30)
     (tmp_path.parent / "cut-stderr.txt").write_text(res.stderr)
@@ -263,7 +264,7 @@ def test_ssh_cut_mid_command_then_resume(lab_factory: LabFactory, tmp_path: Path
         t.join(timeout=130)
     assert cut.get("rc") == 0, cut
     assert again.returncode == 0, again.stdout + again.stderr
-    assert "resuming" in again.stdout and "at step seed-data" in again.stdout
+    assert "resuming" in again.stdout and "at step stop-etcd" in again.stdout
     assert_recovered(b, journal, keys=500, post=0)
     events = journal_events(journal)
     restores = [e for e in events if e["event"] == "command" and "snapshot restore" in e["script"]]
