@@ -18,6 +18,7 @@ from ..model import BackupKind, Method
 from ..platform.tools import EtcdTools
 from ..probes import (
     Fact,
+    HostSurvey,
     ParseError,
     SnapshotInfo,
     backup_survey,
@@ -44,43 +45,60 @@ def survey_host(hosts: Hosts, member: Member) -> HostFacts:
 
     Only an unreachable host (or an unreadable survey) is an error: a manifest that is not even YAML must
     still reach the verdict as that host's manifest problem, and a member that cannot be asked its health
-    is simply not healthy. `endpoint status` comes first: it answers at once without a leader, where
-    `endpoint health` would wait out its timeout (a member without a leader is not healthy either way).
+    is simply not healthy. After the host's survey, its configuration, its data's freshness and its health
+    are read side by side (each on its own shell of the one connection).
     """
     inv = hosts.inv
-    platform = inv.platform
     try:
-        survey = hosts.fact(member.name, host_survey(platform, member))
+        survey = hosts.fact(member.name, host_survey(inv.platform, member))
     except (RescueError, ParseError) as exc:
         return HostFacts(member.name, error=str(exc))
     facts = HostFacts(member.name, reachable=True, survey=survey)
+    with cf.ThreadPoolExecutor(3) as pool:
+        config = pool.submit(read_config, hosts, member, survey)
+        fresh = pool.submit(read_member_freshness, hosts, member.name, inv.paths.member_dir) if survey.member else None
+        health = pool.submit(ask_health, hosts, member) if survey.client_port_open else None
     try:
-        if survey.manifest != survey.disabled:
-            path = inv.paths.manifest if survey.manifest else inv.paths.disabled_manifest
-            text = hosts[member.name].read_file(path).decode("utf-8", errors="replace")
-            facts = replace(facts, manifest_path=path, manifest_problem=platform.manifest_problem(text),
-                            server_version=platform.server_version(text))
-        if survey.conf and facts.manifest_problem is None:
-            s = platform.settings
-            name = hosts.fact(member.name, Fact(s.label, s.values_script(), s.parse_values)).get("name", "")
-            facts = replace(facts, conf_name=name)
+        facts = replace(facts, **config.result())
     except (RescueError, ParseError) as exc:
         return replace(facts, reachable=False, error=f"{member.name}: {exc}")
-    if survey.member:
-        facts = replace(facts, **read_member_freshness(hosts, member.name, inv.paths.member_dir))
-    if survey.client_port_open:
-        try:
-            status = hosts.fact(member.name, endpoint_status(platform.tools, [member.client_url]))
-            facts = replace(facts, member_id=f"{status[0].member_id:x}" if status else "")
-            if status and status[0].leader is None:
-                facts = replace(facts, health_error="no leader")
-            else:
-                health = hosts.fact(member.name, endpoint_health(platform.tools, [member.client_url]))
-                facts = replace(facts, healthy=bool(health and health[0].healthy),
-                                health_error=health[0].error if health else "")
-        except ParseError as exc:
-            facts = replace(facts, health_error=facts.health_error or str(exc).split(": ", 2)[-1][:120])
+    for part in (fresh, health):
+        if part is not None:
+            facts = replace(facts, **part.result())
     return facts
+
+
+def read_config(hosts: Hosts, member: Member, survey: HostSurvey) -> dict[str, Any]:
+    """The manifest in use (or the disabled one) and the settings' member name."""
+    inv, out = hosts.inv, {}
+    platform = inv.platform
+    if survey.manifest != survey.disabled:
+        path = inv.paths.manifest if survey.manifest else inv.paths.disabled_manifest
+        text = hosts[member.name].read_file(path).decode("utf-8", errors="replace")
+        out = {"manifest_path": path, "manifest_problem": platform.manifest_problem(text),
+               "server_version": platform.server_version(text)}
+    if survey.conf and out.get("manifest_problem") is None:
+        s = platform.settings
+        out["conf_name"] = hosts.fact(member.name, Fact(s.label, s.values_script(), s.parse_values)).get("name", "")
+    return out
+
+
+def ask_health(hosts: Hosts, member: Member) -> dict[str, Any]:
+    """`endpoint status` first: without a leader it answers at once, where `endpoint health` would wait out
+    its timeout (and a member without a leader is not healthy either way)."""
+    tools = hosts.inv.platform.tools
+    out: dict[str, Any] = {}
+    try:
+        status = hosts.fact(member.name, endpoint_status(tools, [member.client_url]))
+        out["member_id"] = f"{status[0].member_id:x}" if status else ""
+        if status and status[0].leader is None:
+            out["health_error"] = "no leader"
+        else:
+            health = hosts.fact(member.name, endpoint_health(tools, [member.client_url]))
+            out.update(healthy=bool(health and health[0].healthy), health_error=health[0].error if health else "")
+    except ParseError as exc:
+        out["health_error"] = out.get("health_error") or str(exc).split(": ", 2)[-1][:120]
+    return out
 
 
 def read_member_freshness(hosts: Hosts, name: str, member_dir: str) -> dict[str, Any]:
@@ -112,6 +130,14 @@ def backup_kind_problem(survey: dict[str, str], seed: str, path: str) -> str:
 
 
 def survey_backup(hosts: Hosts, seed: str, path: str, tools: EtcdTools) -> BackupFacts:
+    return check_backup(hosts, seed, locate_backup(hosts, seed, path), tools)
+
+
+def locate_backup(hosts: Hosts, seed: str, path: str) -> BackupFacts:
+    """What needs no etcd tool: the backup's kind, size and age, and whether it is this cluster's.
+
+    Why apart: it can run while the hosts' surveys still decide which tools the recovery uses.
+    """
     try:
         kv = hosts.fact(seed, backup_survey(path))
     except (RescueError, ParseError) as exc:
@@ -122,17 +148,30 @@ def survey_backup(hosts: Hosts, seed: str, path: str, tools: EtcdTools) -> Backu
     facts = BackupFacts(path, kind=kind, size_kb=size_kb, mtime=mtime)
     if problem or kind is None:
         return facts.failed(problem)
-    db = path if kind is BackupKind.FILE else path.rstrip("/") + "/member/snap/db"
+    return replace(facts, error=wrong_cluster(hosts, seed, path, backup_db(path, kind)))
+
+
+def backup_db(path: str, kind: BackupKind) -> str:
+    return path if kind is BackupKind.FILE else path.rstrip("/") + "/member/snap/db"
+
+
+def check_backup(hosts: Hosts, seed: str, found: BackupFacts, tools: EtcdTools) -> BackupFacts:
+    """The located backup read with the chosen tools: its snapshot status, and which restore flags they have."""
+    if found.kind is None:
+        return found
+    path, db = found.path, backup_db(found.path, found.kind)
+    with cf.ThreadPoolExecutor(2) as pool:
+        status = pool.submit(hosts.fact, seed, snapshot_status(tools, db))
+        flags = pool.submit(hosts.fact, seed, restore_can_bump(tools))
     try:
-        snapshot: SnapshotInfo = hosts.fact(seed, snapshot_status(tools, db))
+        snapshot: SnapshotInfo = status.result()
     except (RescueError, ParseError):
-        return facts.failed(f"backup {path} on {seed}: {db} is not a readable etcd database (corrupt or truncated?)")
+        return found.failed(f"backup {path} on {seed}: {db} is not a readable etcd database (corrupt or truncated?)")
     try:
-        can_bump = hosts.fact(seed, restore_can_bump(tools))
+        can_bump = flags.result()
     except (RescueError, ParseError) as exc:
-        return facts.failed(f"{seed}: cannot ask {tools.restore_tool} which restore flags it has ({exc})")
-    return BackupFacts(path, kind=kind, size_kb=size_kb, mtime=mtime, snapshot=snapshot,
-                       error=wrong_cluster(hosts, seed, path, db), can_bump=can_bump)
+        return found.failed(f"{seed}: cannot ask {tools.restore_tool} which restore flags it has ({exc})")
+    return replace(found, snapshot=snapshot, can_bump=can_bump)
 
 
 def wrong_cluster(hosts: Hosts, seed: str, path: str, db: str) -> str:
@@ -172,14 +211,17 @@ def tool_choice(hosts: Hosts, facts: tuple[HostFacts, ...], *, uploaded: Uploade
 def run_preflight(hosts: Hosts, *, backup: str | None, method: Method, resuming: bool = False,
                   uploaded: Uploaded | None = None, seed: SeedChoice | None = None,
                   revisions: RevisionOptions | None = None) -> PreflightReport:
-    """Every host in parallel, then the backup with the tools the hosts' survey chose."""
+    """Every host and the backup's location in parallel, then the backup read with the tools the hosts' survey
+    chose."""
     inv = hosts.inv
-    with cf.ThreadPoolExecutor(max_workers=min(8, len(inv.members))) as pool:
-        facts = tuple(pool.map(lambda m: survey_host(hosts, m), inv.members))
+    with cf.ThreadPoolExecutor(max_workers=min(8, len(inv.members)) + 1) as pool:
+        surveys = [pool.submit(survey_host, hosts, m) for m in inv.members]
+        located = pool.submit(locate_backup, hosts, inv.seed.name, backup) if backup is not None else None
+        facts = tuple(f.result() for f in surveys)
     tools = tool_choice(hosts, facts, uploaded=uploaded, restores=backup is not None)
     backup_facts = None
-    if backup is not None:
-        backup_facts = (survey_backup(hosts, inv.seed.name, backup, tools.tools) if tools.tools is not None
+    if backup is not None and located is not None:
+        backup_facts = (check_backup(hosts, inv.seed.name, located.result(), tools.tools) if tools.tools is not None
                         else BackupFacts(backup, error=f"backup {backup}: not checked (no etcd tools to read it)"))
     return judge(facts, seed=inv.seed.name, quorum=inv.quorum, data_dir=inv.paths.data_dir, backup_path=backup,
                  backup=backup_facts, method=method, resuming=resuming, settings=inv.platform.settings.label,

@@ -159,7 +159,7 @@ def expected_marks(plan: Plan, in_place: int) -> list[DryRunMark]:
 def test_dry_run_changes_nothing(lab_factory: LabFactory, tmp_path: Path) -> None:
     b = break_lab(lab_factory(3, subnet=25), "openshift")
     plan, marks = dry_run(b, tmp_path / "j")
-    stops = plan.steps[0].commands
+    stops = [c for c in plan.steps[0].commands if not c.while_gate]
     assert [c.host for c in stops] == [h.name for h in b.lab.hosts]
     assert marks == expected_marks(plan, in_place=0)
     assert marks[0] is DryRunMark.WOULD_RUN and DryRunMark.IN_PLACE not in marks
@@ -169,4 +169,6 @@ def test_dry_run_changes_nothing(lab_factory: LabFactory, tmp_path: Path) -> Non
     plan, marks = dry_run(b, tmp_path / "j")
     assert marks[:len(stops)] == [DryRunMark.IN_PLACE] * len(stops)
     assert marks == expected_marks(plan, in_place=len(stops))
-    assert plan.steps[1].commands[0].mutates and marks[len(stops)] is DryRunMark.WOULD_RUN
+    (restore,) = [c for c in plan.steps[0].commands if c.while_gate]  # run while the stop gate settles
+    assert "snapshot restore" in restore.script and plan.commands()[len(stops)] is restore
+    assert marks[len(stops)] is DryRunMark.WOULD_RUN
