@@ -85,3 +85,28 @@ def test_transitive_imports(layer: str, forbidden: tuple[str, ...]) -> None:
                       "print(' '.join(bad))"])
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert res.stdout.strip() == "", f"{layer} pulls in {res.stdout.strip()}"
+
+
+HEAVY = ("paramiko", "textual", "rich", "yaml", "etcd3", "grpc", "google.protobuf", "ansible", "cryptography",
+         "markdown_it", "mdit_py_plugins")
+HELP_ARGVS = [["--help"], *([cmd, "--help"] for cmd in ("check", "recover", "tui", "runbook", "report", "lab",
+                                                        "rehearse", "inventory")),
+              ["inventory", "discover", "--help"], ["inventory", "from-ansible", "--help"]]
+PARSING_MODULES = ("etcdrescue", "etcdrescue.cli", "etcdrescue.errors", "etcdrescue.commands")
+
+
+def test_help_imports_only_the_parser() -> None:
+    """`--help` of the tool and of every subcommand loads argparse and the command modules, nothing they run."""
+    code = "\n".join([
+        "import contextlib, io, sys",
+        "from etcdrescue.cli import main",
+        f"for argv in {HELP_ARGVS!r}:",
+        "    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):",
+        "        main(argv)",
+        f"heavy = sorted(m for m in sys.modules if any(m == h or m.startswith(h + '.') for h in {HEAVY!r}))",
+        f"ours = sorted(m for m in sys.modules if m.startswith('etcdrescue') and m not in {PARSING_MODULES!r}",
+        "              and not m.startswith('etcdrescue.commands.'))",
+        "print(' '.join(heavy + ours))"])
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True,
+                         cwd=PACKAGE.parent)
+    assert res.stdout.strip() == "", f"--help imports {res.stdout.strip()}"
