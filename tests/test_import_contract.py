@@ -93,20 +93,43 @@ HELP_ARGVS = [["--help"], *([cmd, "--help"] for cmd in ("check", "recover", "tui
                                                         "rehearse", "inventory")),
               ["inventory", "discover", "--help"], ["inventory", "from-ansible", "--help"]]
 PARSING_MODULES = ("etcdrescue", "etcdrescue.cli", "etcdrescue.errors", "etcdrescue.commands")
+BEFORE_THE_FIRST_CHOICE = (
+    *(h for h in HEAVY if h not in ("textual", "rich")),
+    "etcdrescue.session", "etcdrescue.engine", "etcdrescue.hosts", "etcdrescue.transport", "etcdrescue.plan",
+    "etcdrescue.model", "etcdrescue.inventory", "etcdrescue.platform", "etcdrescue.preflight.verdict",
+    "etcdrescue.screens.run", "etcdrescue.screens.new_inventory")
+
+
+def loaded(lines: list[str], forbidden: tuple[str, ...]) -> str:
+    """The forbidden modules a fresh interpreter of this checkout holds after running `lines`."""
+    code = "\n".join(["import sys", *lines,
+                      f"print(' '.join(sorted(m for m in sys.modules if any(m == f or m.startswith(f + '.') "
+                      f"for f in {forbidden!r}))))"])
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True,
+                         cwd=PACKAGE.parent)
+    return res.stdout.strip()
 
 
 def test_help_imports_only_the_parser() -> None:
     """`--help` of the tool and of every subcommand loads argparse and the command modules, nothing they run."""
-    code = "\n".join([
-        "import contextlib, io, sys",
-        "from etcdrescue.cli import main",
-        f"for argv in {HELP_ARGVS!r}:",
-        "    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):",
-        "        main(argv)",
-        f"heavy = sorted(m for m in sys.modules if any(m == h or m.startswith(h + '.') for h in {HEAVY!r}))",
-        f"ours = sorted(m for m in sys.modules if m.startswith('etcdrescue') and m not in {PARSING_MODULES!r}",
-        "              and not m.startswith('etcdrescue.commands.'))",
-        "print(' '.join(heavy + ours))"])
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True,
-                         cwd=PACKAGE.parent)
-    assert res.stdout.strip() == "", f"--help imports {res.stdout.strip()}"
+    heavy = loaded(["import contextlib, io",
+                    "from etcdrescue.cli import main",
+                    f"for argv in {HELP_ARGVS!r}:",
+                    "    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):",
+                    "        main(argv)"], HEAVY)
+    assert heavy == "", f"--help imports {heavy}"
+    ours = loaded(["from etcdrescue.cli import build_parser", "build_parser()"], ("etcdrescue",))
+    extra = [m for m in ours.split() if m not in PARSING_MODULES and not m.startswith("etcdrescue.commands.")]
+    assert not extra, f"--help imports {' '.join(extra)}"
+
+
+def test_the_wizard_paints_its_first_screen_before_ssh() -> None:
+    """`etcdrescue tui` up to its first screen (the inventory form) loads Textual, not SSH, YAML or the engine."""
+    early = loaded(["from etcdrescue.cli import build_parser",
+                    "from etcdrescue.commands.tui import cmd_tui",
+                    "from etcdrescue.screens.app import RescueApp",
+                    "from etcdrescue.screens.inventory import InventoryScreen",
+                    "RescueApp.run = lambda self: None",
+                    "cmd_tui(build_parser().parse_args(['tui', '--bump-revision', '5']))",
+                    "InventoryScreen()"], BEFORE_THE_FIRST_CHOICE)
+    assert early == "", f"the wizard's first screen imports {early}"
