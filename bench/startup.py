@@ -7,7 +7,8 @@ The wizard's figure is `etcdrescue tui` without a terminal: its command runs wit
 and the first screen (the inventory form) is built, so it times the imports and set-up before the first
 paint, not the paint. Also prints how much of the package has bytecode (`PYTHONDONTWRITEBYTECODE` keeps
 Python from writing it at run time: `scripts/bootstrap` precompiles) and the slowest imports of one `--help`
-run (`python3 -X importtime`, cumulative): every command of the tool pays them before it does anything.
+run (`python3 -X importtime`, cumulative), then the tool's own: every command pays them before it does
+anything.
 """
 
 from __future__ import annotations
@@ -47,14 +48,14 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def slowest_imports(top: int) -> list[tuple[float, str]]:
+def slowest_imports() -> list[tuple[float, str]]:
     _, res, _ = timed([sys.executable, "-X", "importtime", *TOOL[1:]], env=ENV)
     rows = []
     for line in res.stderr.splitlines():
         m = re.match(r"import time:\s+\d+ \|\s+(\d+) \|( *)(\S+)", line)
         if m and len(m.group(2)) <= 3:  # top-level imports and their direct children
             rows.append((int(m.group(1)) / 1e6, m.group(3)))
-    return sorted(rows, reverse=True)[:top]
+    return sorted(rows, reverse=True)
 
 
 def main() -> int:
@@ -83,8 +84,12 @@ def main() -> int:
               f"({statistics.median(values) / bare_cpu:.2f}x python3 -c pass)")
     print(f"the tool's own start-up (difference of medians): "
           f"{statistics.median(walls['python3 -m etcdrescue --help']) - bare:.2f}s")
+    imports = slowest_imports()
     print("slowest imports of one --help run (cumulative):")
-    for seconds, name in slowest_imports(8):
+    for seconds, name in imports[:8]:
+        print(f"  {seconds:6.3f}s  {name}")
+    print("the tool's own, in the same run:")
+    for seconds, name in [row for row in imports if row[1].startswith("etcdrescue")][:5]:
         print(f"  {seconds:6.3f}s  {name}")
     print(f"load at end {load()}")
     return 0
