@@ -14,8 +14,9 @@ from .errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_REFUSED, InputError, RescueE
 if TYPE_CHECKING:
     from .inventory import Inventory
     from .model import Method
-    from .preflight.verdict import RevisionOptions
+    from .preflight.options import RevisionOptions
     from .session import RecoverySession
+    from .upload import LocalTools
 
 
 def add_common(p: argparse.ArgumentParser) -> None:
@@ -49,9 +50,18 @@ def _revision_bump(raw: str) -> int:
 
 
 def revision_options(args: argparse.Namespace) -> RevisionOptions:
-    from .preflight.verdict import RevisionOptions
+    from .preflight.options import RevisionOptions
 
     return RevisionOptions(args.bump_revision, not args.no_control_plane_restart)
+
+
+def local_tools(args: argparse.Namespace) -> LocalTools | None:
+    """`--etcd-tools`, checked here, before any connection."""
+    if not args.etcd_tools:
+        return None
+    from .upload import find_local
+
+    return find_local(args.etcd_tools)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,13 +117,12 @@ def prepare(args: argparse.Namespace) -> tuple[Inventory, str | None, Method]:
 
 
 def open_session(args: argparse.Namespace, **options: Any) -> RecoverySession:
-    """The session of the common options; `--etcd-tools` is checked here, before any connection."""
+    """The session of the common options; `--etcd-tools` is checked before any connection."""
     from .preflight.verdict import SeedChoice
     from .session import RecoverySession
-    from .upload import find_local
 
     inv, backup, method = prepare(args)
-    tools = find_local(args.etcd_tools) if args.etcd_tools else None
+    tools = local_tools(args)
     seed = SeedChoice(explicit=args.seed is not None, accept_older=args.accept_older_seed)
     return RecoverySession(inv, backup=backup, method=method, etcd_tools=tools, seed=seed,
                            revisions=revision_options(args), **options)

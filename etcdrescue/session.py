@@ -22,8 +22,9 @@ from .locks import LocalLock, RemoteLock
 from .model import Context, Method, Step, new_stamp
 from .plan import Plan, build_plan
 from .platform.tools import EtcdTools
+from .preflight.options import RevisionOptions
 from .preflight.survey import Uploaded, run_preflight
-from .preflight.verdict import PreflightReport, RevisionOptions, SeedChoice
+from .preflight.verdict import PreflightReport, SeedChoice
 from .resume import Unfinished, find_unfinished, resumed_context
 from .upload import LocalTools, install
 

@@ -85,3 +85,51 @@ def test_transitive_imports(layer: str, forbidden: tuple[str, ...]) -> None:
                       "print(' '.join(bad))"])
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert res.stdout.strip() == "", f"{layer} pulls in {res.stdout.strip()}"
+
+
+HEAVY = ("paramiko", "textual", "rich", "yaml", "etcd3", "grpc", "google.protobuf", "ansible", "cryptography",
+         "markdown_it", "mdit_py_plugins")
+HELP_ARGVS = [["--help"], *([cmd, "--help"] for cmd in ("check", "recover", "tui", "runbook", "report", "lab",
+                                                        "rehearse", "inventory")),
+              ["inventory", "discover", "--help"], ["inventory", "from-ansible", "--help"]]
+PARSING_MODULES = ("etcdrescue", "etcdrescue.cli", "etcdrescue.errors", "etcdrescue.commands")
+BEFORE_THE_FIRST_CHOICE = (
+    *(h for h in HEAVY if h not in ("textual", "rich")),
+    "etcdrescue.session", "etcdrescue.engine", "etcdrescue.hosts", "etcdrescue.transport", "etcdrescue.plan",
+    "etcdrescue.model", "etcdrescue.inventory", "etcdrescue.platform", "etcdrescue.preflight.verdict",
+    "etcdrescue.screens.run", "etcdrescue.screens.new_inventory")
+
+
+def loaded(lines: list[str], forbidden: tuple[str, ...]) -> str:
+    """The forbidden modules a fresh interpreter of this checkout holds after running `lines`."""
+    code = "\n".join(["import sys", *lines,
+                      f"print(' '.join(sorted(m for m in sys.modules if any(m == f or m.startswith(f + '.') "
+                      f"for f in {forbidden!r}))))"])
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True,
+                         cwd=PACKAGE.parent)
+    return res.stdout.strip()
+
+
+def test_help_imports_only_the_parser() -> None:
+    """`--help` of the tool and of every subcommand loads argparse and the command modules, nothing they run."""
+    heavy = loaded(["import contextlib, io",
+                    "from etcdrescue.cli import main",
+                    f"for argv in {HELP_ARGVS!r}:",
+                    "    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):",
+                    "        main(argv)"], HEAVY)
+    assert heavy == "", f"--help imports {heavy}"
+    ours = loaded(["from etcdrescue.cli import build_parser", "build_parser()"], ("etcdrescue",))
+    extra = [m for m in ours.split() if m not in PARSING_MODULES and not m.startswith("etcdrescue.commands.")]
+    assert not extra, f"--help imports {' '.join(extra)}"
+
+
+def test_the_wizard_paints_its_first_screen_before_ssh() -> None:
+    """`etcdrescue tui` up to its first screen (the inventory form) loads Textual, not SSH, YAML or the engine."""
+    early = loaded(["from etcdrescue.cli import build_parser",
+                    "from etcdrescue.commands.tui import cmd_tui",
+                    "from etcdrescue.screens.app import RescueApp",
+                    "from etcdrescue.screens.inventory import InventoryScreen",
+                    "RescueApp.run = lambda self: None",
+                    "cmd_tui(build_parser().parse_args(['tui', '--bump-revision', '5']))",
+                    "InventoryScreen()"], BEFORE_THE_FIRST_CHOICE)
+    assert early == "", f"the wizard's first screen imports {early}"

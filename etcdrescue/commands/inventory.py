@@ -10,10 +10,12 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import EXIT_OK
-from ..inventory_writer import InventoryDraft, write_new
+
+if TYPE_CHECKING:
+    from ..inventory_writer import InventoryDraft
 
 
 def register(sub: Any) -> None:
@@ -50,6 +52,8 @@ def _local(path: str | None) -> str | None:
 
 
 def emit(draft: InventoryDraft, text: str, output: Path | None) -> int:
+    from ..inventory_writer import write_new
+
     for line in draft.unknown:
         print(f"etcdrescue: check: {line}", file=sys.stderr)
     if output is None:

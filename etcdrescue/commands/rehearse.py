@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -46,12 +45,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(func=cmd_rehearse)
 
 
-@dataclass
 class Verdict:
-    members_ok: list[str] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-    pre_found: int = 0
-    post_found: int = 0
+    """A plain class, not a dataclass: `dataclasses` (with `inspect`) would cost every `--help` ~15 ms."""
+
+    def __init__(self) -> None:
+        self.members_ok: list[str] = []
+        self.problems: list[str] = []
+        self.pre_found = 0
+        self.post_found = 0
 
     @property
     def ok(self) -> bool:

@@ -7,10 +7,7 @@ file), which decides the restore command. `--backup-kind` answers it instead, wi
 from __future__ import annotations
 
 import argparse
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -140,6 +137,10 @@ def probe_backup_kind(inv: Inventory, path: str) -> BackupKind:
 
 def print_pdf(html: str, output: Path) -> None:
     """Chromium prints the self-contained HTML with its print stylesheet (a page per phase)."""
+    import shutil
+    import subprocess
+    import tempfile
+
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
         raise InputError("--format pdf needs Chromium: apt-get install chromium (or use --format html and print it)")

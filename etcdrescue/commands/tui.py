@@ -25,11 +25,10 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_tui(args: argparse.Namespace) -> int:
-    from ..cli import revision_options
+    from ..cli import local_tools, revision_options
     from ..screens.app import RescueApp
-    from ..upload import find_local
 
-    tools = find_local(args.etcd_tools) if args.etcd_tools else None
+    tools = local_tools(args)
     app = RescueApp(inventory_path=args.inventory, backup=args.backup, journal_dir=args.journal,
                     gate_timeout=args.gate_timeout, method=args.method, seed=args.seed, etcd_tools=tools,
                     yes=args.yes, dry_run=args.dry_run, revisions=revision_options(args))

@@ -19,6 +19,7 @@ from ..model import DEFAULT_BUMP, BackupKind, Method, RevisionPath, Revisions
 from ..platform import ManifestProblem, Paths, Severity
 from ..platform.tools import SEARCH, EtcdTools, minor
 from ..probes import HostSurvey, SnapshotInfo
+from .options import RevisionOptions
 
 
 class ManifestState(enum.Enum):
@@ -197,14 +198,6 @@ def choose_seed(hosts: tuple[HostFacts, ...], seed: str, choice: SeedChoice) -> 
         return seed, f"{seed} chosen by --seed, accepted although {behind} behind {best}", [], True
     return seed, "", [f"{seed}: its data is behind {best} by {behind}: a quorum restore from it loses them; "
                       f"use --seed {best}, or --accept-older-seed"], True
-
-
-@dataclass(frozen=True)
-class RevisionOptions:
-    bump: int | None = None
-    """`--bump-revision N`: None, the default (1,000,000,000 where the restore tool can); 0, never bump."""
-    restart_control_plane: bool = True
-    """False: `--no-control-plane-restart` (the summary then lists the control plane under "by hand")."""
 
 
 def choose_revisions(*, backup: BackupFacts | None, method: Method, older_seed: bool, tool: str,

@@ -11,27 +11,24 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual import work
 from textual.app import App
 from textual.binding import Binding
 
-from ..errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_REFUSED, RescueError
-from ..freshness import freshest
-from ..plan import Plan
-from ..preflight.verdict import PreflightReport, RevisionOptions, SeedChoice
-from ..resume import Unfinished
-from ..session import RecoverySession
-from ..upload import LocalTools
+from ..errors import EXIT_INTERRUPTED, EXIT_REFUSED, RescueError
 from .inventory import InventoryChoice, InventoryScreen
-from .plan import PlanScreen
-from .preflight import PreflightScreen
-from .run import RunOutcome, RunScreen, WizardRun
-from .summary import SummaryScreen
 from .widgets import ConfirmScreen, WizardStatus, update_status
 
-EXIT_CODES = {RunOutcome.RECOVERED: EXIT_OK, RunOutcome.PLANNED: EXIT_OK, RunOutcome.ABORTED: EXIT_INTERRUPTED,
-              RunOutcome.FAILED: EXIT_FAILED}
+if TYPE_CHECKING:
+    from ..plan import Plan
+    from ..preflight.options import RevisionOptions
+    from ..preflight.verdict import PreflightReport
+    from ..resume import Unfinished
+    from ..session import RecoverySession
+    from ..upload import LocalTools
+    from .run import RunScreen, WizardRun
 
 
 class RescueApp(App[int]):
@@ -80,6 +77,13 @@ class RescueApp(App[int]):
         the CLI's `--resume` (the journal's stamp, seed, backup and method, from its next step,
         in the same journal); declining it is `--fresh`.
         """
+        from ..preflight.verdict import SeedChoice
+        from ..session import RecoverySession
+        from .plan import PlanScreen
+        from .preflight import PreflightScreen
+        from .run import RunOutcome, RunScreen
+        from .summary import SummaryScreen
+
         if self.session is not None:
             self.session.close()
         session = self.session = RecoverySession(choice.inventory, backup=choice.backup, method=choice.method,
@@ -120,7 +124,7 @@ class RescueApp(App[int]):
                 done=unfinished.done if session.resuming and unfinished else ()))
             await self.finish(session, self.record.status is RunOutcome.RECOVERED)
             await self.push_screen_wait(SummaryScreen(self.record))
-            self.exit_with(EXIT_CODES.get(self.record.status, EXIT_FAILED))
+            self.exit_with(self.record.exit_code)
             return True
 
     async def prepare(self, session: RecoverySession) -> bool:
@@ -154,6 +158,10 @@ class RescueApp(App[int]):
         self.exit(code, return_code=code)
 
     def running_screen(self) -> RunScreen | None:
+        if self.session is None:
+            return None
+        from .run import RunScreen
+
         for screen in self.screen_stack:
             if isinstance(screen, RunScreen) and screen.running:
                 return screen
@@ -169,7 +177,7 @@ class RescueApp(App[int]):
     def action_request_quit(self) -> None:
         run = self.running_screen()
         if run is None:
-            self.exit_with(EXIT_INTERRUPTED if self.record is None else EXIT_CODES.get(self.record.status, EXIT_FAILED))
+            self.exit_with(EXIT_INTERRUPTED if self.record is None else self.record.exit_code)
             return
         if any(isinstance(s, ConfirmScreen) and s.question.startswith("Quit") for s in self.screen_stack):
             return
@@ -192,6 +200,8 @@ class RescueApp(App[int]):
 
 def behind(report: PreflightReport, seed: str) -> str:
     """The member whose data is newer than `seed`'s, for a quorum restore ("" when none is, or a backup is used)."""
+    from ..freshness import freshest
+
     if report.backup is not None:
         return ""
     fresh = {h.name: h.freshness for h in report.hosts if h.freshness is not None}

@@ -10,6 +10,7 @@ from an openshift-ansible file (`new_inventory`); the file written is then picke
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -19,12 +20,12 @@ from textual.widgets import Button, Footer, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from ..errors import InputError
-from ..inventory import Inventory, load_inventory
-from ..model import Method
-from ..session import check_options
-from .new_inventory import DiscoverScreen, ImportScreen
 from .recent import load_recent, remember
 from .widgets import RescueHeader
+
+if TYPE_CHECKING:
+    from ..inventory import Inventory
+    from ..model import Method
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,9 @@ class InventoryChoice:
 
 def validate(path: str, backup: str, method: str | None, seed: str | None) -> tuple[InventoryChoice | None, str, str]:
     """(choice, inventory error, backup error): the CLI's checks (`session.choose`), split per field."""
+    from ..inventory import load_inventory
+    from ..session import check_options
+
     if not path.strip():
         return None, "inventory: required: the path of the inventory YAML", ""
     try:
@@ -117,9 +121,13 @@ class InventoryScreen(Screen[InventoryChoice | None]):
             actions[event.button.id]()
 
     def action_discover(self) -> None:
+        from .new_inventory import DiscoverScreen
+
         self.app.push_screen(DiscoverScreen(), callback=self.picked)
 
     def action_import_ansible(self) -> None:
+        from .new_inventory import ImportScreen
+
         self.app.push_screen(ImportScreen(), callback=self.picked)
 
     def picked(self, path: str | None) -> None:

@@ -26,7 +26,7 @@ from textual.widgets import DataTable, Log, OptionList, Static
 
 from ..checks import MemberHealth
 from ..engine import StepOutcome, StepStatus
-from ..errors import Interrupted, RescueError
+from ..errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Interrupted, RescueError
 from ..gates import GateReport
 from ..plan import Plan
 from ..session import RecoverySession, failure_lines
@@ -78,6 +78,15 @@ class WizardRun:
     duration: float = 0.0
     journal: Path | None = None
     members: tuple[MemberHealth, ...] = ()
+
+    @property
+    def exit_code(self) -> int:
+        """The CLI's: 0 recovered (or a dry run planned), 3 failed, 130 aborted."""
+        return EXIT_CODES.get(self.status, EXIT_FAILED)
+
+
+EXIT_CODES = {RunOutcome.RECOVERED: EXIT_OK, RunOutcome.PLANNED: EXIT_OK, RunOutcome.ABORTED: EXIT_INTERRUPTED,
+              RunOutcome.FAILED: EXIT_FAILED}
 
 
 def yn(flag: bool) -> Text:
