@@ -3,6 +3,8 @@
     python3 bench/preflight.py [--runs 5] [--members 3] [--profile okd3|kubeadm] [--subnet 191]
 
 The lab is broken once and stays broken (`check` changes nothing); `--down` takes it down at the end.
+Two figures: the whole `check` process (Python's start, imports, SSH logins, pre-flight, output), and the
+pre-flight proper, `run_preflight` in this process from its first connection to its verdict.
 """
 
 from __future__ import annotations
@@ -14,6 +16,23 @@ import time
 from pathlib import Path
 
 from benchlib import accepted_logins, break_again, load, open_lab, stats, timed
+
+from etcdrescue.hosts import Hosts
+from etcdrescue.inventory import load_inventory
+from etcdrescue.model import Method
+from etcdrescue.preflight.survey import run_preflight
+
+
+def in_process(inventory: Path, backup: str) -> float:
+    """`run_preflight` with connections of its own, as `check` does after its imports."""
+    inv = load_inventory(inventory)
+    t = time.monotonic()
+    with Hosts(inv) as hosts:
+        report = run_preflight(hosts, backup=backup, method=Method.SNAPSHOT_RESTORE)
+    wall = time.monotonic() - t
+    if not report.ok:
+        raise SystemExit(f"pre-flight refused the broken lab: {report.problems}")
+    return wall
 
 
 def main() -> int:
@@ -33,6 +52,7 @@ def main() -> int:
         backup = break_again(lab, f"check-{time.strftime('%Y%m%dT%H%M%S')}")
         cmd = [sys.executable, "-m", "etcdrescue", "check", "-i", str(lab.inventory_path), "--backup", backup]
         walls: list[float] = []
+        proper: list[float] = []
         logins: list[int] = []
         for n in range(1, args.runs + 1):
             before = accepted_logins(lab)
@@ -42,12 +62,15 @@ def main() -> int:
                 raise SystemExit(f"check failed ({res.returncode}):\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
             walls.append(wall)
             logins.append(sum(after.values()) - sum(before.values()))
-            print(f"run {n}: {wall:.2f}s  ssh logins {logins[-1]}  load {load()}", flush=True)
+            proper.append(in_process(lab.inventory_path, backup))
+            print(f"run {n}: {wall:.2f}s (pre-flight proper {proper[-1]:.2f}s)  ssh logins {logins[-1]}  "
+                  f"load {load()}", flush=True)
     finally:
         if args.down:
             lab.down()
     print(f"\n== etcdrescue check, {args.members} members, {args.profile}, broken lab; load at end {load()}")
     print(f"check wall  {stats(walls)}")
+    print(f"pre-flight proper  {stats(proper)}")
     print(f"ssh logins per check: median {statistics.median(logins):.0f}")
     return 0
 

@@ -60,8 +60,13 @@ def test_recovery_then_preflight(lab_root: Path) -> None:
     assert re.search(r"ratio of medians tool/script: \d+\.\d\d", out), out
     assert re.search(r"gate notice latency .*: min -?\d+\.\d+s", out), out
 
+    out = bench("gates.py", "--rounds", "2", "--subnet", str(SUBNET), "--root", str(lab_root))
+    for label in ("side by side", "one by one"):
+        assert seconds(out, label)[1] > 0
+
     out = bench("preflight.py", "--runs", "1", "--subnet", str(SUBNET), "--root", str(lab_root))
     assert seconds(out, "check wall ")[1] > 0
+    assert 0 < seconds(out, "pre-flight proper")[1] < seconds(out, "check wall ")[1]
     assert re.search(r"ssh logins per check: median [1-9]", out), out
 
 
