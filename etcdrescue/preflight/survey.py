@@ -134,7 +134,7 @@ def survey_backup(hosts: Hosts, seed: str, path: str, tools: EtcdTools) -> Backu
 
 
 def locate_backup(hosts: Hosts, seed: str, path: str) -> BackupFacts:
-    """What needs no etcd tool: the backup's kind, size and age, and whether it is this cluster's.
+    """What needs no etcd tool: the backup's kind, size and age.
 
     Why apart: it can run while the hosts' surveys still decide which tools the recovery uses.
     """
@@ -146,9 +146,7 @@ def locate_backup(hosts: Hosts, seed: str, path: str) -> BackupFacts:
     problem = backup_kind_problem(kv, seed, path)
     kind = BackupKind(kv["kind"]) if kv.get("kind") in ("dir", "file") else None
     facts = BackupFacts(path, kind=kind, size_kb=size_kb, mtime=mtime)
-    if problem or kind is None:
-        return facts.failed(problem)
-    return replace(facts, error=wrong_cluster(hosts, seed, path, backup_db(path, kind)))
+    return facts.failed(problem) if problem else facts
 
 
 def backup_db(path: str, kind: BackupKind) -> str:
@@ -156,13 +154,15 @@ def backup_db(path: str, kind: BackupKind) -> str:
 
 
 def check_backup(hosts: Hosts, seed: str, found: BackupFacts, tools: EtcdTools) -> BackupFacts:
-    """The located backup read with the chosen tools: its snapshot status, and which restore flags they have."""
-    if found.kind is None:
+    """The located backup read: its snapshot status and whether it is this cluster's, and which restore flags
+    the chosen tools have, side by side."""
+    if found.kind is None or found.error:
         return found
     path, db = found.path, backup_db(found.path, found.kind)
-    with cf.ThreadPoolExecutor(2) as pool:
+    with cf.ThreadPoolExecutor(3) as pool:
         status = pool.submit(hosts.fact, seed, snapshot_status(tools, db))
         flags = pool.submit(hosts.fact, seed, restore_can_bump(tools))
+        foreign = pool.submit(wrong_cluster, hosts, seed, path, db)
     try:
         snapshot: SnapshotInfo = status.result()
     except (RescueError, ParseError):
@@ -171,7 +171,7 @@ def check_backup(hosts: Hosts, seed: str, found: BackupFacts, tools: EtcdTools) 
         can_bump = flags.result()
     except (RescueError, ParseError) as exc:
         return found.failed(f"{seed}: cannot ask {tools.restore_tool} which restore flags it has ({exc})")
-    return replace(found, snapshot=snapshot, can_bump=can_bump)
+    return replace(found, snapshot=snapshot, can_bump=can_bump, error=foreign.result())
 
 
 def wrong_cluster(hosts: Hosts, seed: str, path: str, db: str) -> str:
