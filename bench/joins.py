@@ -196,6 +196,24 @@ def analyse(lab: Lab, watch: HealthWatch, round_no: int) -> list[Join]:
                  j.publish_indexes, j.restarts) for order, (_, j) in enumerate(found, start=1)]
 
 
+def reopen(root: Path, members: int, subnet: int, profile: str) -> Lab:
+    """The lab up and healthy. One left half-recovered (a bench interrupted mid-round: some members healthy,
+    the rest stopped) is broken again and recovered from its first member, untimed, breaking the dead run's lock."""
+    if (root / "lab.json").exists():
+        lab = Lab.load(root)
+        running = all(lab.supervisor_pid(h) is not None for h in lab.hosts)
+        if running and not all(lab.healthy(h) for h in lab.hosts):
+            print(f"{root}: not healthy; breaking and recovering it first (untimed)", flush=True)
+            lab.break_quorum(lab.hosts[1:len(lab.hosts) // 2 + 2])
+            _, res, _ = timed([sys.executable, "-m", "etcdrescue", "recover", "-i", str(lab.inventory_path), "--yes",
+                               "--no-control-plane-restart", "--break-lock", "--journal",
+                               str(root / "joins" / f"repair-{time.strftime('%Y%m%dT%H%M%S')}")],
+                              env={**ENV, "ETCDRESCUE_DOWN_SETTLE": "1"})
+            if res.returncode != 0:
+                raise SystemExit(f"{root}: repair failed: {res.stdout[-2000:]} {res.stderr[-2000:]}")
+    return open_lab(root, members, subnet, profile)
+
+
 def one_round(lab: Lab, round_no: int, work: Path, tool_args: list[str]) -> tuple[float, list[Join]]:
     lab.wait_healthy(timeout=60)
     lab.break_quorum(lab.hosts[1:len(lab.hosts) // 2 + 2])
@@ -249,7 +267,7 @@ def main() -> int:
     root = (args.root or Path(f"/tmp/bench-joins-{args.profile}-{args.members}")).absolute()
     print(f"joins bench: {args.rounds} rounds, {args.members} members, {args.profile}, lab {root}, "
           f"recover args {extra}; load {load()}; {time.strftime('%Y-%m-%d %H:%M:%S %Z')}", flush=True)
-    lab = open_lab(root, args.members, args.subnet, args.profile)
+    lab = reopen(root, args.members, args.subnet, args.profile)
     work = root / "joins" / time.strftime("%Y%m%dT%H%M%S")
     joins: list[Join] = []
     try:
