@@ -6,7 +6,8 @@ data), then reads, per joined member:
 
 - its etcd start -> its own `/health` true (from outside, as `bench/recovery.py` measures it);
 - from the joiner's etcd log: its member ID, the index of the snapshot the leader sent it
-  ("raft applied incoming snapshot at index N") and how many publish attempts timed out
+  (3.4 "raft applied incoming snapshot at index N", 3.5 "applying snapshot" with its
+  "incoming-leader-snapshot-index") and how many publish attempts timed out
   ("publish error" on 3.4, "failed to publish local member to cluster through raft" on 3.5);
 - from the seed's WAL: the index of every normal entry carrying the joiner's name (its publish
   attempts: 3.4 a v2 PUT of `/0/members/<id>/attributes`, 3.5 a `ClusterMemberAttrSet`).
@@ -127,7 +128,7 @@ def join_log(lab: Lab, host: LabHost) -> str:
             text = (run / name).read_text(errors="replace")
         except OSError:
             continue
-        if "incoming snapshot at index" in text:
+        if "incoming snapshot at index" in text or "incoming-leader-snapshot-index" in text:
             return text
     return ""
 
@@ -186,7 +187,8 @@ def analyse(lab: Lab, watch: HealthWatch, round_no: int) -> list[Join]:
         if started is None or ident is None or not watch.traces[h.name].starts:
             continue
         start, healthy, restarts = join_trace(watch, h.name, started)
-        snap = re.search(r"applied incoming snapshot at index (\d+)|incoming snapshot.*?\"snapshot-index\":(\d+)", log)
+        snap = re.search(r'applied incoming snapshot at index (\d+)|"applying snapshot".*?'
+                         r'"incoming-leader-snapshot-index":(\d+)', log)
         timeouts = len(re.findall(r"publish error|failed to publish local member", log))
         found.append((start, Join(round_no, h.name.split(".")[0], 0, None if healthy is None else healthy - start,
                                   timeouts, int(snap.group(1) or snap.group(2)) if snap else None,
