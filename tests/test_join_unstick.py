@@ -130,3 +130,10 @@ def test_every_join_restarts_a_stuck_joiner_after_starting_it(tmp_path: Path, le
     purposes = [c.purpose for c in start.commands]
     assert purposes[-2] == "move the etcd manifest back: the kubelet starts etcd"
     assert start.commands[-1] == unstick(ctx, inv.members[1])
+
+
+@pytest.mark.parametrize("profile", ["okd3", "kubeadm"])
+def test_the_command_is_one_line(tmp_path: Path, profile: str) -> None:
+    """The dry run prints each command as `host$ script` followed by its mark on the next line."""
+    c = command(inventory(tmp_path, profile))
+    assert "\n" not in c.script and c.skip_if is not None and "\n" not in c.skip_if

@@ -73,18 +73,17 @@ def unstick(ctx: Context, member: Member) -> Command:
     published = (ctx.platform.tools.ctl([ctx.seed.client_url], "member", "list") + " 2>/dev/null"
                  + f" | awk -F', ' -v u={q(member.peer_url)} '$4 == u && $2 == \"started\" {{f = 1}} END {{exit !f}}'")
     ms = "$(ms)"
+    restart = pod.restart(member.client_host, (member.client_port, member.peer_port))
     script = (
-        "ms() { echo $(($(date +%s%N) / 1000000)); }\n"
-        f"t0={ms}; since=\n"
-        f"while test $(({ms} - t0)) -lt {STUCK_WAIT_S * 1000}; do\n"
-        f"  if {serves(ctx, member)}; then echo {q(member.name + ' serves')}; exit 0; fi\n"
-        f"  if test -z \"$since\" && {published}; then since={ms}; fi\n"
-        f"  if test -n \"$since\" && test $(({ms} - since)) -ge {STUCK_GRACE_MS}; then\n"
-        f"    echo {q(member.name + ' is published on ' + ctx.seed.name + ' but does not serve: restarting it')}\n"
-        f"    {pod.restart(member.client_host, (member.client_port, member.peer_port))}; exit $?\n"
-        f"  fi\n"
-        f"  sleep 0.25\n"
-        f"done\n"
+        "ms() { echo $(($(date +%s%N) / 1000000)); }; "
+        f"t0={ms}; since=; "
+        f"while test $(({ms} - t0)) -lt {STUCK_WAIT_S * 1000}; do "
+        f"if {serves(ctx, member)}; then echo {q(member.name + ' serves')}; exit 0; fi; "
+        f"if test -z \"$since\" && {published}; then since={ms}; fi; "
+        f"if test -n \"$since\" && test $(({ms} - since)) -ge {STUCK_GRACE_MS}; then "
+        f"echo {q(member.name + ' is published on ' + ctx.seed.name + ' but does not serve: restarting it')}; "
+        f"{restart}; exit $?; fi; "
+        "sleep 0.25; done; "
         f"echo {q(member.name + f' neither serves nor is published after {STUCK_WAIT_S}s: left to the gate')}")
     return Command(member.name, Raw(script),
                    "if the seed applied its first publish before the snapshot it sent it (published there, not "
