@@ -1,23 +1,28 @@
 """The slow join: how often a joining member's etcd needs ~7 s instead of < 2 s to be healthy, and why.
 
 Each round breaks the lab's majority (data destroyed, etcd crash-looping there), recovers it with
-`etcdrescue recover --yes` from the surviving first member (no backup: the seed is that member's own
-data), then reads, per joined member:
+`etcdrescue recover --yes` from the surviving first member (its own data, or with --backup one backup
+taken at the start, restored each round), then reads, per joined member:
 
 - its etcd start -> its own `/health` true (from outside, as `bench/recovery.py` measures it);
 - from the joiner's etcd log: its member ID, the index of the snapshot the leader sent it
   (3.4 "raft applied incoming snapshot at index N", 3.5 "applying snapshot" with its
   "incoming-leader-snapshot-index") and how many publish attempts timed out
   ("publish error" on 3.4, "failed to publish local member to cluster through raft" on 3.5);
-- from the seed's WAL: the index of every normal entry carrying the joiner's name (its publish
-  attempts: 3.4 a v2 PUT of `/0/members/<id>/attributes`, 3.5 a `ClusterMemberAttrSet`).
+- from the seed's WAL: the index of every normal entry publishing the joiner (its publish attempts:
+  a v2 PUT of `/0/members/<id>/attributes` on 3.4 and 3.5.1; a `ClusterMemberAttrSet`, ID and name, later).
+
+The race needs a joiner that is sent a snapshot, i.e. a seed whose raft log does not start at index 1:
+always after a restore from a backup (`snapshot restore` writes the log from a snapshot); with the seed's
+own data (`--force-new-cluster`) only when that data was itself restored or etcd took a snapshot (every
+--snapshot-count entries). A kubeadm lab's first recovery without --backup sends no snapshot: use --backup.
 
 "in snap" says whether the joiner's first publish entry is at or below the snapshot index: the
 leader applied it before it built the snapshot, so the joiner never applies that entry itself and
 the wait of its first publish only ends on etcd's request timeout (5 s + 2 election timeouts).
 
     python3 bench/joins.py [--rounds 10] [--members 3|5] [--profile okd3|kubeadm] [--subnet 200]
-                           [--root DIR] [--down] [-- <extra etcdrescue recover arguments, e.g. --no-learner>]
+                           [--root DIR] [--down] [--backup] [-- <extra etcdrescue recover arguments, e.g. --no-learner>]
 
 Run as root from a checkout (the lab needs it); the lab is kept in --root for reuse (default
 /tmp/bench-joins-<profile>-<members>) unless --down. The stop gate's settle is 1 s here
@@ -278,12 +283,19 @@ def main() -> int:
     p.add_argument("--subnet", type=int, default=200)
     p.add_argument("--root", type=Path)
     p.add_argument("--down", action="store_true", help="take the lab down at the end")
+    p.add_argument("--backup", action="store_true",
+                   help="restore the seed from one backup taken at the start (okd3: openshift-style, kubeadm: "
+                        "snapshot save), as a recovery with a backup does; without it the seed keeps its own data")
     args = p.parse_args(argv)
     root = (args.root or Path(f"/tmp/bench-joins-{args.profile}-{args.members}")).absolute()
     print(f"joins bench: {args.rounds} rounds, {args.members} members, {args.profile}, lab {root}, "
           f"recover args {extra}; load {load()}; {time.strftime('%Y-%m-%d %H:%M:%S %Z')}", flush=True)
     lab = reopen(root, args.members, args.subnet, args.profile)
     work = root / "joins" / time.strftime("%Y%m%dT%H%M%S")
+    if args.backup:
+        backup = lab.backup_openshift(lab.hosts[0]) if lab.profile == "okd3" else lab.snapshot_save(lab.hosts[0])
+        extra = ["--backup", backup, *extra]
+        print(f"backup on {lab.hosts[0].name}: {backup}", flush=True)
     joins: list[Join] = []
     try:
         for n in range(1, args.rounds + 1):
