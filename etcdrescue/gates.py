@@ -1,7 +1,8 @@
 """Holding at a gate: its checks polled until all hold (for `settle` seconds in a row) or time runs out.
 
-Why the patience: a joining member is healthy after ~1 s, or after ~7 s when its
-first publish races the leader's first heartbeat (docs/design.md), so gates poll fast
+Why the patience: a joining member is healthy well under 2 s after it starts, or after ~7 s
+(etcd's request timeout) when the seed applied its first publish before building the snapshot it
+sent it (docs/performance.md, "The slow join"; the join restarts such a member), so gates poll fast
 and wait long. Why the checks of one round run side by side: the round's time is the
 slowest probe's, not their sum, and the gate notices a healthy cluster that much sooner
 (docs/performance.md).

@@ -53,6 +53,22 @@ class StaticPod:
         return (Command(host, sh(*self.restart_command), "restart etcd without the flag",
                         skip_if=Raw(f"! {{ {ETCD_CMDLINES}; }} | grep -q -- {q(flag)}")),)
 
+    def restart(self, host: str, ports: Iterable[int], wait: int = 60) -> Raw:
+        """Shell that gives the host a new etcd process: the platform's restart command, else the manifest
+        moved out until etcd is down (at most `wait` half-second polls), then back.
+
+        Moving the manifest out and straight back could fall between two of the kubelet's looks at its pod
+        directory and restart nothing; and a bounce interrupted half-way leaves the manifest where the
+        join's own start command (`start`) moves it back from.
+        """
+        if self.restart_command:
+            return sh(*self.restart_command)
+        m, d = q(self.manifest), q(self.disabled_manifest)
+        down = self.down(host, ports)
+        return Raw(f"mkdir -p {q(self.disabled_dir)} && test ! -e {d} && mv {m} {d} && "
+                   f"{{ n=0; until {down}; do test $n -ge {int(wait)} && break; n=$((n+1)); sleep 0.5; done; "
+                   f"mv {d} {m}; }}")
+
     def logs(self, lines: int = 20) -> Raw:
         return Raw(f"{{ {self.logs_script}; }} 2>&1 | tail -n {int(lines)}")
 

@@ -47,6 +47,50 @@ def member_id(ctx: Context, member: Member) -> Raw:
                + f" | awk -F', ' -v u={q(member.peer_url)} '$4 == u {{print $1}}') && test -n \"$id\"")
 
 
+STUCK_GRACE_MS = 1000
+"""How long a joiner may stay silent after the seed applied its publish before it counts as stuck. A joiner
+whose publish is applied as an entry serves within milliseconds of the seed applying it."""
+STUCK_WAIT_S = 30
+"""How long the unstick command watches a joiner that neither serves nor is published (then the gate judges)."""
+
+
+def serves(ctx: Context, member: Member) -> Raw:
+    """Read-only: exit 0 when `member` answers on its client URL. etcd serves clients only once its own
+    publish is applied; `endpoint status` answers on learners too (`endpoint health` does not)."""
+    return Raw(ctx.platform.tools.ctl([member.client_url], "endpoint", "status", "--dial-timeout=500ms",
+                                      "--command-timeout=500ms") + " >/dev/null 2>&1")
+
+
+def unstick(ctx: Context, member: Member) -> Command:
+    """Restart a joiner whose first publish the seed applied before building the snapshot it sent it.
+
+    The joiner then never applies that entry itself (the snapshot covers it), so the publish's wait ends
+    only on etcd's request timeout (5 s + 2 election timeouts, ~7 s) and a retry; a restarted joiner
+    publishes again from its own WAL and serves at once. Seen from outside: the seed lists it as started
+    (its name is set) while it does not answer. Skipped, or left at once, when it serves.
+    """
+    pod = ctx.platform.pod
+    published = (ctx.platform.tools.ctl([ctx.seed.client_url], "member", "list") + " 2>/dev/null"
+                 + f" | awk -F', ' -v u={q(member.peer_url)} '$4 == u && $2 == \"started\" {{f = 1}} END {{exit !f}}'")
+    ms = "$(ms)"
+    restart = pod.restart(member.client_host, (member.client_port, member.peer_port))
+    script = (
+        "ms() { echo $(($(date +%s%N) / 1000000)); }; "
+        f"t0={ms}; since=; "
+        f"while test $(({ms} - t0)) -lt {STUCK_WAIT_S * 1000}; do "
+        f"if {serves(ctx, member)}; then echo {q(member.name + ' serves')}; exit 0; fi; "
+        f"if test -z \"$since\" && {published}; then since={ms}; fi; "
+        f"if test -n \"$since\" && test $(({ms} - since)) -ge {STUCK_GRACE_MS}; then "
+        f"echo {q(member.name + ' is published on ' + ctx.seed.name + ' but does not serve: restarting it')}; "
+        f"{restart}; exit $?; fi; "
+        "sleep 0.25; done; "
+        f"echo {q(member.name + f' neither serves nor is published after {STUCK_WAIT_S}s: left to the gate')}")
+    return Command(member.name, Raw(script),
+                   "if the seed applied its first publish before the snapshot it sent it (published there, not "
+                   "serving here), restart it rather than wait out etcd's ~7 s request timeout",
+                   skip_if=serves(ctx, member), timeout=STUCK_WAIT_S + 60)
+
+
 def join(ctx: Context, index: int) -> list[Step]:
     p, seed, platform = ctx.paths, ctx.seed, ctx.platform
     tools = platform.tools
@@ -80,6 +124,7 @@ def join(ctx: Context, index: int) -> list[Step]:
                     "move the old data aside; the member syncs from the cluster",
                     skip_if=Raw(f"test -e {q(data_aside)} || test ! -e {q(p.member_dir)}")),
             platform.pod.start(member.name),
+            unstick(ctx, member),
         ),
         gate=(learner_gate(ctx, f"{member.name} started as a learner and caught up", names[:-1], member.name)
               if ctx.learners else
