@@ -78,6 +78,59 @@ def break_again(lab: Lab, tag: str) -> str:
     return backup
 
 
+DATA_PREFIX = "/bench-data/"
+DATA_VALUE = 1 << 20  # 1 MiB of random bytes per key: under etcd's default --max-request-bytes (1.5 MiB)
+
+
+def data_count(lab: Lab) -> int:
+    """How many keys of the extra data the lab holds (a count-only range: no values travel)."""
+    c = lab.client(timeout=60)
+    try:
+        return int(c.get_prefix_response(DATA_PREFIX, count_only=True).count)
+    finally:
+        c.close()
+
+
+def fill_data(lab: Lab, mib: int) -> int:
+    """About `mib` MiB of extra data: keys `/bench-data/<i:05d>` of 1 MiB random values, only those the lab
+    lacks (once per lab: every backup holds them and every recovery restores them). Returns the key count.
+
+    etcd's default --quota-backend-bytes is 2 GiB and the lab sets none, so up to about 1.5 GiB fits."""
+    have = data_count(lab)
+    if have >= mib:
+        return mib
+    t = time.monotonic()
+    c = lab.client(timeout=120)
+    try:
+        for i in range(have, mib):
+            c.put(f"{DATA_PREFIX}{i:05d}", os.urandom(DATA_VALUE))
+    finally:
+        c.close()
+    print(f"filled {mib - have} MiB of extra data ({mib} keys of 1 MiB) in {time.monotonic() - t:.1f}s; "
+          f"load {load()}", flush=True)
+    return mib
+
+
+def db_file(lab: Lab, backup: str) -> Path:
+    """The bbolt db of a backup on the seed, as the bench machine sees it."""
+    path = f"{backup}/member/snap/db" if lab.profile == "okd3" else backup
+    return lab.host_path(lab.hosts[0], path)
+
+
+def time_copy(src: Path, work: Path) -> tuple[float, float]:
+    """One copy of `src` on the same disk (into the bench's own dir under the lab root), as `cp` and then
+    `sync` of the new file; the copy is deleted. Returns (cp seconds, cp + fsync seconds)."""
+    work.mkdir(parents=True, exist_ok=True)
+    dest = work / "copy-of-db"
+    t = time.monotonic()
+    subprocess.run(["cp", str(src), str(dest)], check=True)
+    cp = time.monotonic() - t
+    subprocess.run(["sync", str(dest)], check=True)
+    total = time.monotonic() - t
+    dest.unlink()
+    return cp, total
+
+
 def accepted_logins(lab: Lab) -> dict[str, int]:
     """sshd's "Accepted publickey" lines so far, per host (sshd logs at INFO to the host's run/sshd.log)."""
     out = {}
