@@ -22,7 +22,7 @@ from .hosts import Hosts
 from .journal import Journal
 from .model import Gate, Step
 from .plan import Plan
-from .probes import ParseError, member_list
+from .probes import ParseError, endpoint_status, member_list
 from .transport import Result
 
 RETRY_INTERVAL = 0.2
@@ -148,12 +148,21 @@ class Engine:
         return result
 
     def record_members(self, phase: str) -> None:
-        """Journal the member list as the seed sees it (for the run report); best effort."""
+        """Journal the member list as the seed sees it (for the run report); best effort.
+
+        Asked only when the seed has a leader: without one, `member list` waits out its whole timeout
+        (5 s, before every recovery of a cluster that lost its quorum), where `endpoint status` says so at once.
+        """
         if self.dry_run or self.hosts is None or self.journal is None:
             return
         inv = self.plan.ctx.inv
+        tools, seed = inv.platform.tools, inv.seed
         try:
-            members = self.hosts.fact(inv.seed.name, member_list(inv.platform.tools, [inv.seed.client_url]))
+            status = self.hosts.fact(seed.name, endpoint_status(tools, [seed.client_url]))
+            if not status or status[0].leader is None:
+                self._log("members", phase=phase, error=f"{seed.name} has no leader: the member list needs one")
+                return
+            members = self.hosts.fact(seed.name, member_list(tools, [seed.client_url]))
         except (ParseError, TransportError) as exc:
             self._log("members", phase=phase, error=str(exc)[:300])
             return

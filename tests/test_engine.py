@@ -223,3 +223,38 @@ def test_a_dry_run_marks_the_while_gate_command_in_plan_order() -> None:
     assert [(v.cmd.script, v.mark) for v in result.verdicts] == [
         ("mv m d", DryRunMark.WOULD_RUN), ("restore", DryRunMark.AFTER_EARLIER_CHANGE)]
     assert hosts.times == {"probe": [], "restore": []}
+
+
+class Asked(FakeHosts):
+    """Answers `endpoint status` from `status` (JSON) and notes which facts were asked."""
+
+    def __init__(self, status: str) -> None:
+        super().__init__(lambda s, n: ok(s))
+        self.status = status
+        self.facts: list[str] = []
+
+    def fact(self, name: str, fact: object) -> object:
+        self.facts.append(fact.name)  # type: ignore[attr-defined]
+        if fact.name == "endpoint status":  # type: ignore[attr-defined]
+            return fact.parse(self.status)  # type: ignore[attr-defined]
+        return fact.parse('{"members": [{"ID": 90, "name": "m1", "peerURLs": ["https://127.0.0.1:2380"]}]}')  # type: ignore[attr-defined]
+
+
+STATUS = ('[{"Endpoint":"https://127.0.0.1:2379","Status":{"header":{"member_id":90},"raftIndex":5%s}}]')
+
+
+@pytest.mark.parametrize(("leader", "asked", "logged"), [
+    (False, ["endpoint status"], {"error": "m1 has no leader: the member list needs one"}),
+    (True, ["endpoint status", "member list"], {"members": [
+        {"id": "5a", "name": "m1", "peer_urls": ["https://127.0.0.1:2380"], "client_urls": []}]}),
+])
+def test_the_member_list_is_asked_for_the_report_only_with_a_leader(
+        tmp_path: Path, leader: bool, asked: list[str], logged: dict[str, object]) -> None:
+    """Without a leader `member list` waits out its 5 s timeout before every recovery of a broken cluster."""
+    hosts = Asked(STATUS % (',"leader":90' if leader else ""))
+    plan = Plan(Context(INV, None, Method.FORCE_NEW_CLUSTER, "s"), ())
+    journal = Journal(tmp_path / "j.jsonl")
+    Engine(plan, hosts, journal=journal).record_members("before")  # type: ignore[arg-type]
+    assert hosts.facts == asked
+    (event,) = read_journal(tmp_path / "j.jsonl")
+    assert {k: v for k, v in event.items() if k not in ("ts", "event", "phase")} == logged
