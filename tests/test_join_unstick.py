@@ -111,7 +111,7 @@ def test_an_unpublished_joiner_is_left_to_the_gate(host: tuple[Command, Path, di
     monkeypatch.setattr(join_mod, "STUCK_WAIT_S", 1)
     res, took = run(command(inventory(root)), env)
     assert res.returncode == 0, res.stderr
-    assert "neither serves nor is published after 1s: left to the gate" in res.stdout
+    assert "neither serves nor is stuck after 1s: left to the gate" in res.stdout
     assert 1 <= took < 5
     assert (root / "manifests" / "etcd.yaml").exists()
 
@@ -137,3 +137,21 @@ def test_the_command_is_one_line(tmp_path: Path, profile: str) -> None:
     """The dry run prints each command as `host$ script` followed by its mark on the next line."""
     c = command(inventory(tmp_path, profile))
     assert "\n" not in c.script and c.skip_if is not None and "\n" not in c.skip_if
+
+
+def test_a_published_joiner_still_receiving_its_snapshot_is_not_restarted(
+        host: tuple[Command, Path, dict[str, str]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large snapshot arriving keeps the joiner silent for seconds: its data dir grows, so it is busy, not
+    stuck; a restart would start the transfer over."""
+    _, root, env = host
+    monkeypatch.setattr(join_mod, "STUCK_WAIT_S", 3)
+    (root / "state" / "published").touch()
+    snap = root / "data" / "member" / "snap"
+    snap.mkdir(parents=True)
+    writer = subprocess.Popen(["bash", "-c", f"for i in $(seq 40); do head -c 65536 /dev/zero >> {snap / 'x.snap.db'}; "
+                                             "sleep 0.1; done"])
+    res, _ = run(command(inventory(root)), env)
+    writer.wait()
+    assert res.returncode == 0, res.stderr
+    assert "neither serves nor is stuck after 3s: left to the gate" in res.stdout, res.stdout
+    assert not (root / "state" / "calls").exists(), "restarted while its data was still arriving"

@@ -48,10 +48,13 @@ def member_id(ctx: Context, member: Member) -> Raw:
 
 
 STUCK_GRACE_MS = 1000
-"""How long a joiner may stay silent after the seed applied its publish before it counts as stuck. A joiner
-whose publish is applied as an entry serves within milliseconds of the seed applying it."""
-STUCK_WAIT_S = 30
-"""How long the unstick command watches a joiner that neither serves nor is published (then the gate judges)."""
+"""How long a joiner may stay silent, after the seed applied its publish and while its own data dir no longer
+grows, before it counts as stuck. A joiner whose publish is applied as an entry serves within milliseconds
+of the seed applying it; one still receiving a large snapshot is busy, not stuck (restarting it would cost
+the whole transfer again, and by its end etcd's own timeout has mostly run out anyway)."""
+STUCK_WAIT_S = 10
+"""How long the unstick command watches a joiner that neither serves nor is stuck (then the gate judges).
+Short, because the engine can only stop a run between commands: an abort waits this long at most."""
 
 
 def serves(ctx: Context, member: Member) -> Raw:
@@ -67,7 +70,8 @@ def unstick(ctx: Context, member: Member) -> Command:
     The joiner then never applies that entry itself (the snapshot covers it), so the publish's wait ends
     only on etcd's request timeout (5 s + 2 election timeouts, ~7 s) and a retry; a restarted joiner
     publishes again from its own WAL and serves at once. Seen from outside: the seed lists it as started
-    (its name is set) while it does not answer. Skipped, or left at once, when it serves.
+    (its name is set) while it does not answer and its data dir has stopped growing. Skipped, or left at
+    once, when it serves.
     """
     pod = ctx.platform.pod
     published = (ctx.platform.tools.ctl([ctx.seed.client_url], "member", "list") + " 2>/dev/null"
@@ -76,15 +80,17 @@ def unstick(ctx: Context, member: Member) -> Command:
     restart = pod.restart(member.client_host, (member.client_port, member.peer_port))
     script = (
         "ms() { echo $(($(date +%s%N) / 1000000)); }; "
-        f"t0={ms}; since=; "
+        f"t0={ms}; since=; size=; "
         f"while test $(({ms} - t0)) -lt {STUCK_WAIT_S * 1000}; do "
         f"if {serves(ctx, member)}; then echo {q(member.name + ' serves')}; exit 0; fi; "
+        f"n=$(du -sk {q(ctx.paths.member_dir)} 2>/dev/null | cut -f1); "
+        "if test \"$n\" != \"$size\"; then size=$n; since=; fi; "
         f"if test -z \"$since\" && {published}; then since={ms}; fi; "
         f"if test -n \"$since\" && test $(({ms} - since)) -ge {STUCK_GRACE_MS}; then "
         f"echo {q(member.name + ' is published on ' + ctx.seed.name + ' but does not serve: restarting it')}; "
         f"{restart}; exit $?; fi; "
         "sleep 0.25; done; "
-        f"echo {q(member.name + f' neither serves nor is published after {STUCK_WAIT_S}s: left to the gate')}")
+        f"echo {q(member.name + f' neither serves nor is stuck after {STUCK_WAIT_S}s: left to the gate')}")
     return Command(member.name, Raw(script),
                    "if the seed applied its first publish before the snapshot it sent it (published there, not "
                    "serving here), restart it rather than wait out etcd's ~7 s request timeout",
