@@ -10,6 +10,7 @@ printed after it carries the exit code and ends its output on both streams.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
 from collections.abc import Callable
@@ -31,7 +32,9 @@ class RemoteShell:
         return not self.channel.closed and not self.channel.exit_status_ready()
 
     def close(self) -> None:
-        self.channel.close()
+        """Closing a channel whose connection already died is not an error: there is nothing left to close."""
+        with contextlib.suppress(EOFError, OSError, paramiko.SSHException):
+            self.channel.close()
 
     def run(self, line: str, deadline: float,
             on_output: Callable[[str], None] | None) -> tuple[int, bytes, bytes]:
