@@ -69,9 +69,12 @@ class EtcdTools:
 
     def ctl(self, endpoints: Iterable[str], *args: object) -> Raw:
         """An etcdctl v3 call authenticated with the host's own TLS material."""
+        return self._ctl(",".join(endpoints), *args)
+
+    def _ctl(self, endpoints: str, *args: object) -> Raw:
         p = self.paths
         return sh(Raw("ETCDCTL_API=3"), self.etcdctl, "--cacert", p.ca, "--cert", p.cert, "--key", p.key,
-                  "--endpoints", ",".join(endpoints), *args)
+                  "--endpoints", endpoints, *args)
 
     def ctl_listening(self, endpoints: Iterable[str], *args: object) -> Raw:
         """`ctl` asked only of the endpoints whose port takes a TCP connection now; `[]` when none does.
@@ -83,8 +86,7 @@ class EtcdTools:
         found = (f"e=$(for u in {urls}; do a=${{u#*//}}; h=${{a%:*}}; h=${{h#[}}; "
                  "(timeout 1 bash -c ': <>\"/dev/tcp/$0/$1\"' \"${h%]}\" \"${a##*:}\" 2>/dev/null && echo \"$u\") & "
                  "done | paste -sd, -)")
-        ctl = sh(Raw("ETCDCTL_API=3"), self.etcdctl, "--cacert", self.paths.ca, "--cert", self.paths.cert,
-                 "--key", self.paths.key, "--endpoints", Raw('"$e"'), *args)
+        ctl = self._ctl(Raw('"$e"'), *args)
         return Raw(f"{found}; if test -n \"$e\"; then {ctl}; else echo '[]'; fi")
 
     def snapshot_restore(self, db: str, *args: object) -> Raw:

@@ -74,8 +74,8 @@ def unstick(ctx: Context, member: Member) -> Command:
     once, when it serves.
     """
     pod = ctx.platform.pod
-    published = (ctx.platform.tools.ctl([ctx.seed.client_url], "member", "list") + " 2>/dev/null"
-                 + f" | awk -F', ' -v u={q(member.peer_url)} '$4 == u && $2 == \"started\" {{f = 1}} END {{exit !f}}'")
+    started = listed(ctx, member, '$2 == "started"')
+    published = f"{{ {started}; }} 2>/dev/null"
     ms = "$(ms)"
     restart = pod.restart(member.client_host, (member.client_port, member.peer_port))
     script = (
