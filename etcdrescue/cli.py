@@ -150,24 +150,38 @@ def cmd_recover(args: argparse.Namespace) -> int:
         raise InputError("refusing to change hosts: no terminal to confirm on; pass --yes to run unattended")
     session = open_session(args, journal_dir=args.journal, gate_timeout=args.gate_timeout,
                            learners=not args.no_learner)
+    try:
+        return recover(session, args)
+    finally:
+        session.close()
+
+
+def recover(session: RecoverySession, args: argparse.Namespace) -> int:
+    """The locks (not for a dry run), then the resume question, then `drive`."""
     inv = session.inv
+    if not args.dry_run:
+        session.lock_here()
     unfinished = None if args.fresh else session.find_unfinished()
     if args.resume and unfinished is None:
         raise InputError(f"nothing to resume: no unfinished recovery of {inv.cluster} in {session.journal_dir}")
     if unfinished is not None and not args.resume and not args.dry_run:
         raise InputError(f"an unfinished recovery of {inv.cluster} is in {unfinished.path} (next step "
-                         f"{unfinished.next_step}): rerun with --resume, or --fresh to ignore it")
+                         f"{unfinished.next_step}, stopped by: {unfinished.last_error}): rerun with --resume, "
+                         "or --fresh to ignore it")
     if args.resume and unfinished is not None:
         session.resume(unfinished)
         print(f"resuming {unfinished.path.name} at step {unfinished.next_step} "
               f"(interrupted by: {unfinished.last_error})")
-    return drive(session, dry_run=args.dry_run, confirm=not args.yes, verbose=args.verbose,
-                 break_lock=args.break_lock)
+    if not args.dry_run:
+        for line in session.lock_hosts(break_lock=args.break_lock):
+            print(f"--break-lock: {line}")
+    return drive(session, dry_run=args.dry_run, confirm=not args.yes, verbose=args.verbose)
 
 
-def drive(session: RecoverySession, *, dry_run: bool = False, confirm: bool = False, verbose: bool = False,
-          break_lock: bool = False) -> int:
-    """Pre-flight, plan, (confirm,) run and release, printing as it goes: `recover` and `rehearse`."""
+def drive(session: RecoverySession, *, dry_run: bool = False, confirm: bool = False, verbose: bool = False) -> int:
+    """Pre-flight, plan, (confirm,) run and release, printing as it goes: `recover` and `rehearse`.
+
+    A real run holds its locks already (`lock_hosts`); it releases them when it changed nothing."""
     from .console import ConsoleCallbacks, by_hand_lines, dry_run_totals, plan_header, plan_lines, preflight_lines
     from .session import failure_lines
 
@@ -192,18 +206,21 @@ def drive(session: RecoverySession, *, dry_run: bool = False, confirm: bool = Fa
             print("\n".join(plan_lines(plan)))
             answer = input(f"Type the cluster name ({inv.cluster}) to start the recovery: ").strip()
             if answer != inv.cluster:
-                raise InputError("not confirmed: nothing changed")
-        journal = session.start(plan, report, break_lock=break_lock)
+                raise InputError("not confirmed: nothing changed; the locks are released")
+        journal = session.start(plan, report)
         print(f"journal: {journal.path}")
         engine = session.engine(plan, ConsoleCallbacks(verbose=verbose, confirm_each=confirm))
         try:
             result = session.run(engine)
-        except RescueError as exc:
-            for line in failure_lines(exc, engine.failed_step):
-                print(line, file=sys.stderr)
-            print(f"where things stand: journal {journal.path}; old data is kept beside the new with suffix "
-                  f".etcdrescue-{plan.ctx.stamp}; fix the cause, then rerun with --resume", file=sys.stderr)
-            session.finish(ok=False)
+        except (RescueError, KeyboardInterrupt) as exc:
+            if isinstance(exc, RescueError) and engine.changed:
+                for line in failure_lines(exc, engine.failed_step):
+                    print(line, file=sys.stderr)
+            if session.finish(ok=False):
+                print("nothing was changed on any host; the locks are released", file=sys.stderr)
+            else:
+                print(f"where things stand: journal {journal.path}; old data is kept beside the new with suffix "
+                      f".etcdrescue-{plan.ctx.stamp}; fix the cause, then rerun with --resume", file=sys.stderr)
             raise
         session.finish(ok=True)
     finally:

@@ -132,12 +132,15 @@ def run_headless(lab: Lab, backup: str, journal_dir: Path) -> int:
 
     inv = load_inventory(lab.inventory_path)
     chosen, method = check_options(inv, backup, None)
+    session = RecoverySession(inv, backup=chosen, method=method, journal_dir=journal_dir, etcd_tools=lab_tools(lab))
     try:
-        return drive(RecoverySession(inv, backup=chosen, method=method, journal_dir=journal_dir,
-                                     etcd_tools=lab_tools(lab)))
+        session.lock_hosts()
+        return drive(session)
     except RescueError as exc:
         say(f"etcdrescue: {exc}")
         return exc.exit_code
+    finally:
+        session.close()
 
 
 def say(text: str) -> None:

@@ -10,6 +10,8 @@ module only decides which screen to show with it.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,7 +24,6 @@ from .inventory import InventoryChoice, InventoryScreen
 from .widgets import ConfirmScreen, WizardStatus, update_status
 
 if TYPE_CHECKING:
-    from ..plan import Plan
     from ..preflight.options import RevisionOptions
     from ..preflight.verdict import PreflightReport
     from ..resume import Unfinished
@@ -91,12 +92,16 @@ class RescueApp(App[int]):
                                                  etcd_tools=self.etcd_tools,
                                                  seed=SeedChoice(explicit=self.seed is not None),
                                                  revisions=self.revisions)
+        if not self.status.dry_run and not await self.locked(session.lock_here):
+            return False
         unfinished = session.find_unfinished()
         if unfinished is not None and await self.push_screen_wait(resume_question(unfinished, session.inv.cluster)):
             session.resume(unfinished)
         while True:
             inv = session.inv
             update_status(self, cluster=inv.cluster, profile=inv.platform.name, connection="ssh: not connected")
+            if not self.status.dry_run and not await self.locked(session.lock_hosts):
+                return False
             if not await self.prepare(session):
                 return False
             report = await self.push_screen_wait(PreflightScreen(session))
@@ -116,13 +121,20 @@ class RescueApp(App[int]):
                 continue
             if picked.action != "start":
                 continue
-            if not picked.dry_run and not await self.take_locks(session, plan, report):
+            if not picked.dry_run and not (await self.locked(session.lock_hosts)
+                                           and await self.locked(partial(session.start, plan, report))):
                 continue
             update_status(self, connection="ssh: connected" if not picked.dry_run else "dry run: read-only")
             self.record = await self.push_screen_wait(RunScreen(
                 session, plan, dry_run=picked.dry_run, ask=not self.yes, confirm_once=picked.confirm_once,
                 done=unfinished.done if session.resuming and unfinished else ()))
             await self.finish(session, self.record.status is RunOutcome.RECOVERED)
+            if self.record.status is RunOutcome.REFUSED:
+                await self.push_screen_wait(ConfirmScreen(
+                    "The cluster changed since the pre-flight", f"{self.record.error}\nNothing was changed. The "
+                    "pre-flight runs again.", yes="OK (y)", no="OK (n)"))
+                session.again()
+                continue
             await self.push_screen_wait(SummaryScreen(self.record))
             self.exit_with(self.record.exit_code)
             return True
@@ -137,10 +149,10 @@ class RescueApp(App[int]):
             return False
         return True
 
-    async def take_locks(self, session: RecoverySession, plan: Plan, report: PreflightReport) -> bool:
-        """The CLI's locks and journal; False, after telling the operator, if a lock is held."""
+    async def locked(self, take: Callable[[], object]) -> bool:
+        """`take` a lock (or open the journal) off the event loop; False, after telling the operator, if refused."""
         try:
-            await asyncio.to_thread(session.start, plan, report)
+            await asyncio.to_thread(take)
         except RescueError as exc:
             await self.push_screen_wait(ConfirmScreen(
                 "Cannot start the recovery", f"{exc}\nNothing was changed.", yes="OK (y)", no="Back (n)"))
