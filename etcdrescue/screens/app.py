@@ -103,9 +103,11 @@ class RescueApp(App[int]):
             if not self.status.dry_run and not await self.locked(session.lock_hosts):
                 return False
             if not await self.prepare(session):
+                await asyncio.to_thread(session.release)
                 return False
             report = await self.push_screen_wait(PreflightScreen(session))
             if report is None:
+                await asyncio.to_thread(session.release)
                 return False
             plan = session.plan(report)
             picked = await self.push_screen_wait(PlanScreen(plan, dry_run=self.status.dry_run, ask=not self.yes,
