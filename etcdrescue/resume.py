@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .inventory import Inventory
 from .journal import read_journal
-from .model import BackupKind, Context, Method, Revisions
+from .model import BackupKind, Revisions
 
 FINISHED = ("done", "skipped")
 
@@ -78,17 +77,3 @@ def find_unfinished(directory: Path, cluster: str) -> Unfinished | None:
         if run is not None:
             return Unfinished(**{**run.__dict__, "path": path})
     return None
-
-
-def resumed_context(unfinished: Unfinished, inv: Inventory, gate_timeout: float = 120.0) -> tuple[Inventory, Context]:
-    """The inventory (seed first, the journal's seed) and the Context a resumed run plans with.
-
-    Everything that names what the interrupted run did comes from its journal, not from the
-    operator's options now: the stamp ("aside" names), the seed, the backup, the method and
-    the backup kind. Pure: no host is contacted.
-    """
-    inv = inv.with_seed(unfinished.seed)
-    ctx = Context(inv, unfinished.backup, Method(unfinished.method), unfinished.stamp,
-                  backup_kind=unfinished.backup_kind, gate_timeout=gate_timeout, learners=unfinished.learners,
-                  revisions=unfinished.revisions)
-    return inv, ctx

@@ -22,15 +22,15 @@ from .hosts import Hosts
 from .inventory import Inventory, load_inventory
 from .journal import Journal, default_dir
 from .locks import HostLocks, LocalLock
-from .model import Context, Method, Step, new_stamp
+from .model import BackupKind, Context, Method, Revisions, Step, new_stamp
 from .plan import Plan, build_plan
 from .platform.tools import EtcdTools
-from .preflight.options import RevisionOptions
+from .preflight.options import RecoveryOptions, RevisionOptions
 from .preflight.picture import Picture, changes
 from .preflight.survey import PreflightProgress, Uploaded, run_preflight
 from .preflight.verdict import PreflightReport, SeedChoice
-from .resume import Unfinished, find_unfinished, resumed_context
-from .upload import LocalTools, install
+from .resume import Unfinished, find_unfinished
+from .upload import LocalTools, find_local, install
 
 SUDO_PASSWORD_ENV = "ETCDRESCUE_SUDO_PASSWORD"
 PASSPHRASE_ENV = "ETCDRESCUE_KEY_PASSPHRASE"
@@ -53,13 +53,6 @@ class Secrets:
         return tuple(v for v in (self.sudo_password, self.passphrase) if v)
 
 
-def choose(inventory: str | Path, backup: str | None, method: str | None, seed: str | None
-           ) -> tuple[Inventory, str | None, Method]:
-    """The common options, checked before any connection: inventory (seed first), backup, method."""
-    inv = load_inventory(inventory).with_seed(seed)
-    return (inv, *check_options(inv, backup, method))
-
-
 def check_options(inv: Inventory, backup: str | None, method: str | None) -> tuple[str | None, Method]:
     if method and not backup:
         raise InputError("--method applies to a backup; without --backup the seed's own data is used "
@@ -76,6 +69,26 @@ def plan_commands(plan: Plan) -> list[tuple[str, list[tuple[str, str]]]]:
 
 
 class RecoverySession(Guard):
+    """One recovery of one cluster. Front ends get one from `open` only."""
+
+    @classmethod
+    def open(cls, options: RecoveryOptions, *, secrets: Secrets | None = None) -> RecoverySession:
+        """The session of `options`, checked before any connection: the inventory (seed first), the backup and
+        the method, `--etcd-tools`, a fixed stamp."""
+        inv = options.inventory if isinstance(options.inventory, Inventory) else load_inventory(options.inventory)
+        inv = inv.with_seed(options.seed)
+        backup, method = check_options(inv, options.backup, options.method)
+        tools = find_local(options.etcd_tools) if options.etcd_tools else None
+        if options.stamp is not None and not all(ch.isalnum() or ch in "-_." for ch in options.stamp):
+            raise InputError(f"--stamp may hold letters, digits, '-', '_' and '.', got {options.stamp!r}")
+        session = cls(inv, backup=backup, method=method, journal_dir=options.journal_dir,
+                      gate_timeout=options.gate_timeout, secrets=secrets, etcd_tools=tools, learners=options.learners,
+                      seed=SeedChoice(explicit=options.seed is not None, accept_older=options.accept_older_seed),
+                      revisions=options.revisions)
+        if options.stamp is not None:
+            session.stamp = options.stamp
+        return session
+
     def __init__(self, inv: Inventory, *, backup: str | None, method: Method, journal_dir: Path | None = None,
                  gate_timeout: float = 120.0, secrets: Secrets | None = None, etcd_tools: LocalTools | None = None,
                  learners: bool = True, seed: SeedChoice | None = None,
@@ -94,7 +107,6 @@ class RecoverySession(Guard):
         """The tools `prepare` put on every host (`--etcd-tools`)."""
         self.unfinished: Unfinished | None = None
         """Set by `resume`: the interrupted run this session continues."""
-        self.resumed: Context | None = None
         self._hosts: Hosts | None = None
         self.journal: Journal | None = None
         self.stamp = new_stamp()
@@ -111,11 +123,13 @@ class RecoverySession(Guard):
         return find_unfinished(self.journal_dir, self.inv.cluster)
 
     def resume(self, unfinished: Unfinished) -> None:
-        """Continue `unfinished`: its stamp, seed, backup and method, in its own journal."""
-        self.inv, self.resumed = resumed_context(unfinished, self.inv, self.gate_timeout)
-        self.backup, self.method = self.resumed.backup, self.resumed.method
+        """Continue `unfinished`, in its own journal. Everything that names what it did comes from its journal,
+        not from the options now: the stamp ("aside" names), the seed, the backup, the method, the backup kind,
+        learners and the revision path."""
+        self.inv = self.inv.with_seed(unfinished.seed)
+        self.backup, self.method = unfinished.backup, Method(unfinished.method)
+        self.learners, self.stamp = unfinished.learners, unfinished.stamp
         self.unfinished = unfinished
-        self.stamp = unfinished.stamp
 
     # -- locks ------------------------------------------------------------------------
     def lock_here(self) -> None:
@@ -197,8 +211,6 @@ class RecoverySession(Guard):
         self.inv = inv
         if self._hosts is not None:
             self._hosts.inv = inv
-        if self.resumed is not None:
-            self.resumed = replace(self.resumed, inv=inv)
 
     def preflight(self, progress: PreflightProgress | None = None) -> PreflightReport:
         """The read-only survey and its verdict (`progress` hears each host and the backup as they answer)."""
@@ -224,13 +236,15 @@ class RecoverySession(Guard):
             self.rebind(self.inv.with_seed(report.seed))
         if report.tools is not None:
             self.use_tools(report.tools)
-        self.planned = build_plan(self.context(report))
+        self.planned = build_plan(self.context(report.backup_kind, report.revisions))
         return self.planned
 
-    def context(self, report: PreflightReport) -> Context:
-        return self.resumed or Context(self.inv, self.backup, self.method, self.stamp, gate_timeout=self.gate_timeout,
-                                       backup_kind=report.backup_kind, learners=self.learners,
-                                       revisions=report.revisions)
+    def context(self, backup_kind: BackupKind, revisions: Revisions) -> Context:
+        """The only place a Context is built: a resumed run's comes from its journal."""
+        u = self.unfinished
+        return Context(self.inv, self.backup, self.method, self.stamp, gate_timeout=self.gate_timeout,
+                       backup_kind=u.backup_kind if u else backup_kind, learners=self.learners,
+                       revisions=u.revisions if u else revisions)
 
     # -- the fresh look ---------------------------------------------------------------
     def before_step(self) -> None:
@@ -252,8 +266,8 @@ class RecoverySession(Guard):
         age = time.time() - (before.started or time.time())
         again = self.survey()
         diff = changes(Picture.of(before, resuming=self.resuming), Picture.of(again, resuming=self.resuming))
-        if not diff and not self.resuming and again.ok and plan_commands(build_plan(self.context(again))) != \
-                plan_commands(planned):
+        if not diff and not self.resuming and again.ok and plan_commands(
+                build_plan(self.context(again.backup_kind, again.revisions))) != plan_commands(planned):
             diff = ["the plan built from it differs"]
         if self.journal is not None:
             self.journal.write("fresh_look", age=round(age, 1), changes=diff)

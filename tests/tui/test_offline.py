@@ -15,7 +15,9 @@ import yaml
 from textual.widgets import Button, DataTable, Log, Static
 
 from etcdrescue.engine import DryRunMark, StepStatus
+from etcdrescue.inventory import Member
 from etcdrescue.locks import LOCK_PATH
+from etcdrescue.preflight.verdict import HostFacts
 from etcdrescue.screens.app import RescueApp
 from etcdrescue.screens.inventory import InventoryScreen
 from etcdrescue.screens.plan import PlanScreen
@@ -25,7 +27,7 @@ from etcdrescue.screens.run import Phase, RunOutcome, RunScreen
 from etcdrescue.screens.summary import SummaryScreen
 from etcdrescue.screens.widgets import ConfirmScreen
 
-from .conftest import BACKUP, SIZE, CannedPreflight, inventory_data, resume_question, sync, wait_until
+from .conftest import BACKUP, SIZE, CannedPreflight, broken_facts, inventory_data, resume_question, sync, wait_until
 
 
 def text_of(app: RescueApp, selector: str) -> str:
@@ -215,3 +217,44 @@ async def test_unfinished_journal_yes_resumes_with_the_journals_plan(
         await wait_until(pilot, lambda: isinstance(app.screen, SummaryScreen), what="summary")
         await pilot.press("q")
     assert path.read_text(encoding="utf-8") == before, "a dry run writes nothing to the journal"
+
+
+FRESHNESS = {"master01.test": (100, 50), "master02.test": (180, 90), "master03.test": (120, 60)}
+
+
+@pytest.mark.parametrize("accept_older", [True, False], ids=["accepted", "refused"])
+@sync
+async def test_the_wizard_keeps_the_seed_the_operator_named(
+        offline_inventory: Path, canned_preflight: CannedPreflight, monkeypatch: pytest.MonkeyPatch,
+        accept_older: bool) -> None:
+    """`tui --seed` (and `--accept-older-seed`) reach the pre-flight's seed rule as they do from the CLI: an older
+    seed is refused unless accepted, and never silently replaced by the freshest member."""
+    from dataclasses import replace
+
+    from etcdrescue.freshness import Freshness
+
+    canned_preflight(False)
+
+    def survey_host(hosts: object, member: Member) -> HostFacts:
+        index, revision = FRESHNESS[member.name]
+        fresh = Freshness(consistent_index=index, revision=revision, db_term=None, wal_commit=index, wal_term=None,
+                          wal_last_index=index)
+        return replace(broken_facts(member), freshness=fresh)
+
+    monkeypatch.setattr("etcdrescue.preflight.survey.survey_host", survey_host)
+    app = RescueApp(offline_inventory, journal_dir=offline_inventory.parent / "journal", dry_run=True,
+                    seed="master03.test", accept_older_seed=accept_older)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, InventoryScreen), what="inventory screen")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, PreflightScreen) and app.screen.report is not None,
+                         what="verdict")
+        report = app.screen.report  # type: ignore[attr-defined]
+        if not accept_older:
+            assert not report.ok and "master03.test: its data is behind master02.test" in report.verdict
+            return
+        assert report.ok and report.seed == "master03.test", report.seed
+        assert "accepted although" in report.seed_reason
+        await pilot.press("n")
+        await wait_until(pilot, lambda: isinstance(app.screen, PlanScreen), what="plan screen")
+        assert app.screen.plan.ctx.seed.name == "master03.test"  # type: ignore[attr-defined]
