@@ -9,8 +9,8 @@ import shlex
 import pytest
 
 from etcdrescue.command import Command
-from etcdrescue.inventory import parse_inventory
-from etcdrescue.model import Context, Method
+from etcdrescue.inventory import Inventory, parse_inventory
+from etcdrescue.model import BackupKind, Context, Method
 from etcdrescue.plan import Plan, build_plan
 
 DELETERS = {"rm", "unlink", "shred", "wipefs"}
@@ -41,7 +41,7 @@ def deletes(script: str) -> list[str]:
     return found
 
 
-def inventory(n: int):  # type: ignore[no-untyped-def]
+def inventory(n: int) -> Inventory:
     return parse_inventory({"cluster": "c", "members": [
         {"name": f"m{i}", "host": f"10.0.0.{i}", "peer_url": f"https://10.0.0.{i}:2380",
          "client_url": f"https://10.0.0.{i}:2379"} for i in range(1, n + 1)]})
@@ -53,9 +53,9 @@ def every_plan() -> list[tuple[str, Plan]]:
         inv = inventory(n)
         out.append((f"{n}-quorum", build_plan(Context(inv, None, Method.FORCE_NEW_CLUSTER, "S"))))
         for method in Method:
-            for kind in ("dir", "file"):
+            for kind in BackupKind:
                 ctx = Context(inv, "/var/lib/etcd/backup", method, "S", backup_kind=kind)
-                out.append((f"{n}-{method.value}-{kind}", build_plan(ctx)))
+                out.append((f"{n}-{method.value}-{kind.value}", build_plan(ctx)))
     return out
 
 

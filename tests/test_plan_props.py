@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from etcdrescue.command import Command
 from etcdrescue.inventory import Inventory, parse_inventory
-from etcdrescue.model import Context, Method
+from etcdrescue.model import BackupKind, Context, Method
 from etcdrescue.plan import Plan, build_plan
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -63,8 +63,8 @@ def inventories(draw: st.DrawFn) -> Inventory:
 
 def plans(inv: Inventory, backup: str) -> list[Plan]:
     out = [build_plan(Context(inv, None, Method.FORCE_NEW_CLUSTER, "20240101T000000Z"))]
-    for method, kind in ((Method.SNAPSHOT_RESTORE, "dir"), (Method.SNAPSHOT_RESTORE, "file"),
-                         (Method.FORCE_NEW_CLUSTER, "dir")):
+    for method, kind in ((Method.SNAPSHOT_RESTORE, BackupKind.DIR), (Method.SNAPSHOT_RESTORE, BackupKind.FILE),
+                         (Method.FORCE_NEW_CLUSTER, BackupKind.DIR)):
         out.append(build_plan(Context(inv, backup, method, "20240101T000000Z", backup_kind=kind)))
     return out
 

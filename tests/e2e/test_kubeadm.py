@@ -7,6 +7,7 @@ import json
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -147,12 +148,12 @@ def test_refusals_on_kubeadm(lab_factory: LabFactory, tmp_path: Path) -> None:
     old_tools.mkdir()
     (old_tools / "etcdctl").symlink_to("/usr/bin/etcdctl")
 
-    def edited(change: Callable[[dict], None]) -> bytes:  # type: ignore[type-arg]
+    def edited(change: Callable[[dict[str, Any]], None]) -> bytes:
         d = yaml.safe_load(good)
         change(d)
         return yaml.safe_dump(d).encode()
 
-    cases: list[tuple[str, Callable[[], None], list[str], str]] = [
+    cases: list[tuple[str, Callable[[], object], list[str], str]] = [
         ("manifest missing", lambda: manifest.unlink(), [], "etcd manifest missing"),
         ("not a pod", lambda: manifest.write_bytes(b"kind: ConfigMap\ndata: {}\n"), [], "not a pod manifest"),
         ("no etcd container", lambda: manifest.write_bytes(edited(

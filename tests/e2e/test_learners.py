@@ -7,6 +7,7 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,7 +26,7 @@ pytestmark = [pytest.mark.lab, requires_lab, pytest.mark.timeout(500)]
 LabFactory = Callable[..., Lab]
 
 
-def events(journal: Path) -> list[dict[str, object]]:
+def events(journal: Path) -> list[dict[str, Any]]:
     (path,) = journal.glob("*.jsonl")
     return [json.loads(line) for line in path.read_text().splitlines()]
 

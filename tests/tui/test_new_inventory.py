@@ -83,7 +83,7 @@ async def test_import_error_stays_on_the_form(tmp_path: Path, monkeypatch: pytes
 
 @sync
 async def test_discover_passes_the_form_to_the_core(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.test_discover import host, okd3
+    from test_discover import host, okd3
 
     seen: list[tuple[Target, str | None]] = []
 
