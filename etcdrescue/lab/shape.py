@@ -150,16 +150,5 @@ class LabShape:
         return (*(m.path for m in self.mounts), RUN_DIR, "/run/sshd")
 
 
-def shape_named(name: str) -> LabShape:
-    """The shape for an inventory `profile:` name."""
-    from . import kubeadm, okd3
-
-    shapes = {okd3.SHAPE.platform: okd3.SHAPE, kubeadm.SHAPE.platform: kubeadm.SHAPE}
-    try:
-        return shapes[name]
-    except KeyError:
-        raise ValueError(f"no lab shape {name!r} (known: {', '.join(shapes)})") from None
-
-
 PROFILES = (okd3_platform.NAME, kubeadm_platform.NAME)
 """The lab's shapes by the inventory `profile:` that names their platform."""
