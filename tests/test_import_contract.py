@@ -92,11 +92,14 @@ HEAVY = ("paramiko", "textual", "rich", "yaml", "etcd3", "grpc", "google.protobu
 HELP_ARGVS = [["--help"], *([cmd, "--help"] for cmd in ("check", "recover", "tui", "runbook", "report", "lab",
                                                         "rehearse", "inventory")),
               ["inventory", "discover", "--help"], ["inventory", "from-ansible", "--help"]]
-PARSING_MODULES = ("etcdrescue", "etcdrescue.cli", "etcdrescue.errors", "etcdrescue.commands")
+PARSING_MODULES = ("etcdrescue", "etcdrescue.cli", "etcdrescue.errors", "etcdrescue.commands", "etcdrescue.platform",
+                   "etcdrescue.platform.profiles")
 BEFORE_THE_FIRST_CHOICE = (
     *(h for h in HEAVY if h not in ("textual", "rich")),
     "etcdrescue.session", "etcdrescue.engine", "etcdrescue.hosts", "etcdrescue.transport", "etcdrescue.plan",
-    "etcdrescue.model", "etcdrescue.inventory", "etcdrescue.platform", "etcdrescue.preflight.verdict",
+    "etcdrescue.model", "etcdrescue.inventory", "etcdrescue.preflight.verdict",
+    # the platform package itself is the profile names the parser lists; nothing of a platform loads
+    "etcdrescue.platform.base", "etcdrescue.platform.kinds", "etcdrescue.platform.okd3", "etcdrescue.platform.kubeadm",
     "etcdrescue.screens.run", "etcdrescue.screens.new_inventory")
 
 

@@ -13,8 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..platform import kubeadm as kubeadm_platform
-from ..platform import okd3 as okd3_platform
 from ..platform.paths import Paths
 from .versions import EtcdRelease
 
@@ -148,7 +146,3 @@ class LabShape:
     def mount_points(self) -> tuple[str, ...]:
         """Directories that must exist on the machine itself to be mounted over."""
         return (*(m.path for m in self.mounts), RUN_DIR, "/run/sshd")
-
-
-PROFILES = (okd3_platform.NAME, kubeadm_platform.NAME)
-"""The lab's shapes by the inventory `profile:` that names their platform."""
