@@ -88,7 +88,7 @@ def test_recover_kubeadm_etcd35_without_host_tools(lab_factory: LabFactory, tmp_
     lab = lab_factory(3, subnet=subnet, profile="kubeadm", etcd="3.5")
     assert lab.exec(1, "command -v etcdctl etcdutl").stdout.strip() == "", "the hosts have no etcd tools"
     before = originals(lab)
-    b = break_lab(lab, backup)  # type: ignore[arg-type]
+    b = break_lab(lab, backup)
     code, out = recover(b, tmp_path / "j", *(["--method", method] if method else []))
     assert code == 0, out
     assert "etcd tools: /var/lib/etcdrescue/tools/3.5.1/etcdctl, snapshots with" in out
@@ -117,7 +117,7 @@ def test_recover_kubeadm_etcd34_with_host_tools(lab_factory: LabFactory, tmp_pat
                                                 subnet: int) -> None:
     lab = lab_factory(members, subnet=subnet, profile="kubeadm", etcd="3.4", host_tools=True)
     before = originals(lab)
-    b = break_lab(lab, backup)  # type: ignore[arg-type]
+    b = break_lab(lab, backup)
     code, out = recover(b, tmp_path / "j", *(["--method", method] if method else []), tools=False)
     assert code == 0, out
     assert "etcd tools: etcdctl\n" in out, "the hosts' own etcdctl 3.4, restore with etcdctl"
