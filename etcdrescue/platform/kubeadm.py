@@ -17,9 +17,10 @@ from .controlplane import Component, ControlPlane
 from .manifest import flags, flags_present, manifest_problem, set_flags_script, show_both, verify_edit
 from .paths import Paths
 from .pod import StaticPod
+from .profiles import KUBEADM
 from .tools import EtcdTools
 
-NAME = "kubeadm"
+NAME = KUBEADM
 FLAG = "--force-new-cluster"
 DEFAULT_PATHS = Paths(
     manifest="/etc/kubernetes/manifests/etcd.yaml",

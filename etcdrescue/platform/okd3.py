@@ -14,9 +14,10 @@ from .controlplane import Component, ControlPlane
 from .envfile import EnvFile
 from .paths import Paths
 from .pod import StaticPod
+from .profiles import OKD3
 from .tools import EtcdTools
 
-NAME = "okd3"
+NAME = OKD3
 FLAG = "--force-new-cluster"
 EXEC_LINE = re.compile(r"exec etcd(?:[ \t]*$|(?=\\n))", re.M)
 """The `exec etcd` of the pod's shell script, as a block scalar line or inside a quoted scalar."""

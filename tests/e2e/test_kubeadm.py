@@ -7,6 +7,7 @@ import json
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -87,7 +88,7 @@ def test_recover_kubeadm_etcd35_without_host_tools(lab_factory: LabFactory, tmp_
     lab = lab_factory(3, subnet=subnet, profile="kubeadm", etcd="3.5")
     assert lab.exec(1, "command -v etcdctl etcdutl").stdout.strip() == "", "the hosts have no etcd tools"
     before = originals(lab)
-    b = break_lab(lab, backup)  # type: ignore[arg-type]
+    b = break_lab(lab, backup)
     code, out = recover(b, tmp_path / "j", *(["--method", method] if method else []))
     assert code == 0, out
     assert "etcd tools: /var/lib/etcdrescue/tools/3.5.1/etcdctl, snapshots with" in out
@@ -116,7 +117,7 @@ def test_recover_kubeadm_etcd34_with_host_tools(lab_factory: LabFactory, tmp_pat
                                                 subnet: int) -> None:
     lab = lab_factory(members, subnet=subnet, profile="kubeadm", etcd="3.4", host_tools=True)
     before = originals(lab)
-    b = break_lab(lab, backup)  # type: ignore[arg-type]
+    b = break_lab(lab, backup)
     code, out = recover(b, tmp_path / "j", *(["--method", method] if method else []), tools=False)
     assert code == 0, out
     assert "etcd tools: etcdctl\n" in out, "the hosts' own etcdctl 3.4, restore with etcdctl"
@@ -147,12 +148,12 @@ def test_refusals_on_kubeadm(lab_factory: LabFactory, tmp_path: Path) -> None:
     old_tools.mkdir()
     (old_tools / "etcdctl").symlink_to("/usr/bin/etcdctl")
 
-    def edited(change: Callable[[dict], None]) -> bytes:  # type: ignore[type-arg]
+    def edited(change: Callable[[dict[str, Any]], None]) -> bytes:
         d = yaml.safe_load(good)
         change(d)
         return yaml.safe_dump(d).encode()
 
-    cases: list[tuple[str, Callable[[], None], list[str], str]] = [
+    cases: list[tuple[str, Callable[[], object], list[str], str]] = [
         ("manifest missing", lambda: manifest.unlink(), [], "etcd manifest missing"),
         ("not a pod", lambda: manifest.write_bytes(b"kind: ConfigMap\ndata: {}\n"), [], "not a pod manifest"),
         ("no etcd container", lambda: manifest.write_bytes(edited(

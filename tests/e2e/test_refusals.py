@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -18,7 +19,7 @@ pytestmark = [pytest.mark.lab, requires_lab, pytest.mark.timeout(300)]
 LabFactory = Callable[..., Lab]
 
 
-def variant(lab: Lab, tmp: Path, name: str, edit: Callable[[dict], None]) -> str:  # type: ignore[type-arg]
+def variant(lab: Lab, tmp: Path, name: str, edit: Callable[[dict[str, Any]], None]) -> str:
     data = yaml.safe_load(lab.inventory_path.read_text())
     edit(data)
     path = tmp / f"{name}.yaml"

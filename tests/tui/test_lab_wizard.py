@@ -229,7 +229,8 @@ async def test_a_cluster_healed_at_the_stop_dialog_goes_back_to_the_preflight(la
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen)
                          and "changed since the pre-flight" in app.screen.question, timeout=60, what="the refusal")
         notice = app.screen
-        assert isinstance(notice, ConfirmScreen) and "healthy no -> yes" in notice.detail, notice.detail
+        assert isinstance(notice, ConfirmScreen)
+        assert "healthy no -> yes" in notice.detail, notice.detail
         await pilot.press("y")
         await wait_until(pilot, lambda: isinstance(app.screen, PreflightScreen) and app.screen.report is not None,
                          timeout=60, what="the pre-flight again")

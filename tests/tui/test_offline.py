@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from textual.widgets import Button, DataTable, Log, Static
+from textual.widgets import Button, DataTable, Log, Static, Tree
 
 from etcdrescue.engine import DryRunMark, StepStatus
 from etcdrescue.inventory import Member
@@ -49,7 +49,7 @@ async def test_dry_run_walks_every_screen(offline_inventory: Path, canned_prefli
         await wait_until(pilot, lambda: isinstance(app.screen, PlanScreen), what="plan screen")
         plan_screen = app.screen
         assert isinstance(plan_screen, PlanScreen)
-        assert [n.data is not None for n in plan_screen.query_one("Tree").root.children]  # type: ignore[attr-defined]
+        assert [n.data is not None for n in plan_screen.query_one("Tree", Tree).root.children]
         await pilot.press("w")
         written = list((offline_inventory.parent / "journal").glob("*-runbook.md"))
         assert len(written) == 1 and plan_screen.plan.commands()[0].script in written[0].read_text()
