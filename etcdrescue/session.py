@@ -26,7 +26,7 @@ from .model import BackupKind, Context, Method, Revisions, Step, new_stamp
 from .plan import Plan, build_plan
 from .platform.tools import EtcdTools
 from .preflight.options import RecoveryOptions, RevisionOptions
-from .preflight.picture import Picture, changes
+from .preflight.picture import Picture, changes, drift
 from .preflight.survey import PreflightProgress, Uploaded, run_preflight
 from .preflight.verdict import PreflightReport, SeedChoice
 from .resume import Unfinished, find_unfinished
@@ -117,6 +117,8 @@ class RecoverySession(Guard):
         """The pre-flight the plan rests on; the fresh look compares a new survey with it."""
         self.planned: Plan | None = None
         self._engine: Engine | None = None
+        self._changed_before = False
+        """An earlier engine of this session (before a retry) changed a host."""
 
     # -- resume -----------------------------------------------------------------------
     def find_unfinished(self) -> Unfinished | None:
@@ -157,6 +159,7 @@ class RecoverySession(Guard):
         if not self.resuming:
             self.stamp = new_stamp()
         self.report = self.planned = self._engine = None
+        self._changed_before = False
 
     @property
     def locked(self) -> bool:
@@ -252,7 +255,9 @@ class RecoverySession(Guard):
             self.host_locks.renew()
 
     def before_first_change(self) -> None:
-        self.fresh_look()
+        """The session's first change only: after it (a retried step) the cluster is as this run left it."""
+        if not self._changed_before:
+            self.fresh_look()
 
     def fresh_look(self) -> None:
         """Survey again and refuse (`StalePicture`, nothing changed) when the verdict or the plan would differ.
@@ -265,15 +270,16 @@ class RecoverySession(Guard):
             raise InputError("no pre-flight to compare with: run the pre-flight first")
         age = time.time() - (before.started or time.time())
         again = self.survey()
-        diff = changes(Picture.of(before, resuming=self.resuming), Picture.of(again, resuming=self.resuming))
+        was, now = Picture.of(before, resuming=self.resuming), Picture.of(again, resuming=self.resuming)
+        diff = changes(was, now)
         if not diff and not self.resuming and again.ok and plan_commands(
                 build_plan(self.context(again.backup_kind, again.revisions))) != plan_commands(planned):
             diff = ["the plan built from it differs"]
         if self.journal is not None:
-            self.journal.write("fresh_look", age=round(age, 1), changes=diff)
+            self.journal.write("fresh_look", age=round(age, 1), changes=diff, drift=drift(was, now))
         if diff:
-            raise StalePicture(f"the cluster changed since the pre-flight {age:.0f}s ago: {'; '.join(diff)}; "
-                               "nothing changed: look again")
+            raise StalePicture(f"the cluster changed since the pre-flight {age:.0f}s ago: "
+                               f"{'; '.join(diff + drift(was, now))}; nothing changed: look again")
 
     # -- the run ----------------------------------------------------------------------
     def start(self, plan: Plan, report: PreflightReport) -> Journal:
@@ -289,6 +295,7 @@ class RecoverySession(Guard):
     def engine(self, plan: Plan, callbacks: Callbacks, *, dry_run: bool = False,
                cancel: threading.Event | None = None) -> Engine:
         """A real run's engine checks the locks before each step and looks again before its first change."""
+        self._changed_before = self.changed
         self._engine = Engine(plan, self.hosts, journal=None if dry_run else self.journal, callbacks=callbacks,
                               dry_run=dry_run, cancel=cancel, guard=None if dry_run else self)
         return self._engine
@@ -298,8 +305,8 @@ class RecoverySession(Guard):
 
     @property
     def changed(self) -> bool:
-        """The run changed a host (a mutating command was sent)."""
-        return self._engine is not None and self._engine.changed
+        """This session changed a host (a mutating command was sent)."""
+        return self._changed_before or (self._engine is not None and self._engine.changed)
 
     def finish(self, ok: bool) -> bool:
         """The journal closes and the local lock goes; the members' locks after a recovery, or after a run that

@@ -22,7 +22,7 @@ from etcdrescue.journal import Journal, read_journal
 from etcdrescue.locks import LEASE, Holder
 from etcdrescue.model import BackupKind, Context, Method, Step
 from etcdrescue.plan import Plan
-from etcdrescue.preflight.picture import Picture, changes
+from etcdrescue.preflight.picture import Picture, changes, drift
 from etcdrescue.preflight.verdict import BackupFacts, HostFacts, PreflightReport
 from etcdrescue.probes import HostSurvey, ParseError, SnapshotInfo
 from etcdrescue.resume import find_unfinished
@@ -51,11 +51,18 @@ def test_the_same_picture_has_no_changes() -> None:
 @pytest.mark.parametrize(("after", "said"), [
     (report(healthy=True), "m1: healthy no -> yes"),
     (report(manifest=False), "m2: manifest enabled -> disabled"),
-    (report(revision=91), "m1: data raft index 180, revision 90 -> raft index 180, revision 91"),
     (report(backup_hash=2), "backup checksum: 1 -> 2"),
 ])
 def test_each_fact_the_plan_rests_on_is_compared(after: PreflightReport, said: str) -> None:
     assert said in changes(Picture.of(report(), resuming=False), Picture.of(after, resuming=False))
+
+
+def test_data_reach_alone_is_drift_not_a_change() -> None:
+    """A survivor without quorum still appends to its log: what its data decides (seed, revision path) is compared
+    itself, so its reach alone does not refuse; it is reported."""
+    before, after = Picture.of(report(), resuming=False), Picture.of(report(revision=91), resuming=False)
+    assert changes(before, after) == []
+    assert drift(before, after) == ["m1: data raft index 180, revision 90 -> raft index 180, revision 91"]
 
 
 def test_a_resumed_run_compares_only_what_it_does_not_move_itself() -> None:

@@ -1,8 +1,11 @@
 """What a verdict and its plan rest on, so that a second look can be compared with the first.
 
-The fresh look before the first change re-runs the survey and refuses when anything here differs: which
-members answer and whether the quorum is lost, each member's data reach and revision, where each
-manifest is, the backup's identity and checksum, and the verdict, seed and revision path drawn from them.
+The fresh look before the first change re-runs the survey and compares: which members answer and
+whether the quorum is lost, each member's data reach and revision, where each manifest is, the backup's
+identity and checksum, and the verdict, seed and revision path drawn from them. It refuses on a difference
+that changes the verdict or the plan (`changes`). A member's data reach alone does not: a survivor without
+quorum still appends to its log (an election, an uncommitted proposal), and what its data decides, the
+seed and the revision path, is compared itself; such drift is only reported (`drift`).
 A resumed run is mid-way by definition (etcd stopped or starting, a quorum coming back): only what the
 run itself does not move is compared there (reachability, the manifests' places, the backup).
 """
@@ -66,8 +69,19 @@ def _yn(flag: object) -> str:
     return "yes" if flag else "no"
 
 
+def drift(before: Picture, after: Picture) -> list[str]:
+    """Differences in the members' data reach, in words (they refuse only through the seed or revision path)."""
+    now = {h.name: h.reach for h in after.hosts}
+
+    def words(r: tuple[int, int] | None) -> str:
+        return f"raft index {r[0]}, revision {r[1]}" if r else "unread"
+
+    return [f"{h.name}: data {words(h.reach)} -> {words(now[h.name])}" for h in before.hosts
+            if h.name in now and h.reach != now[h.name]]
+
+
 def changes(before: Picture, after: Picture) -> list[str]:
-    """Each difference in words ("" fields were not compared); empty when the pictures agree."""
+    """Each difference that changes the verdict or the plan, in words ("" fields were not compared)."""
     out: list[str] = []
     if before.verdict != after.verdict:
         out.append(f"verdict: {before.verdict!r} -> {after.verdict!r}")
@@ -86,10 +100,6 @@ def changes(before: Picture, after: Picture) -> list[str]:
             out.append(f"{was.name}: manifest {was.manifest} -> {is_.manifest}")
         if was.healthy != is_.healthy:
             out.append(f"{was.name}: healthy {_yn(was.healthy)} -> {_yn(is_.healthy)}")
-        if was.reach != is_.reach:
-            def words(r: tuple[int, int] | None) -> str:
-                return f"raft index {r[0]}, revision {r[1]}" if r else "unread"
-            out.append(f"{was.name}: data {words(was.reach)} -> {words(is_.reach)}")
     b, a = before.backup, after.backup
     if b != a:
         if b is None or a is None:

@@ -174,8 +174,8 @@ class RunScreen(Screen[WizardRun]):
             self.post_message(RunEnded(False, str(exc), interrupted=True, failed_step=self.current_key(),
                                        duration=time.monotonic() - t0))
         except InputError as exc:
-            self.post_message(RunEnded(False, str(exc), refused=not engine.changed, failed_step=self.current_key(),
-                                       duration=time.monotonic() - t0))
+            self.post_message(RunEnded(False, str(exc), refused=not self.session.changed,
+                                       failed_step=self.current_key(), duration=time.monotonic() - t0))
         except RescueError as exc:
             self.explain_failure(exc)
             self.post_message(RunEnded(False, str(exc), failed_step=self.current_key(),
