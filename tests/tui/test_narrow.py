@@ -120,7 +120,7 @@ async def test_preflight_at_120x40_shows_every_column(offline_inventory: Path,
         await pilot.press("enter")
         await wait_until(pilot, lambda: isinstance(app.screen, PreflightScreen) and app.screen.report is not None,
                          what="verdict")
-        await pilot.pause(0.2)
+        await wait_until(pilot, lambda: len(member_rows(screen_text(app))) == 3, what="the rows painted")
         assert isinstance(app.screen, PreflightScreen)
         assert app.screen.shown == COLUMNS
         rows = member_rows(screen_text(app))
