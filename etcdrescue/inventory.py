@@ -233,6 +233,10 @@ def _url(value: Any, field: str, fail: Any) -> str:
         raise fail(field, f"malformed URL {value!r}: no path, query or user allowed")
     if not valid_host(parts.hostname):
         raise fail(field, f"malformed host in URL {value!r}")
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    if parts.netloc.lower() != f"{host}:{port}".lower() or not 0 < port < 65536:
+        # urlsplit reads "[::];:0" as host "::", port 0: whatever lies between them would reach a shell
+        raise fail(field, f"malformed URL {value!r}: need scheme://host:port")
     return f"{parts.scheme}://{parts.netloc}"
 
 

@@ -16,7 +16,7 @@ from .base import Platform
 from .controlplane import Component, ControlPlane
 from .manifest import flags, flags_present, manifest_problem, set_flags_script, show_both, verify_edit
 from .paths import Paths
-from .pod import StaticPod
+from .pod import StaticPod, put_back
 from .profiles import KUBEADM
 from .tools import EtcdTools
 
@@ -111,6 +111,12 @@ class CommandListFlag:
                     skip_if=Raw(f"test -e {q(pristine)} || test -e {q(s.manifest)}")),
             *s.set(host, {"force-new-cluster": "true"}),
         )
+
+    def drop(self, host: str, pristine: str, kept: str) -> tuple[Command, ...]:
+        return put_back(host, self.settings.manifest, pristine, kept)
+
+    def absent(self) -> Raw:
+        return Raw(f"! grep -q -- {q(self.flag)} {q(self.settings.manifest)}")
 
 
 def server_version(text: str) -> str | None:

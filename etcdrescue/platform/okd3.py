@@ -13,7 +13,7 @@ from .base import ManifestProblem, Platform, Severity
 from .controlplane import Component, ControlPlane
 from .envfile import EnvFile
 from .paths import Paths
-from .pod import StaticPod
+from .pod import StaticPod, put_back
 from .profiles import OKD3
 from .tools import EtcdTools
 
@@ -66,6 +66,13 @@ class ExecLineFlag:
                     "verify the edit changed exactly one line", mutates=False,
                     skip_if=sh("test", "-e", m), check=_one_flag, expect="1"),
         )
+
+
+    def drop(self, host: str, pristine: str, kept: str) -> tuple[Command, ...]:
+        return put_back(host, self.manifest, pristine, kept)
+
+    def absent(self) -> Raw:
+        return Raw(f"! grep -q -- {q(self.flag)} {q(self.manifest)}")
 
 
 def _one_flag(output: str) -> str | None:
