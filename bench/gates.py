@@ -18,9 +18,9 @@ from benchlib import load, open_lab, stats
 
 from etcdrescue.checks import MemberHealth, Round
 from etcdrescue.gates import POLL, check_once
-from etcdrescue.hosts import Hosts
-from etcdrescue.inventory import load_inventory
+from etcdrescue.inventory.model import load_inventory
 from etcdrescue.model import Context, Gate, Method
+from etcdrescue.ssh.hosts import Hosts
 from etcdrescue.steps.health import healthy_gate
 
 

@@ -17,10 +17,10 @@ from pathlib import Path
 
 from benchlib import accepted_logins, break_again, load, open_lab, stats, timed
 
-from etcdrescue.hosts import Hosts
-from etcdrescue.inventory import load_inventory
+from etcdrescue.inventory.model import load_inventory
 from etcdrescue.model import Method
 from etcdrescue.preflight.survey import run_preflight
+from etcdrescue.ssh.hosts import Hosts
 
 
 def in_process(inventory: Path, backup: str) -> float:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Protocol, TypeVar
 
-from .inventory import Inventory
+from .inventory.model import Inventory
 from .platform.controlplane import Component
 from .probes import Fact, ParseError, endpoint_health, endpoint_status, member_list
 

@@ -18,12 +18,12 @@ from .command import Command
 from .errors import EXIT_INTERRUPTED, GateTimeout, InputError, Interrupted, StepFailed, TransportError
 from .faults import maybe_die
 from .gates import GateReport, wait_gate
-from .hosts import Hosts
 from .journal import Journal
 from .model import Gate, Step
 from .plan import Plan
 from .probes import ParseError, endpoint_status, member_list
-from .transport import Result
+from .ssh.hosts import Hosts
+from .ssh.transport import Result
 
 RETRY_INTERVAL = 0.2
 """Seconds between tries of a command etcd refused for now: its "unhealthy cluster" after a join

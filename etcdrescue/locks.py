@@ -27,8 +27,8 @@ from typing import IO
 
 from .command import Raw, q
 from .errors import InputError, RescueError
-from .hosts import Hosts
 from .platform.tools import STATE_ROOT
+from .ssh.hosts import Hosts
 
 LOCK_PATH = f"{STATE_ROOT}/lock"
 LEASE = 600.0

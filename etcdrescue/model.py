@@ -15,7 +15,7 @@ from typing import Any
 
 from .checks import GateCheck
 from .command import Command
-from .inventory import Inventory, Member
+from .inventory.model import Inventory, Member
 from .platform import Paths, Platform
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from .command import Raw, q
-from .inventory import Member
+from .inventory.model import Member
 from .platform import Platform
 from .platform.pod import port_probe
 from .platform.tools import NAMES, EtcdTools, Tool, find_script, parse_tool

@@ -18,8 +18,7 @@ from pathlib import Path
 
 from .engine import Callbacks, Engine, Guard, RunResult
 from .errors import InputError, RescueError, StalePicture
-from .hosts import Hosts
-from .inventory import Inventory, load_inventory
+from .inventory.model import Inventory, load_inventory
 from .journal import Journal, default_dir
 from .locks import HostLocks, LocalLock
 from .model import BackupKind, Context, Method, Revisions, Step, new_stamp
@@ -30,6 +29,7 @@ from .preflight.picture import Picture, changes, drift
 from .preflight.survey import PreflightProgress, Uploaded, run_preflight
 from .preflight.verdict import PreflightReport, SeedChoice
 from .resume import Unfinished, find_unfinished
+from .ssh.hosts import Hosts
 from .upload import LocalTools, find_local, install
 
 SUDO_PASSWORD_ENV = "ETCDRESCUE_SUDO_PASSWORD"

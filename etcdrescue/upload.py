@@ -18,9 +18,9 @@ from pathlib import Path
 
 from .command import Raw, chain, q, sh
 from .errors import InputError, TransportError
-from .hosts import Hosts
 from .platform.tools import NAMES, TOOLS_ROOT, EtcdTools, minor
 from .preflight.survey import Uploaded
+from .ssh.hosts import Hosts
 
 VERSION_RE = re.compile(r"^(etcdctl|etcdutl) version: *v?([0-9]+\.[0-9]+\.[0-9]+\S*)", re.M)
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from etcdrescue.ansible_inventory import AnsibleHost, AnsibleInventory, convert, read, to_draft
 from etcdrescue.errors import InputError
-from etcdrescue.inventory import load_inventory
+from etcdrescue.inventory.ansible import AnsibleHost, AnsibleInventory, convert, read, to_draft
+from etcdrescue.inventory.model import load_inventory
 
 DATA = Path(__file__).parent / "data" / "ansible"
 

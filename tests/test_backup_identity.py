@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from etcdrescue.backup_identity import (
+from etcdrescue.etcddata.backup_identity import (
     BackupIdentityError,
     BackupMember,
     backup_members,
@@ -125,7 +125,7 @@ def members_from_bytes(data: bytes) -> tuple[BackupMember, ...]:
 
 
 def _via(run: Callable[[str], str], path: str) -> tuple[BackupMember, ...]:
-    from etcdrescue.backup_identity import backup_members
+    from etcdrescue.etcddata.backup_identity import backup_members
 
     return backup_members(remote_reader(run, path))
 

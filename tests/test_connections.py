@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from etcdrescue import connections
-from etcdrescue.connections import Connections
-from etcdrescue.sshroute import Endpoint, Route
+from etcdrescue.ssh import connections
+from etcdrescue.ssh.connections import Connections
+from etcdrescue.ssh.route import Endpoint, Route
 
 KH = ("/kh",)
 JUMP = Endpoint("jump", "10.0.0.1", 22, "root", KH)

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from etcdrescue.discover import Target, discover_with, initial_cluster
 from etcdrescue.errors import InputError
-from etcdrescue.inventory_writer import render, scalar
+from etcdrescue.inventory.discover import Target, discover_with, initial_cluster
+from etcdrescue.inventory.writer import render, scalar
 
 DATA = Path(__file__).parent / "data"
 CONF = """\
@@ -171,7 +171,7 @@ def test_a_value_the_inventory_refuses_is_an_error_not_a_file() -> None:
 
 
 def test_bad_target_and_cluster_refused_before_connecting() -> None:
-    from etcdrescue.discover import discover
+    from etcdrescue.inventory.discover import discover
 
     with pytest.raises(InputError, match="not a valid host"):
         discover(Target("-oProxyCommand=x"))
@@ -194,7 +194,7 @@ def test_scalars_read_back_as_written(value: str) -> None:
 
 
 def test_render_writes_notes_as_comments_that_cannot_break_the_yaml() -> None:
-    from etcdrescue.inventory_writer import InventoryDraft, MemberDraft, SSHDraft
+    from etcdrescue.inventory.writer import InventoryDraft, MemberDraft, SSHDraft
 
     draft = InventoryDraft("c", "okd3", SSHDraft(), (MemberDraft("a", "h", "https://h:2380", "https://h:2379",
                                                                  notes=(("host", "two\nlines # and a hash"),)),),

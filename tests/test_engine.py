@@ -13,12 +13,12 @@ from etcdrescue.checks import EtcdDown
 from etcdrescue.command import Command
 from etcdrescue.engine import Callbacks, DryRunMark, Engine, RunResult, StepStatus
 from etcdrescue.errors import StepFailed, TransportError
-from etcdrescue.inventory import parse_inventory
+from etcdrescue.inventory.model import parse_inventory
 from etcdrescue.journal import Journal, read_journal
 from etcdrescue.model import Context, Gate, Method, Step
 from etcdrescue.plan import Plan
 from etcdrescue.probes import Fact
-from etcdrescue.transport import Result
+from etcdrescue.ssh.transport import Result
 
 T = TypeVar("T")
 

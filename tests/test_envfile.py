@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from etcdrescue.command import Raw, chain, q, sh
 from etcdrescue.errors import InventoryError
-from etcdrescue.inventory import parse_inventory
+from etcdrescue.inventory.model import parse_inventory
 from etcdrescue.platform.envfile import VALUE_RE, env_has, set_env
 
 KEYS = ["ETCD_NAME", "ETCD_DEBUG", "ETCD_INITIAL_CLUSTER", "ETCD_INITIAL_CLUSTER_STATE", "ETCD_DATA_DIR"]

@@ -24,9 +24,9 @@ from typing import Any
 
 import pytest
 
-from etcdrescue import freshness
-from etcdrescue._bbolt import DB, read_script
-from etcdrescue.freshness import (
+from etcdrescue.etcddata import freshness
+from etcdrescue.etcddata.bbolt import DB, read_script
+from etcdrescue.etcddata.freshness import (
     Freshness,
     FreshnessError,
     crc32c,
@@ -408,7 +408,7 @@ def test_reading_changes_nothing(solo: tuple[Stopped, Stopped], tmp_path: Path) 
 CHILD = """
 import subprocess, sys
 from pathlib import Path
-from etcdrescue.freshness import freshness_from_files, read_freshness
+from etcdrescue.etcddata.freshness import freshness_from_files, read_freshness
 member = Path(sys.argv[1])
 try:
     (member / "probe").write_bytes(b"")

@@ -19,12 +19,12 @@ from etcdrescue.checks import (
     Round,
     RunsWithout,
 )
-from etcdrescue.inventory import Inventory, load_inventory, parse_inventory
+from etcdrescue.documents.runbook import gate_lines
+from etcdrescue.inventory.model import Inventory, load_inventory, parse_inventory
 from etcdrescue.model import Context, Method
 from etcdrescue.plan import build_plan
 from etcdrescue.probes import Fact
-from etcdrescue.runbook import gate_lines
-from etcdrescue.transport import Result
+from etcdrescue.ssh.transport import Result
 
 T = TypeVar("T")
 DATA = Path(__file__).parent / "data"

@@ -11,11 +11,11 @@ import pytest
 from etcdrescue.checks import Block, EtcdDown, Prober, Round
 from etcdrescue.errors import GateTimeout
 from etcdrescue.gates import GateReport, check_once, wait_gate
-from etcdrescue.inventory import Inventory, parse_inventory
+from etcdrescue.inventory.model import Inventory, parse_inventory
 from etcdrescue.model import DOWN_SETTLE_ENV, Context, Gate, Method, default_down_settle
 from etcdrescue.probes import Fact
+from etcdrescue.ssh.transport import Result
 from etcdrescue.steps.stop import stop_all
-from etcdrescue.transport import Result
 
 T = TypeVar("T")
 INV = parse_inventory({"cluster": "t", "members": [

@@ -51,7 +51,7 @@ RULES: list[tuple[str, Callable[[str], bool], tuple[str, ...]]] = [
      lambda m: not (under(m, "etcdrescue.screens") or m == "etcdrescue.commands.tui"),
      ("textual",)),
     ("steps/ import no transport", lambda m: under(m, "etcdrescue.steps"),
-     ("etcdrescue.transport", "etcdrescue.hosts", "etcdrescue.shell", "paramiko")),
+     ("etcdrescue.ssh.transport", "etcdrescue.ssh.hosts", "etcdrescue.ssh.shell", "paramiko")),
     ("platform/ imports no step", lambda m: under(m, "etcdrescue.platform"),
      ("etcdrescue.steps", "etcdrescue.plan", "etcdrescue.engine", "etcdrescue.model")),
     ("the core never imports a front end", lambda m: not under(m, "etcdrescue.screens")
@@ -75,7 +75,7 @@ def test_the_rules_see_a_violation() -> None:
 
 
 @pytest.mark.parametrize(("layer", "forbidden"), [
-    ("etcdrescue.steps", ("etcdrescue.transport", "paramiko", "textual")),
+    ("etcdrescue.steps", ("etcdrescue.ssh.transport", "paramiko", "textual")),
     ("etcdrescue.platform", ("etcdrescue.steps", "etcdrescue.engine", "textual", "paramiko")),
 ])
 def test_transitive_imports(layer: str, forbidden: tuple[str, ...]) -> None:
@@ -97,8 +97,8 @@ PARSING_MODULES = ("etcdrescue", "etcdrescue.cli", "etcdrescue.errors", "etcdres
                    "etcdrescue.platform.profiles")
 BEFORE_THE_FIRST_CHOICE = (
     *(h for h in HEAVY if h not in ("textual", "rich")),
-    "etcdrescue.session", "etcdrescue.engine", "etcdrescue.hosts", "etcdrescue.transport", "etcdrescue.plan",
-    "etcdrescue.model", "etcdrescue.inventory", "etcdrescue.preflight.verdict",
+    "etcdrescue.session", "etcdrescue.engine", "etcdrescue.ssh.hosts", "etcdrescue.ssh.transport", "etcdrescue.plan",
+    "etcdrescue.model", "etcdrescue.inventory.model", "etcdrescue.preflight.verdict",
     # the platform package itself is the profile names the parser lists; nothing of a platform loads
     "etcdrescue.platform.base", "etcdrescue.platform.kinds", "etcdrescue.platform.okd3", "etcdrescue.platform.kubeadm",
     "etcdrescue.screens.run", "etcdrescue.screens.new_inventory")

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from etcdrescue.errors import EXIT_REFUSED, InventoryError
-from etcdrescue.inventory import Inventory, load_inventory, parse_inventory
+from etcdrescue.inventory.model import Inventory, load_inventory, parse_inventory
 
 Data = dict[str, Any]
 Edit = Callable[[Data], None]

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from etcdrescue.command import Command
-from etcdrescue.inventory import Inventory, parse_inventory
+from etcdrescue.inventory.model import Inventory, parse_inventory
 from etcdrescue.model import Context, Method
 from etcdrescue.steps import join as join_mod
 from etcdrescue.steps.join import join, unstick

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from etcdrescue.known_hosts import KnownHosts, Verdict, fingerprint, keyscan_line, refusal
 from etcdrescue.lab.pki import ssh_keypair
-from etcdrescue.sshroute import Endpoint
+from etcdrescue.ssh.known_hosts import KnownHosts, Verdict, fingerprint, keyscan_line, refusal
+from etcdrescue.ssh.route import Endpoint
 
 
 def key() -> tuple[str, bytes]:

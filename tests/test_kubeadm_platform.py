@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from etcdrescue.command import Command
-from etcdrescue.inventory import Inventory, parse_inventory
+from etcdrescue.inventory.model import Inventory, parse_inventory
 from etcdrescue.model import Context, Method
 from etcdrescue.plan import build_plan
 from etcdrescue.platform.kubeadm import server_version

@@ -10,7 +10,7 @@ from itertools import product
 import pytest
 
 from etcdrescue.command import Command
-from etcdrescue.inventory import Inventory, parse_inventory
+from etcdrescue.inventory.model import Inventory, parse_inventory
 from etcdrescue.model import BackupKind, Context, Method
 from etcdrescue.plan import Plan, build_plan
 from etcdrescue.platform import PROFILES

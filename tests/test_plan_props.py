@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from etcdrescue.command import Command
-from etcdrescue.inventory import Inventory, parse_inventory
+from etcdrescue.inventory.model import Inventory, parse_inventory
 from etcdrescue.model import DEFAULT_BUMP, BackupKind, Context, Method, RevisionPath, Revisions
 from etcdrescue.plan import Plan, build_plan
 from etcdrescue.platform import PLATFORMS, PROFILES

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from etcdrescue.freshness import Freshness
+from etcdrescue.etcddata.freshness import Freshness
 from etcdrescue.model import BackupKind, Method, RevisionPath
 from etcdrescue.platform import PLATFORMS, ManifestProblem, Severity
 from etcdrescue.platform.tools import EtcdTools, Tool

@@ -19,13 +19,13 @@ import pytest
 from conftest_lab import lab_factory, requires_lab
 
 from etcdrescue import probes
-from etcdrescue.inventory import load_inventory, parse_inventory
+from etcdrescue.inventory.model import load_inventory, parse_inventory
 from etcdrescue.lab import Lab
 from etcdrescue.platform.envfile import EnvFile
 from etcdrescue.platform.pod import StaticPod
 from etcdrescue.probes import ParseError
-from etcdrescue.sshroute import member_routes
-from etcdrescue.transport import SSHConfig, SSHHost
+from etcdrescue.ssh.route import member_routes
+from etcdrescue.ssh.transport import SSHConfig, SSHHost
 
 __all__ = ["lab_factory"]
 

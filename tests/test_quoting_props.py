@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from etcdrescue import probes
 from etcdrescue.command import Raw, sh
 from etcdrescue.errors import InventoryError
-from etcdrescue.inventory import Inventory, parse_inventory
+from etcdrescue.inventory.model import Inventory, parse_inventory
 from etcdrescue.platform.envfile import set_env
 from etcdrescue.platform.tools import EtcdTools
 

@@ -17,13 +17,13 @@ import pytest
 from conftest_lab import requires_lab
 
 from etcdrescue.commands import rehearse
+from etcdrescue.documents.report import render_markdown
 from etcdrescue.errors import InputError
-from etcdrescue.inventory import load_inventory, parse_inventory
+from etcdrescue.inventory.model import load_inventory, parse_inventory
 from etcdrescue.journal import read_journal
 from etcdrescue.lab import Lab
 from etcdrescue.model import Context, Method, RevisionPath, Revisions
 from etcdrescue.plan import build_plan
-from etcdrescue.report import render_markdown
 
 
 def run_cli(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from etcdrescue import cli
+from etcdrescue.documents.report import parse_runs, render_html, render_markdown
 from etcdrescue.journal import read_journal
-from etcdrescue.report import parse_runs, render_html, render_markdown
 
 DATA = Path(__file__).parent / "data" / "report_journal.jsonl"
 

@@ -14,12 +14,12 @@ import pytest
 
 from etcdrescue import cli
 from etcdrescue.checks import RunsWithout
-from etcdrescue.inventory import load_inventory
+from etcdrescue.documents.runbook import fence, render_html, render_markdown
+from etcdrescue.inventory.model import load_inventory
 from etcdrescue.model import DOWN_SETTLE_ENV, BackupKind, Context, Method
 from etcdrescue.plan import Plan, build_plan
 from etcdrescue.platform.pod import StaticPod
 from etcdrescue.probes import backup_survey, endpoint_health, host_survey
-from etcdrescue.runbook import fence, render_html, render_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "docs" / "example-inventory.yaml"
@@ -194,7 +194,7 @@ def test_backup_kind_decides_the_restore_not_the_name(kind: str, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """A snapshot file named without `.db` was rendered with the data-dir restore (`member/snap/db
     --skip-hash-check`), which a run would not execute: the kind now comes from --backup-kind (or the seed)."""
-    from etcdrescue.transport import SSHHost
+    from etcdrescue.ssh.transport import SSHHost
 
     monkeypatch.setattr(SSHHost, "connect", no_ssh)
     out = tmp_path / "rb.md"

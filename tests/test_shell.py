@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from etcdrescue.shell import _emit, _marker
+from etcdrescue.ssh.shell import _emit, _marker
 
 TOKEN = b"__etcdrescue_0123456789abcdef__"
 

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from etcdrescue.errors import EXIT_REFUSED
-from etcdrescue.inventory import parse_inventory
-from etcdrescue.sshconfig import ClientConfig, SSHConfigError
-from etcdrescue.sshroute import Endpoint, Route, member_routes
+from etcdrescue.inventory.model import parse_inventory
+from etcdrescue.ssh.config import ClientConfig, SSHConfigError
+from etcdrescue.ssh.route import Endpoint, Route, member_routes
 
 
 @pytest.fixture

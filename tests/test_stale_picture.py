@@ -17,7 +17,7 @@ from test_engine import INV, FakeHosts, ok
 from etcdrescue.command import Command
 from etcdrescue.engine import Engine, Guard
 from etcdrescue.errors import InputError
-from etcdrescue.freshness import Freshness
+from etcdrescue.etcddata.freshness import Freshness
 from etcdrescue.journal import Journal, read_journal
 from etcdrescue.locks import LEASE, Holder
 from etcdrescue.model import BackupKind, Context, Method, Step
@@ -26,7 +26,7 @@ from etcdrescue.preflight.picture import Picture, changes, drift
 from etcdrescue.preflight.verdict import BackupFacts, HostFacts, PreflightReport
 from etcdrescue.probes import HostSurvey, ParseError, SnapshotInfo
 from etcdrescue.resume import find_unfinished
-from etcdrescue.transport import Result
+from etcdrescue.ssh.transport import Result
 
 SURVEY = HostSurvey(manifest=True, disabled=False, conf=True, data_dir=True, member=True, member_kb=1, free_kb=9,
                     etcd_pid=None, client_port_open=False, peer_port_open=False, etcdctl=None, etcdutl=None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, TypeVar
 
-from etcdrescue.inventory import load_inventory
+from etcdrescue.inventory.model import load_inventory
 from etcdrescue.preflight.survey import survey_host
 from etcdrescue.probes import Fact, HostSurvey
 

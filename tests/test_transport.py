@@ -15,8 +15,8 @@ from conftest_lab import requires_lab
 from etcdrescue.errors import EXIT_REFUSED, HostKeyError, TransportError
 from etcdrescue.lab import Lab
 from etcdrescue.lab.pki import ssh_keypair
-from etcdrescue.sshroute import Endpoint
-from etcdrescue.transport import SSHConfig, SSHHost
+from etcdrescue.ssh.route import Endpoint
+from etcdrescue.ssh.transport import SSHConfig, SSHHost
 
 pytestmark = [pytest.mark.lab, requires_lab, pytest.mark.timeout(120)]
 
@@ -109,7 +109,7 @@ def test_scripts_run_side_by_side_on_the_one_connection(lab: Lab, host: SSHHost)
     on one TCP connection (one login), as the gates' parallel probes need."""
     import threading
 
-    from etcdrescue.transport import SHELLS
+    from etcdrescue.ssh.transport import SHELLS
 
     assert SHELLS >= 3
     d = f"/tmp/side-by-side-{time.monotonic_ns()}"

@@ -16,7 +16,7 @@ from ..errors import EXIT_OK
 from ..platform.profiles import PROFILES
 
 if TYPE_CHECKING:
-    from ..inventory_writer import InventoryDraft
+    from ..inventory.writer import InventoryDraft
 
 
 def register(sub: Any) -> None:
@@ -53,7 +53,7 @@ def _local(path: str | None) -> str | None:
 
 
 def emit(draft: InventoryDraft, text: str, output: Path | None) -> int:
-    from ..inventory_writer import write_new
+    from ..inventory.writer import write_new
 
     for line in draft.unknown:
         print(f"etcdrescue: check: {line}", file=sys.stderr)
@@ -66,7 +66,7 @@ def emit(draft: InventoryDraft, text: str, output: Path | None) -> int:
 
 
 def cmd_discover(args: argparse.Namespace) -> int:
-    from ..discover import Target, discover
+    from ..inventory.discover import Target, discover
     from ..session import PASSPHRASE_ENV
 
     given = {"user": args.user, "port": args.port, "identity_file": args.identity, "known_hosts": args.known_hosts}
@@ -79,7 +79,7 @@ def cmd_discover(args: argparse.Namespace) -> int:
 
 
 def cmd_from_ansible(args: argparse.Namespace) -> int:
-    from ..ansible_inventory import convert
+    from ..inventory.ansible import convert
 
     found = convert(args.hosts_file, args.cluster, _local(args.known_hosts))
     return emit(found.draft, found.text, args.output)

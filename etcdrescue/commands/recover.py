@@ -41,7 +41,7 @@ def open_session(args: argparse.Namespace, **more: object) -> RecoverySession:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from ..console import preflight_lines
+    from ..documents.console import preflight_lines
 
     session = open_session(args)
     inv = session.inv
@@ -94,7 +94,14 @@ def drive(session: RecoverySession, *, dry_run: bool = False, confirm: bool = Fa
     """Pre-flight, plan, (confirm,) run and release, printing as it goes: `recover` and `rehearse`.
 
     A real run holds its locks already (`lock_hosts`); it releases them when it changed nothing."""
-    from ..console import ConsoleCallbacks, by_hand_lines, dry_run_totals, plan_header, plan_lines, preflight_lines
+    from ..documents.console import (
+        ConsoleCallbacks,
+        by_hand_lines,
+        dry_run_totals,
+        plan_header,
+        plan_lines,
+        preflight_lines,
+    )
     from ..session import failure_lines
 
     inv = session.inv

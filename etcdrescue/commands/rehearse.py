@@ -86,7 +86,7 @@ def verify(lab: Lab, keys: int) -> Verdict:
 
 
 def make_lab(args: argparse.Namespace, root: Path) -> Lab:
-    from ..inventory import load_inventory
+    from ..inventory.model import load_inventory
     from ..lab import Lab
 
     profile, etcd = args.profile or "okd3", args.etcd or "3.4"

@@ -30,8 +30,8 @@ def find_journal(path: Path) -> Path:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from ..documents.report import render_html, render_markdown
     from ..journal import read_journal
-    from ..report import render_html, render_markdown
 
     path = find_journal(args.journal)
     try:

@@ -16,7 +16,7 @@ from ..errors import EXIT_OK, InputError, RescueError
 from . import write_document
 
 if TYPE_CHECKING:
-    from ..inventory import Inventory
+    from ..inventory.model import Inventory
     from ..model import BackupKind, Method, Revisions
     from ..session import RecoverySession
 
@@ -49,8 +49,8 @@ def stamp_date(stamp: str) -> str | None:
 
 def build(args: argparse.Namespace) -> tuple[str, str]:
     """(document, format) for the parsed options; shared with tests."""
+    from ..documents.runbook import render_html, render_markdown
     from ..plan import build_plan
-    from ..runbook import render_html, render_markdown
     from ..session import RecoverySession
     from .options import recovery_options
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..inventory import Inventory
+    from ..inventory.model import Inventory
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,10 @@ import concurrent.futures as cf
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..backup_identity import BackupIdentityError, backup_members, identity_problem, remote_reader
 from ..errors import RescueError, SurveyFailed
-from ..freshness import FreshnessError, read_freshness
-from ..hosts import Hosts
-from ..inventory import Member
+from ..etcddata.backup_identity import BackupIdentityError, backup_members, identity_problem, remote_reader
+from ..etcddata.freshness import FreshnessError, read_freshness
+from ..inventory.model import Member
 from ..model import BackupKind, Method
 from ..platform.tools import EtcdTools
 from ..probes import (
@@ -28,6 +27,7 @@ from ..probes import (
     restore_can_bump,
     snapshot_status,
 )
+from ..ssh.hosts import Hosts
 from .verdict import (
     BackupFacts,
     HostFacts,

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..freshness import Freshness, freshest
+from ..etcddata.freshness import Freshness, freshest
 from ..model import DEFAULT_BUMP, BackupKind, Method, RevisionPath, Revisions
 from ..platform import ManifestProblem, Paths, Severity
 from ..platform.tools import SEARCH, EtcdTools, minor

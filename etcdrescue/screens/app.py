@@ -216,7 +216,7 @@ class RescueApp(App[int]):
 
 def behind(report: PreflightReport, seed: str) -> str:
     """The member whose data is newer than `seed`'s, for a quorum restore ("" when none is, or a backup is used)."""
-    from ..freshness import freshest
+    from ..etcddata.freshness import freshest
 
     if report.backup is not None:
         return ""

@@ -24,7 +24,7 @@ from ..command import Command
 from ..engine import Callbacks, StepOutcome
 from ..gates import GateReport
 from ..model import Gate, Step
-from ..transport import Result
+from ..ssh.transport import Result
 
 POLL = 0.1
 

@@ -24,7 +24,7 @@ from .recent import load_recent, remember
 from .widgets import RescueHeader
 
 if TYPE_CHECKING:
-    from ..inventory import Inventory
+    from ..inventory.model import Inventory
     from ..model import Method
 
 
@@ -38,7 +38,7 @@ class InventoryChoice:
 
 def validate(path: str, backup: str, method: str | None, seed: str | None) -> tuple[InventoryChoice | None, str, str]:
     """(choice, inventory error, backup error): the CLI's checks (`session.choose`), split per field."""
-    from ..inventory import load_inventory
+    from ..inventory.model import load_inventory
     from ..session import check_options
 
     if not path.strip():

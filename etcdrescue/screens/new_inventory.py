@@ -20,7 +20,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 from ..errors import InputError, RescueError
-from ..inventory_writer import InventoryDraft, write_new
+from ..inventory.writer import InventoryDraft, write_new
 from ..journal import default_dir
 from ..model import new_stamp
 
@@ -131,7 +131,7 @@ class DiscoverScreen(NewInventoryScreen):
               ("profile", "Profile (empty: detect)", ""))
 
     def produce(self, values: dict[str, str]) -> tuple[InventoryDraft, str]:
-        from ..discover import Target, discover
+        from ..inventory.discover import Target, discover
         from ..session import PASSPHRASE_ENV
 
         if not values["port"].isdigit():
@@ -149,7 +149,7 @@ class ImportScreen(NewInventoryScreen):
     FIELDS = (("file", "Ansible inventory", "/etc/ansible/hosts"), ("known_hosts", "known_hosts (empty: default)", ""))
 
     def produce(self, values: dict[str, str]) -> tuple[InventoryDraft, str]:
-        from ..ansible_inventory import convert
+        from ..inventory.ansible import convert
 
         if not values["file"]:
             raise InputError("Ansible inventory: required: the path of the hosts file")

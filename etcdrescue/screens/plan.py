@@ -146,8 +146,8 @@ class PlanScreen(Screen[PlanChoice]):
 
     def action_write_runbook(self) -> None:
         """The printable runbook of exactly this plan, next to the journals."""
+        from ..documents.runbook import render_markdown
         from ..journal import default_dir
-        from ..runbook import render_markdown
 
         directory = self.documents or default_dir()
         ctx = self.plan.ctx

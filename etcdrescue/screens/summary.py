@@ -1,6 +1,6 @@
 """Screen 5: how the run ended, where every host's old data is, and the journal.
 
-Exports (runbook, run report) come from `etcdrescue.runbook` / `etcdrescue.report`
+Exports (runbook, run report) come from `etcdrescue.documents.runbook` / `etcdrescue.documents.report`
 when those modules exist; the wizard renders nothing of its own there, so a
 missing module only means "not available", never a second format.
 """
@@ -24,7 +24,8 @@ from ..journal import read_journal
 from .run import RunOutcome, WizardRun, yn
 from .widgets import RescueFooter, RescueHeader
 
-EXPORTS = {"runbook": ("etcdrescue.runbook", "runbook.md"), "report": ("etcdrescue.report", "report.md")}
+EXPORTS = {"runbook": ("etcdrescue.documents.runbook", "runbook.md"),
+           "report": ("etcdrescue.documents.report", "report.md")}
 
 
 def exporter(kind: str) -> Callable[[WizardRun], str] | None:

@@ -10,7 +10,7 @@ member list), started but not promoted, promoted already (each command's probe s
 from __future__ import annotations
 
 from ..command import Check, Command, Raw, chain, q, sh
-from ..inventory import Member
+from ..inventory.model import Member
 from ..model import Context, Step
 from .health import healthy_gate, learner_gate
 from .seed import keep_settings, restore_settings

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from etcdrescue import probes
-from etcdrescue.inventory import load_inventory
+from etcdrescue.inventory.model import load_inventory
 from etcdrescue.lab import Lab
 
 HERE = Path(__file__).resolve().parent

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from etcdrescue.inventory import load_inventory
+from etcdrescue.inventory.model import load_inventory
 from etcdrescue.lab import Lab
 
 from .helpers import host_file

@@ -2,7 +2,7 @@
 
 - refusals at pre-flight (exit 2, hosts unchanged): corrupt/truncated backup, missing backup, not enough disk,
   manifest missing / malformed / without an `exec etcd` line, changed host key;
-- wrong-cluster backup: detected by `etcdrescue.backup_identity` over SSH (pre-flight does not call it yet);
+- wrong-cluster backup: detected by `etcdrescue.etcddata.backup_identity` over SSH (pre-flight does not call it yet);
 - the SSH connection cut in the middle of a command: exit 3, "effect is unknown", `--resume` finishes;
 - etcd crashing while a member joins: the gate fails (exit 3) naming the member with its last log lines,
   the journal says where things stand; fixed by hand, `--resume` finishes.
@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 import yaml
 
-from etcdrescue.backup_identity import backup_members, identity_problem, remote_reader
-from etcdrescue.inventory import load_inventory
+from etcdrescue.etcddata.backup_identity import backup_members, identity_problem, remote_reader
+from etcdrescue.inventory.model import load_inventory
 from etcdrescue.lab import Lab
 from etcdrescue.model import Context, Method
 from etcdrescue.plan import build_plan

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from etcdrescue.inventory import load_inventory
+from etcdrescue.inventory.model import load_inventory
 from etcdrescue.lab import Lab
 from etcdrescue.platform.kubeadm import DEFAULT_PATHS as KUBEADM
 

@@ -27,10 +27,10 @@ from pathlib import Path
 import pytest
 
 from etcdrescue.errors import TransportError
-from etcdrescue.hosts import Hosts
-from etcdrescue.inventory import load_inventory
+from etcdrescue.inventory.model import load_inventory
 from etcdrescue.lab import Lab
 from etcdrescue.lab.pki import ssh_keypair
+from etcdrescue.ssh.hosts import Hosts
 
 from .audit import audit, snapshot
 from .conftest import requires_lab

@@ -189,7 +189,7 @@ def test_kill_and_resume_on_kubeadm(lab_factory: LabFactory, tmp_path: Path) -> 
     """SIGKILL at every step boundary and inside every mutating step (the manifest edit after the temp file
     is written and after it is verified, before the rename); every `--resume` finishes the job, and no
     half-edited manifest is ever where the kubelet reads it."""
-    from etcdrescue.inventory import load_inventory
+    from etcdrescue.inventory.model import load_inventory
     from etcdrescue.model import Context, Method
     from etcdrescue.plan import build_plan
 

@@ -109,7 +109,7 @@ def test_recover_five_members(lab_factory: LabFactory, tmp_path: Path) -> None:
 def dry_run(b: Broken, journal: Path) -> tuple[Plan, list[DryRunMark]]:
     """`recover --dry-run`: nothing changed on any host, no journal, every step title, command and gate
     printed in plan order. Returns the plan printed and each command's mark, in plan order."""
-    from etcdrescue.inventory import load_inventory
+    from etcdrescue.inventory.model import load_inventory
     from etcdrescue.model import Context, Method, RevisionPath, Revisions
     from etcdrescue.plan import build_plan
 

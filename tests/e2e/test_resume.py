@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from etcdrescue.inventory import load_inventory
+from etcdrescue.inventory.model import load_inventory
 from etcdrescue.lab import Lab
 from etcdrescue.model import Context, Method
 from etcdrescue.plan import build_plan

@@ -18,13 +18,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from etcdrescue.inventory import load_inventory
+from etcdrescue.documents.runbook import fence
+from etcdrescue.inventory.model import load_inventory
 from etcdrescue.lab import Lab
 from etcdrescue.model import BackupKind, Context, Method, RevisionPath, Revisions
 from etcdrescue.plan import build_plan
 from etcdrescue.platform.tools import EtcdTools
 from etcdrescue.probes import backup_survey
-from etcdrescue.runbook import fence
 
 from .conftest import requires_lab
 from .helpers import POST, PRE, Broken, etcdrescue, tree_digest

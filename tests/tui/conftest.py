@@ -25,14 +25,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from conftest_lab import lab_factory, requires_lab
 
-from etcdrescue.hosts import Hosts
-from etcdrescue.inventory import Member
+from etcdrescue.inventory.model import Member
 from etcdrescue.locks import LOCK_PATH
 from etcdrescue.model import BackupKind
 from etcdrescue.platform.tools import Tool
 from etcdrescue.preflight.verdict import BackupFacts, HostFacts
 from etcdrescue.probes import HostSurvey, SnapshotInfo
-from etcdrescue.transport import Result
+from etcdrescue.ssh.hosts import Hosts
+from etcdrescue.ssh.transport import Result
 
 __all__ = ["lab_factory", "requires_lab"]
 

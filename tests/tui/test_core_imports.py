@@ -10,7 +10,7 @@ import pytest
 
 CORE = ["etcdrescue.engine", "etcdrescue.model", "etcdrescue.preflight.survey",
         "etcdrescue.preflight.verdict", "etcdrescue.session", "etcdrescue.steps.seed",
-        "etcdrescue.steps.join", "etcdrescue.inventory", "etcdrescue.transport", "etcdrescue.journal",
+        "etcdrescue.steps.join", "etcdrescue.inventory.model", "etcdrescue.ssh.transport", "etcdrescue.journal",
         "etcdrescue.probes", "etcdrescue.cli", "etcdrescue.plan", "etcdrescue.gates", "etcdrescue.commands.tui"]
 
 

@@ -17,7 +17,7 @@ from textual.app import App
 from textual.pilot import Pilot
 
 from etcdrescue.checks import MemberHealth
-from etcdrescue.inventory import load_inventory
+from etcdrescue.inventory.model import load_inventory
 from etcdrescue.model import Context, Method
 from etcdrescue.plan import Plan, build_plan
 from etcdrescue.screens.app import RescueApp
@@ -97,7 +97,7 @@ async def test_preflight_at_80x24_whole_figures_and_every_column_by_keyboard(
         await pilot.press("enter")
         await wait_until(pilot, lambda: isinstance(app.screen, PreflightScreen) and app.screen.report is not None,
                          what="verdict")
-        await pilot.pause(0.2)
+        await wait_until(pilot, lambda: len(member_rows(screen_text(app))) == 3, what="the rows painted")
         text = screen_text(app)
         rows = member_rows(text)
         assert len(rows) == 3, text

@@ -15,9 +15,9 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input
 
-from etcdrescue.discover import Discovery, Target, discover_with
 from etcdrescue.errors import HostKeyError
-from etcdrescue.inventory import load_inventory
+from etcdrescue.inventory.discover import Discovery, Target, discover_with
+from etcdrescue.inventory.model import load_inventory
 from etcdrescue.screens.app import RescueApp
 from etcdrescue.screens.inventory import InventoryScreen
 from etcdrescue.screens.new_inventory import DiscoverScreen, ImportScreen
@@ -95,7 +95,7 @@ async def test_discover_passes_the_form_to_the_core(tmp_path: Path, monkeypatch:
             raise HostKeyError("10.9.9.9: host key not in /k (offered ssh-ed25519 SHA256:x): refusing")
         return discover_with(host(okd3()), target, profile, cluster)
 
-    monkeypatch.setattr("etcdrescue.discover.discover", fake)
+    monkeypatch.setattr("etcdrescue.inventory.discover.discover", fake)
     app = RescueApp()
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_until(pilot, lambda: isinstance(app.screen, InventoryScreen), what="inventory")

@@ -15,7 +15,7 @@ import yaml
 from textual.widgets import Button, DataTable, Log, Static, Tree
 
 from etcdrescue.engine import DryRunMark, StepStatus
-from etcdrescue.inventory import Member
+from etcdrescue.inventory.model import Member
 from etcdrescue.locks import LOCK_PATH
 from etcdrescue.preflight.verdict import HostFacts
 from etcdrescue.screens.app import RescueApp
@@ -137,7 +137,7 @@ async def test_healthy_cluster_cannot_proceed_offline(offline_inventory: Path,
 
 def fake_unfinished_journal(directory: Path, cluster: str = "offline") -> Path:
     """What a SIGKILLed `recover` leaves: a run_start, two finished steps, no run_end."""
-    from etcdrescue.inventory import load_inventory
+    from etcdrescue.inventory.model import load_inventory
     from etcdrescue.model import Context, Method
     from etcdrescue.plan import build_plan
 
@@ -231,7 +231,7 @@ async def test_the_wizard_keeps_the_seed_the_operator_named(
     seed is refused unless accepted, and never silently replaced by the freshest member."""
     from dataclasses import replace
 
-    from etcdrescue.freshness import Freshness
+    from etcdrescue.etcddata.freshness import Freshness
 
     canned_preflight(False)
 

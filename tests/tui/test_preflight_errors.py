@@ -12,13 +12,13 @@ import pytest
 from textual.widgets import Button, DataTable, Static
 
 import etcdrescue.preflight.survey as survey
-from etcdrescue.hosts import Hosts
-from etcdrescue.inventory import Member
+from etcdrescue.inventory.model import Member
 from etcdrescue.platform.tools import EtcdTools
 from etcdrescue.preflight.verdict import BackupFacts, HostFacts
 from etcdrescue.screens.app import RescueApp
 from etcdrescue.screens.inventory import InventoryScreen
 from etcdrescue.screens.preflight import PreflightScreen
+from etcdrescue.ssh.hosts import Hosts
 
 from .conftest import BACKUP, SIZE, sync, wait_until
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from .sshroute import Endpoint
+from .route import Endpoint
 
 
 class Verdict(Enum):

@@ -21,9 +21,9 @@ from typing import Any
 import paramiko
 from paramiko.pkey import PublicBlob
 
-from .errors import HostKeyError, TransportError
+from ..errors import HostKeyError, TransportError
 from .known_hosts import KnownHosts, Verdict, refusal
-from .sshroute import Endpoint, Route
+from .route import Endpoint, Route
 
 Login = tuple[tuple[str, str, int], ...]
 

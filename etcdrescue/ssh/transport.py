@@ -19,10 +19,10 @@ from pathlib import Path
 
 import paramiko
 
+from ..errors import HostKeyError, TransportError
 from .connections import Connections
-from .errors import HostKeyError, TransportError
+from .route import Route
 from .shell import RemoteShell, ShellLost
-from .sshroute import Route
 
 OutputCallback = Callable[[str], None]
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
+from ..inventory.model import Inventory
+from ..probes import Fact, ParseError
 from .connections import Connections
-from .inventory import Inventory
-from .probes import Fact, ParseError
-from .sshroute import member_routes
+from .route import member_routes
 from .transport import Result, SSHConfig, SSHHost
 
 T = TypeVar("T")

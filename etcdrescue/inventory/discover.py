@@ -23,15 +23,15 @@ from dataclasses import dataclass
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from .command import Raw, q
-from .errors import InputError
-from .inventory import CLUSTER_RE, USER_RE, Member, SSHSettings, valid_host
-from .inventory_writer import InventoryDraft, MemberDraft, SSHDraft, render, verify
-from .platform import PLATFORMS, Platform
-from .platform.tools import EtcdTools, find_script, parse_tool
-from .probes import MemberInfo, ParseError, parse_endpoint_health, parse_kv, parse_member_list
-from .sshroute import load_config, member_route
-from .transport import SSHConfig, SSHHost
+from ..command import Raw, q
+from ..errors import InputError
+from ..platform import PLATFORMS, Platform
+from ..platform.tools import EtcdTools, find_script, parse_tool
+from ..probes import MemberInfo, ParseError, parse_endpoint_health, parse_kv, parse_member_list
+from ..ssh.route import load_config, member_route
+from ..ssh.transport import SSHConfig, SSHHost
+from .model import CLUSTER_RE, USER_RE, Member, SSHSettings, valid_host
+from .writer import InventoryDraft, MemberDraft, SSHDraft, render, verify
 
 T = TypeVar("T")
 

@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError
-from .inventory import CLUSTER_RE, NAME_RE, PATH_RE, USER_RE, valid_host
-from .inventory_writer import InventoryDraft, MemberDraft, SSHDraft, render, verify
-from .platform.profiles import OKD3
+from ..errors import InputError
+from ..platform.profiles import OKD3
+from .model import CLUSTER_RE, NAME_RE, PATH_RE, USER_RE, valid_host
+from .writer import InventoryDraft, MemberDraft, SSHDraft, render, verify
 
 MAGIC = {"inventory_file", "inventory_dir", "inventory_hostname", "inventory_hostname_short", "group_names"}
 """Variables Ansible sets itself on every host."""

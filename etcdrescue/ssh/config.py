@@ -21,7 +21,7 @@ from pathlib import Path
 
 import paramiko
 
-from .errors import InputError
+from ..errors import InputError
 
 DEFAULT_PATH = "~/.ssh/config"
 MAX_INCLUDE_DEPTH = 16  # as ssh's READCONF_MAX_DEPTH

@@ -24,10 +24,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from ._bbolt import BUCKET_LEAF, DB, BboltError
-from ._bbolt import Reader as Reader
-from ._bbolt import read_script as read_script
-from ._bbolt import remote_reader as remote_reader
+from .bbolt import BUCKET_LEAF, DB, BboltError
+from .bbolt import Reader as Reader
+from .bbolt import read_script as read_script
+from .bbolt import remote_reader as remote_reader
 
 
 class BackupIdentityError(ValueError):

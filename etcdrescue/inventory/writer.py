@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import yaml
 
-from .errors import InventoryError
-from .inventory import Inventory, parse_inventory
+from ..errors import InventoryError
+from .model import Inventory, parse_inventory
 
 PLAIN_RE = re.compile(r"[A-Za-z0-9_/~][A-Za-z0-9_./~@+%:=,\[\]-]*")
 """Characters a value may hold and still be written bare; anything else is written as a JSON string."""

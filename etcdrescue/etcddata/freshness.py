@@ -51,7 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from ._bbolt import DB, BboltError, Reader, read_script, remote_reader
+from .bbolt import DB, BboltError, Reader, read_script, remote_reader
 
 WAL_NAME = re.compile(r"[0-9a-f]{16}-[0-9a-f]{16}\.wal")
 DB_HEAD = 8192

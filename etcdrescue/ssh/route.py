@@ -16,8 +16,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .inventory import USER_RE, Inventory, Member, SSHSettings, valid_host
-from .sshconfig import ClientConfig, HostEntry, SSHConfigError
+from ..inventory.model import USER_RE, Inventory, Member, SSHSettings, valid_host
+from .config import ClientConfig, HostEntry, SSHConfigError
 
 HOP_RE = re.compile(r"^(?:ssh://)?(?:(?P<user>[^@/]+)@)?(?P<host>\[[^\]/]+\]|[^:@/\[\]]+)(?::(?P<port>\d{1,5}))?/?$")
 

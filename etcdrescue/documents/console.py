@@ -8,13 +8,13 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import TextIO
 
-from .command import Command
-from .engine import Callbacks, DryRunMark, DryRunVerdict, StepOutcome, StepStatus
-from .gates import GateReport
-from .model import Gate, Revisions, Step
-from .plan import Plan
-from .preflight.verdict import PreflightReport
-from .transport import Result
+from ..command import Command
+from ..engine import Callbacks, DryRunMark, DryRunVerdict, StepOutcome, StepStatus
+from ..gates import GateReport
+from ..model import Gate, Revisions, Step
+from ..plan import Plan
+from ..preflight.verdict import PreflightReport
+from ..ssh.transport import Result
 
 
 def preflight_lines(report: PreflightReport) -> list[str]:

@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from .errors import InventoryError
-from .platform import DEFAULT_PROFILE, PLATFORMS, Paths, Platform
+from ..errors import InventoryError
+from ..platform import DEFAULT_PROFILE, PLATFORMS, Paths, Platform
 
 NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,252}[A-Za-z0-9])?$")
 HOSTNAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}[A-Za-z0-9])?$")

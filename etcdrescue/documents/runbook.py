@@ -14,15 +14,15 @@ import html
 from collections.abc import Iterable, Sequence
 from pathlib import PurePath
 
-from . import __version__
-from .checks import fence
-from .command import Command
-from .inventory import Inventory
-from .model import Gate, Step
-from .plan import Plan
-from .platform.tools import TOOLS_ROOT, EtcdTools
-from .preflight.verdict import survey_expectations
-from .probes import backup_survey, endpoint_health, host_survey, restore_can_bump, snapshot_status
+from .. import __version__
+from ..checks import fence
+from ..command import Command
+from ..inventory.model import Inventory
+from ..model import Gate, Step
+from ..plan import Plan
+from ..platform.tools import TOOLS_ROOT, EtcdTools
+from ..preflight.verdict import survey_expectations
+from ..probes import backup_survey, endpoint_health, host_survey, restore_can_bump, snapshot_status
 
 PHASES = {
     "stop": "Stop etcd everywhere",

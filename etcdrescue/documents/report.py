@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .model import Revisions
+from ..model import Revisions
 from .runbook import fence, markdown_to_html
 
 Event = dict[str, Any]
