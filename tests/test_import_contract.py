@@ -54,6 +54,13 @@ RULES: list[tuple[str, Callable[[str], bool], tuple[str, ...]]] = [
      ("etcdrescue.ssh.transport", "etcdrescue.ssh.hosts", "etcdrescue.ssh.shell", "paramiko")),
     ("platform/ imports no step", lambda m: under(m, "etcdrescue.platform"),
      ("etcdrescue.steps", "etcdrescue.plan", "etcdrescue.engine", "etcdrescue.model")),
+    ("screens call no pre-flight rule: the session's pre-flight is the only one",
+     lambda m: under(m, "etcdrescue.screens"),
+     tuple(f"etcdrescue.preflight.{name}" for name in (
+         "survey.run_preflight", "survey.survey_host", "survey.survey_backup", "survey.locate_backup",
+         "survey.check_backup", "survey.tool_choice", "verdict.judge", "verdict.choose_seed",
+         "verdict.choose_tools", "verdict.choose_revisions", "verdict.host_problems"))),
+    ("no command imports the command line", lambda m: under(m, "etcdrescue.commands"), ("etcdrescue.cli",)),
     ("the core never imports a front end", lambda m: not under(m, "etcdrescue.screens")
      and not under(m, "etcdrescue.commands") and m not in ("etcdrescue.cli", "etcdrescue.__main__"),
      ("etcdrescue.screens", "etcdrescue.cli", "etcdrescue.commands")),
@@ -137,3 +144,39 @@ def test_the_wizard_paints_its_first_screen_before_ssh() -> None:
                     "cmd_tui(build_parser().parse_args(['tui', '--bump-revision', '5']))",
                     "InventoryScreen()"], BEFORE_THE_FIRST_CHOICE)
     assert early == "", f"the wizard's first screen imports {early}"
+
+
+def module_of(name: str) -> str | None:
+    """The etcdrescue module an imported name lives in (`a.b.C` -> `a.b` when `a/b.py` exists)."""
+    known = {dotted(p) for p in MODULES}
+    while name and name not in known:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def test_the_house_has_no_circles() -> None:
+    """No two modules import each other, however far round (lazy imports inside functions count too; a
+    package's `__init__` counts as the package)."""
+    graph = {dotted(p): {m for n in imports(p) if n.startswith("etcdrescue") and (m := module_of(n))
+                         and m != dotted(p)} for p in MODULES}
+    for package in [m for m in graph if (PACKAGE.parent / m.replace(".", "/") / "__init__.py").exists()]:
+        for deps in graph.values():
+            deps.discard(package)  # importing from a package's face is not importing its members
+    state: dict[str, int] = {}
+    path: list[str] = []
+
+    def visit(node: str) -> list[str]:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return [*path[path.index(nxt):], nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        path.pop()
+        state[node] = 2
+        return []
+
+    for node in sorted(graph):
+        if node not in state and (circle := visit(node)):
+            pytest.fail("import circle: " + " -> ".join(circle))
