@@ -146,7 +146,8 @@ class Engine:
         t0 = time.monotonic()
         steps = self.plan.steps
         ctx = self.plan.ctx
-        self._log("run_start", cluster=ctx.inv.cluster, dry_run=self.dry_run, steps=[s.key for s in steps],
+        self._log("run_start", cluster=ctx.inv.cluster, procedure=self.plan.procedure, dry_run=self.dry_run,
+                  steps=[s.key for s in steps],
                   mode=self.plan.mode, seed=ctx.seed.name, stamp=ctx.stamp, backup=ctx.backup, method=ctx.method.value,
                   backup_kind=ctx.backup_kind.value, learners=ctx.learners, start_at=start_at,
                   revisions=ctx.revisions.record())

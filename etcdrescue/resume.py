@@ -31,6 +31,8 @@ class Unfinished:
     done: tuple[str, ...]
     steps: tuple[str, ...]
     last_error: str
+    procedure: str = "recover"
+    """The procedure it ran (journals before procedures had a name ran the quorum recovery)."""
 
     @property
     def next_step(self) -> str | None:
@@ -53,6 +55,7 @@ def _runs(events: list[dict[str, Any]]) -> Unfinished | None:
         method=start["method"], backup_kind=BackupKind(start["backup_kind"]), learners=bool(start["learners"]),
         revisions=Revisions.from_record(start.get("revisions")),
         done=done, steps=tuple(start["steps"]), last_error=ends[-1].get("error", "") if ends else "killed",
+        procedure=start.get("procedure", "recover"),
     )
 
 

@@ -28,6 +28,8 @@ from .preflight.options import RecoveryOptions, RevisionOptions
 from .preflight.picture import Picture, changes, drift
 from .preflight.survey import PreflightProgress, Uploaded, run_preflight
 from .preflight.verdict import PreflightReport, SeedChoice
+from .procedures import QUORUM_RECOVERY, named
+from .procedures.base import Procedure
 from .resume import Unfinished, find_unfinished
 from .ssh.hosts import Hosts
 from .upload import LocalTools, find_local, install
@@ -82,6 +84,7 @@ class RecoverySession(Guard):
         if options.stamp is not None and not all(ch.isalnum() or ch in "-_." for ch in options.stamp):
             raise InputError(f"--stamp may hold letters, digits, '-', '_' and '.', got {options.stamp!r}")
         session = cls(inv, backup=backup, method=method, journal_dir=options.journal_dir,
+                      procedure=named(options.procedure),
                       gate_timeout=options.gate_timeout, secrets=secrets, etcd_tools=tools, learners=options.learners,
                       seed=SeedChoice(explicit=options.seed is not None, accept_older=options.accept_older_seed),
                       revisions=options.revisions)
@@ -92,8 +95,9 @@ class RecoverySession(Guard):
     def __init__(self, inv: Inventory, *, backup: str | None, method: Method, journal_dir: Path | None = None,
                  gate_timeout: float = 120.0, secrets: Secrets | None = None, etcd_tools: LocalTools | None = None,
                  learners: bool = True, seed: SeedChoice | None = None,
-                 revisions: RevisionOptions | None = None) -> None:
+                 revisions: RevisionOptions | None = None, procedure: Procedure = QUORUM_RECOVERY) -> None:
         self.inv = inv
+        self.procedure = procedure
         self.backup = backup
         self.method = method
         self.journal_dir = journal_dir or default_dir()
@@ -125,9 +129,12 @@ class RecoverySession(Guard):
         return find_unfinished(self.journal_dir, self.inv.cluster)
 
     def resume(self, unfinished: Unfinished) -> None:
-        """Continue `unfinished`, in its own journal. Everything that names what it did comes from its journal,
-        not from the options now: the stamp ("aside" names), the seed, the backup, the method, the backup kind,
-        learners and the revision path."""
+        """Continue `unfinished`, in its own journal (of the same procedure). Everything that names what it
+        did comes from its journal, not from the options now: the stamp ("aside" names), the seed, the backup,
+        the method, the backup kind, learners and the revision path."""
+        if unfinished.procedure != self.procedure.name:
+            raise InputError(f"the unfinished run in {unfinished.path} is a {unfinished.procedure}, not a "
+                             f"{self.procedure.name}: resume it with the command that started it")
         self.inv = self.inv.with_seed(unfinished.seed)
         self.backup, self.method = unfinished.backup, Method(unfinished.method)
         self.learners, self.stamp = unfinished.learners, unfinished.stamp
@@ -228,7 +235,7 @@ class RecoverySession(Guard):
             raise InputError(f"cannot put the etcd tools on the hosts: {exc}") from None
         return replace(run_preflight(self.hosts, backup=self.backup, method=self.method, resuming=self.resuming,
                                      uploaded=self.uploaded, seed=self.seed_choice, revisions=self.revision_options,
-                                     progress=progress),
+                                     progress=progress, rules=self.procedure.judge),
                        started=started)
 
     def plan(self, report: PreflightReport) -> Plan:
@@ -239,7 +246,7 @@ class RecoverySession(Guard):
             self.rebind(self.inv.with_seed(report.seed))
         if report.tools is not None:
             self.use_tools(report.tools)
-        self.planned = build_plan(self.context(report.backup_kind, report.revisions))
+        self.planned = build_plan(self.context(report.backup_kind, report.revisions), self.procedure)
         return self.planned
 
     def context(self, backup_kind: BackupKind, revisions: Revisions) -> Context:
@@ -273,7 +280,7 @@ class RecoverySession(Guard):
         was, now = Picture.of(before, resuming=self.resuming), Picture.of(again, resuming=self.resuming)
         diff = changes(was, now)
         if not diff and not self.resuming and again.ok and plan_commands(
-                build_plan(self.context(again.backup_kind, again.revisions))) != plan_commands(planned):
+                build_plan(self.context(again.backup_kind, again.revisions), self.procedure)) != plan_commands(planned):
             diff = ["the plan built from it differs"]
         if self.journal is not None:
             self.journal.write("fresh_look", age=round(age, 1), changes=diff, drift=drift(was, now))

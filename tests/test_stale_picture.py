@@ -140,7 +140,9 @@ def test_the_guard_refuses_before_the_first_mutating_command(tmp_path: Path) -> 
         engine.run()
     assert hosts.ran == ["cat state", "test -e b"], "the probe ran, the move did not"
     assert guard.steps == 1 and not engine.changed
-    end = read_journal(tmp_path / "j.jsonl")[-1]
+    events = read_journal(tmp_path / "j.jsonl")
+    assert events[0]["event"] == "run_start" and events[0]["procedure"] == "recover"
+    end = events[-1]
     assert end["event"] == "run_end" and end["exit_code"] == 2 and end["changed"] is False
 
 

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from ..model import Revisions
+from ..procedures import DEFAULT, named
+from ..procedures.base import Procedure
 from .runbook import fence, markdown_to_html
 
 Event = dict[str, Any]
@@ -86,13 +88,18 @@ class RunRecord:
         return bool(self.end and self.end.get("ok"))
 
     @property
+    def procedure(self) -> Procedure:
+        """What the run was (journals from before procedures had names ran the quorum recovery)."""
+        return named(str(self.start.get("procedure", DEFAULT)))
+
+    @property
     def result(self) -> str:
         if self.end is None:
             return "INCOMPLETE (no run_end: the run was killed or is still going)"
         if self.start.get("dry_run"):
             return "DRY RUN (nothing changed)"
         if self.ok:
-            return "RECOVERED"
+            return self.procedure.done
         if self.end.get("interrupted"):
             return (f"INTERRUPTED ({self.end.get('error', '')}): "
                     + ("changed hosts before it stopped; --resume continues it" if self.end.get("changed")
@@ -271,7 +278,7 @@ def _command_lines(c: Event) -> list[str]:
 def render_markdown(events: list[Event], source: str = "journal") -> str:
     name = Path(source).name
     runs = parse_runs(events)
-    out = [f"# etcd recovery report: {name}", ""]
+    out = [f"# {title(runs)} report: {name}", ""]
     if not runs:
         return "\n".join([*out, "The journal holds no run (no run_start event).", ""])
     for n, run in enumerate(runs, 1):
@@ -322,6 +329,10 @@ def render_markdown(events: list[Event], source: str = "journal") -> str:
     return "\n".join(out)
 
 
+def title(runs: list[RunRecord]) -> str:
+    return runs[0].procedure.title if runs else named(DEFAULT).title
+
+
 def render_html(events: list[Event], source: str = "journal") -> str:
-    return markdown_to_html(render_markdown(events, source), f"etcd recovery report: {Path(source).name}",
+    return markdown_to_html(render_markdown(events, source), f"{title(parse_runs(events))} report: {Path(source).name}",
                             phase_prefix="Run ")

@@ -23,6 +23,7 @@ from ..plan import Plan
 from ..platform.tools import TOOLS_ROOT, EtcdTools
 from ..preflight.verdict import survey_expectations
 from ..probes import backup_survey, endpoint_health, host_survey, restore_can_bump, snapshot_status
+from ..procedures import named
 
 PHASES = {
     "stop": "Stop etcd everywhere",
@@ -42,7 +43,7 @@ def render_markdown(plan: Plan, *, date: str) -> str:
     ctx = plan.ctx
     inv = ctx.inv
     out: list[str] = [
-        f"# etcd recovery runbook: {inv.cluster}",
+        f"# {named(plan.procedure).title} runbook: {inv.cluster}",
         "",
         f"- Cluster: `{inv.cluster}` ({len(inv.members)} members, quorum {inv.quorum})",
         f"- Date: {date}",
@@ -266,4 +267,5 @@ def markdown_to_html(markdown: str, title: str, *, phase_prefix: str = "Phase ")
 
 
 def render_html(plan: Plan, *, date: str) -> str:
-    return markdown_to_html(render_markdown(plan, date=date), f"etcd recovery runbook: {plan.ctx.inv.cluster}")
+    return markdown_to_html(render_markdown(plan, date=date),
+                            f"{named(plan.procedure).title} runbook: {plan.ctx.inv.cluster}")

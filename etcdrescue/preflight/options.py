@@ -40,3 +40,5 @@ class RecoveryOptions:
     learners: bool = True
     stamp: str | None = None
     """A fixed stamp (the runbook's `--stamp`); by default each session makes its own."""
+    procedure: str = "recover"
+    """The procedure the session runs (`procedures.PROCEDURES`)."""

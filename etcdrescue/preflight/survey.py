@@ -6,6 +6,7 @@ Nothing here decides anything; `verdict.judge` does, over the typed facts gather
 from __future__ import annotations
 
 import concurrent.futures as cf
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -217,10 +218,10 @@ class PreflightProgress:
 
 def run_preflight(hosts: Hosts, *, backup: str | None, method: Method, resuming: bool = False,
                   uploaded: Uploaded | None = None, seed: SeedChoice | None = None,
-                  revisions: RevisionOptions | None = None, progress: PreflightProgress | None = None
-                  ) -> PreflightReport:
+                  revisions: RevisionOptions | None = None, progress: PreflightProgress | None = None,
+                  rules: Callable[..., PreflightReport] = judge) -> PreflightReport:
     """Every host and the backup's location in parallel, then the backup read with the tools the hosts' survey
-    chose."""
+    chose; `rules` (the procedure's) judge the facts."""
     inv = hosts.inv
     said = progress or PreflightProgress()
 
@@ -248,6 +249,6 @@ def run_preflight(hosts: Hosts, *, backup: str | None, method: Method, resuming:
         backup_facts = (read_backup(backup, located.result(), tools.tools) if tools.tools is not None
                         else BackupFacts(backup, error=f"backup {backup}: not checked (no etcd tools to read it)"))
         said.backup_surveyed(backup_facts)
-    return judge(facts, seed=inv.seed.name, quorum=inv.quorum, data_dir=inv.paths.data_dir, backup_path=backup,
+    return rules(facts, seed=inv.seed.name, quorum=inv.quorum, data_dir=inv.paths.data_dir, backup_path=backup,
                  backup=backup_facts, method=method, resuming=resuming, settings=inv.platform.settings.label,
                  tools=tools, choice=seed or SeedChoice(), revision_options=revisions)

@@ -1,0 +1,17 @@
+"""The procedures a session can run, by name. Today: the quorum recovery (`recover`)."""
+
+from __future__ import annotations
+
+from ..errors import InputError
+from .base import Procedure
+from .quorum import QUORUM_RECOVERY
+
+PROCEDURES: dict[str, Procedure] = {p.name: p for p in (QUORUM_RECOVERY,)}
+DEFAULT = QUORUM_RECOVERY.name
+
+
+def named(name: str) -> Procedure:
+    try:
+        return PROCEDURES[name]
+    except KeyError:
+        raise InputError(f"no procedure {name!r}: known are {', '.join(PROCEDURES)}") from None

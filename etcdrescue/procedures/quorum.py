@@ -1,0 +1,33 @@
+"""The quorum recovery: stop etcd everywhere, seed one member (from a backup or its own data), fix its peer
+URL, join the others one at a time, verify, and restart the control plane where revisions went back."""
+
+from __future__ import annotations
+
+from ..model import Context, Step
+from ..preflight.verdict import judge
+from ..steps.join import join
+from ..steps.kubernetes import control_plane_restart
+from ..steps.seed import seed_steps
+from ..steps.stop import stop_all
+from ..steps.verify import final_check
+from .base import Procedure
+
+
+def steps(ctx: Context) -> tuple[Step, ...]:
+    out = [stop_all(ctx), *seed_steps(ctx)]
+    out += [s for i in range(1, len(ctx.inv.members)) for s in join(ctx, i)]
+    out.append(final_check(ctx))
+    out += control_plane_restart(ctx)
+    return tuple(out)
+
+
+def mode(ctx: Context) -> str:
+    joins = "joins as learners, promoted once caught up" if ctx.learners else "voting joins"
+    revisions = ctx.revisions.summary
+    if ctx.quorum_restore:
+        return f"quorum restore from the seed's own data (--force-new-cluster); {joins}; {revisions}"
+    return f"restore from backup {ctx.backup} ({ctx.method.value}); {joins}; {revisions}"
+
+
+QUORUM_RECOVERY = Procedure(name="recover", title="etcd recovery", done="RECOVERED", judge=judge, steps=steps,
+                            mode=mode)
