@@ -9,14 +9,13 @@ static pod that stops when its manifest leaves the kubelet's directory) and diff
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..command import Command, Raw
 from .controlplane import ControlPlane
 from .paths import Paths
-from .pod import StaticPod
 from .tools import EtcdTools
 
 
@@ -59,6 +58,23 @@ class Settings(Protocol):
         ...
 
 
+class PodControl(Protocol):
+    """How etcd is stopped, started and restarted on a master, and how to see that it is down: each a command
+    with its read-only "already done?" probe, or a script that exits 0 when the state holds. The steps ask
+    this and never name a manifest's place or what moving it does."""
+
+    def stop(self, host: str) -> Command: ...
+    def start(self, host: str) -> Command: ...
+    def stop_again(self, host: str, to: str, purpose: str) -> Command: ...
+    def restart(self, host: str, ports: Iterable[int], wait: int = 60) -> Raw: ...
+    def restart_without(self, host: str, flag: str) -> tuple[Command, ...]: ...
+    def down(self, host: str, ports: Iterable[int]) -> Raw: ...
+    def runs_without(self, flag: str) -> Raw: ...
+    def enabled(self) -> Raw: ...
+    def logs(self, lines: int = 20) -> Raw: ...
+    def copies_script(self) -> str: ...
+
+
 class FlagEdit(Protocol):
     """How the seed gets `--force-new-cluster` for one start (and the original back afterwards)."""
 
@@ -97,7 +113,7 @@ class Platform:
     name: str
     paths: Paths
     settings: Settings
-    pod: StaticPod
+    pod: PodControl
     tools: EtcdTools
     force_flag: FlagEdit
     manifest_problem: Callable[[str], ManifestProblem | None]
