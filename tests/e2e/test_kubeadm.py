@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from etcdrescue.lab import Lab
+from etcdrescue.lab.versions import release
 from etcdrescue.platform.kubeadm import DEFAULT_PATHS as P
 from etcdrescue.platform.manifest import command_items, flags
 
@@ -22,6 +23,7 @@ from .test_recover import assert_revision_path
 pytestmark = [pytest.mark.lab, requires_lab, pytest.mark.timeout(500)]
 
 LabFactory = Callable[..., Lab]
+V35 = release("3.5").full
 MANIFESTS = P.pod_dir
 OTHERS = ("kube-apiserver.yaml", "kube-controller-manager.yaml", "kube-scheduler.yaml")
 CHANGED = ("--name=", "--initial-cluster=", "--initial-cluster-state=", "--initial-advertise-peer-urls=")
@@ -90,20 +92,20 @@ def test_recover_kubeadm_etcd35_without_host_tools(lab_factory: LabFactory, tmp_
     b = break_lab(lab, backup)  # type: ignore[arg-type]
     code, out = recover(b, tmp_path / "j", *(["--method", method] if method else []))
     assert code == 0, out
-    assert "etcd tools: /var/lib/etcdrescue/tools/3.5.1/etcdctl, snapshots with" in out
+    assert f"etcd tools: /var/lib/etcdrescue/tools/{V35}/etcdctl, snapshots with" in out
     assert_kubeadm_recovered(b, before, keys=500, post=post, forced=backup != "snapshot")
     assert_revision_path(b, tmp_path / "j")
     (journal,) = (tmp_path / "j").glob("*.jsonl")
     events = [json.loads(line) for line in journal.read_text().splitlines()]
     scripts = [e["script"] for e in events if e["event"] == "command" and e.get("exit") == 0]
     if backup == "snapshot":
-        assert any("/var/lib/etcdrescue/tools/3.5.1/etcdutl snapshot restore" in s for s in scripts)
+        assert any(f"/var/lib/etcdrescue/tools/{V35}/etcdutl snapshot restore" in s for s in scripts)
         assert not any("--skip-hash-check" in s for s in scripts), "a snapshot file keeps its hash check"
     adds = [s for s in scripts if " member add " in s]
     promotes = [s for s in scripts if " member promote " in s]
     assert len(adds) == 2 and all("--learner" in s for s in adds) and len(promotes) == 2
     for i in range(3):
-        assert host_file(lab, i, "/var/lib/etcdrescue/tools/3.5.1/etcdctl").exists(), "tools on every host"
+        assert host_file(lab, i, f"/var/lib/etcdrescue/tools/{V35}/etcdctl").exists(), "tools on every host"
 
 
 @pytest.mark.parametrize(("members", "backup", "method", "post", "subnet"), [
@@ -163,7 +165,7 @@ def test_refusals_on_kubeadm(lab_factory: LabFactory, tmp_path: Path) -> None:
          "etcd.yaml.bak also define the etcd pod"),
         ("tool missing", lambda: None, ["no-tools"], "etcdctl not found"),
         ("uploaded tool of the wrong version", lambda: None, ["--etcd-tools", str(old_tools)],
-         "the uploaded etcdctl is 3.4.23, but etcd there runs 3.5.1"),
+         f"the uploaded etcdctl is 3.4.23, but etcd there runs {V35}"),
     ]
     for what, damage, extra, expected in cases:
         damage()
