@@ -154,22 +154,28 @@ def test_recover_kubeadm_without_host_tools(matrix_lab: Lab, tmp_path: Path, bac
         assert host_file(lab, i, f"{tools}/etcdctl").exists(), "tools on every host"
 
 
-@pytest.mark.parametrize(("members", "backup", "method", "post", "subnet"), [
-    (5, "snapshot", None, 0, 103),
-    (3, "copy", "force-new-cluster", 0, 113),
-    (3, None, None, 100, 114),
-], ids=["five-members-snapshot-file", "stopped-member-copy-force-new-cluster", "quorum-restore"])
-def test_recover_kubeadm_etcd34_with_host_tools(lab_factory: LabFactory, tmp_path: Path, members: int,
-                                                backup: str | None, method: str | None, post: int,
-                                                subnet: int) -> None:
-    lab = lab_factory(members, subnet=subnet, profile="kubeadm", etcd="3.4", host_tools=True)
+@pytest.mark.parametrize(("members", "etcd", "backup", "method", "post", "subnet"), [
+    (5, "3.4", "snapshot", None, 0, 103),
+    (3, "3.4", "copy", "force-new-cluster", 0, 113),
+    (3, "3.4", None, None, 100, 114),
+    (5, "3.6", "snapshot", None, 0, 229),
+], ids=["etcd34-five-members-snapshot-file", "etcd34-stopped-member-copy-force-new-cluster", "etcd34-quorum-restore",
+        "etcd36-five-members-snapshot-file"])
+def test_recover_kubeadm_with_host_tools(lab_factory: LabFactory, tmp_path: Path, members: int, etcd: str,
+                                         backup: str | None, method: str | None, post: int, subnet: int) -> None:
+    lab = lab_factory(members, subnet=subnet, profile="kubeadm", etcd=etcd, host_tools=True)
     before = originals(lab)
     b = break_lab(lab, backup)  # type: ignore[arg-type]
+    backup_revision = snapshot_revision(lab, b.backup) if etcd != "3.4" and b.backup else 0
     code, out = recover(b, tmp_path / "j", *(["--method", method] if method else []), tools=False)
     assert code == 0, out
-    assert "etcd tools: etcdctl\n" in out, "the hosts' own etcdctl 3.4, restore with etcdctl"
     assert_kubeadm_recovered(b, before, keys=500, post=post, forced=backup != "snapshot")
-    assert_revision_path(b, tmp_path / "j")
+    if etcd == "3.4":
+        assert "etcd tools: etcdctl\n" in out, "the hosts' own etcdctl 3.4, restore with etcdctl"
+        assert_revision_path(b, tmp_path / "j")
+    else:
+        assert "etcd tools: etcdctl, snapshots with etcdutl\n" in out, "the hosts' own etcdctl and etcdutl"
+        assert_really_bumped(lab, tmp_path / "j", backup_revision, 1_000_000_000)
 
 
 def test_dry_run_on_kubeadm_changes_nothing(lab_factory: LabFactory, tmp_path: Path) -> None:
@@ -233,14 +239,14 @@ def test_refusals_on_kubeadm(lab_factory: LabFactory, tmp_path: Path) -> None:
 
 
 def test_kill_and_resume_on_kubeadm(lab_factory: LabFactory, tmp_path: Path) -> None:
-    """SIGKILL at every step boundary and inside every mutating step (the manifest edit after the temp file
+    """On etcd 3.6: SIGKILL at every step boundary and inside every mutating step (the manifest edit after the temp file
     is written and after it is verified, before the rename); every `--resume` finishes the job, and no
     half-edited manifest is ever where the kubelet reads it."""
     from etcdrescue.inventory import load_inventory
     from etcdrescue.model import Context, Method
     from etcdrescue.plan import build_plan
 
-    lab = lab_factory(3, subnet=107, profile="kubeadm", etcd="3.5")
+    lab = lab_factory(3, subnet=107, profile="kubeadm", etcd="3.6")
     before = originals(lab)
     b = break_lab(lab, "snapshot")
     assert b.backup

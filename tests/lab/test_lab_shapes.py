@@ -457,6 +457,14 @@ def test_kubeadm_lab_on_36_and_37(lab_factory: LabFactory, minor: str, subnet: i
     lab.stop_etcd(2)
     res = lab.exec(2, "crictl exec etcdlab0000etcd etcdctl version")
     assert res.returncode == 1 and "is not running" in res.stderr, "no container to exec into while etcd is down"
+    lab.stop_etcd(1)  # master01 alone, without quorum: a linearizable member list fails, a serializable one answers
+    listing = (f"crictl exec etcdlab0000etcd etcdctl --cacert {pki}/ca.crt --cert {pki}/healthcheck-client.crt "
+               f"--key {pki}/healthcheck-client.key --endpoints {lab.hosts[0].client_url} --command-timeout=3s "
+               "member list -w json")
+    assert lab.exec(0, listing).returncode != 0
+    own = lab.exec(0, f"{listing} --consistency=s")
+    assert own.returncode == 0, own.stderr
+    assert sorted(m["name"] for m in json.loads(own.stdout)["members"]) == [h.name for h in lab.hosts]
 
 
 @lab_test
