@@ -236,6 +236,22 @@ def choose_revisions(*, backup: BackupFacts | None, method: Method, older_seed: 
     return Revisions(RevisionPath.BACKWARDS, why, restart_control_plane=restart), problems, [warning]
 
 
+def storage_too_new(hosts: tuple[HostFacts, ...], seed: str, backup: BackupFacts | None) -> list[str]:
+    """A snapshot whose storage version is of a newer minor than the etcd the seed's manifest runs: that etcd
+    refuses to start on it (3.6.17 on a 3.7 snapshot: `version "3.7.0" is not supported`), and only after the
+    seed's own data was moved aside. Known where the snapshot records one (3.6+) and the platform names the
+    server's version (kubeadm's image tag)."""
+    stored = backup.snapshot.storage_version if backup is not None and backup.snapshot is not None else ""
+    server = next((h.server_version for h in hosts if h.name == seed and h.server_version), None)
+    have, runs = minor(stored), minor(server or "")
+    if backup is None or have is None or runs is None or have <= runs:
+        return []
+    return [f"backup {backup.path}: its data has storage version {stored} (written by etcd {have[0]}.{have[1]}), "
+            f"but etcd on {seed} is {server} and does not start on data of a newer minor: restore it where etcd "
+            f"{have[0]}.{have[1]} runs, or first convert a copy with `etcdutl migrate --target-version "
+            f"{runs[0]}.{runs[1]}` of etcd {have[0]}.{have[1]}"]
+
+
 def newer_than_backup(hosts: tuple[HostFacts, ...], backup: BackupFacts | None) -> list[str]:
     """Survivors whose own data is newer than the backup: restoring it loses those revisions."""
     if backup is None or backup.snapshot is None:
@@ -317,6 +333,7 @@ def judge(hosts: tuple[HostFacts, ...], *, seed: str, quorum: int, data_dir: str
         p += refused
     elif backup_path is not None:
         warnings += newer_than_backup(hosts, backup)
+        p += storage_too_new(hosts, seed, backup)
         p += live_backup(backup_path, data_dir)
     for h in hosts:
         p += host_problems(h, data_dir, method=method, resuming=resuming, settings=settings)

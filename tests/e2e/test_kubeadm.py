@@ -215,6 +215,9 @@ def test_refusals_on_kubeadm(lab_factory: LabFactory, tmp_path: Path) -> None:
             lambda d: d["spec"]["containers"][0].update(command="etcd --name=x"))), [], "command is not a list"),
         ("second manifest", lambda: host_file(lab, 2, f"{MANIFESTS}/etcd.yaml.bak").write_bytes(good), [],
          "etcd.yaml.bak also define the etcd pod"),
+        ("a flag its etcd lacks", lambda: manifest.write_bytes(edited(
+            lambda d: d["spec"]["containers"][0]["command"].append("--feature-gates=InitialCorruptCheck=true"))), [],
+         f"its image runs etcd {V35}, which refuses --feature-gates"),
         ("tool missing", lambda: None, ["no-tools"], "etcdctl not found"),
         ("uploaded tool of the wrong version", lambda: None, ["--etcd-tools", str(old_tools)],
          f"the uploaded etcdctl is 3.4.23, but etcd there runs {V35}"),

@@ -28,6 +28,7 @@ from etcdrescue.lab.shape import PROFILES, HostContext, shape_named
 from etcdrescue.lab.versions import RELEASES, pinned, release
 from etcdrescue.platform import kubeadm as kubeadm_platform
 from etcdrescue.platform import okd3 as okd3_platform
+from etcdrescue.probes import parse_snapshot_status
 
 from .conftest import requires_lab
 
@@ -451,6 +452,10 @@ def test_kubeadm_lab_on_36_and_37(lab_factory: LabFactory, minor: str, subnet: i
     assert status["version"] == v and "storageVersion" in status  # a 3.6+ server's own answer
     assert lab.exec(0, "crictl exec -i etcdlab0000etcd /usr/local/bin/etcdutl version").stdout.startswith(
         f"etcdutl version: {v}")
+    snap = lab.snapshot_save(1)  # a 3.6+ server's snapshot records its storage version
+    res = subprocess.run([str(lab.bin_dir / "etcdutl"), "snapshot", "status", str(lab.host_path(1, snap)), "-w",
+                          "json"], capture_output=True, text=True, timeout=30)
+    assert parse_snapshot_status(res.stdout).storage_version == f"{minor}.0", res.stdout + res.stderr
     for shell in ("sh -c 'etcdctl version'", "/bin/sh -c true", "bash -c true"):
         res = lab.exec(0, f"crictl exec etcdlab0000etcd {shell}")
         assert res.returncode == 1 and "executable file not found in $PATH" in res.stderr, (shell, res.stderr)
