@@ -252,6 +252,24 @@ def storage_too_new(hosts: tuple[HostFacts, ...], seed: str, backup: BackupFacts
             f"{runs[0]}.{runs[1]}` of etcd {have[0]}.{have[1]}"]
 
 
+def force_flag_leftovers(seed: HostFacts, method: Method) -> list[str]:
+    """`--force-new-cluster` keeps members recorded in the data on some patches: learners up to 3.5.24 and 3.6.5
+    and on every 3.4 (etcd PR 20896), voters in a corner case up to 3.5.21 and 3.6.0 (PR 20339). Known where
+    the platform names the seed's etcd version."""
+    v = seed.server_version
+    try:
+        parts = tuple(int(p) for p in (v or "").split("-", 1)[0].split("."))
+    except ValueError:
+        return []
+    if method is not Method.FORCE_NEW_CLUSTER or len(parts) != 3:
+        return []
+    if not (parts < (3, 5, 25) or (3, 6, 0) <= parts < (3, 6, 6)):
+        return []
+    return [f"{seed.name} runs etcd {v}, whose --force-new-cluster can keep members recorded in the data (fixed in "
+            "3.5.25 and 3.6.6, never in 3.4): the recovery removes stray learners from the seed's member list, and "
+            "its gate stops on any other member left"]
+
+
 def newer_than_backup(hosts: tuple[HostFacts, ...], backup: BackupFacts | None) -> list[str]:
     """Survivors whose own data is newer than the backup: restoring it loses those revisions."""
     if backup is None or backup.snapshot is None:
@@ -344,6 +362,7 @@ def judge(hosts: tuple[HostFacts, ...], *, seed: str, quorum: int, data_dir: str
         p += tools.problems
         warnings += tools.warnings
     s = next(h for h in hosts if h.name == seed)
+    warnings += force_flag_leftovers(s, method)
     if s.reachable and s.survey is not None and not resuming:
         if backup_path is None:
             if not s.survey.member:

@@ -1,6 +1,9 @@
-"""A snapshot carries the storage version of the etcd that wrote it (3.6+); an older minor does not start on it
+"""Pre-flight rules that depend on the etcd version.
+
+A snapshot carries the storage version of the etcd that wrote it (3.6+); an older minor does not start on it
 (measured: etcd 3.6.17 on a 3.7.4 snapshot restored by etcdutl 3.6.17 exits with `version "3.7.0" is not
-supported`). The pre-flight refuses such a backup before anything changes, where both versions are known."""
+supported`): such a backup is refused before anything changes, where both versions are known. A
+`--force-new-cluster` on a patch that can keep members recorded in the data is said."""
 
 from __future__ import annotations
 
@@ -56,3 +59,17 @@ def test_a_backup_of_a_newer_minor_is_refused(stored: str, server: str | None, r
             f"of etcd {stored[:3]}",)
     else:
         assert problems == ()
+
+
+@pytest.mark.parametrize(("server", "warned"), [
+    ("3.4.23", True), ("3.5.24", True), ("3.5.25", False), ("3.5.36", False), ("3.6.5", True), ("3.6.6", False),
+    ("3.7.4", False), (None, False),
+])
+def test_a_force_new_cluster_that_can_keep_members_is_said(server: str | None, warned: bool) -> None:
+    hosts = tuple(HostFacts(f"m{i}", reachable=True, survey=SURVEY, server_version=server) for i in (1, 2, 3))
+    r = judge(hosts, seed="m1", quorum=2, data_dir="/var/lib/etcd", backup_path=None, backup=None,
+              method=Method.FORCE_NEW_CLUSTER)
+    said = [w for w in r.warnings if "--force-new-cluster can keep members" in w]
+    assert said == ([f"m1 runs etcd {server}, whose --force-new-cluster can keep members recorded in the data "
+                     "(fixed in 3.5.25 and 3.6.6, never in 3.4): the recovery removes stray learners from the seed's "
+                     "member list, and its gate stops on any other member left"] if warned else [])
