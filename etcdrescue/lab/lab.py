@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import ssl
+import stat
 import subprocess
 import sys
 import time
@@ -26,7 +27,7 @@ from typing import Any
 from etcdrescue.lab import files, okd3, procs
 from etcdrescue.lab.base import NSENV, ROOT_MESSAGE, HostRef, LabError, LabHost, missing_prerequisites
 from etcdrescue.lab.pki import CertificateAuthority, ssh_keypair, write_atomic
-from etcdrescue.lab.shape import RUN_DIR, HostContext, LabShape, shape_named
+from etcdrescue.lab.shape import RUN_DIR, HostContext, LabShape, Runtime, shape_named
 from etcdrescue.lab.versions import EtcdRelease, release
 
 MANIFEST = okd3.PATHS.manifest
@@ -40,12 +41,14 @@ class Lab:
     `profile`: "okd3" (OKD 3.10 masters) or "kubeadm" (kubeadm control-plane nodes); `etcd`: "3.4"
     (Debian's 3.4.23), "3.5", "3.6" or "3.7" (the pinned builds, see `versions.EtcdRelease`); `host_tools`:
     whether a login on a host finds etcd/etcdctl/etcdutl on its PATH (default: the shape's; okd3 yes,
-    kubeadm no, as on real hosts of each).
+    kubeadm no, as on real hosts of each); `runtime`: okd3's container runtime, "docker" (default) or "crio"
+    (no docker: `crictl`).
     """
 
     def __init__(self, root: Path, members: int = 3, *, subnet: int = 10, ssh_port: int = 2222,
                  names: list[str] | None = None, cluster: str = "lab", manifest_style: str | None = None,
-                 profile: str = okd3.SHAPE.platform, etcd: str = "3.4", host_tools: bool | None = None) -> None:
+                 profile: str = okd3.SHAPE.platform, etcd: str = "3.4", host_tools: bool | None = None,
+                 runtime: str | None = None) -> None:
         if names is not None:
             members = len(names)
         if not 1 <= members <= 250 or not 0 <= subnet <= 255:
@@ -55,6 +58,10 @@ class Lab:
         except ValueError as exc:
             raise LabError(str(exc)) from None
         self.release: EtcdRelease = release(etcd)
+        try:
+            self.runtime: Runtime | None = self.shape.runtime(runtime)
+        except ValueError as exc:
+            raise LabError(str(exc)) from None
         styles = self.shape.manifest_styles
         manifest_style = styles[0] if manifest_style is None else manifest_style
         if manifest_style not in styles:
@@ -85,7 +92,7 @@ class Lab:
         return cls(Path(root), subnet=cfg["subnet"], ssh_port=cfg["ssh_port"], names=cfg["names"],
                    cluster=cfg["cluster"], manifest_style=cfg["manifest_style"],
                    profile=cfg.get("profile", okd3.SHAPE.platform), etcd=cfg.get("etcd", "3.4"),
-                   host_tools=cfg.get("host_tools"))
+                   host_tools=cfg.get("host_tools"), runtime=cfg.get("runtime"))
 
     @property
     def profile(self) -> str:
@@ -131,7 +138,8 @@ class Lab:
         self.root.mkdir(parents=True, exist_ok=True)
         cfg = {"subnet": self.subnet, "ssh_port": self.ssh_port, "names": [h.name for h in self.hosts],
                "cluster": self.cluster, "manifest_style": self.manifest_style, "profile": self.profile,
-               "etcd": self.release.minor, "etcd_build": self.release.full, "host_tools": self.host_tools}
+               "etcd": self.release.minor, "etcd_build": self.release.full, "host_tools": self.host_tools,
+               "runtime": self.runtime.name if self.runtime else None}
         if not (self.root / "lab.json").exists():
             write_atomic(self.root / "lab.json", json.dumps(cfg, indent=2) + "\n")
         self._link_binaries(binaries)
@@ -202,8 +210,15 @@ class Lab:
             write_atomic(hostkey.with_name("ssh_host_ed25519_key.pub"), pub + f" root@{h.name}\n")
             write_atomic(hostkey, priv, 0o600)
         write_atomic(h.dir / "sshd_config", files.sshd_config(h.ip, h.ssh_port, str(h.dir), str(self.root)))
-        for f in self.shape.helper_files:
+        for f in (*self.shape.helper_files, *(self.runtime.files if self.runtime else ())):
             write_atomic(self.host_path(h, f.path), f.text, f.mode)
+        for other in (r for r in self.shape.runtimes if r is not self.runtime):
+            for f in other.files:
+                self.host_path(h, f.path).unlink(missing_ok=True)
+        for name in self.runtime.hides if self.runtime else ():
+            hidden = self.host_path(h, f"/usr/local/bin/{name}")  # a whiteout in the host's /usr/local/bin layer
+            hidden.unlink(missing_ok=True)
+            os.mknod(hidden, stat.S_IFCHR | 0o600, os.makedev(0, 0))
 
     # -- lifecycle -------------------------------------------------------------------------
     def supervisor_pid(self, host: HostRef) -> int | None:

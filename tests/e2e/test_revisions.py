@@ -14,6 +14,7 @@ from etcdrescue.lab import Lab
 from .conftest import requires_lab
 from .helpers import break_lab, etcdrescue
 from .revisions import (
+    assert_control_plane_restarted,
     assert_really_bumped,
     bumping_tools,
     done_steps,
@@ -82,3 +83,17 @@ def test_an_asked_for_bump_the_tool_lacks_is_refused(lab_factory: LabFactory, tm
     assert not [s for s in done_steps(journal_events(tmp_path / "j")) if s.startswith("restart-")]
     assert ("etcd's revisions went backwards: restart by hand, in this order:\n"
             "  - the API servers, then the controller managers and schedulers, one master at a time\n") in out
+
+
+def test_okd3_on_crio_restarts_its_control_plane_through_crictl(lab_factory: LabFactory, tmp_path: Path) -> None:
+    """OKD 3 masters on CRI-O have no docker: the restart's "running again" check asks crictl (as openshift-ansible's
+    own master-restart for CRI-O does), else it would fail after a recovery that otherwise worked."""
+    b = break_lab(lab_factory(3, subnet=230, runtime="crio"), "openshift")
+    assert b.backup
+    assert b.lab.exec(0, "command -v docker crictl").stdout.split() == ["/usr/local/bin/crictl"]
+    journal = tmp_path / "j"
+    res = etcdrescue("recover", "-i", str(b.lab.inventory_path), "--backup", b.backup, "--yes", "--journal",
+                     str(journal))
+    assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+    assert_control_plane_restarted(b.lab, journal)
+    assert len(b.lab.read_prefix("/pre/", host=b.lab.hosts[2])) == 500

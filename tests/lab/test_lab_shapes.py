@@ -204,6 +204,24 @@ def test_shapes_take_the_platforms_paths() -> None:
     assert "profile: kubeadm\n" in inventory
 
 
+def test_okd3_runtimes_docker_or_crio(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An okd3 master runs docker (default) or CRI-O: the CRI-O one has crictl and no docker (a whiteout hides the
+    machine's own); kubeadm has no choice (containerd's crictl)."""
+    monkeypatch.setattr(Lab, "_require_root", lambda self: None)
+    assert Lab(tmp_path / "d", 1).runtime.name == "docker"  # type: ignore[union-attr]
+    lab = Lab(tmp_path / "c", 1, subnet=9, runtime="crio")
+    lab.create()
+    local = lab.hosts[0].dir / "usr-local-bin"
+    assert (local / "crictl").read_text() == okd3.CRICTL
+    assert (local / "docker").is_char_device() and os.major((local / "docker").stat().st_rdev) == 0
+    assert json.loads((lab.root / "lab.json").read_text())["runtime"] == "crio"
+    assert Lab.load(lab.root).runtime.name == "crio"  # type: ignore[union-attr]
+    with pytest.raises(LabError, match="runtime must be one of docker, crio"):
+        Lab(tmp_path / "x", 1, runtime="podman")
+    with pytest.raises(LabError, match="no runtime choice"):
+        Lab(tmp_path / "x", 1, profile="kubeadm", runtime="crio")
+
+
 def test_lab_refuses_unknown_shapes() -> None:
     with pytest.raises(LabError, match="no lab shape"):
         Lab(Path("/nowhere"), profile="okd4")
@@ -484,6 +502,9 @@ def test_okd3_lab_on_35(lab_factory: LabFactory) -> None:
     assert f"etcdctl version: {v}" in lines and f"etcdutl version: {v}" in lines
     assert f"etcdctl version: {v}" in ssh_run(lab, 0, "etcdctl version")
     assert f'"etcd-version":"{v}"' in lab.exec(0, "master-logs etcd etcd").stdout
+    for c in ("etcd", "api", "controllers"):  # the platform's own check, on the docker lab: docker answers
+        assert lab.exec(0, okd3_platform.RUNNING.format(container=c)).returncode == 0, c
+    assert lab.exec(0, okd3_platform.RUNNING.format(container="kube-proxy")).returncode == 1
     lab.put_keys("/okd35/", 10)
     time.sleep(0.5)  # the live db copy must see the writes
     d = lab.backup_openshift(2)
