@@ -40,6 +40,8 @@ ETCD_PKI = posixpath.dirname(PATHS.ca)
 KUBEADM = {"3.4": "v1.31.1", "3.5": "v1.33.7", "3.6": "v1.36.2", "3.7": "v1.37.1"}
 """The Kubernetes (kubeadm) version whose manifests a lab on each etcd minor imitates."""
 METRICS_PORT = 2381
+CONTAINERD = "/var/lib/containerd"
+"""containerd's state: its overlayfs snapshotter unpacks each image layer into `snapshots/<n>/fs/`."""
 CONTAINER = "etcd"
 
 
@@ -358,7 +360,8 @@ SHAPE = LabShape(
     platform=kubeadm.NAME,
     paths=PATHS,
     mounts=(Mount("/etc/kubernetes", "etc/kubernetes"), Mount(PATHS.data_dir, "var/lib/etcd"),
-            Mount(TOOLS_ROOT.rsplit("/", 1)[0], "var/lib/etcdrescue")),
+            Mount(TOOLS_ROOT.rsplit("/", 1)[0], "var/lib/etcdrescue"), Mount(CONTAINERD, "var/lib/containerd")),
+    image_layer=f"{CONTAINERD}/io.containerd.snapshotter.v1.overlayfs/snapshots/{{layer}}/fs",
     dirs=(MANIFESTS, ETCD_PKI),
     kubelet=KubeletRules(pod_dir=MANIFESTS, pod_label=CONTAINER, is_etcd_pod=_is_etcd_pod, start=_start),
     certificates=_certificates,

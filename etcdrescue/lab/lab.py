@@ -28,7 +28,7 @@ from etcdrescue.lab import files, okd3, procs
 from etcdrescue.lab.base import NSENV, ROOT_MESSAGE, HostRef, LabError, LabHost, missing_prerequisites
 from etcdrescue.lab.pki import CertificateAuthority, ssh_keypair, write_atomic
 from etcdrescue.lab.shape import RUN_DIR, HostContext, LabShape, Runtime, shape_named
-from etcdrescue.lab.versions import EtcdRelease, release
+from etcdrescue.lab.versions import RELEASES, EtcdRelease, release
 
 MANIFEST = okd3.PATHS.manifest
 DISABLED_MANIFEST = okd3.PATHS.disabled_manifest
@@ -199,6 +199,8 @@ class Lab:
                 pem, key = ca.issue(spec.common_name, list(spec.dns), list(spec.ips), server_auth=spec.server_auth)
                 write_atomic(self.host_path(h, spec.key or spec.cert + ".key"), key, 0o600)
                 write_atomic(crt, pem)
+        if self.shape.image_layer:
+            self._unpack_images(h)
         marker = h.dir / ".created"
         if not marker.exists():  # first creation only: later the tool owns etcd's settings and the manifests
             for f in self.shape.initial_files(self.context(h)):
@@ -219,6 +221,27 @@ class Lab:
             hidden = self.host_path(h, f"/usr/local/bin/{name}")  # a whiteout in the host's /usr/local/bin layer
             hidden.unlink(missing_ok=True)
             os.mknod(hidden, stat.S_IFCHR | 0o600, os.makedev(0, 0))
+
+    def _unpack_images(self, h: LabHost) -> None:
+        """The node's image layers where its runtime unpacked them: a pause image, the etcd image its manifest
+        names (`/usr/local/bin/{etcd,etcdctl,etcdutl}`, links to the lab's release) and, where this machine has
+        one, the image of the minor before (a node upgraded from it keeps it unpacked). Layer numbers differ from
+        node to node, as a runtime's do; nothing is replaced once there."""
+        index = self.hosts.index(h)
+        layers: list[tuple[int, dict[str, Path]]] = [(17 + 3 * index, self.release.binaries())]
+        before = RELEASES[RELEASES.index(self.release.minor) - 1] if self.release.minor != RELEASES[0] else None
+        if before is not None and release(before).available():
+            layers.append((9 + 2 * index, release(before).binaries()))
+        pause = self.host_path(h, self.shape.image_layer.format(layer=3 + index))
+        if not (pause / "pause").exists():
+            pause.mkdir(parents=True, exist_ok=True)
+            write_atomic(pause / "pause", "#!/bin/sh\nexec sleep infinity\n", 0o755)
+        for layer, binaries in layers:
+            bindir = self.host_path(h, self.shape.image_layer.format(layer=layer)) / "usr/local/bin"
+            bindir.mkdir(parents=True, exist_ok=True)
+            for name, target in binaries.items():
+                if not (bindir / name).is_symlink():
+                    (bindir / name).symlink_to(target)
 
     # -- lifecycle -------------------------------------------------------------------------
     def supervisor_pid(self, host: HostRef) -> int | None:

@@ -148,6 +148,9 @@ class LabShape:
     """Ports etcd binds on each host IP: checked free before `up`, closed after `down`."""
     backup_kinds: tuple[str, ...] = ()
     """Lab helpers that make this platform's usual backup: "openshift" (dir) and/or "snapshot" (file)."""
+    image_layer: str = ""
+    """Where the node's container runtime unpacks an image layer (`{layer}`: the layer's directory name); the lab
+    puts the etcd image's /usr/local/bin there as a runtime would. "": the platform's etcd image is not unpacked."""
     runtimes: tuple[Runtime, ...] = ()
     """The container runtimes a lab of this shape can imitate, the default first (none: only `helper_files`)."""
 

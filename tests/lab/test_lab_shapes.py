@@ -470,6 +470,11 @@ def test_kubeadm_lab_on_36_and_37(lab_factory: LabFactory, minor: str, subnet: i
     assert status["version"] == v and "storageVersion" in status  # a 3.6+ server's own answer
     assert lab.exec(0, "crictl exec -i etcdlab0000etcd /usr/local/bin/etcdutl version").stdout.startswith(
         f"etcdutl version: {v}")
+    layers = "/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots"
+    images = lab.exec(0, f'for f in {layers}/*/fs/usr/local/bin/etcdctl; do "$f" version | head -1; done').stdout
+    before = release(RELEASES[RELEASES.index(minor) - 1]).full  # the node was upgraded: the old image stays
+    assert sorted(images.splitlines()) == sorted([f"etcdctl version: {v}", f"etcdctl version: {before}"])
+    assert lab.exec(0, f"ls {layers}").stdout != lab.exec(1, f"ls {layers}").stdout, "layer numbers are per node"
     snap = lab.snapshot_save(1)  # a 3.6+ server's snapshot records its storage version
     res = subprocess.run([str(lab.bin_dir / "etcdutl"), "snapshot", "status", str(lab.host_path(1, snap)), "-w",
                           "json"], capture_output=True, text=True, timeout=30)
