@@ -31,6 +31,7 @@ from typing import Any
 from .errors import InputError
 from .inventory import CLUSTER_RE, NAME_RE, PATH_RE, USER_RE, valid_host
 from .inventory_writer import InventoryDraft, MemberDraft, SSHDraft, render, verify
+from .platform.profiles import OKD3
 
 MAGIC = {"inventory_file", "inventory_dir", "inventory_hostname", "inventory_hostname_short", "group_names"}
 """Variables Ansible sets itself on every host."""
@@ -248,17 +249,17 @@ def to_draft(inv: AnsibleInventory, cluster: str | None = None, known_hosts: str
     release = next((str(h.vars["openshift_release"]) for h in members_hosts if "openshift_release" in h.vars), "")
     if release and (_version(release) or (3, 10)) < (3, 10):
         m.unknown.append(f"openshift_release={release}: before 3.10 etcd ran as a systemd unit, not the static pod "
-                         "the okd3 profile expects")
+                         f"the {OKD3} profile expects")
     if not members:
         raise InputError(f"{inv.source}: none of the [{group}] hosts could be mapped: " + "; ".join(m.unknown[-3:]))
     name = cluster or _cluster(members_hosts, members)
     return InventoryDraft(
-        cluster=name, profile="okd3",
+        cluster=name, profile=OKD3,
         ssh=SSHDraft(user=user, port=ssh_port, identity_file=key, known_hosts=known_hosts, sudo=sudo,
                      notes=tuple(ssh_notes)),
         members=tuple(members),
         source=(f"Converted by `etcdrescue inventory from-ansible` from {inv.source} "
-                f"(openshift-ansible, group [{group}]): profile okd3 (OKD/OpenShift 3.10+).",),
+                f"(openshift-ansible, group [{group}]): profile {OKD3} (OKD/OpenShift 3.10+).",),
         unknown=tuple(m.unknown),
         cluster_note="" if cluster else _cluster_note(members_hosts, name),
     )

@@ -5,91 +5,19 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_REFUSED, InputError, RescueError
-
-if TYPE_CHECKING:
-    from .inventory import Inventory
-    from .model import Method
-    from .preflight.options import RevisionOptions
-    from .session import RecoverySession
-    from .upload import LocalTools
-
-
-def add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-i", "--inventory", required=True, help="inventory YAML")
-    p.add_argument("--backup", help="backup on the seed: a data-dir backup (has member/snap/db) or a snapshot file")
-    p.add_argument("--method", choices=["snapshot-restore", "force-new-cluster"],
-                   help="how to restore a backup (default snapshot-restore; needs --backup)")
-    p.add_argument("--seed", help="member to rebuild first (default: with a backup the inventory's first; without, "
-                                  "the member whose own data is the most recent)")
-    p.add_argument("--accept-older-seed", action="store_true",
-                   help="quorum restore from --seed although another member holds newer data (lost)")
-    p.add_argument("--bump-revision", type=_revision_bump, metavar="N",
-                   help="restore a backup with --bump-revision N --mark-compacted (default 1000000000 where the "
-                        "restore tool has the flags: etcdctl >= 3.4.27, etcdutl >= 3.5.10); 0: never bump")
-    p.add_argument("--no-control-plane-restart", action="store_true",
-                   help="when revisions go backwards, do not restart the API servers and controllers after the "
-                        "verify (the summary lists them to restart by hand)")
-    p.add_argument("--etcd-tools", metavar="DIR",
-                   help="a directory here holding etcdctl (and etcdutl for 3.5+): copied to every master and used "
-                        "there instead of the hosts' own (for hosts without them, e.g. kubeadm)")
-
-
-def _revision_bump(raw: str) -> int:
-    try:
-        value = int(raw.replace("_", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of revisions, got {raw!r}") from None
-    if not 0 <= value <= 2**62:
-        raise argparse.ArgumentTypeError(f"must be 0..{2**62}, got {value}")
-    return value
-
-
-def revision_options(args: argparse.Namespace) -> RevisionOptions:
-    from .preflight.options import RevisionOptions
-
-    return RevisionOptions(args.bump_revision, not args.no_control_plane_restart)
-
-
-def local_tools(args: argparse.Namespace) -> LocalTools | None:
-    """`--etcd-tools`, checked here, before any connection."""
-    if not args.etcd_tools:
-        return None
-    from .upload import find_local
-
-    return find_local(args.etcd_tools)
+from .errors import EXIT_INTERRUPTED, RescueError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .commands import inventory, lab, rehearse, report, runbook, tui
+    from .commands import inventory, lab, recover, rehearse, report, runbook, tui
 
     parser = argparse.ArgumentParser(prog="etcdrescue", description=__doc__)
     parser.add_argument("--version", action="version", version=f"etcdrescue {__version__}")
     sub = parser.add_subparsers(dest="cmd", required=True)
 
-    check = sub.add_parser("check", help="read-only pre-flight of every host")
-    add_common(check)
-
-    rec = sub.add_parser("recover", help="run the recovery")
-    add_common(rec)
-    rec.add_argument("--yes", action="store_true", help="do not ask before destructive phases")
-    rec.add_argument("--dry-run", action="store_true",
-                     help="print every command and whether it would run; only read-only probes run")
-    rec.add_argument("--journal", type=Path, help="journal directory (default ~/.local/state/etcdrescue)")
-    rec.add_argument("--gate-timeout", type=float, default=120.0, help="seconds a health gate may wait")
-    rec.add_argument("--resume", action="store_true", help="continue the newest unfinished recovery of this cluster")
-    rec.add_argument("--fresh", action="store_true", help="start anew even if an unfinished journal exists")
-    rec.add_argument("--break-lock", action="store_true", help="take over a stale lock on the seed")
-    rec.add_argument("-v", "--verbose", action="store_true", help="print every command as it runs")
-    rec.add_argument("--no-learner", action="store_true",
-                     help="join members as voters at once (default: as learners, promoted once caught up)")
-    check.set_defaults(func=cmd_check)
-    rec.set_defaults(func=cmd_recover)
-    for module in (inventory, runbook, report, lab, rehearse, tui):
+    for module in (recover, inventory, runbook, report, lab, rehearse, tui):
         module.register(sub)
     return parser
 
@@ -107,112 +35,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RescueError as exc:
         print(f"etcdrescue: {exc}", file=sys.stderr)
         return exc.exit_code
-
-
-def prepare(args: argparse.Namespace) -> tuple[Inventory, str | None, Method]:
-    """Inventory (seed first), backup and restore method from the common options, before any connection."""
-    from .session import choose
-
-    return choose(args.inventory, args.backup, args.method, args.seed)
-
-
-def open_session(args: argparse.Namespace, **options: Any) -> RecoverySession:
-    """The session of the common options; `--etcd-tools` is checked before any connection."""
-    from .preflight.verdict import SeedChoice
-    from .session import RecoverySession
-
-    inv, backup, method = prepare(args)
-    tools = local_tools(args)
-    seed = SeedChoice(explicit=args.seed is not None, accept_older=args.accept_older_seed)
-    return RecoverySession(inv, backup=backup, method=method, etcd_tools=tools, seed=seed,
-                           revisions=revision_options(args), **options)
-
-
-def cmd_check(args: argparse.Namespace) -> int:
-    from .console import preflight_lines
-
-    session = open_session(args)
-    inv = session.inv
-    try:
-        report = session.preflight()
-    finally:
-        session.close()
-    print(f"Pre-flight of {inv.cluster} ({len(inv.members)} members, seed {inv.seed.name}):")
-    print("\n".join(preflight_lines(report)))
-    for problem in report.problems[1:]:
-        print(f"  problem: {problem}")
-    print(f"verdict: {report.verdict}")
-    return EXIT_OK if report.ok else EXIT_REFUSED
-
-
-def cmd_recover(args: argparse.Namespace) -> int:
-    if not args.yes and not args.dry_run and not sys.stdin.isatty():
-        raise InputError("refusing to change hosts: no terminal to confirm on; pass --yes to run unattended")
-    session = open_session(args, journal_dir=args.journal, gate_timeout=args.gate_timeout,
-                           learners=not args.no_learner)
-    inv = session.inv
-    unfinished = None if args.fresh else session.find_unfinished()
-    if args.resume and unfinished is None:
-        raise InputError(f"nothing to resume: no unfinished recovery of {inv.cluster} in {session.journal_dir}")
-    if unfinished is not None and not args.resume and not args.dry_run:
-        raise InputError(f"an unfinished recovery of {inv.cluster} is in {unfinished.path} (next step "
-                         f"{unfinished.next_step}): rerun with --resume, or --fresh to ignore it")
-    if args.resume and unfinished is not None:
-        session.resume(unfinished)
-        print(f"resuming {unfinished.path.name} at step {unfinished.next_step} "
-              f"(interrupted by: {unfinished.last_error})")
-    return drive(session, dry_run=args.dry_run, confirm=not args.yes, verbose=args.verbose,
-                 break_lock=args.break_lock)
-
-
-def drive(session: RecoverySession, *, dry_run: bool = False, confirm: bool = False, verbose: bool = False,
-          break_lock: bool = False) -> int:
-    """Pre-flight, plan, (confirm,) run and release, printing as it goes: `recover` and `rehearse`."""
-    from .console import ConsoleCallbacks, by_hand_lines, dry_run_totals, plan_header, plan_lines, preflight_lines
-    from .session import failure_lines
-
-    inv = session.inv
-    try:
-        report = session.preflight()
-        print(f"Pre-flight of {inv.cluster} ({len(inv.members)} members, seed {inv.seed.name}):")
-        print("\n".join(preflight_lines(report)))
-        if not report.ok:
-            for problem in report.problems[1:]:
-                print(f"  problem: {problem}")
-            raise InputError(report.problems[0])
-        print(f"verdict: {report.verdict}")
-        plan = session.plan(report)
-        if dry_run:
-            print('DRY RUN: nothing will be changed; only the read-only "already done?" probes run on the hosts.')
-            print(plan_header(plan))
-            planned = session.run(session.engine(plan, ConsoleCallbacks(verbose=True), dry_run=True))
-            print(dry_run_totals(planned.verdicts))
-            return EXIT_OK
-        if confirm:
-            print("\n".join(plan_lines(plan)))
-            answer = input(f"Type the cluster name ({inv.cluster}) to start the recovery: ").strip()
-            if answer != inv.cluster:
-                raise InputError("not confirmed: nothing changed")
-        journal = session.start(plan, report, break_lock=break_lock)
-        print(f"journal: {journal.path}")
-        engine = session.engine(plan, ConsoleCallbacks(verbose=verbose, confirm_each=confirm))
-        try:
-            result = session.run(engine)
-        except RescueError as exc:
-            for line in failure_lines(exc, engine.failed_step):
-                print(line, file=sys.stderr)
-            print(f"where things stand: journal {journal.path}; old data is kept beside the new with suffix "
-                  f".etcdrescue-{plan.ctx.stamp}; fix the cause, then rerun with --resume", file=sys.stderr)
-            session.finish(ok=False)
-            raise
-        session.finish(ok=True)
-    finally:
-        session.close()
-    print(f"recovered {inv.cluster}: {len(inv.members)} members healthy in {result.duration:.1f}s; "
-          f"old data kept beside the new with suffix .etcdrescue-{plan.ctx.stamp}")
-    for line in by_hand_lines(plan.ctx.revisions):
-        print(line)
-    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from .checks import MemberHealth
 from .command import Command
-from .errors import GateTimeout, Interrupted, StepFailed, TransportError
+from .errors import EXIT_INTERRUPTED, GateTimeout, InputError, Interrupted, StepFailed, TransportError
 from .faults import maybe_die
 from .gates import GateReport, wait_gate
 from .hosts import Hosts
@@ -96,16 +96,37 @@ class Callbacks:
         return True
 
 
+class Guard:
+    """What a real run checks around its changes (the session's locks and fresh look); no-op defaults.
+
+    Either hook refuses by raising `InputError`: the run stops with nothing (more) changed.
+    """
+
+    def before_step(self) -> None:
+        """Before every step of a real run, after its confirmation."""
+
+    def before_first_change(self) -> None:
+        """Once, immediately before the run's first mutating command (after every confirmation before it)."""
+
+
+ENDS = (StepFailed, TransportError, Interrupted, InputError)
+"""What stops a run and is journaled as its end."""
+
+
 class Engine:
     def __init__(self, plan: Plan, hosts: Hosts | None, *, journal: Journal | None = None,
                  callbacks: Callbacks | None = None, dry_run: bool = False,
-                 cancel: threading.Event | None = None) -> None:
+                 cancel: threading.Event | None = None, guard: Guard | None = None) -> None:
         if hosts is None and not dry_run:
             raise ValueError("a real run needs hosts")
         self.plan = plan
         self.hosts = hosts
         self.journal = journal
         self.cb = callbacks or Callbacks()
+        self.guard = guard or Guard()
+        self.changed = False
+        """A mutating command ran in this run (a run that changed nothing leaves nothing to resume)."""
+        self._looked = False
         self.dry_run = dry_run
         self.cancel = cancel or threading.Event()
         self.failed_step: Step | None = None
@@ -121,6 +142,7 @@ class Engine:
     def run(self, start_at: str | None = None) -> RunResult:
         result = self.result = RunResult()
         self._unapplied_change = False
+        self.changed = self._looked = False
         t0 = time.monotonic()
         steps = self.plan.steps
         ctx = self.plan.ctx
@@ -138,8 +160,13 @@ class Engine:
                 outcome = StepOutcome(step)
                 result.outcomes.append(outcome)
                 self._run_step(step, i, len(steps), outcome)
-        except (StepFailed, TransportError, Interrupted) as exc:
-            self._log("run_end", ok=False, error=str(exc), exit_code=exc.exit_code)
+        except ENDS as exc:
+            self._log("run_end", ok=False, error=str(exc), exit_code=exc.exit_code, changed=self.changed,
+                      interrupted=isinstance(exc, Interrupted))
+            raise
+        except KeyboardInterrupt:
+            self._log("run_end", ok=False, error="interrupted (Ctrl-C)", exit_code=EXIT_INTERRUPTED,
+                      changed=self.changed, interrupted=True)
             raise
         finally:
             result.duration = time.monotonic() - t0
@@ -176,6 +203,8 @@ class Engine:
             raise Interrupted(f"interrupted before step {step.key}")
         if step.destructive and not self.dry_run and not self.cb.confirm(step):
             raise Interrupted(f"operator declined: {step.destructive}")
+        if not self.dry_run:
+            self.guard.before_step()
         start = time.monotonic()
         outcome.status = StepStatus.RUNNING
         self.cb.step_started(step, index, total)
@@ -192,7 +221,7 @@ class Engine:
             if step.gate is not None:
                 outcome.gate, alongside = self._gate_with(step, step.gate)
                 ran += alongside
-        except (StepFailed, TransportError, Interrupted) as exc:
+        except ENDS as exc:
             outcome.status = StepStatus.FAILED
             outcome.reason = str(exc)
             self.failed_step = step
@@ -230,10 +259,14 @@ class Engine:
                 self._log("command", step=step.key, host=cmd.host, script=cmd.script, skipped=True)
                 self.cb.command_finished(cmd, None, "already done")
                 return 0
+        if cmd.mutates and not self._looked:
+            self._looked = True
+            self.guard.before_first_change()
         deadline = time.monotonic() + cmd.retry_for
         attempt = 0
         while True:
             attempt += 1
+            self.changed = self.changed or cmd.mutates  # sent is as good as done: its effect may be in place
             try:
                 res = self.hosts.run(cmd.host, cmd.script, timeout=cmd.timeout,
                                      on_output=lambda line: self.cb.command_output(cmd, line))
@@ -315,7 +348,7 @@ class Engine:
         def alongside() -> None:
             try:
                 ran.extend(self._run_command(step, c) for c in side)
-            except (StepFailed, TransportError) as exc:
+            except (StepFailed, TransportError, InputError) as exc:
                 failed.append(exc)
 
         worker = threading.Thread(target=alongside, name=f"{step.key}-while-gate", daemon=True)

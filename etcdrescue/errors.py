@@ -46,3 +46,16 @@ class GateTimeout(StepFailed):
 
 class Interrupted(RescueError):
     exit_code = EXIT_INTERRUPTED
+
+
+class StalePicture(InputError):
+    """The fresh look before the first change found the cluster no longer as the pre-flight saw it."""
+
+
+class SurveyFailed(RescueError):
+    """A pre-flight probe raised instead of answering (a bug, an unwrapped library error): named by its target."""
+
+    @classmethod
+    def of(cls, target: str, exc: BaseException) -> SurveyFailed:
+        first = (str(exc).strip().splitlines() or [""])[0]
+        return cls(f"{target}: {type(exc).__name__}: {first}" if first else f"{target}: {type(exc).__name__}")

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from .errors import InventoryError
-from .platform import PLATFORMS, Paths, Platform
+from .platform import DEFAULT_PROFILE, PLATFORMS, Paths, Platform
 
 NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,252}[A-Za-z0-9])?$")
 HOSTNAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}[A-Za-z0-9])?$")
@@ -140,7 +140,7 @@ def parse_inventory(data: Any, where: str = "<inventory>") -> Inventory:
     if not isinstance(cluster, str) or not CLUSTER_RE.fullmatch(cluster):
         raise fail("cluster", "required; letters, digits, '.', '_', '-' (max 63)")
 
-    profile_name = data.get("profile", "okd3")
+    profile_name = data.get("profile", DEFAULT_PROFILE)
     if profile_name not in PLATFORMS:
         raise fail("profile", f"unknown profile {profile_name!r} (known: {', '.join(sorted(PLATFORMS))})")
     kind = PLATFORMS[profile_name]
@@ -233,6 +233,10 @@ def _url(value: Any, field: str, fail: Any) -> str:
         raise fail(field, f"malformed URL {value!r}: no path, query or user allowed")
     if not valid_host(parts.hostname):
         raise fail(field, f"malformed host in URL {value!r}")
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    if parts.netloc.lower() != f"{host}:{port}".lower() or not 0 < port < 65536:
+        # urlsplit reads "[::];:0" as host "::", port 0: whatever lies between them would reach a shell
+        raise fail(field, f"malformed URL {value!r}: need scheme://host:port")
     return f"{parts.scheme}://{parts.netloc}"
 
 

@@ -93,6 +93,12 @@ class RunRecord:
             return "DRY RUN (nothing changed)"
         if self.ok:
             return "RECOVERED"
+        if self.end.get("interrupted"):
+            return (f"INTERRUPTED ({self.end.get('error', '')}): "
+                    + ("changed hosts before it stopped; --resume continues it" if self.end.get("changed")
+                       else "nothing changed"))
+        if not self.end.get("changed", True):
+            return f"REFUSED (exit {self.end.get('exit_code', '?')}, nothing changed): {self.end.get('error', '')}"
         return f"FAILED (exit {self.end.get('exit_code', '?')}): {self.end.get('error', '')}"
 
 

@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .inventory import Inventory
 from .journal import read_journal
-from .model import BackupKind, Context, Method, Revisions
+from .model import BackupKind, Revisions
 
 FINISHED = ("done", "skipped")
 
@@ -45,6 +44,8 @@ def _runs(events: list[dict[str, Any]]) -> Unfinished | None:
     ends = [e for e in events if e["event"] == "run_end"]
     if ends and ends[-1].get("ok"):
         return None
+    if not any(changed(e) for e in events) and not (ends and ends[-1].get("changed")):
+        return None  # refused, declined or interrupted before its first change: nothing to resume
     done = tuple(dict.fromkeys(e["step"] for e in events
                                if e["event"] == "step_end" and e.get("status") in FINISHED))
     return Unfinished(
@@ -55,28 +56,24 @@ def _runs(events: list[dict[str, Any]]) -> Unfinished | None:
     )
 
 
+def changed(event: dict[str, Any]) -> bool:
+    """The journal line shows a change on a host: a mutating command sent, or a step done."""
+    if event["event"] == "step_end":
+        return event.get("status") == "done"
+    return event["event"] == "command" and bool(event.get("mutates")) and (
+        "exit" in event or bool(event.get("confirmed_after_reconnect")))
+
+
 def find_unfinished(directory: Path, cluster: str) -> Unfinished | None:
-    """The newest journal of `cluster` whose run did not end well, if any."""
+    """The newest journal of `cluster` whose run changed something and did not end well, if any.
+
+    A later run that finished does not hide it: what the unfinished one left (files moved aside, a member
+    half-joined) is still on the hosts, and the fresh look before its next change judges the cluster now.
+    """
     if not directory.is_dir():
         return None
     for path in sorted(directory.glob(f"{cluster}-*.jsonl"), reverse=True):
         run = _runs(read_journal(path))
         if run is not None:
             return Unfinished(**{**run.__dict__, "path": path})
-        if any(e["event"] == "run_end" and e.get("ok") for e in read_journal(path)):
-            return None
     return None
-
-
-def resumed_context(unfinished: Unfinished, inv: Inventory, gate_timeout: float = 120.0) -> tuple[Inventory, Context]:
-    """The inventory (seed first, the journal's seed) and the Context a resumed run plans with.
-
-    Everything that names what the interrupted run did comes from its journal, not from the
-    operator's options now: the stamp ("aside" names), the seed, the backup, the method and
-    the backup kind. Pure: no host is contacted.
-    """
-    inv = inv.with_seed(unfinished.seed)
-    ctx = Context(inv, unfinished.backup, Method(unfinished.method), unfinished.stamp,
-                  backup_kind=unfinished.backup_kind, gate_timeout=gate_timeout, learners=unfinished.learners,
-                  revisions=unfinished.revisions)
-    return inv, ctx

@@ -1,32 +1,36 @@
 """One recovery of one cluster, for every front end: the CLI's `recover`, the wizard and `rehearse`.
 
-The order is fixed here: open hosts → find an unfinished journal (resume) → pre-flight → plan →
-locks → journal → engine run → release. Front ends keep only their UI policy (refusing without a
-terminal, typing the cluster name, asking whether to resume) and call these methods in order.
+The order is fixed here: this machine's lock → find an unfinished journal (resume) → every member's
+lock → pre-flight → plan → (confirmations) → journal → engine run, whose first change waits for a fresh
+look → release. A dry run, `check` and `runbook` take no lock. Front ends keep only their UI policy
+(refusing without a terminal, typing the cluster name, asking whether to resume) and call these methods
+in order.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .engine import Callbacks, Engine, RunResult
-from .errors import InputError, RescueError
+from .engine import Callbacks, Engine, Guard, RunResult
+from .errors import InputError, RescueError, StalePicture
 from .hosts import Hosts
 from .inventory import Inventory, load_inventory
 from .journal import Journal, default_dir
-from .locks import LocalLock, RemoteLock
-from .model import Context, Method, Step, new_stamp
+from .locks import HostLocks, LocalLock
+from .model import BackupKind, Context, Method, Revisions, Step, new_stamp
 from .plan import Plan, build_plan
 from .platform.tools import EtcdTools
-from .preflight.options import RevisionOptions
-from .preflight.survey import Uploaded, run_preflight
+from .preflight.options import RecoveryOptions, RevisionOptions
+from .preflight.picture import Picture, changes, drift
+from .preflight.survey import PreflightProgress, Uploaded, run_preflight
 from .preflight.verdict import PreflightReport, SeedChoice
-from .resume import Unfinished, find_unfinished, resumed_context
-from .upload import LocalTools, install
+from .resume import Unfinished, find_unfinished
+from .upload import LocalTools, find_local, install
 
 SUDO_PASSWORD_ENV = "ETCDRESCUE_SUDO_PASSWORD"
 PASSPHRASE_ENV = "ETCDRESCUE_KEY_PASSPHRASE"
@@ -49,13 +53,6 @@ class Secrets:
         return tuple(v for v in (self.sudo_password, self.passphrase) if v)
 
 
-def choose(inventory: str | Path, backup: str | None, method: str | None, seed: str | None
-           ) -> tuple[Inventory, str | None, Method]:
-    """The common options, checked before any connection: inventory (seed first), backup, method."""
-    inv = load_inventory(inventory).with_seed(seed)
-    return (inv, *check_options(inv, backup, method))
-
-
 def check_options(inv: Inventory, backup: str | None, method: str | None) -> tuple[str | None, Method]:
     if method and not backup:
         raise InputError("--method applies to a backup; without --backup the seed's own data is used "
@@ -66,7 +63,32 @@ def check_options(inv: Inventory, backup: str | None, method: str | None) -> tup
     return backup or None, chosen
 
 
-class RecoverySession:
+def plan_commands(plan: Plan) -> list[tuple[str, list[tuple[str, str]]]]:
+    """What a plan would do, step by step: the same for two plans that change the same things."""
+    return [(s.key, [(c.host, str(c.script)) for c in s.commands]) for s in plan.steps]
+
+
+class RecoverySession(Guard):
+    """One recovery of one cluster. Front ends get one from `open` only."""
+
+    @classmethod
+    def open(cls, options: RecoveryOptions, *, secrets: Secrets | None = None) -> RecoverySession:
+        """The session of `options`, checked before any connection: the inventory (seed first), the backup and
+        the method, `--etcd-tools`, a fixed stamp."""
+        inv = options.inventory if isinstance(options.inventory, Inventory) else load_inventory(options.inventory)
+        inv = inv.with_seed(options.seed)
+        backup, method = check_options(inv, options.backup, options.method)
+        tools = find_local(options.etcd_tools) if options.etcd_tools else None
+        if options.stamp is not None and not all(ch.isalnum() or ch in "-_." for ch in options.stamp):
+            raise InputError(f"--stamp may hold letters, digits, '-', '_' and '.', got {options.stamp!r}")
+        session = cls(inv, backup=backup, method=method, journal_dir=options.journal_dir,
+                      gate_timeout=options.gate_timeout, secrets=secrets, etcd_tools=tools, learners=options.learners,
+                      seed=SeedChoice(explicit=options.seed is not None, accept_older=options.accept_older_seed),
+                      revisions=options.revisions)
+        if options.stamp is not None:
+            session.stamp = options.stamp
+        return session
+
     def __init__(self, inv: Inventory, *, backup: str | None, method: Method, journal_dir: Path | None = None,
                  gate_timeout: float = 120.0, secrets: Secrets | None = None, etcd_tools: LocalTools | None = None,
                  learners: bool = True, seed: SeedChoice | None = None,
@@ -85,21 +107,70 @@ class RecoverySession:
         """The tools `prepare` put on every host (`--etcd-tools`)."""
         self.unfinished: Unfinished | None = None
         """Set by `resume`: the interrupted run this session continues."""
-        self.resumed: Context | None = None
         self._hosts: Hosts | None = None
         self.journal: Journal | None = None
-        self.local_lock: LocalLock | None = None
-        self.remote_lock: RemoteLock | None = None
+        self.stamp = new_stamp()
+        """This run's stamp: its locks, its journal and the names of what it moves aside."""
+        self.local_lock = LocalLock(self.journal_dir / "locks", inv.cluster)
+        self.host_locks: HostLocks | None = None
+        self.report: PreflightReport | None = None
+        """The pre-flight the plan rests on; the fresh look compares a new survey with it."""
+        self.planned: Plan | None = None
+        self._engine: Engine | None = None
+        self._changed_before = False
+        """An earlier engine of this session (before a retry) changed a host."""
 
     # -- resume -----------------------------------------------------------------------
     def find_unfinished(self) -> Unfinished | None:
         return find_unfinished(self.journal_dir, self.inv.cluster)
 
     def resume(self, unfinished: Unfinished) -> None:
-        """Continue `unfinished`: its stamp, seed, backup and method, in its own journal."""
-        self.inv, self.resumed = resumed_context(unfinished, self.inv, self.gate_timeout)
-        self.backup, self.method = self.resumed.backup, self.resumed.method
+        """Continue `unfinished`, in its own journal. Everything that names what it did comes from its journal,
+        not from the options now: the stamp ("aside" names), the seed, the backup, the method, the backup kind,
+        learners and the revision path."""
+        self.inv = self.inv.with_seed(unfinished.seed)
+        self.backup, self.method = unfinished.backup, Method(unfinished.method)
+        self.learners, self.stamp = unfinished.learners, unfinished.stamp
         self.unfinished = unfinished
+
+    # -- locks ------------------------------------------------------------------------
+    def lock_here(self) -> None:
+        """This machine's lock of the cluster: first of all, so a second run here is refused before it reads
+        anything (its journals included: a live run is never offered for resuming)."""
+        if not self.local_lock.held:
+            self.local_lock.acquire(self.stamp)
+
+    def lock_hosts(self, *, break_lock: bool = False) -> list[str]:
+        """Every member's lock (this machine's first); one line per lock broken. Before the pre-flight."""
+        self.lock_here()
+        if self.host_locks is not None:
+            return []
+        locks = HostLocks(self.hosts, self.stamp)
+        try:
+            broken = locks.acquire(break_lock=break_lock, resume_stamp=self.stamp if self.resuming else None)
+        except BaseException:
+            self.local_lock.release()
+            raise
+        self.host_locks = locks
+        return broken
+
+    def again(self) -> None:
+        """After a run refused before its first change (locks released): the next attempt is a new run."""
+        if not self.resuming:
+            self.stamp = new_stamp()
+        self.report = self.planned = self._engine = None
+        self._changed_before = False
+
+    @property
+    def locked(self) -> bool:
+        return self.host_locks is not None
+
+    def release(self) -> None:
+        """Every lock goes: for a run that changed nothing (refused, declined, interrupted before its first change)."""
+        if self.host_locks is not None:
+            locks, self.host_locks = self.host_locks, None
+            locks.release()
+        self.local_lock.release()
 
     @property
     def resuming(self) -> bool:
@@ -143,76 +214,127 @@ class RecoverySession:
         self.inv = inv
         if self._hosts is not None:
             self._hosts.inv = inv
-        if self.resumed is not None:
-            self.resumed = replace(self.resumed, inv=inv)
 
-    def preflight(self) -> PreflightReport:
+    def preflight(self, progress: PreflightProgress | None = None) -> PreflightReport:
+        """The read-only survey and its verdict (`progress` hears each host and the backup as they answer)."""
+        self.report = self.survey(progress)
+        return self.report
+
+    def survey(self, progress: PreflightProgress | None = None) -> PreflightReport:
         started = time.time()
-        self.prepare()
+        try:
+            self.prepare()
+        except RescueError as exc:
+            raise InputError(f"cannot put the etcd tools on the hosts: {exc}") from None
         return replace(run_preflight(self.hosts, backup=self.backup, method=self.method, resuming=self.resuming,
-                             uploaded=self.uploaded, seed=self.seed_choice, revisions=self.revision_options),
+                                     uploaded=self.uploaded, seed=self.seed_choice, revisions=self.revision_options,
+                                     progress=progress),
                        started=started)
 
     def plan(self, report: PreflightReport) -> Plan:
-        """The plan for a report that passed: with the tools it chose, on every host."""
+        """The plan for a report that passed: with the tools it chose, on every host. The fresh look compares
+        with this report."""
+        self.report = report
         if report.seed != self.inv.seed.name:
             self.rebind(self.inv.with_seed(report.seed))
         if report.tools is not None:
             self.use_tools(report.tools)
-        ctx = self.resumed or Context(self.inv, self.backup, self.method, new_stamp(), gate_timeout=self.gate_timeout,
-                                      backup_kind=report.backup_kind, learners=self.learners,
-                                      revisions=report.revisions)
-        return build_plan(ctx)
+        self.planned = build_plan(self.context(report.backup_kind, report.revisions))
+        return self.planned
+
+    def context(self, backup_kind: BackupKind, revisions: Revisions) -> Context:
+        """The only place a Context is built: a resumed run's comes from its journal."""
+        u = self.unfinished
+        return Context(self.inv, self.backup, self.method, self.stamp, gate_timeout=self.gate_timeout,
+                       backup_kind=u.backup_kind if u else backup_kind, learners=self.learners,
+                       revisions=u.revisions if u else revisions)
+
+    # -- the fresh look ---------------------------------------------------------------
+    def before_step(self) -> None:
+        if self.host_locks is not None:
+            self.host_locks.renew()
+
+    def before_first_change(self) -> None:
+        """The session's first change only: after it (a retried step) the cluster is as this run left it."""
+        if not self._changed_before:
+            self.fresh_look()
+
+    def fresh_look(self) -> None:
+        """Survey again and refuse (`StalePicture`, nothing changed) when the verdict or the plan would differ.
+
+        Runs immediately before the first change, so every confirmation before it (the cluster name, the
+        stop dialog) and however long it waited is covered: what the operator agreed to is what still holds.
+        """
+        before, planned = self.report, self.planned
+        if before is None or planned is None:
+            raise InputError("no pre-flight to compare with: run the pre-flight first")
+        age = time.time() - (before.started or time.time())
+        again = self.survey()
+        was, now = Picture.of(before, resuming=self.resuming), Picture.of(again, resuming=self.resuming)
+        diff = changes(was, now)
+        if not diff and not self.resuming and again.ok and plan_commands(
+                build_plan(self.context(again.backup_kind, again.revisions))) != plan_commands(planned):
+            diff = ["the plan built from it differs"]
+        if self.journal is not None:
+            self.journal.write("fresh_look", age=round(age, 1), changes=diff, drift=drift(was, now))
+        if diff:
+            raise StalePicture(f"the cluster changed since the pre-flight {age:.0f}s ago: "
+                               f"{'; '.join(diff + drift(was, now))}; nothing changed: look again")
 
     # -- the run ----------------------------------------------------------------------
-    def start(self, plan: Plan, report: PreflightReport, *, break_lock: bool = False) -> Journal:
-        """Take the local and the seed's lock, open the journal and record the pre-flight in it."""
-        stamp = plan.ctx.stamp
-        local = LocalLock(self.journal_dir / "locks", self.inv.cluster)
-        local.acquire(stamp)
-        self.local_lock = local
-        try:
-            remote = RemoteLock(self.hosts, stamp)
-            remote.acquire(break_lock=break_lock, resume_stamp=stamp if self.resuming else None)
-        except BaseException:
-            self.release_local_lock()
-            raise
-        self.remote_lock = remote
+    def start(self, plan: Plan, report: PreflightReport) -> Journal:
+        """Open the journal (the locks are held since before the pre-flight) and record the pre-flight in it."""
+        if not self.locked:
+            raise InputError("the recovery's locks are not held: take them before the pre-flight")
         secrets = self.secrets.values
         self.journal = (Journal(self.unfinished.path, secrets) if self.unfinished is not None
-                        else Journal.create(self.journal_dir, self.inv.cluster, stamp, secrets))
+                        else Journal.create(self.journal_dir, self.inv.cluster, plan.ctx.stamp, secrets))
         self.journal.write("preflight", **report.journal_fields())
         return self.journal
 
     def engine(self, plan: Plan, callbacks: Callbacks, *, dry_run: bool = False,
                cancel: threading.Event | None = None) -> Engine:
-        return Engine(plan, self.hosts, journal=None if dry_run else self.journal, callbacks=callbacks,
-                      dry_run=dry_run, cancel=cancel)
+        """A real run's engine checks the locks before each step and looks again before its first change."""
+        self._changed_before = self.changed
+        self._engine = Engine(plan, self.hosts, journal=None if dry_run else self.journal, callbacks=callbacks,
+                              dry_run=dry_run, cancel=cancel, guard=None if dry_run else self)
+        return self._engine
 
     def run(self, engine: Engine) -> RunResult:
         return engine.run(start_at=self.start_at)
 
-    def finish(self, ok: bool) -> None:
-        """The journal closes and the local lock goes; the seed's lock only after a recovery. After a
-        failure or an abort it stays, naming this run's stamp, so only a resume of this run takes it over."""
+    @property
+    def changed(self) -> bool:
+        """This session changed a host (a mutating command was sent)."""
+        return self._changed_before or (self._engine is not None and self._engine.changed)
+
+    def finish(self, ok: bool) -> bool:
+        """The journal closes and the local lock goes; the members' locks after a recovery, or after a run that
+        changed nothing. After a failure or an abort mid-way they stay, naming this run's stamp, so only a resume
+        of this run takes them over. True when the members' locks were released."""
         if self.journal is not None:
             self.journal.close()
             self.journal = None
-        self.release_local_lock()
-        if ok and self.remote_lock is not None:
-            remote, self.remote_lock = self.remote_lock, None
-            remote.release()
+        if ok or self.unchanged:
+            self.release()
+            return True
+        self.local_lock.release()
+        return False
 
-    def release_local_lock(self) -> None:
-        if self.local_lock is not None:
-            self.local_lock.release()
-            self.local_lock = None
+    @property
+    def unchanged(self) -> bool:
+        """Nothing on any host is this session's doing, nor an earlier run's it resumes: the locks may go."""
+        return not self.changed and not self.resuming
 
     def close(self) -> None:
+        """The end of the session: a lock still held here changed nothing (else `finish` kept it) and goes."""
         if self.journal is not None:
             self.journal.close()
             self.journal = None
-        self.release_local_lock()
+        if self.unchanged:
+            with contextlib.suppress(RescueError):  # a host gone: its lock names this run, and shows stale
+                self.release()
+        self.local_lock.release()
         if self._hosts is not None:
             self._hosts.close()
             self._hosts = None

@@ -6,7 +6,7 @@ import shutil
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -124,7 +124,7 @@ def members_from_bytes(data: bytes) -> tuple[BackupMember, ...]:
     return backup_members(lambda offset, length: data[offset:offset + length])
 
 
-def _via(run, path: str) -> tuple[BackupMember, ...]:  # type: ignore[no-untyped-def]
+def _via(run: Callable[[str], str], path: str) -> tuple[BackupMember, ...]:
     from etcdrescue.backup_identity import backup_members
 
     return backup_members(remote_reader(run, path))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -16,7 +17,10 @@ from etcdrescue.inventory import parse_inventory
 from etcdrescue.journal import Journal, read_journal
 from etcdrescue.model import Context, Gate, Method, Step
 from etcdrescue.plan import Plan
+from etcdrescue.probes import Fact
 from etcdrescue.transport import Result
+
+T = TypeVar("T")
 
 INV = parse_inventory({"cluster": "t", "members": [
     {"name": "m1", "host": "127.0.0.1", "peer_url": "https://127.0.0.1:2380", "client_url": "https://127.0.0.1:2379"},
@@ -233,11 +237,11 @@ class Asked(FakeHosts):
         self.status = status
         self.facts: list[str] = []
 
-    def fact(self, name: str, fact: object) -> object:
-        self.facts.append(fact.name)  # type: ignore[attr-defined]
-        if fact.name == "endpoint status":  # type: ignore[attr-defined]
-            return fact.parse(self.status)  # type: ignore[attr-defined]
-        return fact.parse('{"members": [{"ID": 90, "name": "m1", "peerURLs": ["https://127.0.0.1:2380"]}]}')  # type: ignore[attr-defined]
+    def fact(self, name: str, fact: Fact[T]) -> T:
+        self.facts.append(fact.name)
+        if fact.name == "endpoint status":
+            return fact.parse(self.status)
+        return fact.parse('{"members": [{"ID": 90, "name": "m1", "peerURLs": ["https://127.0.0.1:2380"]}]}')
 
 
 STATUS = ('[{"Endpoint":"https://127.0.0.1:2379","Status":{"header":{"member_id":90},"raftIndex":5%s}}]')

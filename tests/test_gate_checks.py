@@ -71,7 +71,7 @@ class Recorded:
 def judge(check: GateCheck, hosts: Recorded, members: tuple[str, ...], state: Round | None = None) -> list[str]:
     state = state or Round({})
     state.rows = {n: MemberHealth(n) for n in members}
-    return check.judge(members, hosts, state)  # type: ignore[arg-type]
+    return check.judge(members, hosts, state)
 
 
 UNSTARTED = f"{META['unstarted']['id']:x}"
@@ -108,7 +108,7 @@ def test_health_fills_the_rows_the_wizard_shows() -> None:
     hosts = Recorded()
     for check in (AllHealthy(), OneLeader()):
         state.rows = state.rows or {n: MemberHealth(n) for n in NAMES}
-        check.judge(NAMES, hosts, state)  # type: ignore[arg-type]
+        check.judge(NAMES, hosts, state)
     leader = next(n for n, m in META["members"].items() if m["id"] == 1926961723263812633)
     assert [r.name for r in state.rows.values() if r.leader] == [leader]
     assert all(r.healthy and r.up and r.raft_index == 16 for r in state.rows.values())

@@ -1,17 +1,19 @@
-"""Nothing is deleted on a host: no plan, for any method or member count, runs `rm` (or a cousin)
+"""Nothing is deleted on a host: no plan, for any platform, method, backup kind or member count, runs `rm` (or a cousin)
 in a command, its `skip_if` probe or its undo."""
 
 from __future__ import annotations
 
 import re
 import shlex
+from itertools import product
 
 import pytest
 
 from etcdrescue.command import Command
-from etcdrescue.inventory import parse_inventory
-from etcdrescue.model import Context, Method
+from etcdrescue.inventory import Inventory, parse_inventory
+from etcdrescue.model import BackupKind, Context, Method
 from etcdrescue.plan import Plan, build_plan
+from etcdrescue.platform import PROFILES
 
 DELETERS = {"rm", "unlink", "shred", "wipefs"}
 """Command words that delete. `rmdir` (only removes an empty dir) is allowed."""
@@ -41,21 +43,21 @@ def deletes(script: str) -> list[str]:
     return found
 
 
-def inventory(n: int):  # type: ignore[no-untyped-def]
-    return parse_inventory({"cluster": "c", "members": [
+def inventory(n: int, profile: str) -> Inventory:
+    return parse_inventory({"cluster": "c", "profile": profile, "members": [
         {"name": f"m{i}", "host": f"10.0.0.{i}", "peer_url": f"https://10.0.0.{i}:2380",
          "client_url": f"https://10.0.0.{i}:2379"} for i in range(1, n + 1)]})
 
 
 def every_plan() -> list[tuple[str, Plan]]:
     out = []
-    for n in range(1, 8):
-        inv = inventory(n)
-        out.append((f"{n}-quorum", build_plan(Context(inv, None, Method.FORCE_NEW_CLUSTER, "S"))))
+    for profile, n in product(PROFILES, range(1, 8)):
+        inv = inventory(n, profile)
+        out.append((f"{profile}-{n}-quorum", build_plan(Context(inv, None, Method.FORCE_NEW_CLUSTER, "S"))))
         for method in Method:
-            for kind in ("dir", "file"):
+            for kind in BackupKind:
                 ctx = Context(inv, "/var/lib/etcd/backup", method, "S", backup_kind=kind)
-                out.append((f"{n}-{method.value}-{kind}", build_plan(ctx)))
+                out.append((f"{profile}-{n}-{method.value}-{kind.value}", build_plan(ctx)))
     return out
 
 

@@ -1,10 +1,13 @@
-"""Property tests on whole plans: from any VALID inventory, every script is valid bash and every
-inventory value reaches a script only where the shell cannot read its characters as syntax."""
+"""Property tests on whole plans: from any VALID inventory of either platform, with either kind of backup,
+every script is valid bash and every inventory value reaches a script only where the shell cannot read its
+characters as syntax; the snapshot restore reads the backup's db with the options its kind needs."""
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +16,10 @@ from hypothesis import strategies as st
 
 from etcdrescue.command import Command
 from etcdrescue.inventory import Inventory, parse_inventory
-from etcdrescue.model import Context, Method
+from etcdrescue.model import DEFAULT_BUMP, BackupKind, Context, Method, RevisionPath, Revisions
 from etcdrescue.plan import Plan, build_plan
+from etcdrescue.platform import PLATFORMS, PROFILES
+from etcdrescue.platform.tools import EtcdTools
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -44,6 +49,7 @@ def url_host(h: str) -> str:
 
 @st.composite
 def inventories(draw: st.DrawFn) -> Inventory:
+    profile = draw(st.sampled_from(PROFILES))
     n = draw(st.integers(1, 5))
     names = draw(st.lists(name, min_size=n, max_size=n, unique=True))
     hosts = draw(st.lists(host, min_size=n, max_size=n, unique=True))
@@ -56,16 +62,37 @@ def inventories(draw: st.DrawFn) -> Inventory:
     chosen = draw(st.lists(st.sampled_from(keys), unique=True, max_size=len(keys)))
     paths = {k: draw(abs_path) for k in chosen}
     if "disabled_dir" in paths or "manifest" in paths:  # must differ from the manifest's dir
-        paths["disabled_dir"] = paths.get("disabled_dir", "/etc/origin/node/pod/disabled") + "/off"
-    data: dict[str, Any] = {"cluster": draw(cluster), "paths": paths, "members": members}
-    return parse_inventory(data, "generated")  # raises (and fails the test) if the generator drifts
+        paths["disabled_dir"] = paths.get("disabled_dir", PLATFORMS[profile].default_paths.disabled_dir) + "/off"
+    data: dict[str, Any] = {"cluster": draw(cluster), "profile": profile, "paths": paths, "members": members}
+    inv = parse_inventory(data, "generated")  # raises (and fails the test) if the generator drifts
+    assert inv.platform.name == profile
+    return inv
+
+
+@st.composite
+def etcd_tools(draw: st.DrawFn) -> tuple[str, str]:
+    """(etcdctl, etcdutl) as the hosts run them: the hosts' own on PATH, or copied in by --etcd-tools."""
+    uploaded = draw(abs_path)
+    etcdctl = draw(st.sampled_from(["etcdctl", f"{uploaded}/etcdctl"]))
+    etcdutl = draw(st.sampled_from(["", "etcdutl", f"{uploaded}/etcdutl"]))
+    return etcdctl, etcdutl
+
+
+def with_tools(inv: Inventory, tools: tuple[str, str]) -> Inventory:
+    """The inventory whose platform runs these tools (as a session does after --etcd-tools)."""
+    etcd_tools = EtcdTools(inv.paths, *tools)
+    return replace(inv, platform=replace(inv.platform, tools=etcd_tools))
+
+
+STAMP = "20240101T000000Z"
 
 
 def plans(inv: Inventory, backup: str) -> list[Plan]:
-    out = [build_plan(Context(inv, None, Method.FORCE_NEW_CLUSTER, "20240101T000000Z"))]
-    for method, kind in ((Method.SNAPSHOT_RESTORE, "dir"), (Method.SNAPSHOT_RESTORE, "file"),
-                         (Method.FORCE_NEW_CLUSTER, "dir")):
-        out.append(build_plan(Context(inv, backup, method, "20240101T000000Z", backup_kind=kind)))
+    """The quorum restore and every method with every backup kind."""
+    out = [build_plan(Context(inv, None, Method.FORCE_NEW_CLUSTER, STAMP))]
+    for method in Method:
+        for kind in BackupKind:
+            out.append(build_plan(Context(inv, backup, method, STAMP, backup_kind=kind)))
     return out
 
 
@@ -113,7 +140,8 @@ def quoted_mask(script: str) -> list[bool]:
 
 
 def inventory_values(inv: Inventory, backup: str) -> set[str]:
-    values = {inv.cluster, backup, *(v for v in inv.paths.__dict__.values())}
+    tools = inv.platform.tools
+    values = {inv.cluster, backup, tools.etcdctl, tools.etcdutl, *(v for v in inv.paths.__dict__.values())}
     for m in inv.members:
         values |= {m.name, m.host, m.peer_url, m.client_url}
     return values
@@ -143,8 +171,10 @@ def bash_n(scripts: list[str]) -> None:
 
 
 @SETTINGS
-@given(inventories(), abs_path)
-def test_every_plan_script_is_valid_bash_with_values_quoted(inv: Inventory, backup: str) -> None:
+@given(inventories(), abs_path, etcd_tools())
+def test_every_plan_script_is_valid_bash_with_values_quoted(inv: Inventory, backup: str,
+                                                            tools: tuple[str, str]) -> None:
+    inv = with_tools(inv, tools)
     scripts: list[str] = []
     values = inventory_values(inv, backup)
     for plan in plans(inv, backup):
@@ -153,6 +183,73 @@ def test_every_plan_script_is_valid_bash_with_values_quoted(inv: Inventory, back
             check_values_quoted(script, values)
             scripts.append(script)
     bash_n(sorted(set(scripts)))
+
+
+def words(script: str) -> list[str]:
+    """The script as bash splits it into words and operators (`&&`, `;`, `(` stand alone)."""
+    lexer = shlex.shlex(script, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    return list(lexer)
+
+
+def restore_call(plan: Plan) -> tuple[Command, list[str], list[str]]:
+    """The one command of the plan that runs `snapshot restore`: the command, the words naming the
+    tool (what precedes `snapshot restore`) and the restore's arguments (up to the next `&&`)."""
+    found = []
+    for c in all_commands(plan):
+        w = words(c.script)
+        found += [(c, w[:i], w[i + 2:]) for i in range(len(w) - 1) if w[i:i + 2] == ["snapshot", "restore"]]
+    assert len(found) == 1, [c.script for c, _, _ in found]
+    command, before, after = found[0]
+    args = after[: after.index("&&")] if "&&" in after else after
+    tool = before[max((i for i, w in enumerate(before) if w == "&&"), default=-1) + 1:]
+    return command, tool, args
+
+
+def options(args: list[str]) -> tuple[str, dict[str, str], set[str]]:
+    """The db path, the options with a value and the bare flags of a `snapshot restore` call."""
+    bare = {"--skip-hash-check", "--mark-compacted"}
+    db, rest = args[0], args[1:]
+    values: dict[str, str] = {}
+    flags: set[str] = set()
+    i = 0
+    while i < len(rest):
+        assert rest[i].startswith("--"), rest
+        if rest[i] in bare:
+            flags.add(rest[i])
+            i += 1
+        else:
+            values[rest[i]] = rest[i + 1]
+            i += 2
+    return db, values, flags
+
+
+@SETTINGS
+@given(inventories(), abs_path, st.sampled_from(BackupKind), etcd_tools(), st.sampled_from([0, DEFAULT_BUMP]))
+def test_snapshot_restore_reads_the_backups_db_and_checks_a_files_hash(
+        inv: Inventory, backup: str, kind: BackupKind, tools: tuple[str, str], bump: int) -> None:
+    """A snapshot file (`etcdctl snapshot save`) is restored as it is, its integrity hash checked; a
+    data-dir backup's `member/snap/db` has no hash to check (`--skip-hash-check`). Either way the seed
+    alone restores it, with its own name and peer URL, into a new directory under its data dir."""
+    inv = with_tools(inv, tools)
+    revisions = Revisions(RevisionPath.BUMPED, bump=bump) if bump else Revisions()
+    plan = build_plan(Context(inv, backup, Method.SNAPSHOT_RESTORE, STAMP, backup_kind=kind, revisions=revisions))
+    command, tool, args = restore_call(plan)
+    db, values, flags = options(args)
+    seed = inv.members[0]
+
+    etcdctl, etcdutl = tools
+    assert tool == ([etcdutl] if etcdutl else ["ETCDCTL_API=3", etcdctl])
+    assert command.host == seed.name and command.while_gate
+    assert db == (backup if kind is BackupKind.FILE else backup.rstrip("/") + "/member/snap/db")
+    assert ("--skip-hash-check" in flags) == (kind is BackupKind.DIR)
+    assert values == {
+        "--name": seed.name, "--initial-cluster": f"{seed.name}={seed.peer_url}",
+        "--initial-cluster-token": f"{inv.cluster}-{STAMP}", "--initial-advertise-peer-urls": seed.peer_url,
+        "--data-dir": f"{inv.paths.data_dir.rstrip('/')}/etcdrescue-restore-{STAMP}",
+        **({"--bump-revision": str(bump)} if bump else {}),
+    }
+    assert ("--mark-compacted" in flags) == bool(bump)
 
 
 def test_quoted_mask_catches_an_unquoted_bracket() -> None:

@@ -199,7 +199,8 @@ def test_an_asked_for_bump_the_tool_cannot_do_is_refused() -> None:
     assert copy.problems == ("--bump-revision needs --method snapshot-restore (force-new-cluster copies the data dir)",)
     assert restore(True, Method.FORCE_NEW_CLUSTER).revisions.path is RevisionPath.BACKWARDS
     never = restore(True, bump=0)
-    assert never.ok and never.revisions.path is RevisionPath.BACKWARDS and never.revisions.why == "--bump-revision 0"
+    assert never.ok and never.revisions.path is RevisionPath.BACKWARDS
+    assert never.revisions.why.startswith("--bump-revision 0; compared: backup at revision ")
 
 
 def test_a_quorum_restore_keeps_revisions_unless_the_seed_is_behind() -> None:
@@ -221,3 +222,32 @@ def test_a_backup_inside_the_live_member_dir_is_refused(path: str, refused: bool
               method=Method.SNAPSHOT_RESTORE)
     problem = f"backup {path} is inside the live data dir /d/member: copy it elsewhere first"
     assert (problem in r.problems) is refused and r.ok is not refused, r.problems
+
+
+def restore_over(*data: tuple[int, int] | None, can_bump: bool = False, **options: Any) -> PreflightReport:
+    """A restore of a backup at revision 501 over survivors holding `data` (raft index, revision)."""
+    backup = BackupFacts("/b", kind=BackupKind.FILE, size_kb=10,
+                         snapshot=SnapshotInfo(hash=1, revision=501, total_keys=500, total_size=1), can_bump=can_bump)
+    return judge(survivors(*data), seed="m1", quorum=2, data_dir="/d", backup_path="/b", backup=backup,
+                 method=Method.SNAPSHOT_RESTORE, revision_options=RevisionOptions(**options))
+
+
+@pytest.mark.parametrize("can_bump", [False, True])
+def test_a_backup_at_or_above_every_survivor_keeps_revisions(can_bump: bool) -> None:
+    """The data decides: no restart of the control plane and nothing to restart by hand, where nothing went back."""
+    for survivor in (501, 400):
+        r = restore_over((900, survivor), None, (800, 300), can_bump=can_bump).revisions
+        assert r.path is RevisionPath.CONTINUES, r
+        assert not r.restart_control_plane and r.restart_by_hand == () and r.bump == 0
+        assert r.why == f"the backup is at or above every survivor's revision; compared: backup at revision 501, " \
+                        f"newest survivor m1 at {survivor}"
+
+
+def test_a_backup_below_a_survivor_says_which_revisions_it_compared() -> None:
+    back = restore_over((900, 300), (950, 502)).revisions
+    assert back.path is RevisionPath.BACKWARDS and back.restart_control_plane
+    assert back.why.endswith("compared: backup at revision 501, newest survivor m2 at 502"), back.why
+    bumped = restore_over((900, 300), (950, 502), can_bump=True).revisions
+    assert bumped.path is RevisionPath.BUMPED and bumped.why.endswith("newest survivor m2 at 502")
+    asked = restore_over((900, 600), can_bump=True, bump=5000).revisions
+    assert asked.path is RevisionPath.BUMPED and asked.bump == 5000, "an asked-for bump is the operator's call"

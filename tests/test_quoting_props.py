@@ -158,7 +158,7 @@ def test_accepted_hosts_are_shell_inert(host_: str) -> None:
     assert needs_no_quoting(inv.members[0].host), inv.members[0].host
 
 
-argtext = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+argtext = st.text(alphabet=st.characters(exclude_categories=["Cs"], exclude_characters="\x00"),
                   max_size=40)
 
 

@@ -1,4 +1,4 @@
-"""`resumed_context`: what a resumed run plans with comes from the journal, not from today's options."""
+"""A resumed session plans with what its journal says, not with today's options."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from pathlib import Path
 
 import yaml
 
-from etcdrescue.inventory import load_inventory
-from etcdrescue.model import BackupKind, Method, RevisionPath, Revisions
+from etcdrescue.model import BackupKind, Context, Method, RevisionPath, Revisions
 from etcdrescue.plan import build_plan
-from etcdrescue.resume import Unfinished, find_unfinished, resumed_context
+from etcdrescue.preflight.options import RecoveryOptions
+from etcdrescue.resume import Unfinished, find_unfinished
+from etcdrescue.session import RecoverySession
 
 
 def inventory(tmp_path: Path) -> Path:
@@ -32,26 +33,30 @@ def unfinished(**over: object) -> Unfinished:
     return Unfinished(**base)  # type: ignore[arg-type]
 
 
-def test_resumed_context_takes_everything_from_the_journal(tmp_path: Path) -> None:
-    inv = load_inventory(inventory(tmp_path))
-    assert inv.seed.name == "m1.test"
-    new_inv, ctx = resumed_context(unfinished(), inv, gate_timeout=33)
-    assert new_inv.seed.name == "m2.test" and new_inv.members[0].name == "m2.test"
-    assert ctx.inv == new_inv
+def resumed(u: Unfinished, tmp_path: Path, **options: object) -> tuple[RecoverySession, Context]:
+    """A session of today's options resuming `u`, and the Context it plans with (today's kind and path ignored)."""
+    session = RecoverySession.open(RecoveryOptions(inventory(tmp_path), **options))  # type: ignore[arg-type]
+    assert session.inv.seed.name == "m1.test"
+    session.resume(u)
+    return session, session.context(BackupKind.DIR, Revisions())
+
+
+def test_a_resumed_session_takes_everything_from_the_journal(tmp_path: Path) -> None:
+    session, ctx = resumed(unfinished(), tmp_path, backup="/other", gate_timeout=33)
+    assert session.inv.seed.name == "m2.test" and session.inv.members[0].name == "m2.test"
+    assert ctx.inv == session.inv
     assert (ctx.stamp, ctx.backup, ctx.method, ctx.backup_kind, ctx.gate_timeout) == (
         "20260101T000000Z", "/var/lib/etcd/backup-1", Method.SNAPSHOT_RESTORE, BackupKind.FILE, 33)
     assert ctx.revisions == Revisions(RevisionPath.BUMPED, "asked", bump=77)
     assert build_plan(ctx).ctx.seed.name == "m2.test"
-    assert inv.seed.name == "m1.test", "the caller's inventory is not changed"
 
 
-def test_resumed_context_without_backup(tmp_path: Path) -> None:
-    _, ctx = resumed_context(unfinished(backup=None, method="force-new-cluster", backup_kind=BackupKind.DIR),
-                             load_inventory(inventory(tmp_path)))
+def test_a_resumed_session_without_backup(tmp_path: Path) -> None:
+    _, ctx = resumed(unfinished(backup=None, method="force-new-cluster", backup_kind=BackupKind.DIR), tmp_path)
     assert ctx.backup is None and ctx.method is Method.FORCE_NEW_CLUSTER and ctx.gate_timeout == 120
 
 
-def test_find_unfinished_then_resumed_context(tmp_path: Path) -> None:
+def test_find_unfinished_then_resume(tmp_path: Path) -> None:
     journal = tmp_path / "j"
     journal.mkdir()
     events = [{"event": "run_start", "cluster": "unit", "dry_run": False, "steps": ["stop-etcd", "seed-data"],
@@ -61,5 +66,5 @@ def test_find_unfinished_then_resumed_context(tmp_path: Path) -> None:
     (journal / "unit-20260102T000000Z.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
     found = find_unfinished(journal, "unit")
     assert found is not None and found.next_step == "seed-data"
-    inv, ctx = resumed_context(found, load_inventory(inventory(tmp_path)))
-    assert inv.seed.name == "m3.test" and ctx.stamp == "20260102T000000Z"
+    session, ctx = resumed(found, tmp_path)
+    assert session.inv.seed.name == "m3.test" and ctx.stamp == "20260102T000000Z"

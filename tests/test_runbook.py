@@ -297,6 +297,12 @@ def test_html_structure_every_command_in_a_pre() -> None:
     assert not [a for t, a in p.tags if t in ("script", "link", "img")], "HTML must be self-contained"
 
 
+def pdf_pages(pdfinfo: str) -> int:
+    found = re.search(r"^Pages:\s+(\d+)", pdfinfo, re.M)
+    assert found, pdfinfo
+    return int(found.group(1))
+
+
 @pytest.mark.skipif(not (shutil.which("chromium") and shutil.which("pdfinfo")), reason="chromium/pdfinfo not installed")
 def test_html_prints_to_pdf(tmp_path: Path) -> None:
     html = tmp_path / "rb.html"
@@ -305,8 +311,7 @@ def test_html_prints_to_pdf(tmp_path: Path) -> None:
     subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", f"--print-to-pdf={pdf}",
                     html.as_uri()], check=True, capture_output=True, timeout=120)
     info = subprocess.run(["pdfinfo", str(pdf)], check=True, capture_output=True, text=True).stdout
-    pages = int(re.search(r"^Pages:\s+(\d+)", info, re.M).group(1))  # type: ignore[union-attr]
-    assert pages >= 5  # title/pre-flight + one page per phase at least
+    assert pdf_pages(info) >= 5  # title/pre-flight + one page per phase at least
 
 
 @pytest.mark.skipif(not (shutil.which("chromium") and shutil.which("pdfinfo")), reason="chromium/pdfinfo not installed")
@@ -318,7 +323,7 @@ def test_runbook_pdf_option(tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=180)
     assert res.returncode == 0, res.stderr
     info = subprocess.run(["pdfinfo", str(pdf)], check=True, capture_output=True, text=True).stdout
-    assert int(re.search(r"^Pages:\s+(\d+)", info, re.M).group(1)) >= 5  # type: ignore[union-attr]
+    assert pdf_pages(info) >= 5
     text = subprocess.run(["pdftotext", str(pdf), "-"], check=True, capture_output=True, text=True).stdout
     assert "etcd recovery runbook: okd-prod" in text and "Join master03.example.com" in text
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import EXIT_OK
+from ..platform.profiles import PROFILES
 
 if TYPE_CHECKING:
     from ..inventory_writer import InventoryDraft
@@ -24,7 +25,7 @@ def register(sub: Any) -> None:
 
     d = cmds.add_parser("discover", help="read the cluster's members off one reachable master (read-only)")
     d.add_argument("host", help="SSH address of one master")
-    d.add_argument("--profile", choices=["okd3", "kubeadm"], help="platform (default: detected from its files)")
+    d.add_argument("--profile", choices=PROFILES, help="platform (default: detected from its files)")
     d.add_argument("--ssh-config", metavar="FILE",
                    help="OpenSSH client config: HOST and every member are resolved through it (Host patterns, "
                         "User, Port, IdentityFile, ProxyJump), and the inventory names it (default ~/.ssh/config "

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import EXIT_OK, InputError, RescueError
+from ..platform.profiles import PROFILES
 
 if TYPE_CHECKING:
     from ..lab import Lab
@@ -51,10 +52,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(func=cmd_lab)
 
 
-PROFILES = ("okd3", "kubeadm")
 ETCD_RELEASES = ("3.4", "3.5", "3.6", "3.7")
-"""`lab.shape.PROFILES` and `lab.versions.RELEASES`, spelled out: importing the lab (cryptography) would
-cost every `etcdrescue` start ~0.2 s. A test keeps them equal."""
+"""`lab.versions.RELEASES`, spelled out: importing the lab (cryptography) would cost every `etcdrescue` start
+~0.2 s. A test keeps them equal."""
 
 
 def add_shape_options(p: argparse.ArgumentParser) -> None:

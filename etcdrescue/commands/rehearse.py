@@ -23,7 +23,6 @@ from .lab import add_shape_options
 
 if TYPE_CHECKING:
     from ..lab import Lab
-    from ..upload import LocalTools
 
 PRE, POST = "/rehearsal/pre/", "/rehearsal/post/"
 DEFAULT_SUBNET = 61
@@ -117,27 +116,31 @@ def run_wizard(lab: Lab, backup: str, journal_dir: Path) -> None:
     app.run()
 
 
-def lab_tools(lab: Lab) -> LocalTools | None:
+def lab_tools(lab: Lab) -> Path | None:
     """Hosts that hide etcdctl (kubeadm's) get the lab's own release copied in, as `--etcd-tools` would."""
-    from ..upload import find_local
-
-    return None if lab.host_tools else find_local(lab.bin_dir)
+    return None if lab.host_tools else lab.bin_dir
 
 
 def run_headless(lab: Lab, backup: str, journal_dir: Path) -> int:
     """The recovery as `recover --yes` runs it: the same session, printed by the same console."""
-    from ..cli import drive
-    from ..inventory import load_inventory
-    from ..session import RecoverySession, check_options
+    from ..preflight.options import RecoveryOptions
+    from ..session import RecoverySession
+    from .recover import drive
 
-    inv = load_inventory(lab.inventory_path)
-    chosen, method = check_options(inv, backup, None)
     try:
-        return drive(RecoverySession(inv, backup=chosen, method=method, journal_dir=journal_dir,
-                                     etcd_tools=lab_tools(lab)))
+        session = RecoverySession.open(RecoveryOptions(lab.inventory_path, backup=backup, journal_dir=journal_dir,
+                                                       etcd_tools=lab_tools(lab)))
     except RescueError as exc:
         say(f"etcdrescue: {exc}")
         return exc.exit_code
+    try:
+        session.lock_hosts()
+        return drive(session)
+    except RescueError as exc:
+        say(f"etcdrescue: {exc}")
+        return exc.exit_code
+    finally:
+        session.close()
 
 
 def say(text: str) -> None:

@@ -18,10 +18,11 @@ from . import write_document
 if TYPE_CHECKING:
     from ..inventory import Inventory
     from ..model import BackupKind, Method, Revisions
+    from ..session import RecoverySession
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from ..cli import add_common
+    from .options import add_common
 
     p = subparsers.add_parser("runbook", help="render the recovery plan as a printable runbook (read-only; SSH "
                                               "only to ask the seed what --backup is, unless --backup-kind)")
@@ -48,24 +49,21 @@ def stamp_date(stamp: str) -> str | None:
 
 def build(args: argparse.Namespace) -> tuple[str, str]:
     """(document, format) for the parsed options; shared with tests."""
-    from ..cli import prepare
-    from ..model import Context, new_stamp
     from ..plan import build_plan
     from ..runbook import render_html, render_markdown
+    from ..session import RecoverySession
+    from .options import recovery_options
 
-    inv, backup, method = prepare(args)
-    stamp = args.stamp or new_stamp()
-    if not all(ch.isalnum() or ch in "-_." for ch in stamp):
-        raise InputError(f"--stamp may hold letters, digits, '-', '_' and '.', got {stamp!r}")
-    date = args.date or stamp_date(stamp) or time.strftime("%Y-%m-%d")
-    if args.etcd_tools:
-        from dataclasses import replace
-
-        from ..upload import find_local
-
-        inv = replace(inv, platform=replace(inv.platform, tools=find_local(args.etcd_tools).tools(inv.platform.tools)))
-    plan = build_plan(Context(inv, backup, method, stamp, backup_kind=backup_kind(args, inv),
-                              revisions=revisions(args, inv, backup, method)))
+    session = RecoverySession.open(recovery_options(args, stamp=args.stamp))
+    try:
+        if session.etcd_tools is not None:
+            session.use_tools(session.etcd_tools.tools(session.inv.platform.tools))
+        inv = session.inv
+        plan = build_plan(session.context(backup_kind(args, session),
+                                          revisions(args, inv, session.backup, session.method)))
+    finally:
+        session.close()
+    date = args.date or stamp_date(session.stamp) or time.strftime("%Y-%m-%d")
     render = render_markdown if args.format == "md" else render_html
     return render(plan, date=date), args.format
 
@@ -75,10 +73,10 @@ def revisions(args: argparse.Namespace, inv: Inventory, backup: str | None, meth
     `--bump-revision N` says it can (the runbook then has the operator check it), else revisions go back."""
     from dataclasses import replace
 
-    from ..cli import revision_options
     from ..model import Method as MethodType
     from ..model import RevisionPath
     from ..preflight.verdict import BackupFacts, choose_revisions
+    from .options import revision_options
 
     options = revision_options(args)
     facts = BackupFacts(backup, can_bump=bool(options.bump)) if backup else None
@@ -95,7 +93,7 @@ def revisions(args: argparse.Namespace, inv: Inventory, backup: str | None, meth
     return chosen
 
 
-def backup_kind(args: argparse.Namespace, inv: Inventory) -> BackupKind:
+def backup_kind(args: argparse.Namespace, session: RecoverySession) -> BackupKind:
     """The kind a run would find at `--backup`: as given, else probed on the seed; never guessed from the name.
 
     The kind picks the restore command (a data-dir's db needs `--skip-hash-check`, a snapshot file must keep
@@ -107,21 +105,17 @@ def backup_kind(args: argparse.Namespace, inv: Inventory) -> BackupKind:
         if args.backup_kind:
             raise InputError("--backup-kind describes a backup: give --backup PATH too, or drop --backup-kind")
         return BackupKindType.DIR
-    return BackupKindType(args.backup_kind) if args.backup_kind else probe_backup_kind(inv, args.backup)
+    return BackupKindType(args.backup_kind) if args.backup_kind else probe_backup_kind(session, args.backup)
 
 
-def probe_backup_kind(inv: Inventory, path: str) -> BackupKind:
+def probe_backup_kind(session: RecoverySession, path: str) -> BackupKind:
     """Ask the seed (read-only) what sits at `path`; refuse what a run would refuse."""
-    from ..hosts import Hosts
     from ..preflight.survey import backup_kind_problem
     from ..probes import ParseError, backup_survey
-    from ..session import Secrets
 
-    seed = inv.seed.name
-    secrets = Secrets.from_env()
+    seed = session.inv.seed.name
     try:
-        with Hosts(inv, sudo_password=secrets.sudo_password, passphrase=secrets.passphrase) as hosts:
-            survey = hosts.fact(seed, backup_survey(path))
+        survey = session.hosts.fact(seed, backup_survey(path))
     except (RescueError, ParseError) as exc:
         why = str(exc).removeprefix(f"{seed}: ")
         raise InputError(f"cannot probe the backup {path} on {seed} ({why}): give --backup-kind dir|file") from None

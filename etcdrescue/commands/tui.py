@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..cli import add_common
+from .options import add_common
 
 
 def register(subparsers: Any) -> None:
@@ -25,12 +25,16 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_tui(args: argparse.Namespace) -> int:
-    from ..cli import local_tools, revision_options
     from ..screens.app import RescueApp
+    from .options import revision_options
 
-    tools = local_tools(args)
+    if args.etcd_tools:  # checked before the first screen, as every command checks it before any connection
+        from ..upload import find_local
+
+        find_local(args.etcd_tools)
     app = RescueApp(inventory_path=args.inventory, backup=args.backup, journal_dir=args.journal,
-                    gate_timeout=args.gate_timeout, method=args.method, seed=args.seed, etcd_tools=tools,
-                    yes=args.yes, dry_run=args.dry_run, revisions=revision_options(args))
+                    gate_timeout=args.gate_timeout, method=args.method, seed=args.seed, etcd_tools=args.etcd_tools,
+                    yes=args.yes, dry_run=args.dry_run, revisions=revision_options(args),
+                    accept_older_seed=args.accept_older_seed)
     app.run()
     return app.return_code or 0

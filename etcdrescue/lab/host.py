@@ -43,7 +43,8 @@ from typing import IO
 import yaml
 
 from etcdrescue.lab import okd3
-from etcdrescue.lab.shape import RUN_DIR, KubeletRules, LabShape, Mount, shape_named
+from etcdrescue.lab.shape import RUN_DIR, KubeletRules, LabShape, Mount
+from etcdrescue.lab.shapes import shape_named
 from etcdrescue.lab.versions import TOOLS
 
 POD_DIR = Path(okd3.SHAPE.kubelet.pod_dir)

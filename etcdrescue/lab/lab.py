@@ -27,7 +27,8 @@ from typing import Any
 from etcdrescue.lab import files, okd3, procs
 from etcdrescue.lab.base import NSENV, ROOT_MESSAGE, HostRef, LabError, LabHost, missing_prerequisites
 from etcdrescue.lab.pki import CertificateAuthority, ssh_keypair, write_atomic
-from etcdrescue.lab.shape import RUN_DIR, HostContext, LabShape, Runtime, shape_named
+from etcdrescue.lab.shape import RUN_DIR, HostContext, LabShape, Runtime
+from etcdrescue.lab.shapes import shape_named
 from etcdrescue.lab.versions import RELEASES, EtcdRelease, release
 
 MANIFEST = okd3.PATHS.manifest

@@ -13,8 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..platform import kubeadm as kubeadm_platform
-from ..platform import okd3 as okd3_platform
 from ..platform.paths import Paths
 from .versions import EtcdRelease
 
@@ -175,18 +173,3 @@ class LabShape:
     def mount_points(self) -> tuple[str, ...]:
         """Directories that must exist on the machine itself to be mounted over."""
         return (*(m.path for m in self.mounts), RUN_DIR, "/run/sshd")
-
-
-def shape_named(name: str) -> LabShape:
-    """The shape for an inventory `profile:` name."""
-    from . import kubeadm, okd3
-
-    shapes = {okd3.SHAPE.platform: okd3.SHAPE, kubeadm.SHAPE.platform: kubeadm.SHAPE}
-    try:
-        return shapes[name]
-    except KeyError:
-        raise ValueError(f"no lab shape {name!r} (known: {', '.join(shapes)})") from None
-
-
-PROFILES = (okd3_platform.NAME, kubeadm_platform.NAME)
-"""The lab's shapes by the inventory `profile:` that names their platform."""

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ..command import Command
+from ..command import Command, Raw
 from .controlplane import ControlPlane
 from .paths import Paths
 from .pod import StaticPod
@@ -66,7 +66,16 @@ class FlagEdit(Protocol):
     def flag(self) -> str: ...
 
     def add(self, host: str, pristine: str) -> tuple[Command, ...]:
-        """Commands that add the flag to the disabled manifest, keeping its original bytes at `pristine`."""
+        """Commands that add the flag to the disabled manifest, keeping its original bytes at `pristine`; the
+        last verifies the edit."""
+        ...
+
+    def drop(self, host: str, pristine: str, kept: str) -> tuple[Command, ...]:
+        """Commands that put the original bytes back over the live manifest, the edited one kept at `kept`."""
+        ...
+
+    def absent(self) -> Raw:
+        """Exit 0 when the live manifest does not carry the flag (the verify of `drop`)."""
         ...
 
 
@@ -96,3 +105,9 @@ class Platform:
     control_plane: ControlPlane
     server_version: Callable[[str], str | None] = field(default=lambda _text: None)
     """The etcd version the manifest runs (its image tag), where the platform's manifests say it."""
+
+    def settled(self, host: str) -> Command:
+        """Read-only: etcd's manifest back in the pod directory, none left aside, and without the force flag."""
+        return Command(host, Raw(f"{self.pod.enabled()} && {self.force_flag.absent()}"),
+                       f"manifest enabled, none left in {self.paths.disabled_dir}, no {self.force_flag.flag}",
+                       mutates=False)

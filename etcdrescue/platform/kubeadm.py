@@ -24,10 +24,11 @@ from .manifest import (
     verify_edit,
 )
 from .paths import Paths
-from .pod import StaticPod
+from .pod import StaticPod, put_back
+from .profiles import KUBEADM
 from .tools import EtcdTools, minor
 
-NAME = "kubeadm"
+NAME = KUBEADM
 FLAG = "--force-new-cluster"
 DEFAULT_PATHS = Paths(
     manifest="/etc/kubernetes/manifests/etcd.yaml",
@@ -118,6 +119,12 @@ class CommandListFlag:
                     skip_if=Raw(f"test -e {q(pristine)} || test -e {q(s.manifest)}")),
             *s.set(host, {"force-new-cluster": "true"}),
         )
+
+    def drop(self, host: str, pristine: str, kept: str) -> tuple[Command, ...]:
+        return put_back(host, self.settings.manifest, pristine, kept)
+
+    def absent(self) -> Raw:
+        return Raw(f"! grep -q -- {q(self.flag)} {q(self.settings.manifest)}")
 
 
 NEW_IN_36 = ("feature-gates", "watch-progress-notify-interval", "max-learners", "compact-hash-check-time",

@@ -13,10 +13,11 @@ from .base import ManifestProblem, Platform, Severity
 from .controlplane import Component, ControlPlane
 from .envfile import EnvFile
 from .paths import Paths
-from .pod import StaticPod
+from .pod import StaticPod, put_back
+from .profiles import OKD3
 from .tools import EtcdTools
 
-NAME = "okd3"
+NAME = OKD3
 FLAG = "--force-new-cluster"
 EXEC_LINE = re.compile(r"exec etcd(?:[ \t]*$|(?=\\n))", re.M)
 """The `exec etcd` of the pod's shell script, as a block scalar line or inside a quoted scalar."""
@@ -68,6 +69,13 @@ class ExecLineFlag:
                     "verify the edit changed exactly one line", mutates=False,
                     skip_if=sh("test", "-e", m), check=_one_flag, expect="1"),
         )
+
+
+    def drop(self, host: str, pristine: str, kept: str) -> tuple[Command, ...]:
+        return put_back(host, self.manifest, pristine, kept)
+
+    def absent(self) -> Raw:
+        return Raw(f"! grep -q -- {q(self.flag)} {q(self.manifest)}")
 
 
 def _one_flag(output: str) -> str | None:

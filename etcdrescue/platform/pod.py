@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ..command import Command, Raw, q, sh
+from ..command import Command, Raw, chain, q, sh
 
 ETCD_CMDLINES = "for pid in $(pgrep -x etcd); do tr '\\0' ' ' < /proc/$pid/cmdline; echo; done"
 """One line per running etcd process: its command line (the flags the kubelet started it with)."""
@@ -40,6 +40,14 @@ class StaticPod:
             purpose="move the etcd manifest out of the kubelet's pod directory",
             skip_if=Raw(f"test ! -e {m} && test -e {d}"),
         )
+
+    def stop_again(self, host: str, to: str, purpose: str) -> Command:
+        """Undo of a start: the manifest moved out of the pod directory to `to` (etcd stops)."""
+        return Command(host, sh("mv", self.manifest, to), purpose)
+
+    def enabled(self) -> Raw:
+        """Exit 0 when the manifest is in the pod directory and none is left in the disabled one."""
+        return Raw(f"test -e {q(self.manifest)} && test ! -e {q(self.disabled_manifest)}")
 
     def start(self, host: str) -> Command:
         m, d = q(self.manifest), q(self.disabled_manifest)
@@ -100,3 +108,18 @@ class StaticPod:
         """
         return Raw(f"running=$({{ {ETCD_CMDLINES}; }} | grep .) && ! printf '%s\\n' \"$running\" | "
                    f"grep -q -- {q(flag)}")
+
+
+def put_back(host: str, manifest: str, pristine: str, kept: str) -> tuple[Command, ...]:
+    """The manifest's original bytes (`pristine`) back in place by an atomic rename, the edited one kept at `kept`
+    first. The kubelet restarts a pod whose manifest changed; the temporary name starts with a dot, which the
+    kubelet does not read."""
+    pod_dir, name = manifest.rsplit("/", 1)
+    tmp = f"{pod_dir}/.{name}.etcdrescue"
+    return (
+        Command(host, sh("cp", "-p", manifest, kept), "keep the edited manifest for the record",
+                skip_if=Raw(f"test -e {q(kept)} || cmp -s {q(pristine)} {q(manifest)}")),
+        Command(host, chain(sh("cp", "-p", pristine, tmp), sh("mv", tmp, manifest)),
+                "put the original manifest bytes back (atomic rename; the kubelet restarts the pod)",
+                skip_if=sh("cmp", "-s", pristine, manifest)),
+    )

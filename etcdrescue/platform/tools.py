@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from ..command import Raw, q, sh
 from .paths import Paths
 
-TOOLS_ROOT = "/var/lib/etcdrescue/tools"
+STATE_ROOT = "/var/lib/etcdrescue"
+"""The tool's own directory on every master: uploaded tools and the run's lock, never etcd's."""
+TOOLS_ROOT = f"{STATE_ROOT}/tools"
 """Private directory for uploaded tools: never a system binary's place, one sub-directory per version."""
 SEARCH = ("/usr/local/bin", "/usr/bin", "/usr/local/sbin", "/usr/sbin", "/opt/bin", "/opt/etcd/bin")
 """Where a tool not on PATH is looked for (distribution packages, tarball installs)."""

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..backup_identity import BackupIdentityError, backup_members, identity_problem, remote_reader
-from ..errors import RescueError
+from ..errors import RescueError, SurveyFailed
 from ..freshness import FreshnessError, read_freshness
 from ..hosts import Hosts
 from ..inventory import Member
@@ -208,21 +208,46 @@ def tool_choice(hosts: Hosts, facts: tuple[HostFacts, ...], *, uploaded: Uploade
                         uploaded_version=uploaded.version if uploaded else "", restores=restores)
 
 
+class PreflightProgress:
+    """What a front end hears while the pre-flight runs (from its worker threads); no-op defaults."""
+
+    def host_surveyed(self, facts: HostFacts) -> None: ...
+    def backup_surveyed(self, facts: BackupFacts) -> None: ...
+
+
 def run_preflight(hosts: Hosts, *, backup: str | None, method: Method, resuming: bool = False,
                   uploaded: Uploaded | None = None, seed: SeedChoice | None = None,
-                  revisions: RevisionOptions | None = None) -> PreflightReport:
+                  revisions: RevisionOptions | None = None, progress: PreflightProgress | None = None
+                  ) -> PreflightReport:
     """Every host and the backup's location in parallel, then the backup read with the tools the hosts' survey
     chose."""
     inv = hosts.inv
+    said = progress or PreflightProgress()
+
+    def one(member: Member) -> HostFacts:
+        try:
+            facts = survey_host(hosts, member)
+        except Exception as exc:
+            raise SurveyFailed.of(member.name, exc) from exc
+        said.host_surveyed(facts)
+        return facts
+
+    def read_backup(path: str, found: BackupFacts, tools: EtcdTools) -> BackupFacts:
+        try:
+            return check_backup(hosts, inv.seed.name, found, tools)
+        except Exception as exc:
+            raise SurveyFailed.of(f"backup {path}", exc) from exc
+
     with cf.ThreadPoolExecutor(max_workers=min(8, len(inv.members)) + 1) as pool:
-        surveys = [pool.submit(survey_host, hosts, m) for m in inv.members]
+        surveys = [pool.submit(one, m) for m in inv.members]
         located = pool.submit(locate_backup, hosts, inv.seed.name, backup) if backup is not None else None
         facts = tuple(f.result() for f in surveys)
     tools = tool_choice(hosts, facts, uploaded=uploaded, restores=backup is not None)
     backup_facts = None
     if backup is not None and located is not None:
-        backup_facts = (check_backup(hosts, inv.seed.name, located.result(), tools.tools) if tools.tools is not None
+        backup_facts = (read_backup(backup, located.result(), tools.tools) if tools.tools is not None
                         else BackupFacts(backup, error=f"backup {backup}: not checked (no etcd tools to read it)"))
+        said.backup_surveyed(backup_facts)
     return judge(facts, seed=inv.seed.name, quorum=inv.quorum, data_dir=inv.paths.data_dir, backup_path=backup,
                  backup=backup_facts, method=method, resuming=resuming, settings=inv.platform.settings.label,
                  tools=tools, choice=seed or SeedChoice(), revision_options=revisions)

@@ -200,20 +200,39 @@ def choose_seed(hosts: tuple[HostFacts, ...], seed: str, choice: SeedChoice) -> 
                       f"use --seed {best}, or --accept-older-seed"], True
 
 
+def newest_survivor(hosts: tuple[HostFacts, ...]) -> tuple[str, int] | None:
+    """(member, revision) of the survivor whose own data holds the highest revision; None when none was read."""
+    read = [(h.freshness.revision, h.name) for h in hosts if h.freshness is not None]
+    if not read:
+        return None
+    revision, name = max(read, key=lambda r: r[0])
+    return name, revision
+
+
 def choose_revisions(*, backup: BackupFacts | None, method: Method, older_seed: bool, tool: str,
-                     options: RevisionOptions) -> tuple[Revisions, list[str], list[str]]:
+                     options: RevisionOptions, survivor: tuple[str, int] | None = None
+                     ) -> tuple[Revisions, list[str], list[str]]:
     """(revisions, problems, warnings): bump where every member comes from a restore whose tool can; else
-    revisions go back and the control plane is restarted, unless the seed's own data carries on.
+    revisions go back and the control plane is restarted, unless the data carries on: the seed's own, or a
+    backup at or above every survivor's revision (`survivor`: the highest one read).
 
     Every member comes from the restore here: joiners start empty and copy the seed. A data-dir copy is
     not a restore, and `--force-new-cluster` cannot bump: only snapshot restore can.
     """
     restart = options.restart_control_plane
     problems: list[str] = []
+    snap = backup.snapshot if backup is not None else None
+    compared = ""
+    if snap is not None:
+        compared = (f"; compared: backup at revision {snap.revision}, " + (
+            f"newest survivor {survivor[0]} at {survivor[1]}" if survivor else "no survivor's revision readable"))
     if backup is None:
         if not older_seed:
             return Revisions(RevisionPath.CONTINUES, "quorum restore from the member with the most recent data"), [], []
         why = "the seed is behind another member"
+    elif snap is not None and survivor is not None and snap.revision >= survivor[1] and not options.bump:
+        return Revisions(RevisionPath.CONTINUES, f"the backup is at or above every survivor's revision{compared}"
+                         ), [], []
     elif method is not Method.SNAPSHOT_RESTORE:
         why = "a data-dir copy cannot bump revisions (only snapshot restore can)"
         if options.bump:
@@ -223,12 +242,13 @@ def choose_revisions(*, backup: BackupFacts | None, method: Method, older_seed: 
     elif backup.can_bump:
         bump = options.bump or DEFAULT_BUMP
         return Revisions(RevisionPath.BUMPED, f"{tool} snapshot restore takes --bump-revision; every member comes "
-                                              "from the restore", bump=bump), [], []
+                                              f"from the restore{compared}", bump=bump), [], []
     else:
         why = f"{tool} snapshot restore has no --bump-revision (etcdctl >= 3.4.27, etcdutl >= 3.5.10)"
         if options.bump:
             problems.append(f"--bump-revision {options.bump}: {why}: give --etcd-tools DIR with such tools, "
                             "or drop --bump-revision")
+    why += compared
     after = ("the plan restarts the API servers, then the controllers, after the verify" if restart
              else "restart the control plane by hand (--no-control-plane-restart)")
     warning = (f"etcd's revisions will go backwards ({why}): Kubernetes watchers would wait for revisions that "
@@ -377,7 +397,8 @@ def judge(hosts: tuple[HostFacts, ...], *, seed: str, quorum: int, data_dir: str
     chosen = tools.tools if tools is not None else None
     revisions, refused, warned = choose_revisions(
         backup=backup if backup_path is not None else None, method=method, older_seed=older_seed,
-        tool=chosen.restore_tool if chosen else "etcdctl", options=revision_options or RevisionOptions())
+        tool=chosen.restore_tool if chosen else "etcdctl", options=revision_options or RevisionOptions(),
+        survivor=newest_survivor(hosts))
     p += refused
     warnings += warned
     healthy = sum(h.healthy for h in hosts)

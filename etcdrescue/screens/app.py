@@ -10,6 +10,9 @@ module only decides which screen to show with it.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,16 +21,14 @@ from textual.app import App
 from textual.binding import Binding
 
 from ..errors import EXIT_INTERRUPTED, EXIT_REFUSED, RescueError
+from ..preflight.options import RecoveryOptions, RevisionOptions
 from .inventory import InventoryChoice, InventoryScreen
 from .widgets import ConfirmScreen, WizardStatus, update_status
 
 if TYPE_CHECKING:
-    from ..plan import Plan
-    from ..preflight.options import RevisionOptions
     from ..preflight.verdict import PreflightReport
     from ..resume import Unfinished
     from ..session import RecoverySession
-    from ..upload import LocalTools
     from .run import RunScreen, WizardRun
 
 
@@ -40,17 +41,17 @@ class RescueApp(App[int]):
     def __init__(self, inventory_path: str | Path | None = None, backup: str | None = None, rehearsal: bool = False,
                  journal_dir: Path | None = None, gate_timeout: float = 120, yes: bool = False, *,
                  method: str | None = None, seed: str | None = None, dry_run: bool = False,
-                 etcd_tools: LocalTools | None = None, revisions: RevisionOptions | None = None) -> None:
+                 etcd_tools: str | Path | None = None, revisions: RevisionOptions | None = None,
+                 accept_older_seed: bool = False) -> None:
         super().__init__()
         self.inventory_path = str(inventory_path or "")
         self.backup = backup or ""
-        self.journal_dir = journal_dir
-        self.gate_timeout = gate_timeout
         self.yes = yes
-        self.method = method
-        self.seed = seed
-        self.etcd_tools = etcd_tools
-        self.revisions = revisions
+        self.options = RecoveryOptions(self.inventory_path, backup=backup, method=method, seed=seed,
+                                       accept_older_seed=accept_older_seed, etcd_tools=etcd_tools,
+                                       revisions=revisions or RevisionOptions(), journal_dir=journal_dir,
+                                       gate_timeout=gate_timeout)
+        """The command line's options; the inventory form's answers replace its inventory, backup and method."""
         self.status = WizardStatus(rehearsal=rehearsal, dry_run=dry_run)
         self.session: RecoverySession | None = None
         self.record: WizardRun | None = None
@@ -62,7 +63,7 @@ class RescueApp(App[int]):
     async def wizard(self) -> None:
         while True:
             choice = await self.push_screen_wait(
-                InventoryScreen(self.inventory_path, self.backup, self.method, self.seed))
+                InventoryScreen(self.inventory_path, self.backup, self.options.method, self.options.seed))
             if choice is None:
                 self.exit_with(EXIT_REFUSED)
                 return
@@ -77,7 +78,6 @@ class RescueApp(App[int]):
         the CLI's `--resume` (the journal's stamp, seed, backup and method, from its next step,
         in the same journal); declining it is `--fresh`.
         """
-        from ..preflight.verdict import SeedChoice
         from ..session import RecoverySession
         from .plan import PlanScreen
         from .preflight import PreflightScreen
@@ -86,25 +86,34 @@ class RescueApp(App[int]):
 
         if self.session is not None:
             self.session.close()
-        session = self.session = RecoverySession(choice.inventory, backup=choice.backup, method=choice.method,
-                                                 journal_dir=self.journal_dir, gate_timeout=self.gate_timeout,
-                                                 etcd_tools=self.etcd_tools,
-                                                 seed=SeedChoice(explicit=self.seed is not None),
-                                                 revisions=self.revisions)
+        try:
+            session = self.session = RecoverySession.open(replace(
+                self.options, inventory=choice.inventory, backup=choice.backup,
+                method=choice.method.value if choice.backup else None))
+        except RescueError as exc:
+            await self.push_screen_wait(ConfirmScreen(
+                "Cannot start", f"{exc}\nNothing was changed.", yes="OK (y)", no="Back (n)"))
+            return False
+        if not self.status.dry_run and not await self.locked(session.lock_here):
+            return False
         unfinished = session.find_unfinished()
         if unfinished is not None and await self.push_screen_wait(resume_question(unfinished, session.inv.cluster)):
             session.resume(unfinished)
         while True:
             inv = session.inv
             update_status(self, cluster=inv.cluster, profile=inv.platform.name, connection="ssh: not connected")
+            if not self.status.dry_run and not await self.locked(session.lock_hosts):
+                return False
             if not await self.prepare(session):
+                await asyncio.to_thread(session.release)
                 return False
             report = await self.push_screen_wait(PreflightScreen(session))
             if report is None:
+                await asyncio.to_thread(session.release)
                 return False
             plan = session.plan(report)
             picked = await self.push_screen_wait(PlanScreen(plan, dry_run=self.status.dry_run, ask=not self.yes,
-                                                            fixed_seed=session.resuming))
+                                                            fixed_seed=session.resuming, documents=session.journal_dir))
             self.status.dry_run = picked.dry_run
             if picked.action == "reseed" and not session.resuming:
                 older = behind(report, picked.seed)
@@ -116,13 +125,20 @@ class RescueApp(App[int]):
                 continue
             if picked.action != "start":
                 continue
-            if not picked.dry_run and not await self.take_locks(session, plan, report):
+            if not picked.dry_run and not (await self.locked(session.lock_hosts)
+                                           and await self.locked(partial(session.start, plan, report))):
                 continue
             update_status(self, connection="ssh: connected" if not picked.dry_run else "dry run: read-only")
             self.record = await self.push_screen_wait(RunScreen(
                 session, plan, dry_run=picked.dry_run, ask=not self.yes, confirm_once=picked.confirm_once,
                 done=unfinished.done if session.resuming and unfinished else ()))
             await self.finish(session, self.record.status is RunOutcome.RECOVERED)
+            if self.record.status is RunOutcome.REFUSED:
+                await self.push_screen_wait(ConfirmScreen(
+                    "The cluster changed since the pre-flight", f"{self.record.error}\nNothing was changed. The "
+                    "pre-flight runs again.", yes="OK (y)", no="OK (n)"))
+                session.again()
+                continue
             await self.push_screen_wait(SummaryScreen(self.record))
             self.exit_with(self.record.exit_code)
             return True
@@ -137,10 +153,10 @@ class RescueApp(App[int]):
             return False
         return True
 
-    async def take_locks(self, session: RecoverySession, plan: Plan, report: PreflightReport) -> bool:
-        """The CLI's locks and journal; False, after telling the operator, if a lock is held."""
+    async def locked(self, take: Callable[[], object]) -> bool:
+        """`take` a lock (or open the journal) off the event loop; False, after telling the operator, if refused."""
         try:
-            await asyncio.to_thread(session.start, plan, report)
+            await asyncio.to_thread(take)
         except RescueError as exc:
             await self.push_screen_wait(ConfirmScreen(
                 "Cannot start the recovery", f"{exc}\nNothing was changed.", yes="OK (y)", no="Back (n)"))

@@ -78,6 +78,8 @@ class RunEnded(Message):
     interrupted: bool = False
     failed_step: str = ""
     duration: float = 0.0
+    refused: bool = False
+    """Refused before the first change (the fresh look, a lock taken over): nothing changed."""
 
 
 @dataclass

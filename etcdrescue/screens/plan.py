@@ -59,9 +59,11 @@ class PlanScreen(Screen[PlanChoice]):
                 Binding("w", "write_runbook", "Runbook"), Binding("b,escape", "back", "Back")]
 
     def __init__(self, plan: Plan, *, dry_run: bool = False, confirm_once: bool = False, ask: bool = True,
-                 fixed_seed: bool = False) -> None:
+                 fixed_seed: bool = False, documents: Path | None = None) -> None:
         super().__init__()
         self.plan = plan
+        self.documents = documents
+        """Where `w` writes the runbook: beside the journals (default ~/.local/state/etcdrescue)."""
         self.fixed_seed = fixed_seed
         """A resumed run keeps the seed of its journal."""
         self.dry_run, self.confirm_once, self.ask = dry_run, confirm_once, ask
@@ -147,7 +149,7 @@ class PlanScreen(Screen[PlanChoice]):
         from ..journal import default_dir
         from ..runbook import render_markdown
 
-        directory = getattr(self.app, "journal_dir", None) or default_dir()
+        directory = self.documents or default_dir()
         ctx = self.plan.ctx
         path = Path(directory) / f"{ctx.inv.cluster}-{ctx.stamp}-runbook.md"
         path.parent.mkdir(parents=True, exist_ok=True)

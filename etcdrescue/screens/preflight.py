@@ -1,17 +1,16 @@
 """Screen 2: the read-only survey of every member and the backup, and the verdict.
 
-One thread worker per member (`survey_host`) plus one for the backup
-(`survey_backup`) run in parallel; rows fill in as answers arrive. The verdict
-is the core's `judge`, the same code the CLI's `check` uses, so the wizard can
-never be more permissive than the command line. A worker that raises instead of
-answering leaves the survey incomplete: the verdict says so and there is no
-verdict to go Next with until a refresh completes one.
+One worker runs the session's pre-flight, the same call the CLI's `check` and `recover` make, so the
+wizard can never be more permissive than the command line; its progress hooks fill the rows in as the
+hosts and the backup answer. A pre-flight that raises instead of answering leaves the survey incomplete:
+the verdict says so and there is no verdict to go Next with until a refresh completes one.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from rich.text import Text
 from textual import work
@@ -23,10 +22,9 @@ from textual.screen import Screen
 from textual.widgets import Button, DataTable, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from ..inventory import Member
-from ..platform.tools import EtcdTools
-from ..preflight.survey import survey_backup, survey_host, tool_choice
-from ..preflight.verdict import BackupFacts, HostFacts, PreflightReport, ToolChoice, judge
+from ..errors import SurveyFailed
+from ..preflight.survey import PreflightProgress
+from ..preflight.verdict import BackupFacts, HostFacts, PreflightReport
 from ..session import RecoverySession
 from .widgets import RescueFooter, RescueHeader, update_status
 
@@ -49,6 +47,25 @@ class MemberSurveyed(Message):
 class BackupSurveyed(Message):
     facts: BackupFacts
     generation: int
+
+
+@dataclass
+class Judged(Message):
+    report: PreflightReport
+    generation: int
+
+
+class ScreenProgress(PreflightProgress):
+    """The core's pre-flight progress, posted to the screen as messages tagged with the survey's generation."""
+
+    def __init__(self, post: Callable[[Message], object], generation: int) -> None:
+        self.post, self.generation = post, generation
+
+    def host_surveyed(self, facts: HostFacts) -> None:
+        self.post(MemberSurveyed(facts, self.generation))
+
+    def backup_surveyed(self, facts: BackupFacts) -> None:
+        self.post(BackupSurveyed(facts, self.generation))
 
 
 def size(kb: int) -> str:
@@ -160,15 +177,10 @@ class PreflightScreen(Screen[PreflightReport | None]):
     def __init__(self, session: RecoverySession) -> None:
         super().__init__()
         self.session = session
-        self.inv, self.hosts, self.backup = session.inv, session.hosts, session.backup
-        self.tools: ToolChoice | None = None
+        self.inv, self.backup = session.inv, session.backup
         self.generation = 0
-        self.facts: dict[str, HostFacts] = {}
-        self.backup_facts: BackupFacts | None = None
         self.report: PreflightReport | None = None
-        self.probes: dict[Worker[None], str] = {}
-        """This generation's workers and what each surveys: a member's name, or "" for the backup."""
-        self.failures: list[str] = []
+        self.survey_worker: Worker[None] | None = None
         self.names = short_names([m.name for m in self.inv.members])
         self.cells: dict[str, Cells] = {}
         """Every column of every member; the table shows those that fit (`fit_columns`)."""
@@ -235,10 +247,8 @@ class PreflightScreen(Screen[PreflightReport | None]):
 
     def action_refresh_survey(self) -> None:
         self.generation += 1
-        self.started = time.time()
         self.workers.cancel_group(self, "preflight")
-        self.facts, self.backup_facts, self.report, self.tools = {}, None, None, None
-        self.probes, self.failures = {}, []
+        self.report = None
         self.cells = {m.name: [self.names[m.name], *(["…"] * (len(COLUMNS) - 1))] for m in self.inv.members}
         self.errors = {}
         self.render_table()
@@ -249,94 +259,53 @@ class PreflightScreen(Screen[PreflightReport | None]):
         self.query_one("#problems", Static).update("")
         self.query_one("#next", Button).disabled = True
         self.app_status(f"ssh: connecting to {len(self.inv.members)} members…")
-        for m in self.inv.members:
-            self.probes[self.probe_member(m, self.generation)] = m.name
+        self.survey_worker = self.survey(self.generation)
 
     def app_status(self, text: str) -> None:
         update_status(self.app, connection=text)
 
     @work(thread=True, exit_on_error=False, group="preflight")
-    def probe_member(self, member: Member, generation: int) -> None:
-        facts = survey_host(self.hosts, member)
+    def survey(self, generation: int) -> None:
+        report = self.session.preflight(ScreenProgress(self.post_message, generation))
         if not get_current_worker().is_cancelled:
-            self.post_message(MemberSurveyed(facts, generation))
-
-    @work(thread=True, exit_on_error=False, group="preflight")
-    def probe_backup(self, path: str, tools: EtcdTools, generation: int) -> None:
-        facts = survey_backup(self.hosts, self.inv.seed.name, path, tools)
-        if not get_current_worker().is_cancelled:
-            self.post_message(BackupSurveyed(facts, generation))
+            self.post_message(Judged(report, generation))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        """A probe that raised: show it, keep Next disabled, wait for a refresh or Back.
+        """A pre-flight that raised: show it, keep Next disabled, wait for a refresh or Back.
 
         Textual's state event rather than a try/except in the worker that posts a message: the
-        framework sets ERROR for whatever escapes the worker function, wherever it is raised (before
-        `survey_host` returns, hence before the first message, or in `get_current_worker` and
-        `post_message` themselves), and delivers it on the event loop. A catch in the worker covers only
-        the code inside it, and a failure of that catch-and-post path would be silent again.
-        `probes` is replaced by each refresh, so a late event from an earlier generation finds nothing.
+        framework sets ERROR for whatever escapes the worker function and delivers it on the event loop.
+        A refresh replaces `survey_worker`, so a late event from an earlier generation finds nothing.
         """
-        if event.state is not WorkerState.ERROR or event.worker not in self.probes:
+        if event.state is not WorkerState.ERROR or event.worker is not self.survey_worker:
             return
-        target = self.probes.pop(event.worker)
-        label = target or f"backup {self.backup}"
-        self.failures.append(f"{label}: {describe(event.worker.error)}")
-        if target:
-            self.set_cells(target, failed_cells(target), f"survey failed: {describe(event.worker.error)}")
-        else:
-            self.query_one("#backup-line", Static).update(
-                f"Backup {self.backup}: survey failed: {describe(event.worker.error)}")
+        error = event.worker.error
+        failure = str(error) if isinstance(error, SurveyFailed) else describe(error)
+        for m in self.inv.members:
+            if self.cells.get(m.name, ["", ""])[1] == "…":
+                self.set_cells(m.name, failed_cells(m.name), f"survey failed: {failure}")
+        if self.backup:
+            self.query_one("#backup-line", Static).update(f"Backup {self.backup}: survey failed: {failure}")
         self.report = None
         self.query_one("#next", Button).disabled = True
         verdict = self.query_one("#verdict", Static)
-        verdict.update(f"Survey failed: {self.failures[0]}")
+        verdict.update(f"Survey failed: {failure}")
         verdict.set_classes("refuse")
-        more = self.failures[1:]
-        lines = [f"• {f}" for f in more[:4]] + ([f"… and {len(more) - 4} more"] if len(more) > 4 else [])
-        self.query_one("#problems", Static).update("\n".join(
-            [*lines, "The survey is incomplete: r surveys again, b goes back."]))
+        self.query_one("#problems", Static).update("The survey is incomplete: r surveys again, b goes back.")
         self.app_status("ssh: survey failed")
 
     def on_member_surveyed(self, msg: MemberSurveyed) -> None:
-        if msg.generation != self.generation:
-            return
-        self.facts[msg.facts.name] = msg.facts
-        self.set_cells(msg.facts.name, member_cells(msg.facts), msg.facts.error)
-        if len(self.facts) == len(self.inv.members):
-            self.members_done()
-        self.maybe_judge()
-
-    def members_done(self) -> None:
-        """The backup is read with the tools the members' survey chose (the CLI's order)."""
-        facts = tuple(self.facts[m.name] for m in self.inv.members)
-        self.tools = tool_choice(self.hosts, facts, uploaded=self.session.uploaded, restores=self.backup is not None)
-        if not self.backup:
-            return
-        if self.tools.tools is None:
-            self.backup_facts = BackupFacts(self.backup, error=f"backup {self.backup}: not checked (no etcd tools)")
-        else:
-            self.probes[self.probe_backup(self.backup, self.tools.tools, self.generation)] = ""
+        if msg.generation == self.generation:
+            self.set_cells(msg.facts.name, member_cells(msg.facts), msg.facts.error)
 
     def on_backup_surveyed(self, msg: BackupSurveyed) -> None:
+        if msg.generation == self.generation:
+            self.query_one("#backup-line", Static).update(backup_text(msg.facts, self.backup))
+
+    def on_judged(self, msg: Judged) -> None:
         if msg.generation != self.generation:
             return
-        self.backup_facts = msg.facts
-        self.query_one("#backup-line", Static).update(backup_text(msg.facts, self.backup))
-        self.maybe_judge()
-
-    def maybe_judge(self) -> None:
-        if (self.failures or self.tools is None or len(self.facts) < len(self.inv.members)
-                or (self.backup and self.backup_facts is None)):
-            return
-        s = self.session
-        report = judge(tuple(self.facts[m.name] for m in self.inv.members), seed=self.inv.seed.name,
-                       quorum=self.inv.quorum, data_dir=self.inv.paths.data_dir, backup_path=self.backup,
-                       backup=self.backup_facts, method=s.method, resuming=s.resuming,
-                       settings=self.inv.platform.settings.label, tools=self.tools,
-                       revision_options=s.revision_options)
-        report = replace(report, started=self.started)
-        self.report = report
+        report = self.report = msg.report
         reachable = sum(h.reachable for h in report.hosts)
         self.app_status(f"ssh: {reachable}/{len(report.hosts)} reachable")
         verdict = self.query_one("#verdict", Static)

@@ -26,7 +26,7 @@ from textual.widgets import DataTable, Log, OptionList, Static
 
 from ..checks import MemberHealth
 from ..engine import StepOutcome, StepStatus
-from ..errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Interrupted, RescueError
+from ..errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_REFUSED, InputError, Interrupted, RescueError
 from ..gates import GateReport
 from ..plan import Plan
 from ..session import RecoverySession, failure_lines
@@ -55,6 +55,8 @@ class RunOutcome(enum.Enum):
     """A dry run went through every step."""
     ABORTED = "aborted"
     FAILED = "failed"
+    REFUSED = "refused"
+    """Stopped before its first change: the cluster was no longer as the pre-flight saw it."""
 
 
 class Phase(enum.Enum):
@@ -86,7 +88,7 @@ class WizardRun:
 
 
 EXIT_CODES = {RunOutcome.RECOVERED: EXIT_OK, RunOutcome.PLANNED: EXIT_OK, RunOutcome.ABORTED: EXIT_INTERRUPTED,
-              RunOutcome.FAILED: EXIT_FAILED}
+              RunOutcome.FAILED: EXIT_FAILED, RunOutcome.REFUSED: EXIT_REFUSED}
 
 
 def yn(flag: bool) -> Text:
@@ -171,6 +173,9 @@ class RunScreen(Screen[WizardRun]):
         except Interrupted as exc:
             self.post_message(RunEnded(False, str(exc), interrupted=True, failed_step=self.current_key(),
                                        duration=time.monotonic() - t0))
+        except InputError as exc:
+            self.post_message(RunEnded(False, str(exc), refused=not self.session.changed,
+                                       failed_step=self.current_key(), duration=time.monotonic() - t0))
         except RescueError as exc:
             self.explain_failure(exc)
             self.post_message(RunEnded(False, str(exc), failed_step=self.current_key(),
@@ -261,6 +266,10 @@ class RunScreen(Screen[WizardRun]):
                             else f"Recovery complete in {self.record.duration:.0f}s. n: summary", "done")
         elif msg.interrupted:
             self.mark_aborted(msg.error)
+        elif msg.refused:
+            self.record.status, self.record.error = RunOutcome.REFUSED, msg.error
+            self.dismiss(self.record)
+            return
         else:
             self.phase = Phase.FAILED
             self.failed_step = msg.failed_step

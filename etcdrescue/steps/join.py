@@ -137,7 +137,7 @@ def join(ctx: Context, index: int) -> list[Step]:
               healthy_gate(ctx, f"{member.name} started, healthy and caught up", names, peer_urls=True,
                            caught_up=True)),
         undo=(
-            Command(member.name, sh("mv", p.manifest, p.disabled_manifest), "stop the member again"),
+            platform.pod.stop_again(member.name, p.disabled_manifest, "stop the member again"),
             Command(seed.name, chain(member_id(ctx, member),
                                      tools.ctl([seed.client_url], "member", "remove", Raw('"$id"'))),
                     "remove it from the member list"),

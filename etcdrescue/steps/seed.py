@@ -151,8 +151,7 @@ def seed_start(ctx: Context) -> Step:
         commands=tuple(commands),
         gate=healthy_gate(ctx, f"{seed.name} healthy as a one-member cluster", (seed.name,),
                           stray_learners=ctx.uses_flag),
-        undo=(Command(seed.name, sh("mv", p.manifest, ctx.aside(p.disabled_manifest, "started")),
-                      "stop the seed again"),),
+        undo=(platform.pod.stop_again(seed.name, ctx.aside(p.disabled_manifest, "started"), "stop the seed again"),),
     )
 
 
@@ -213,19 +212,12 @@ def seed_drop_flag(ctx: Context) -> Step:
     p, seed, platform = ctx.paths, ctx.seed, ctx.platform
     flag = platform.force_flag.flag
     pristine = ctx.aside(p.disabled_manifest)
-    tmp = f"{p.pod_dir}/.{p.manifest_name}.etcdrescue"
     return Step(
         key="seed-drop-flag", title=f"Restore {seed.name}'s original manifest (without {flag}) and restart",
         phase="seed",
         why=f"Left in place, {flag} would wipe the membership again at the next restart.",
         commands=(
-            Command(seed.name, sh("cp", "-p", p.manifest, ctx.aside(p.disabled_manifest, "forced")),
-                    "keep the edited manifest for the record",
-                    skip_if=Raw(f"test -e {q(ctx.aside(p.disabled_manifest, 'forced'))} || cmp -s {q(pristine)} "
-                                f"{q(p.manifest)}")),
-            Command(seed.name, chain(sh("cp", "-p", pristine, tmp), sh("mv", tmp, p.manifest)),
-                    "put the original manifest bytes back (atomic rename; the kubelet restarts the pod)",
-                    skip_if=sh("cmp", "-s", pristine, p.manifest)),
+            *platform.force_flag.drop(seed.name, pristine, ctx.aside(p.disabled_manifest, "forced")),
             *platform.pod.restart_without(seed.name, flag),
         ),
         gate=healthy_gate(ctx, f"{seed.name} healthy after the restart, running without {flag}", (seed.name,),

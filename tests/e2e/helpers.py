@@ -21,8 +21,8 @@ class Broken:
     backup: str | None
 
 
-def break_lab(lab: Lab, backup: str) -> Broken:
-    """500 keys, a backup of kind `backup` on the seed, 100 more keys, then a majority's data destroyed."""
+def break_lab(lab: Lab, backup: str | None) -> Broken:
+    """500 keys, a backup of kind `backup` (None: none) on the seed, 100 more keys, then a majority's data destroyed."""
     lab.put_keys(PRE, 500)
     time.sleep(0.6)  # etcd flushes its db about every 100 ms; a copy taken at once can miss writes
     kinds = {"openshift": lab.backup_openshift, "copy": lab.backup_copy, "snapshot": lab.snapshot_save}

@@ -7,6 +7,7 @@ import json
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -131,7 +132,7 @@ def test_recover_kubeadm_without_host_tools(matrix_lab: Lab, tmp_path: Path, bac
     full = lab.release.full
     assert lab.exec(1, "command -v etcdctl etcdutl").stdout.strip() == "", "the hosts have no etcd tools"
     before = originals(lab)
-    b = break_lab(lab, backup)  # type: ignore[arg-type]
+    b = break_lab(lab, backup)
     backup_revision = snapshot_revision(lab, b.backup) if backup == "snapshot" and b.backup else 0
     code, out = recover(b, tmp_path / "j", *(["--method", method] if method else []))
     assert code == 0, out
@@ -165,7 +166,7 @@ def test_recover_kubeadm_with_host_tools(lab_factory: LabFactory, tmp_path: Path
                                          backup: str | None, method: str | None, post: int, subnet: int) -> None:
     lab = lab_factory(members, subnet=subnet, profile="kubeadm", etcd=etcd, host_tools=True)
     before = originals(lab)
-    b = break_lab(lab, backup)  # type: ignore[arg-type]
+    b = break_lab(lab, backup)
     backup_revision = snapshot_revision(lab, b.backup) if etcd != "3.4" and b.backup else 0
     code, out = recover(b, tmp_path / "j", *(["--method", method] if method else []), tools=False)
     assert code == 0, out
@@ -201,12 +202,12 @@ def test_refusals_on_kubeadm(lab_factory: LabFactory, tmp_path: Path) -> None:
     old_tools.mkdir()
     (old_tools / "etcdctl").symlink_to("/usr/bin/etcdctl")
 
-    def edited(change: Callable[[dict], None]) -> bytes:  # type: ignore[type-arg]
+    def edited(change: Callable[[dict[str, Any]], None]) -> bytes:
         d = yaml.safe_load(good)
         change(d)
         return yaml.safe_dump(d).encode()
 
-    cases: list[tuple[str, Callable[[], None], list[str], str]] = [
+    cases: list[tuple[str, Callable[[], object], list[str], str]] = [
         ("manifest missing", lambda: manifest.unlink(), [], "etcd manifest missing"),
         ("not a pod", lambda: manifest.write_bytes(b"kind: ConfigMap\ndata: {}\n"), [], "not a pod manifest"),
         ("no etcd container", lambda: manifest.write_bytes(edited(

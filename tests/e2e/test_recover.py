@@ -23,7 +23,7 @@ MANIFEST = "/etc/origin/node/pod/etcd.yaml"
 DISABLED = "/etc/origin/node/pod/disabled/etcd.yaml"
 
 
-def assert_recovered(b: Broken, journal_dir: object, *, keys: int, post: int) -> None:
+def assert_recovered(b: Broken, journal_dir: Path, *, keys: int, post: int) -> None:
     lab = b.lab
     members = lab.member_list()
     assert sorted((m["name"], tuple(m["peer_urls"])) for m in members) == sorted(
@@ -49,7 +49,7 @@ def assert_recovered(b: Broken, journal_dir: object, *, keys: int, post: int) ->
         assert [p for p in host_file(lab, i, "/etc/etcd").iterdir() if p.name.startswith("etcd.conf.etcdrescue-")]
         state = "new" if i == 0 else "existing"
         assert f"ETCD_INITIAL_CLUSTER_STATE={state}\n" in conf
-    journals = list(journal_dir.glob("*.jsonl"))  # type: ignore[attr-defined]
+    journals = list(journal_dir.glob("*.jsonl"))
     assert len(journals) == 1
     events = [json.loads(line) for line in journals[0].read_text().splitlines()]
     assert events[-1]["event"] == "run_end" and events[-1]["ok"] is True
@@ -60,13 +60,15 @@ def assert_recovered(b: Broken, journal_dir: object, *, keys: int, post: int) ->
     ("copy", "force-new-cluster", 500, 0, 22),
     (None, None, 500, 100, 23),
 ], ids=["openshift-backup-snapshot-restore", "data-dir-copy-force-new-cluster", "quorum-restore-no-backup"])
-def test_recover(lab_factory: LabFactory, tmp_path, backup, method, keys, post, subnet) -> None:  # type: ignore[no-untyped-def]
+def test_recover(lab_factory: LabFactory, tmp_path: Path, backup: str | None, method: str | None, keys: int,
+                 post: int, subnet: int) -> None:
     b = break_lab(lab_factory(3, subnet=subnet), backup)
     uses_flag = method != "snapshot-restore"
     if uses_flag:  # the seed's kubelet acts on a changed manifest 3 s late, as a real one may
         host_file(b.lab, 0, "/run/etcdlab/sync-delay").write_text("3")
     args = ["recover", "-i", str(b.lab.inventory_path), "--yes", "--journal", str(tmp_path / "j")]
     if b.backup:
+        assert method is not None
         args += ["--backup", b.backup, "--method", method]
     res = etcdrescue(*args)
     assert res.returncode == 0, res.stdout + res.stderr
@@ -96,7 +98,7 @@ def assert_revision_path(b: Broken, journal: Path) -> None:
         assert not [s for s in done_steps(journal_events(journal)) if s.startswith("restart-")]
 
 
-def test_recover_five_members(lab_factory: LabFactory, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_recover_five_members(lab_factory: LabFactory, tmp_path: Path) -> None:
     b = break_lab(lab_factory(5, subnet=24), "openshift")
     res = etcdrescue("recover", "-i", str(b.lab.inventory_path), "--backup", str(b.backup), "--yes",
                      "--journal", str(tmp_path / "j"))

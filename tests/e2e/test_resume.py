@@ -4,6 +4,7 @@ the job without redoing anything, ending in the same state as an uninterrupted r
 from __future__ import annotations
 
 import json
+import subprocess
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -30,7 +31,8 @@ def plan_for(lab: Lab, backup: str) -> list[tuple[str, int, bool, bool]]:
     return [(s.key, len(s.commands), any(c.mutates for c in s.commands), s.gate is not None) for s in plan.steps]
 
 
-def run(lab: Lab, backup: str, journal: Path, *extra: str, fault: str | None = None):  # type: ignore[no-untyped-def]
+def run(lab: Lab, backup: str, journal: Path, *extra: str,
+        fault: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {"ETCDRESCUE_FAULT": fault} if fault else {}
     return etcdrescue("recover", "-i", str(lab.inventory_path), "--backup", backup, "--yes",
                       "--journal", str(journal), *extra, env=env)

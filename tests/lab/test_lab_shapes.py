@@ -24,8 +24,10 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from etcdrescue.commands import lab as labcmd
 from etcdrescue.lab import Lab, LabError, files, host, kubeadm, okd3
 from etcdrescue.lab.base import LabHost
-from etcdrescue.lab.shape import PROFILES, HostContext, shape_named
+from etcdrescue.lab.shape import HostContext
+from etcdrescue.lab.shapes import SHAPES, shape_named
 from etcdrescue.lab.versions import RELEASES, pinned, release
+from etcdrescue.platform import PLATFORMS, PROFILES
 from etcdrescue.platform import kubeadm as kubeadm_platform
 from etcdrescue.platform import okd3 as okd3_platform
 from etcdrescue.probes import parse_snapshot_status
@@ -192,6 +194,7 @@ def test_shapes_take_the_platforms_paths() -> None:
     assert okd3.SHAPE.paths is okd3_platform.DEFAULT_PATHS
     assert kubeadm.SHAPE.paths is kubeadm_platform.DEFAULT_PATHS
     assert PROFILES == labcmd.PROFILES == (okd3_platform.NAME, kubeadm_platform.NAME)
+    assert PROFILES == tuple(PLATFORMS) == tuple(SHAPES)
     assert RELEASES == labcmd.ETCD_RELEASES
     for name in PROFILES:
         shape = shape_named(name)

@@ -12,6 +12,7 @@ import re
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from conftest_lab import lab_factory, requires_lab
 
 from etcdrescue.hosts import Hosts
 from etcdrescue.inventory import Member
+from etcdrescue.locks import LOCK_PATH
 from etcdrescue.model import BackupKind
 from etcdrescue.platform.tools import Tool
 from etcdrescue.preflight.verdict import BackupFacts, HostFacts
@@ -89,16 +91,21 @@ def canned_preflight(monkeypatch: pytest.MonkeyPatch) -> CannedPreflight:
             time.sleep(0.05)
             return broken_facts(member, healthy=healthy)
 
-        def survey_backup(hosts: Hosts, seed: str, path: str, tools: object) -> BackupFacts:
-            return BackupFacts(path, kind=BackupKind.DIR, size_kb=20480, mtime=0,
-                               snapshot=SnapshotInfo(hash=1, revision=1234, total_keys=600, total_size=20971520))
+        def locate_backup(hosts: Hosts, seed: str, path: str) -> BackupFacts:
+            return BackupFacts(path, kind=BackupKind.DIR, size_kb=20480, mtime=0)
+
+        def check_backup(hosts: Hosts, seed: str, found: BackupFacts, tools: object) -> BackupFacts:
+            return replace(found, snapshot=SnapshotInfo(hash=1, revision=1234, total_keys=600, total_size=20971520))
 
         def run(hosts: Hosts, name: str, script: str, timeout: float = 60.0, on_output: object = None) -> Result:
             ran.append(f"{name}$ {script}")
+            if LOCK_PATH in script:  # the run's lock on every member: taken (nobody holds it)
+                return Result(name, script, 0, "ok" if ".renew-" in script else "", "", 0.0)
             return Result(name, script, 1, "", "", 0.0)
 
-        monkeypatch.setattr("etcdrescue.screens.preflight.survey_host", survey_host)
-        monkeypatch.setattr("etcdrescue.screens.preflight.survey_backup", survey_backup)
+        monkeypatch.setattr("etcdrescue.preflight.survey.survey_host", survey_host)
+        monkeypatch.setattr("etcdrescue.preflight.survey.locate_backup", locate_backup)
+        monkeypatch.setattr("etcdrescue.preflight.survey.check_backup", check_backup)
         monkeypatch.setattr(Hosts, "run", run)
         return ran
 

@@ -43,7 +43,7 @@ def test_tui_flags_reach_the_app(monkeypatch: pytest.MonkeyPatch) -> None:
     made: list[app_module.RescueApp] = []
 
     class Recorded(app_module.RescueApp):
-        def run(self, *a: object, **k: object) -> None:  # type: ignore[override]
+        def run(self, *a: object, **k: object) -> None:
             made.append(self)
 
     monkeypatch.setattr(app_module, "RescueApp", Recorded)

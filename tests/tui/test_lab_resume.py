@@ -19,6 +19,7 @@ from textual.widgets import Static
 
 from etcdrescue.journal import read_journal
 from etcdrescue.lab import Lab
+from etcdrescue.locks import LOCK_PATH
 from etcdrescue.resume import find_unfinished
 from etcdrescue.screens.app import RescueApp
 from etcdrescue.screens.plan import PlanScreen
@@ -88,6 +89,7 @@ async def test_wizard_resumes_a_killed_cli_run(lab_factory: LabFactory, tmp_path
     assert [e["event"] for e in read_journal(unfinished.path)].count("run_start") == 2
     assert_recovered(b, journal, keys=500, post=0)
     assert_nothing_redone(journal)
-    lock = lab.host_path(lab.hosts[0], "/var/lib/etcd/.etcdrescue.lock")
-    assert not lock.exists(), "the seed's lock is released after the recovery"
-    assert lock.with_name(f".etcdrescue.lock.released-{stamp}").exists()
+    for h in lab.hosts:
+        lock = lab.host_path(h, LOCK_PATH)
+        assert not lock.exists(), "every member's lock is released after the recovery"
+        assert lock.with_name(f"lock.released-{stamp}").exists()

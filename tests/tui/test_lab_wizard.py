@@ -1,11 +1,12 @@
 """The wizard on the real lab, driven with keys only: a full recovery, a refusal on a healthy
 cluster, a gate that times out (retry, then abort) and an abort mid-run.
 
-Subnets 60-63 are this module's; each test builds its own lab.
+Subnets 60-63 and 66 are this module's; each test builds its own lab.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import Callable
@@ -13,12 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from e2e.helpers import tree_digest
 from textual.pilot import Pilot
 from textual.widgets import Button, Log, Static
 
 from etcdrescue.engine import StepStatus
 from etcdrescue.journal import read_journal
 from etcdrescue.lab import Lab
+from etcdrescue.locks import LOCK_PATH
 from etcdrescue.screens.app import RescueApp
 from etcdrescue.screens.inventory import InventoryScreen
 from etcdrescue.screens.plan import PlanScreen
@@ -203,3 +206,38 @@ async def test_abort_mid_run_keeps_everything(lab_factory: LabFactory, tmp_path:
     assert journal is not None
     end = read_journal(journal)[-1]
     assert end["event"] == "run_end" and end["ok"] is False
+
+
+@sync
+async def test_a_cluster_healed_at_the_stop_dialog_goes_back_to_the_preflight(lab_factory: LabFactory,
+                                                                              tmp_path: Path) -> None:
+    """The stale-confirmation race in the wizard: the plan was built while the quorum was lost; the cluster heals
+    while the stop dialog waits; yes changes nothing, says what changed and shows the pre-flight again."""
+    lab = lab_factory(3, subnet=66)
+    for h in lab.hosts[1:]:
+        lab.stop_etcd(h)
+    app = RescueApp(lab.inventory_path, journal_dir=tmp_path / "journal", gate_timeout=90)
+    async with app.run_test(size=SIZE) as pilot:
+        await to_run(app, pilot)
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the stop dialog")
+        assert all(lab.host_path(h, LOCK_PATH).exists() for h in lab.hosts), "held through the confirmation"
+        for h in lab.hosts[1:]:
+            lab.start_etcd(h, wait=False)
+        await asyncio.to_thread(lab.wait_healthy, None, 60)
+        before = tree_digest(lab)
+        await pilot.press("y")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen)
+                         and "changed since the pre-flight" in app.screen.question, timeout=60, what="the refusal")
+        notice = app.screen
+        assert isinstance(notice, ConfirmScreen)
+        assert "healthy no -> yes" in notice.detail, notice.detail
+        await pilot.press("y")
+        await wait_until(pilot, lambda: isinstance(app.screen, PreflightScreen) and app.screen.report is not None,
+                         timeout=60, what="the pre-flight again")
+        assert "healthy quorum" in static_text(app, "#verdict"), static_text(app, "#verdict")
+        await pilot.press("b")
+        await wait_until(pilot, lambda: isinstance(app.screen, InventoryScreen), what="back to the inventory")
+        assert not any(lab.host_path(h, LOCK_PATH).exists() for h in lab.hosts), "backing out releases the locks"
+        await pilot.press("ctrl+c")
+    assert tree_digest(lab) == before
+    assert all(lab.healthy(h) for h in lab.hosts)

@@ -120,8 +120,9 @@ async def test_preflight_at_120x40_shows_every_column(offline_inventory: Path,
         await pilot.press("enter")
         await wait_until(pilot, lambda: isinstance(app.screen, PreflightScreen) and app.screen.report is not None,
                          what="verdict")
-        await pilot.pause(0.2)
-        assert app.screen.shown == COLUMNS  # type: ignore[attr-defined]
+        await wait_until(pilot, lambda: len(member_rows(screen_text(app))) == 3, what="the rows painted")
+        assert isinstance(app.screen, PreflightScreen)
+        assert app.screen.shown == COLUMNS
         rows = member_rows(screen_text(app))
         assert [r.split()[1] for r in rows] == [f"8e9e05c5216469{i}d" for i in (1, 2, 3)]
 
@@ -134,7 +135,8 @@ async def to_plan(app: RescueApp, pilot: Pilot[Any]) -> Plan:
     await pilot.press("n")
     await wait_until(pilot, lambda: isinstance(app.screen, PlanScreen), what="plan")
     await pilot.pause(0.1)
-    return app.screen.plan  # type: ignore[attr-defined,no-any-return]
+    assert isinstance(app.screen, PlanScreen)
+    return app.screen.plan
 
 
 async def step_in_full(app: RescueApp, pilot: Pilot[Any], plan: Plan, i: int, key: str = "v") -> None:

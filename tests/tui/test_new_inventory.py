@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
+from textual.widgets import Input
 
 from etcdrescue.discover import Discovery, Target, discover_with
 from etcdrescue.errors import HostKeyError
@@ -33,7 +34,7 @@ def shown(app: RescueApp, selector: str) -> str:
 
 
 async def type_into(pilot: Pilot[Any], app: RescueApp, selector: str, text: str) -> None:
-    app.screen.query_one(selector).value = text  # type: ignore[attr-defined]
+    app.screen.query_one(selector, Input).value = text
     await pilot.pause()
 
 
@@ -56,7 +57,7 @@ async def test_import_writes_shows_and_picks_the_inventory(tmp_path: Path, monke
         await snapshot(pilot, "import-written")
         await pilot.press("enter")
         await wait_until(pilot, lambda: isinstance(app.screen, InventoryScreen), what="back on the inventory")
-        value = app.screen.query_one("#inventory").value  # type: ignore[attr-defined]
+        value = app.screen.query_one("#inventory", Input).value
         assert value == "state/etcdrescue/inventories/okd.example.com-20260101T000000Z.yaml"
         assert load_inventory(value).cluster == "okd.example.com"
         assert app.screen.query_one("#backup").has_focus, "the backup is the next thing to give"
@@ -77,13 +78,13 @@ async def test_import_error_stays_on_the_form(tmp_path: Path, monkeypatch: pytes
         assert isinstance(app.screen, ImportScreen)
         await pilot.press("escape")
         await wait_until(pilot, lambda: isinstance(app.screen, InventoryScreen), what="back")
-        assert app.screen.query_one("#inventory").value == ""  # type: ignore[attr-defined]
+        assert app.screen.query_one("#inventory", Input).value == ""
     assert not (tmp_path / "state").exists() or not any((tmp_path / "state").rglob("*.yaml"))
 
 
 @sync
 async def test_discover_passes_the_form_to_the_core(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.test_discover import host, okd3
+    from test_discover import host, okd3
 
     seen: list[tuple[Target, str | None]] = []
 
@@ -110,7 +111,7 @@ async def test_discover_passes_the_form_to_the_core(tmp_path: Path, monkeypatch:
         await wait_until(pilot, lambda: app.screen.has_class("written"), what="written inventory")
         await pilot.press("enter")
         await wait_until(pilot, lambda: isinstance(app.screen, InventoryScreen), what="back on the inventory")
-        inv = load_inventory(app.screen.query_one("#inventory").value)  # type: ignore[attr-defined]
+        inv = load_inventory(app.screen.query_one("#inventory", Input).value)
     assert [m.name for m in inv.members] == [f"master0{i}.example.com" for i in (1, 2, 3)]
     assert (inv.ssh.port, inv.ssh.known_hosts) == (2222, "/k")
     assert [(t.host, t.port, t.known_hosts, p) for t, p in seen] == [

@@ -12,9 +12,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from textual.widgets import Button, DataTable, Log, Static
+from textual.widgets import Button, DataTable, Log, Static, Tree
 
 from etcdrescue.engine import DryRunMark, StepStatus
+from etcdrescue.inventory import Member
+from etcdrescue.locks import LOCK_PATH
+from etcdrescue.preflight.verdict import HostFacts
 from etcdrescue.screens.app import RescueApp
 from etcdrescue.screens.inventory import InventoryScreen
 from etcdrescue.screens.plan import PlanScreen
@@ -24,7 +27,7 @@ from etcdrescue.screens.run import Phase, RunOutcome, RunScreen
 from etcdrescue.screens.summary import SummaryScreen
 from etcdrescue.screens.widgets import ConfirmScreen
 
-from .conftest import BACKUP, SIZE, CannedPreflight, inventory_data, resume_question, sync, wait_until
+from .conftest import BACKUP, SIZE, CannedPreflight, broken_facts, inventory_data, resume_question, sync, wait_until
 
 
 def text_of(app: RescueApp, selector: str) -> str:
@@ -46,12 +49,11 @@ async def test_dry_run_walks_every_screen(offline_inventory: Path, canned_prefli
         await wait_until(pilot, lambda: isinstance(app.screen, PlanScreen), what="plan screen")
         plan_screen = app.screen
         assert isinstance(plan_screen, PlanScreen)
-        assert [n.data is not None for n in plan_screen.query_one("Tree").root.children]  # type: ignore[attr-defined]
+        assert [n.data is not None for n in plan_screen.query_one("Tree", Tree).root.children]
         await pilot.press("w")
         written = list((offline_inventory.parent / "journal").glob("*-runbook.md"))
         assert len(written) == 1 and plan_screen.plan.commands()[0].script in written[0].read_text()
         written[0].unlink()
-        (offline_inventory.parent / "journal").rmdir()
         await pilot.press("d")
         assert app.status.dry_run
         await pilot.press("s")
@@ -62,7 +64,8 @@ async def test_dry_run_walks_every_screen(offline_inventory: Path, canned_prefli
         assert run.record.status is RunOutcome.PLANNED
         assert all(o.status.name == "PLANNED" for o in run.record.outcomes.values())
         first = run.plan.steps[0].commands[0]
-        assert ran == [f"{first.host}$ {first.skip_if}"], "one probe: every later command waits for the stop"
+        probes = [r for r in ran if LOCK_PATH not in r]  # the run's locks: taken before the pre-flight
+        assert probes == [f"{first.host}$ {first.skip_if}"], "one probe: every later command waits for the stop"
         log = [line.strip() for line in run.query_one(Log).lines]
         assert log[log.index(f"{first.host}$ {first.script}") + 1] == DryRunMark.WOULD_RUN.value
         assert DryRunMark.AFTER_EARLIER_CHANGE.value in log
@@ -72,7 +75,7 @@ async def test_dry_run_walks_every_screen(offline_inventory: Path, canned_prefli
         await pilot.press("q")
     assert app.return_code == 0
     assert load_recent()[0]["inventory"] == str(offline_inventory)
-    assert not (offline_inventory.parent / "journal").exists(), "a dry run writes no journal"
+    assert not list((offline_inventory.parent / "journal").glob("*.jsonl")), "a dry run writes no journal"
 
 
 @pytest.mark.parametrize(("edit", "field"), [
@@ -214,3 +217,44 @@ async def test_unfinished_journal_yes_resumes_with_the_journals_plan(
         await wait_until(pilot, lambda: isinstance(app.screen, SummaryScreen), what="summary")
         await pilot.press("q")
     assert path.read_text(encoding="utf-8") == before, "a dry run writes nothing to the journal"
+
+
+FRESHNESS = {"master01.test": (100, 50), "master02.test": (180, 90), "master03.test": (120, 60)}
+
+
+@pytest.mark.parametrize("accept_older", [True, False], ids=["accepted", "refused"])
+@sync
+async def test_the_wizard_keeps_the_seed_the_operator_named(
+        offline_inventory: Path, canned_preflight: CannedPreflight, monkeypatch: pytest.MonkeyPatch,
+        accept_older: bool) -> None:
+    """`tui --seed` (and `--accept-older-seed`) reach the pre-flight's seed rule as they do from the CLI: an older
+    seed is refused unless accepted, and never silently replaced by the freshest member."""
+    from dataclasses import replace
+
+    from etcdrescue.freshness import Freshness
+
+    canned_preflight(False)
+
+    def survey_host(hosts: object, member: Member) -> HostFacts:
+        index, revision = FRESHNESS[member.name]
+        fresh = Freshness(consistent_index=index, revision=revision, db_term=None, wal_commit=index, wal_term=None,
+                          wal_last_index=index)
+        return replace(broken_facts(member), freshness=fresh)
+
+    monkeypatch.setattr("etcdrescue.preflight.survey.survey_host", survey_host)
+    app = RescueApp(offline_inventory, journal_dir=offline_inventory.parent / "journal", dry_run=True,
+                    seed="master03.test", accept_older_seed=accept_older)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, InventoryScreen), what="inventory screen")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, PreflightScreen) and app.screen.report is not None,
+                         what="verdict")
+        report = app.screen.report  # type: ignore[attr-defined]
+        if not accept_older:
+            assert not report.ok and "master03.test: its data is behind master02.test" in report.verdict
+            return
+        assert report.ok and report.seed == "master03.test", report.seed
+        assert "accepted although" in report.seed_reason
+        await pilot.press("n")
+        await wait_until(pilot, lambda: isinstance(app.screen, PlanScreen), what="plan screen")
+        assert app.screen.plan.ctx.seed.name == "master03.test"  # type: ignore[attr-defined]

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from textual.widgets import Button, DataTable, Static
 
-import etcdrescue.screens.preflight as preflight
+import etcdrescue.preflight.survey as survey
 from etcdrescue.hosts import Hosts
 from etcdrescue.inventory import Member
+from etcdrescue.platform.tools import EtcdTools
 from etcdrescue.preflight.verdict import BackupFacts, HostFacts
 from etcdrescue.screens.app import RescueApp
 from etcdrescue.screens.inventory import InventoryScreen
@@ -28,20 +29,20 @@ def verdict(app: RescueApp) -> str:
 
 def install_failure(monkeypatch: pytest.MonkeyPatch, target: str) -> None:
     """Make the canned survey of `target` (a member name, or "backup") raise, as a bug would."""
-    canned_host, canned_backup = preflight.survey_host, preflight.survey_backup
+    canned_host, canned_backup = survey.survey_host, survey.check_backup
 
     def survey_host(hosts: Hosts, member: Member) -> HostFacts:
         if member.name == target:
             raise RuntimeError("probe exploded\nsecond line of the traceback text")
         return canned_host(hosts, member)
 
-    def survey_backup(hosts: Hosts, seed: str, path: str, tools: object) -> BackupFacts:
+    def check_backup(hosts: Hosts, seed: str, found: BackupFacts, tools: EtcdTools) -> BackupFacts:
         if target == "backup":
             raise RuntimeError("probe exploded")
-        return canned_backup(hosts, seed, path)
+        return canned_backup(hosts, seed, found, tools)
 
-    monkeypatch.setattr("etcdrescue.screens.preflight.survey_host", survey_host)
-    monkeypatch.setattr("etcdrescue.screens.preflight.survey_backup", survey_backup)
+    monkeypatch.setattr("etcdrescue.preflight.survey.survey_host", survey_host)
+    monkeypatch.setattr("etcdrescue.preflight.survey.check_backup", check_backup)
 
 
 @pytest.mark.parametrize(("target", "label"), [("master02.test", "master02.test"), ("backup", f"backup {BACKUP}")],
@@ -51,7 +52,7 @@ async def test_failed_survey_is_shown_blocks_next_and_refresh_retries(
         offline_inventory: Path, canned_preflight: Callable[[bool], None], monkeypatch: pytest.MonkeyPatch,
         target: str, label: str) -> None:
     canned_preflight(False)
-    canned_host, canned_backup = preflight.survey_host, preflight.survey_backup
+    canned_host, canned_backup = survey.survey_host, survey.check_backup
     install_failure(monkeypatch, target)
     app = RescueApp(offline_inventory, BACKUP)
     async with app.run_test(size=SIZE) as pilot:
@@ -75,8 +76,8 @@ async def test_failed_survey_is_shown_blocks_next_and_refresh_retries(
         await pilot.pause(0.1)
         assert app.screen is screen, "no recovery may start on an incomplete survey"
 
-        monkeypatch.setattr("etcdrescue.screens.preflight.survey_host", canned_host)
-        monkeypatch.setattr("etcdrescue.screens.preflight.survey_backup", canned_backup)
+        monkeypatch.setattr("etcdrescue.preflight.survey.survey_host", canned_host)
+        monkeypatch.setattr("etcdrescue.preflight.survey.check_backup", canned_backup)
         await pilot.press("r")
         await wait_until(pilot, lambda: screen.report is not None, timeout=5, what="the verdict after a refresh")
         assert "recovery can start" in verdict(app)
