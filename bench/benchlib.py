@@ -34,18 +34,19 @@ def stats(values: Sequence[float]) -> str:
             f"  (n={len(values)})")
 
 
-def open_lab(root: Path, members: int, subnet: int, profile: str) -> Lab:
-    """The lab for one size, created or reopened, up and healthy. kubeadm runs etcd 3.5 with the tools on
-    the hosts' PATH, so the hand-written script and the tool both use the hosts' own etcdctl/etcdutl."""
+def open_lab(root: Path, members: int, subnet: int, profile: str, etcd: str | None = None) -> Lab:
+    """The lab for one size, created or reopened, up and healthy. kubeadm runs etcd 3.5 (or `etcd`) with the tools
+    on the hosts' PATH, so the hand-written script and the tool both use the hosts' own etcdctl/etcdutl."""
+    kubeadm = profile == "kubeadm"
+    etcd = etcd or ("3.5" if kubeadm else "3.4")
     if (root / "lab.json").exists():
         lab = Lab.load(root)
-        if len(lab.hosts) != members or lab.profile != profile or lab.subnet != subnet:
-            raise SystemExit(f"{root} holds another lab ({len(lab.hosts)} {lab.profile} members on subnet "
-                             f"{lab.subnet}); give another --root")
+        if (len(lab.hosts) != members or lab.profile != profile or lab.subnet != subnet
+                or lab.release.minor != etcd):
+            raise SystemExit(f"{root} holds another lab ({len(lab.hosts)} {lab.profile} members on etcd "
+                             f"{lab.release.minor}, subnet {lab.subnet}); give another --root")
     else:
-        kubeadm = profile == "kubeadm"
-        lab = Lab(root, members, subnet=subnet, profile=profile, etcd="3.5" if kubeadm else "3.4",
-                  host_tools=True if kubeadm else None)
+        lab = Lab(root, members, subnet=subnet, profile=profile, etcd=etcd, host_tools=True if kubeadm else None)
     if all(lab.supervisor_pid(h) is not None for h in lab.hosts) and not all(lab.healthy(h) for h in lab.hosts):
         repair(lab)
     else:

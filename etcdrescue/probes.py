@@ -78,6 +78,9 @@ class SnapshotInfo:
     revision: int
     total_keys: int
     total_size: int
+    storage_version: str = ""
+    """The storage version the snapshot's db records (etcdutl 3.6+'s `version`); "" from 3.5 and older servers,
+    and from older tools, which do not read it."""
 
 
 def _json(text: str, what: str) -> Any:
@@ -127,7 +130,8 @@ def parse_endpoint_health(text: str) -> list[EndpointHealth]:
 
 def parse_snapshot_status(text: str) -> SnapshotInfo:
     d = _json(text, "snapshot status")
-    return SnapshotInfo(int(d["hash"]), int(d["revision"]), int(d["totalKey"]), int(d["totalSize"]))
+    return SnapshotInfo(int(d["hash"]), int(d["revision"]), int(d["totalKey"]), int(d["totalSize"]),
+                        str(d.get("version") or ""))
 
 
 def parse_kv(text: str) -> dict[str, str]:

@@ -110,6 +110,20 @@ def test_quorum_lost_is_said_and_the_members_own_view_used() -> None:
     assert found.text.count("\n#   - ") == len(found.draft.unknown)
 
 
+@pytest.mark.parametrize(("version", "serializable"), [("3.4.23", False), ("3.5.36", False), ("3.6.17", True),
+                                                    ("3.7.4", True)])
+def test_a_quorum_less_member_is_asked_for_its_own_view_where_etcdctl_can(version: str, serializable: bool) -> None:
+    """etcdctl 3.5+ lists members linearizably (no answer without a quorum); 3.6+ can ask `--consistency=s`."""
+    answers = okd3(**{"command -v": (0, ETCDCTL.replace("3.4.23", version), ""),
+                      "member list": (0, (DATA / "unstarted_member_list.json").read_text(), ""),
+                      "endpoint health": (1, (DATA / "noquorum_endpoint_health.json").read_text(), "")})
+    answers["cat /etc/etcd/etcd.conf"] = (0, LAB_CONF, "")
+    sent: list[str] = []
+    discover_with(host(answers, sent), Target("127.0.49.2"))
+    ctl = next(s for s in sent if "member list" in s)
+    assert ("--consistency=s" in ctl) == serializable, ctl
+
+
 def test_member_list_unanswered_falls_back_to_the_config() -> None:
     answers = okd3(**{"command -v": (0, ETCDCTL, ""),
                       "member list": (1, "", "Error: context deadline exceeded\n")})

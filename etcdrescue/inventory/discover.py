@@ -190,8 +190,8 @@ def _live_members(run: Run, host: str, platform: Platform,
     endpoints = _urls(settings.get("advertise-client-urls", "")) or _urls(settings.get("listen-client-urls", ""))
     if not endpoints:
         return None, f"{host}'s settings name no client URL: the live member list was not read"
-    tools = EtcdTools(platform.paths, etcdctl=tool.path)
-    code, out, err = run(tools.ctl(endpoints, "member", "list", "-w", "json", *TIMEOUTS), 20)
+    tools = EtcdTools(platform.paths, etcdctl=tool.path, version=tool.version)
+    code, out, err = run(tools.member_list_own_view(endpoints, *TIMEOUTS), 20)
     try:
         members = parse_member_list(out) if code == 0 else None
     except ParseError:

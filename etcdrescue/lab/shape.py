@@ -102,6 +102,16 @@ class KubeletRules:
     fallback_file: str | None = None
 
 
+@dataclass(frozen=True)
+class Runtime:
+    """A container runtime a platform's masters may run: the stand-ins of its tools, the programs it lacks."""
+
+    name: str
+    files: tuple[HostFile, ...]
+    hides: tuple[str, ...] = ()
+    """Programs in /usr/local/bin a master on this runtime does not have (whited out in the host's own layer)."""
+
+
 FilesFor = Callable[[HostContext], tuple[HostFile, ...]]
 
 
@@ -136,6 +146,23 @@ class LabShape:
     """Ports etcd binds on each host IP: checked free before `up`, closed after `down`."""
     backup_kinds: tuple[str, ...] = ()
     """Lab helpers that make this platform's usual backup: "openshift" (dir) and/or "snapshot" (file)."""
+    image_layer: str = ""
+    """Where the node's container runtime unpacks an image layer (`{layer}`: the layer's directory name); the lab
+    puts the etcd image's /usr/local/bin there as a runtime would. "": the platform's etcd image is not unpacked."""
+    runtimes: tuple[Runtime, ...] = ()
+    """The container runtimes a lab of this shape can imitate, the default first (none: only `helper_files`)."""
+
+    def runtime(self, name: str | None) -> Runtime | None:
+        if not self.runtimes:
+            if name:
+                raise ValueError(f"the {self.platform} lab has no runtime choice")
+            return None
+        if name is None:
+            return self.runtimes[0]
+        for r in self.runtimes:
+            if r.name == name:
+                return r
+        raise ValueError(f"runtime must be one of {', '.join(r.name for r in self.runtimes)}, not {name!r}")
 
     @property
     def path_map(self) -> dict[str, str]:

@@ -12,13 +12,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..command import Command, Raw, chain, q, sh
-from .base import Platform
+from .base import ManifestProblem, Platform, Severity
 from .controlplane import Component, ControlPlane
-from .manifest import flags, flags_present, manifest_problem, set_flags_script, show_both, verify_edit
+from .manifest import (
+    command_items,
+    flags,
+    flags_present,
+    manifest_problem,
+    set_flags_script,
+    show_both,
+    verify_edit,
+)
 from .paths import Paths
 from .pod import StaticPod, put_back
 from .profiles import KUBEADM
-from .tools import EtcdTools
+from .tools import EtcdTools, minor
 
 NAME = KUBEADM
 FLAG = "--force-new-cluster"
@@ -119,6 +127,44 @@ class CommandListFlag:
         return Raw(f"! grep -q -- {q(self.flag)} {q(self.settings.manifest)}")
 
 
+NEW_IN_36 = ("feature-gates", "watch-progress-notify-interval", "max-learners", "compact-hash-check-time",
+             "corrupt-check-time", "compaction-batch-limit", "snapshot-catchup-entries",
+             "warning-unary-request-duration")
+"""Flags etcd 3.6 added (most renamed from `--experimental-*`): etcd 3.5 exits 2 on them (each checked against
+3.5.36). kubeadm 1.34+ writes the first two for an etcd 3.6+ image."""
+
+
+def version_problem(text: str) -> ManifestProblem | None:
+    """The manifest's flags must suit the etcd its image tag names, or that etcd exits 2 at start ("flag provided
+    but not defined"): 3.7 removed every `--experimental-*` flag, 3.5 lacks the names 3.6 introduced. Said at
+    pre-flight, before anything changes; the tool does not translate flags."""
+    version = server_version(text)
+    runs = minor(version or "")
+    if runs is None:
+        return None
+    try:
+        names = [item[2:].split("=", 1)[0] for item in command_items(text)[1:] if item.startswith("--")]
+    except ValueError:
+        return None
+    if runs >= (3, 7):
+        bad = [n for n in names if n.startswith("experimental-")]
+        fix = ("3.7 removed the --experimental-* flags: kubeadm 1.34+ writes --feature-gates=InitialCorruptCheck=true "
+               "and --watch-progress-notify-interval")
+    elif runs < (3, 6):
+        bad = [n for n in names if n in NEW_IN_36]
+        fix = "3.5 has only their --experimental-* forms, which kubeadm <= 1.33 writes"
+    else:
+        return None
+    if not bad:
+        return None
+    return ManifestProblem(f"its image runs etcd {version}, which refuses {', '.join('--' + n for n in bad)} "
+                           f"({fix}): correct the manifest's flags or its image first", Severity.ALWAYS)
+
+
+def kubeadm_manifest_problem(text: str) -> ManifestProblem | None:
+    return manifest_problem(text) or version_problem(text)
+
+
 def server_version(text: str) -> str | None:
     """kubeadm pins etcd's image by version (`registry.k8s.io/etcd:3.5.15-0`)."""
     found = IMAGE_TAG.search(text)
@@ -134,7 +180,7 @@ def platform(paths: Paths) -> Platform:
         pod=StaticPod(paths.manifest, paths.disabled_manifest, paths.disabled_dir, (), LOGS),
         tools=EtcdTools(paths),
         force_flag=CommandListFlag(settings),
-        manifest_problem=manifest_problem,
+        manifest_problem=kubeadm_manifest_problem,
         server_version=server_version,
         control_plane=ControlPlane(
             paths.disabled_dir,

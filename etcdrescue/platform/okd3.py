@@ -35,9 +35,12 @@ DEFAULT_PATHS = Paths(
 )
 RESTART = ("/usr/local/bin/master-restart", "etcd")
 LOGS = "/usr/local/bin/master-logs etcd etcd"
-RUNNING = 'test -n "$(docker ps -q --filter label=io.kubernetes.container.name={container} --filter status=running)"'
-"""OKD 3.x runs its static pods on docker; the kubelet labels each container with its name in the pod.
-The master-controllers pod runs the controller manager and the scheduler in one container."""
+RUNNING = ('if command -v docker >/dev/null 2>&1; then '
+           'test -n "$(docker ps -q --filter label=io.kubernetes.container.name={container} --filter status=running)"; '
+           'else test -n "$(crictl ps -q --label io.kubernetes.container.name={container} --state running)"; fi')
+"""OKD 3.x runs its static pods on docker or CRI-O; the kubelet labels each container with its name in the pod.
+Where docker is absent the master runs CRI-O and `crictl` asks it, as openshift-ansible's own `master-restart`
+for CRI-O does. The master-controllers pod runs the controller manager and the scheduler in one container."""
 
 
 @dataclass(frozen=True)

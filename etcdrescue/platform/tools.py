@@ -68,6 +68,8 @@ class EtcdTools:
     paths: Paths
     etcdctl: str = "etcdctl"
     etcdutl: str = ""
+    version: str = ""
+    """etcdctl's own version, where it is known (options some versions lack are added only where it has them)."""
 
     def ctl(self, endpoints: Iterable[str], *args: object) -> Raw:
         """An etcdctl v3 call authenticated with the host's own TLS material."""
@@ -77,6 +79,15 @@ class EtcdTools:
         p = self.paths
         return sh(Raw("ETCDCTL_API=3"), self.etcdctl, "--cacert", p.ca, "--cert", p.cert, "--key", p.key,
                   "--endpoints", endpoints, *args)
+
+    def member_list_own_view(self, endpoints: Iterable[str], *args: object) -> Raw:
+        """`member list -w json` as the asked member itself sees it, quorum or not.
+
+        etcdctl 3.4 is served locally anyway; 3.5's is linearizable only and fails without a quorum; 3.6+
+        has `--consistency=s` (serializable) for exactly this.
+        """
+        own = ("--consistency=s",) if (minor(self.version) or (0, 0)) >= (3, 6) else ()
+        return self.ctl(endpoints, "member", "list", "-w", "json", *own, *args)
 
     def ctl_listening(self, endpoints: Iterable[str], *args: object) -> Raw:
         """`ctl` asked only of the endpoints whose port takes a TCP connection now; `[]` when none does.

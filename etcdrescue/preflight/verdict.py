@@ -256,6 +256,40 @@ def choose_revisions(*, backup: BackupFacts | None, method: Method, older_seed: 
     return Revisions(RevisionPath.BACKWARDS, why, restart_control_plane=restart), problems, [warning]
 
 
+def storage_too_new(hosts: tuple[HostFacts, ...], seed: str, backup: BackupFacts | None) -> list[str]:
+    """A snapshot whose storage version is of a newer minor than the etcd the seed's manifest runs: that etcd
+    refuses to start on it (3.6.17 on a 3.7 snapshot: `version "3.7.0" is not supported`), and only after the
+    seed's own data was moved aside. Known where the snapshot records one (3.6+) and the platform names the
+    server's version (kubeadm's image tag)."""
+    stored = backup.snapshot.storage_version if backup is not None and backup.snapshot is not None else ""
+    server = next((h.server_version for h in hosts if h.name == seed and h.server_version), None)
+    have, runs = minor(stored), minor(server or "")
+    if backup is None or have is None or runs is None or have <= runs:
+        return []
+    return [f"backup {backup.path}: its data has storage version {stored} (written by etcd {have[0]}.{have[1]}), "
+            f"but etcd on {seed} is {server} and does not start on data of a newer minor: restore it where etcd "
+            f"{have[0]}.{have[1]} runs, or first convert a copy with `etcdutl migrate --target-version "
+            f"{runs[0]}.{runs[1]}` of etcd {have[0]}.{have[1]}"]
+
+
+def force_flag_leftovers(seed: HostFacts, method: Method) -> list[str]:
+    """`--force-new-cluster` keeps members recorded in the data on some patches: learners up to 3.5.24 and 3.6.5
+    and on every 3.4 (etcd PR 20896), voters in a corner case up to 3.5.21 and 3.6.0 (PR 20339). Known where
+    the platform names the seed's etcd version."""
+    v = seed.server_version
+    try:
+        parts = tuple(int(p) for p in (v or "").split("-", 1)[0].split("."))
+    except ValueError:
+        return []
+    if method is not Method.FORCE_NEW_CLUSTER or len(parts) != 3:
+        return []
+    if not (parts < (3, 5, 25) or (3, 6, 0) <= parts < (3, 6, 6)):
+        return []
+    return [f"{seed.name} runs etcd {v}, whose --force-new-cluster can keep members recorded in the data (fixed in "
+            "3.5.25 and 3.6.6, never in 3.4): the recovery removes stray learners from the seed's member list, and "
+            "its gate stops on any other member left"]
+
+
 def newer_than_backup(hosts: tuple[HostFacts, ...], backup: BackupFacts | None) -> list[str]:
     """Survivors whose own data is newer than the backup: restoring it loses those revisions."""
     if backup is None or backup.snapshot is None:
@@ -337,6 +371,7 @@ def judge(hosts: tuple[HostFacts, ...], *, seed: str, quorum: int, data_dir: str
         p += refused
     elif backup_path is not None:
         warnings += newer_than_backup(hosts, backup)
+        p += storage_too_new(hosts, seed, backup)
         p += live_backup(backup_path, data_dir)
     for h in hosts:
         p += host_problems(h, data_dir, method=method, resuming=resuming, settings=settings)
@@ -347,6 +382,7 @@ def judge(hosts: tuple[HostFacts, ...], *, seed: str, quorum: int, data_dir: str
         p += tools.problems
         warnings += tools.warnings
     s = next(h for h in hosts if h.name == seed)
+    warnings += force_flag_leftovers(s, method)
     if s.reachable and s.survey is not None and not resuming:
         if backup_path is None:
             if not s.survey.member:

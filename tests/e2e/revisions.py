@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
 from etcdrescue.inventory.model import load_inventory
 from etcdrescue.lab import Lab
 
-from .helpers import host_file
+from .helpers import PRE, host_file
 
 RESTORE_FLAGS_LOG = "restore-flags.log"
 
 BUMPING_TOOL = """\
 #!/bin/bash
-# Test stand-in: the lab's {name}, plus the revision-bump flags of `snapshot restore` that etcdctl >= 3.4.27 and
-# etcdutl >= 3.5.10 have. They are recorded beside this file and dropped; the rest goes to the real binary.
+# Test stand-in: Debian's {name} 3.4.23, plus the revision-bump flags of `snapshot restore` that etcdctl >= 3.4.27
+# has. They are recorded beside this file and dropped; the rest goes to the real binary.
 real={real}
 if [[ "${{1:-}} ${{2:-}}" == "snapshot restore" ]]; then
   if [[ " $* " == *" --help "* ]]; then
@@ -41,7 +42,9 @@ exec "$real" "$@"
 
 
 def bumping_tools(lab: Lab, directory: Path) -> Path:
-    """An `--etcd-tools` directory of the lab's release whose restore tool takes the bump flags."""
+    """An `--etcd-tools` directory of a 3.4 lab's release whose restore tool takes the bump flags: only for 3.4.23,
+    which lacks them (the lab's 3.5, 3.6 and 3.7 builds have them for real)."""
+    assert lab.release.minor == "3.4", "the lab's own 3.5+ etcdutl bumps: test it, not a stand-in"
     directory.mkdir(parents=True, exist_ok=True)
     binaries = lab.release.binaries()
     restorer = "etcdutl" if "etcdutl" in binaries else "etcdctl"
@@ -98,3 +101,36 @@ def assert_control_plane_restarted(lab: Lab, journal_dir: Path) -> None:
             assert bounced.exists() == (not cp.restart), "a manifest bounce leaves its record; master-restart none"
             if bounced.exists():
                 assert bounced.read_bytes() == now
+
+
+def snapshot_revision(lab: Lab, backup: str) -> int:
+    """The revision of a backup on the seed: a snapshot file, or an openshift-ansible backup dir's db."""
+    db = host_file(lab, 0, backup)
+    db = db / "member" / "snap" / "db" if db.is_dir() else db
+    res = subprocess.run([str(lab.bin_dir / "etcdutl"), "snapshot", "status", str(db), "-w", "json"],
+                         capture_output=True, text=True, timeout=30, check=True)
+    return int(json.loads(res.stdout)["revision"])
+
+
+def assert_really_bumped(lab: Lab, journal: Path, backup_revision: int, bump: int, prefix: str = PRE) -> None:
+    """The restore bumped for real: the journal says so, restarts nothing, and etcd itself serves revisions
+    past the backup's plus the bump, with the backup's own revision compacted (watchers must relist)."""
+    events = journal_events(journal)
+    start = next(e for e in events if e["event"] == "run_start")
+    assert start["revisions"]["path"] == "bumped" and start["revisions"]["bump"] == bump
+    assert not [s for s in done_steps(events) if s.startswith("restart-")]
+    restores = [e["script"] for e in events if e["event"] == "command" and e.get("exit") == 0
+                and " snapshot restore " in e["script"]]
+    assert restores and all(f"--bump-revision {bump} --mark-compacted" in s for s in restores), restores
+    for h in lab.hosts:
+        c = lab.client(h)
+        try:
+            revision = int(c.get_response(prefix).header.revision)
+        finally:
+            c.close()
+        assert revision >= backup_revision + bump, (h.name, revision)
+    pki = lab.pki
+    old = subprocess.run([str(lab.etcdctl), "--endpoints", lab.hosts[1].client_url, "--cacert", str(pki / "ca.crt"),
+                          "--cert", str(pki / "client.crt"), "--key", str(pki / "client.key"), "get", prefix,
+                          "--prefix", f"--rev={backup_revision}"], capture_output=True, text=True, timeout=30)
+    assert old.returncode != 0 and "required revision has been compacted" in old.stderr, old.stdout + old.stderr

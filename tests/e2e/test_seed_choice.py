@@ -19,7 +19,8 @@ pytestmark = [pytest.mark.lab, requires_lab, pytest.mark.timeout(400)]
 LabFactory = Callable[..., Lab]
 
 
-@pytest.mark.parametrize(("profile", "etcd", "subnet"), [("okd3", "3.4", 108), ("kubeadm", "3.5", 109)])
+@pytest.mark.parametrize(("profile", "etcd", "subnet"), [("okd3", "3.4", 108), ("kubeadm", "3.5", 109),
+                                                      ("okd3", "3.5", 226), ("kubeadm", "3.7", 227)])
 def test_freshest_member_seeds_the_quorum_restore(lab_factory: LabFactory, tmp_path: Path, profile: str, etcd: str,
                                                   subnet: int) -> None:
     lab = lab_factory(3, subnet=subnet, profile=profile, etcd=etcd)

@@ -1,6 +1,6 @@
-"""Lab shapes (okd3, kubeadm) and etcd releases (3.4, 3.5): file texts without root, real labs with it.
+"""Lab shapes (okd3, kubeadm) and etcd releases (3.4 to 3.7): file texts without root, real labs with it.
 
-Real labs use subnets 170-179 only (127.0.17x.y): other suites run labs in parallel on other subnets.
+Real labs use subnets 170-179 and 220-221 only: other suites run labs in parallel on other subnets.
 """
 
 from __future__ import annotations
@@ -26,10 +26,11 @@ from etcdrescue.lab import Lab, LabError, files, host, kubeadm, okd3
 from etcdrescue.lab.base import LabHost
 from etcdrescue.lab.shape import HostContext
 from etcdrescue.lab.shapes import SHAPES, shape_named
-from etcdrescue.lab.versions import RELEASES, release
+from etcdrescue.lab.versions import RELEASES, pinned, release
 from etcdrescue.platform import PLATFORMS, PROFILES
 from etcdrescue.platform import kubeadm as kubeadm_platform
 from etcdrescue.platform import okd3 as okd3_platform
+from etcdrescue.probes import parse_snapshot_status
 
 from .conftest import requires_lab
 
@@ -44,12 +45,17 @@ def lab_test(fn: F) -> F:
 
 
 HOSTS = tuple(LabHost(f"master{i:02d}.lab.example", f"127.0.9.{i}", 2222, Path("/nowhere")) for i in (1, 2, 3))
-ETCD_FLAGS = {
-    "advertise-client-urls", "cert-file", "client-cert-auth", "data-dir", "experimental-initial-corrupt-check",
-    "experimental-watch-progress-notify-interval", "initial-advertise-peer-urls", "initial-cluster", "key-file",
-    "listen-client-urls", "listen-metrics-urls", "listen-peer-urls", "name", "peer-cert-file",
-    "peer-client-cert-auth", "peer-key-file", "peer-trusted-ca-file", "snapshot-count", "trusted-ca-file",
+BASE_FLAGS = {
+    "advertise-client-urls", "cert-file", "client-cert-auth", "data-dir", "initial-advertise-peer-urls",
+    "initial-cluster", "key-file", "listen-client-urls", "listen-metrics-urls", "listen-peer-urls", "name",
+    "peer-cert-file", "peer-client-cert-auth", "peer-key-file", "peer-trusted-ca-file", "snapshot-count",
+    "trusted-ca-file",
 }
+EXPERIMENTAL = {"experimental-initial-corrupt-check": "true", "experimental-watch-progress-notify-interval": "5s"}
+"""What kubeadm <= 1.33 (and 1.34/1.35 with an etcd image tag < 3.6.0) writes: 3.5's names."""
+GATED = {"feature-gates": "InitialCorruptCheck=true", "watch-progress-notify-interval": "5s"}
+"""What kubeadm 1.34+ writes for an etcd 3.6+ image (kubernetes#132838, #133023): the names 3.7 still has."""
+ETCD_FLAGS = BASE_FLAGS | set(EXPERIMENTAL)
 
 
 def context(index: int, etcd: str = "3.5") -> HostContext:
@@ -72,7 +78,7 @@ def test_kubeadm_etcd_manifest_is_kubeadms_command_list() -> None:
     assert (pod["metadata"]["name"], pod["metadata"]["namespace"]) == ("etcd", "kube-system")
     assert pod["spec"]["hostNetwork"] is True and pod["status"] == {}
     assert [c["name"] for c in pod["spec"]["containers"]] == ["etcd"]
-    assert pod["spec"]["containers"][0]["image"] == "registry.k8s.io/etcd:3.5.1-0"
+    assert pod["spec"]["containers"][0]["image"] == f"registry.k8s.io/etcd:{release('3.5').full}-0"
 
     command, flags = flags_of(kubeadm.etcd_manifest(context(1), settled=False))
     assert all(item.startswith("--") and "=" in item for item in command[1:])
@@ -94,6 +100,59 @@ def test_kubeadm_etcd_manifest_is_kubeadms_command_list() -> None:
     _, joiner = flags_of(kubeadm.etcd_manifest(context(1), settled=True))
     assert joiner["initial-cluster-state"] == "existing"
     assert joiner["initial-cluster"] == ",".join(f"{h.name}={h.peer_url}" for h in HOSTS[:2])
+
+
+@pytest.mark.parametrize("minor", RELEASES)
+def test_kubeadm_manifest_flags_are_the_ones_kubeadm_writes_for_each_minor(minor: str) -> None:
+    pod = yaml.safe_load(kubeadm.etcd_manifest(context(0, minor), settled=True))
+    _, flags = flags_of(kubeadm.etcd_manifest(context(0, minor), settled=True))
+    style = GATED if minor >= "3.6" else EXPERIMENTAL
+    assert set(flags) == BASE_FLAGS | set(style) and {k: flags[k] for k in style} == style
+    (etcd,) = pod["spec"]["containers"]
+    assert etcd["image"] == f"registry.k8s.io/etcd:{release(minor).full}-0"
+    probes = {k: etcd[k]["httpGet"]["path"] for k in ("livenessProbe", "readinessProbe", "startupProbe") if k in etcd}
+    if minor == "3.4":  # 3.4 has no /livez or /readyz: the lab keeps the /health probes it answers
+        assert probes == {"livenessProbe": "/health?exclude=NOSPACE&serializable=true",
+                          "startupProbe": "/health?serializable=false"}
+    else:  # kubeadm 1.31+
+        assert probes == {"livenessProbe": "/livez", "readinessProbe": "/readyz", "startupProbe": "/readyz"}
+    apiserver = yaml.safe_load(kubeadm.apiserver_manifest(context(0, minor)))
+    assert apiserver["spec"]["containers"][0]["image"] == f"registry.k8s.io/kube-apiserver:{kubeadm.KUBEADM[minor]}"
+
+
+def test_pins_are_one_per_built_minor() -> None:
+    """etcd-versions.txt (read by scripts/build-etcd too) pins one patch of each minor the lab builds."""
+    pins = pinned()
+    assert list(pins) == [m for m in RELEASES if m != "3.4"]
+    assert all(release(m).full == v and v.startswith(m + ".") for m, v in pins.items())
+    assert pinned("# comment\n3.6 3.6.9  # why\n\n") == {"3.6": "3.6.9"}
+    with pytest.raises(LabError, match="version of that minor"):
+        pinned("3.6 3.5.36\n")
+
+
+@pytest.mark.parametrize("minor", [m for m in RELEASES if m != "3.4"])
+def test_each_built_release_takes_its_kubeadm_manifest_and_refuses_the_other_style(minor: str) -> None:
+    """The flags are not cosmetic: 3.5 refuses `--feature-gates`, 3.7 every `--experimental-*` flag (exit 2,
+    "flag provided but not defined"); 3.6 takes both names. `--version` parses the flags, then exits."""
+    binaries = release(minor).binaries()
+    for name, program in binaries.items():
+        out = subprocess.run([str(program), "version" if name != "etcd" else "--version"], capture_output=True,
+                             text=True, timeout=30).stdout
+        assert f"{'etcd Version' if name == 'etcd' else name + ' version'}: {release(minor).full}" in out
+
+    def starts(flags: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(binaries["etcd"]), *(f"--{k}={v}" for k, v in flags.items()), "--version"],
+                              capture_output=True, text=True, timeout=30)
+
+    command, _ = flags_of(kubeadm.etcd_manifest(context(0, minor), settled=True))
+    own = subprocess.run([str(binaries["etcd"]), *command[1:], "--version"], capture_output=True, text=True,
+                         timeout=30)
+    assert own.returncode == 0 and f"etcd Version: {release(minor).full}" in own.stdout, own.stderr
+    other = starts(EXPERIMENTAL if minor >= "3.6" else GATED)
+    if minor == "3.6":
+        assert other.returncode == 0, other.stderr
+    else:
+        assert other.returncode == 2 and "flag provided but not defined" in other.stderr, other.stderr
 
 
 def test_kubeadm_writes_four_manifests_only_one_is_etcd() -> None:
@@ -148,11 +207,29 @@ def test_shapes_take_the_platforms_paths() -> None:
     assert "profile: kubeadm\n" in inventory
 
 
+def test_okd3_runtimes_docker_or_crio(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An okd3 master runs docker (default) or CRI-O: the CRI-O one has crictl and no docker (a whiteout hides the
+    machine's own); kubeadm has no choice (containerd's crictl)."""
+    monkeypatch.setattr(Lab, "_require_root", lambda self: None)
+    assert Lab(tmp_path / "d", 1).runtime.name == "docker"  # type: ignore[union-attr]
+    lab = Lab(tmp_path / "c", 1, subnet=9, runtime="crio")
+    lab.create()
+    local = lab.hosts[0].dir / "usr-local-bin"
+    assert (local / "crictl").read_text() == okd3.CRICTL
+    assert (local / "docker").is_char_device() and os.major((local / "docker").stat().st_rdev) == 0
+    assert json.loads((lab.root / "lab.json").read_text())["runtime"] == "crio"
+    assert Lab.load(lab.root).runtime.name == "crio"  # type: ignore[union-attr]
+    with pytest.raises(LabError, match="runtime must be one of docker, crio"):
+        Lab(tmp_path / "x", 1, runtime="podman")
+    with pytest.raises(LabError, match="no runtime choice"):
+        Lab(tmp_path / "x", 1, profile="kubeadm", runtime="crio")
+
+
 def test_lab_refuses_unknown_shapes() -> None:
     with pytest.raises(LabError, match="no lab shape"):
         Lab(Path("/nowhere"), profile="okd4")
     with pytest.raises(LabError, match="etcd must be one of"):
-        Lab(Path("/nowhere"), etcd="3.6")
+        Lab(Path("/nowhere"), etcd="3.8")
     with pytest.raises(LabError, match="manifest_style"):
         Lab(Path("/nowhere"), profile="kubeadm", manifest_style="quoted")
 
@@ -253,7 +330,7 @@ def kubeadm35(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 @lab_test
 def test_kubeadm_lab_comes_up_on_35(kubeadm35: Lab) -> None:
     lab = kubeadm35
-    assert all(lab.healthy(h) for h in lab.hosts) and server_version(lab) == "3.5.1"
+    assert all(lab.healthy(h) for h in lab.hosts) and server_version(lab) == release("3.5").full
     assert sorted(m["name"] for m in lab.member_list(2)) == [h.name for h in lab.hosts]
     for i, h in enumerate(lab.hosts):
         manifests = lab.host_path(h, "/etc/kubernetes/manifests")
@@ -284,7 +361,8 @@ def test_kubeadm_lab_comes_up_on_35(kubeadm35: Lab) -> None:
 
     assert "profile: kubeadm\n" in lab.inventory_path.read_text()
     cfg = json.loads((lab.root / "lab.json").read_text())
-    assert (cfg["profile"], cfg["etcd"], cfg["etcd_build"], cfg["host_tools"]) == ("kubeadm", "3.5", "3.5.1", False)
+    assert (cfg["profile"], cfg["etcd"], cfg["etcd_build"], cfg["host_tools"]) == (
+        "kubeadm", "3.5", release("3.5").full, False)
     again = Lab.load(lab.root)
     assert (again.profile, again.release.minor, again.host_tools) == ("kubeadm", "3.5", False)
     assert again.status()[2]["healthy"]
@@ -376,16 +454,65 @@ def test_kubeadm_break_quorum_crash_loops(kubeadm35: Lab) -> None:
 
 
 @lab_test
+@pytest.mark.parametrize(("minor", "subnet"), [("3.6", 220), ("3.7", 221)])
+def test_kubeadm_lab_on_36_and_37(lab_factory: LabFactory, minor: str, subnet: int) -> None:
+    """kubeadm 1.34+ manifests run the built release; its image has no shell: `crictl exec` runs a program."""
+    lab = lab_factory(3, subnet=subnet, profile="kubeadm", etcd=minor)
+    v = release(minor).full
+    assert all(lab.healthy(h) for h in lab.hosts) and server_version(lab, 1) == v
+    assert sorted(m["name"] for m in lab.member_list(2)) == [h.name for h in lab.hosts]
+    _, flags = flags_of(lab.host_path(1, kubeadm.PATHS.manifest).read_text())
+    assert {k: flags[k] for k in GATED} == GATED and not [k for k in flags if k.startswith("experimental-")]
+    assert lab.exec(0, "command -v etcd etcdctl etcdutl || echo none").stdout.split() == ["none"]
+    pki = "/etc/kubernetes/pki/etcd"
+    res = lab.exec(0, f"crictl exec $(crictl ps -q --name etcd) etcdctl --cacert {pki}/ca.crt "
+                      f"--cert {pki}/healthcheck-client.crt --key {pki}/healthcheck-client.key "
+                      f"--endpoints {lab.hosts[0].client_url} endpoint status -w json")
+    assert res.returncode == 0, res.stderr
+    status = json.loads(res.stdout)[0]["Status"]
+    assert status["version"] == v and "storageVersion" in status  # a 3.6+ server's own answer
+    assert lab.exec(0, "crictl exec -i etcdlab0000etcd /usr/local/bin/etcdutl version").stdout.startswith(
+        f"etcdutl version: {v}")
+    layers = "/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots"
+    images = lab.exec(0, f'for f in {layers}/*/fs/usr/local/bin/etcdctl; do "$f" version | head -1; done').stdout
+    before = release(RELEASES[RELEASES.index(minor) - 1]).full  # the node was upgraded: the old image stays
+    assert sorted(images.splitlines()) == sorted([f"etcdctl version: {v}", f"etcdctl version: {before}"])
+    assert lab.exec(0, f"ls {layers}").stdout != lab.exec(1, f"ls {layers}").stdout, "layer numbers are per node"
+    snap = lab.snapshot_save(1)  # a 3.6+ server's snapshot records its storage version
+    res = subprocess.run([str(lab.bin_dir / "etcdutl"), "snapshot", "status", str(lab.host_path(1, snap)), "-w",
+                          "json"], capture_output=True, text=True, timeout=30)
+    assert parse_snapshot_status(res.stdout).storage_version == f"{minor}.0", res.stdout + res.stderr
+    for shell in ("sh -c 'etcdctl version'", "/bin/sh -c true", "bash -c true"):
+        res = lab.exec(0, f"crictl exec etcdlab0000etcd {shell}")
+        assert res.returncode == 1 and "executable file not found in $PATH" in res.stderr, (shell, res.stderr)
+    lab.stop_etcd(2)
+    res = lab.exec(2, "crictl exec etcdlab0000etcd etcdctl version")
+    assert res.returncode == 1 and "is not running" in res.stderr, "no container to exec into while etcd is down"
+    lab.stop_etcd(1)  # master01 alone, without quorum: a linearizable member list fails, a serializable one answers
+    listing = (f"crictl exec etcdlab0000etcd etcdctl --cacert {pki}/ca.crt --cert {pki}/healthcheck-client.crt "
+               f"--key {pki}/healthcheck-client.key --endpoints {lab.hosts[0].client_url} --command-timeout=3s "
+               "member list -w json")
+    assert lab.exec(0, listing).returncode != 0
+    own = lab.exec(0, f"{listing} --consistency=s")
+    assert own.returncode == 0, own.stderr
+    assert sorted(m["name"] for m in json.loads(own.stdout)["members"]) == [h.name for h in lab.hosts]
+
+
+@lab_test
 def test_okd3_lab_on_35(lab_factory: LabFactory) -> None:
     lab = lab_factory(3, subnet=171, etcd="3.5")
-    assert server_version(lab, 2) == "3.5.1"
+    v = release("3.5").full
+    assert server_version(lab, 2) == v
     assert lab.host_path(0, okd3.PATHS.manifest).read_text() == okd3.manifest("block")
     res = lab.exec(1, "command -v etcd etcdctl etcdutl; etcdctl version; etcdutl version")
     lines = res.stdout.splitlines()
     assert lines[:3] == ["/usr/bin/etcd", "/usr/bin/etcdctl", "/usr/bin/etcdutl"], res.stdout + res.stderr
-    assert "etcdctl version: 3.5.1" in lines and "etcdutl version: 3.5.1" in lines
-    assert "etcdctl version: 3.5.1" in ssh_run(lab, 0, "etcdctl version")
-    assert '"etcd-version":"3.5.1"' in lab.exec(0, "master-logs etcd etcd").stdout
+    assert f"etcdctl version: {v}" in lines and f"etcdutl version: {v}" in lines
+    assert f"etcdctl version: {v}" in ssh_run(lab, 0, "etcdctl version")
+    assert f'"etcd-version":"{v}"' in lab.exec(0, "master-logs etcd etcd").stdout
+    for c in ("etcd", "api", "controllers"):  # the platform's own check, on the docker lab: docker answers
+        assert lab.exec(0, okd3_platform.RUNNING.format(container=c)).returncode == 0, c
+    assert lab.exec(0, okd3_platform.RUNNING.format(container="kube-proxy")).returncode == 1
     lab.put_keys("/okd35/", 10)
     time.sleep(0.5)  # the live db copy must see the writes
     d = lab.backup_openshift(2)
