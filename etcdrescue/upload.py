@@ -18,7 +18,8 @@ from pathlib import Path
 
 from .command import Raw, chain, q, sh
 from .errors import InputError, TransportError
-from .platform.tools import NAMES, TOOLS_ROOT, EtcdTools, minor
+from .platform.release import EtcdRelease
+from .platform.tools import NAMES, TOOLS_ROOT, EtcdTools
 from .preflight.survey import Uploaded
 from .ssh.hosts import Hosts
 
@@ -38,7 +39,7 @@ class LocalTools:
         return f"{TOOLS_ROOT}/{self.version}"
 
     def tools(self, base: EtcdTools) -> EtcdTools:
-        util = self.files.get("etcdutl") if (minor(self.version) or (0, 0)) >= (3, 5) else None
+        util = self.files.get("etcdutl") if EtcdRelease(self.version).has_etcdutl else None
         return EtcdTools(base.paths, f"{self.remote_dir}/etcdctl", f"{self.remote_dir}/etcdutl" if util else "")
 
 
@@ -70,7 +71,7 @@ def find_local(directory: str | Path) -> LocalTools:
         raise InputError("--etcd-tools: etcdctl and etcdutl differ in version ("
                          + ", ".join(f"{n} {v}" for n, v in versions.items()) + ")")
     version = versions["etcdctl"]
-    if (minor(version) or (0, 0)) >= (3, 6) and "etcdutl" not in files:
+    if not EtcdRelease(version).etcdctl_restores and "etcdutl" not in files:
         raise InputError(f"--etcd-tools: etcdctl {version} cannot restore snapshots: put etcdutl {version} "
                          f"in {d} too")
     return LocalTools(d, version, files)

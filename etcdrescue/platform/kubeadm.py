@@ -26,7 +26,8 @@ from .manifest import (
 from .paths import Paths
 from .pod import StaticPod, put_back
 from .profiles import KUBEADM
-from .tools import EtcdTools, minor
+from .release import EtcdRelease
+from .tools import EtcdTools
 
 NAME = KUBEADM
 FLAG = "--force-new-cluster"
@@ -139,18 +140,18 @@ def version_problem(text: str) -> ManifestProblem | None:
     but not defined"): 3.7 removed every `--experimental-*` flag, 3.5 lacks the names 3.6 introduced. Said at
     pre-flight, before anything changes; the tool does not translate flags."""
     version = server_version(text)
-    runs = minor(version or "")
-    if runs is None:
+    runs = EtcdRelease(version or "")
+    if runs.minor is None:
         return None
     try:
         names = [item[2:].split("=", 1)[0] for item in command_items(text)[1:] if item.startswith("--")]
     except ValueError:
         return None
-    if runs >= (3, 7):
+    if runs.refuses_experimental_flags:
         bad = [n for n in names if n.startswith("experimental-")]
         fix = ("3.7 removed the --experimental-* flags: kubeadm 1.34+ writes --feature-gates=InitialCorruptCheck=true "
                "and --watch-progress-notify-interval")
-    elif runs < (3, 6):
+    elif runs.lacks_36_flag_names:
         bad = [n for n in names if n in NEW_IN_36]
         fix = "3.5 has only their --experimental-* forms, which kubeadm <= 1.33 writes"
     else:

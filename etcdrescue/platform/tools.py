@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from ..command import Raw, q, sh
 from .paths import Paths
+from .release import EtcdRelease
 
 STATE_ROOT = "/var/lib/etcdrescue"
 """The tool's own directory on every master: uploaded tools and the run's lock, never etcd's."""
@@ -21,15 +22,6 @@ TOOLS_ROOT = f"{STATE_ROOT}/tools"
 SEARCH = ("/usr/local/bin", "/usr/bin", "/usr/local/sbin", "/usr/sbin", "/opt/bin", "/opt/etcd/bin")
 """Where a tool not on PATH is looked for (distribution packages, tarball installs)."""
 NAMES = ("etcdctl", "etcdutl")
-
-
-def minor(version: str) -> tuple[int, int] | None:
-    """`3.5.1` -> (3, 5); None when it is not a version."""
-    parts = version.lstrip("v").split(".")
-    try:
-        return int(parts[0]), int(parts[1])
-    except (IndexError, ValueError):
-        return None
 
 
 @dataclass(frozen=True)
@@ -86,7 +78,7 @@ class EtcdTools:
         etcdctl 3.4 is served locally anyway; 3.5's is linearizable only and fails without a quorum; 3.6+
         has `--consistency=s` (serializable) for exactly this.
         """
-        own = ("--consistency=s",) if (minor(self.version) or (0, 0)) >= (3, 6) else ()
+        own = ("--consistency=s",) if EtcdRelease(self.version).lists_members_serializably else ()
         return self.ctl(endpoints, "member", "list", "-w", "json", *own, *args)
 
     def ctl_listening(self, endpoints: Iterable[str], *args: object) -> Raw:

@@ -17,7 +17,8 @@ from typing import Any
 from ..etcddata.freshness import Freshness, freshest
 from ..model import DEFAULT_BUMP, BackupKind, Method, RevisionPath, Revisions
 from ..platform import ManifestProblem, Paths, Severity
-from ..platform.tools import SEARCH, EtcdTools, minor
+from ..platform.release import EtcdRelease
+from ..platform.tools import SEARCH, EtcdTools
 from ..probes import HostSurvey, SnapshotInfo
 from .options import RevisionOptions
 
@@ -263,8 +264,8 @@ def storage_too_new(hosts: tuple[HostFacts, ...], seed: str, backup: BackupFacts
     server's version (kubeadm's image tag)."""
     stored = backup.snapshot.storage_version if backup is not None and backup.snapshot is not None else ""
     server = next((h.server_version for h in hosts if h.name == seed and h.server_version), None)
-    have, runs = minor(stored), minor(server or "")
-    if backup is None or have is None or runs is None or have <= runs:
+    have, runs = EtcdRelease(stored).minor, EtcdRelease(server or "").minor
+    if backup is None or have is None or runs is None or EtcdRelease(server or "").starts_on(EtcdRelease(stored)):
         return []
     return [f"backup {backup.path}: its data has storage version {stored} (written by etcd {have[0]}.{have[1]}), "
             f"but etcd on {seed} is {server} and does not start on data of a newer minor: restore it where etcd "
@@ -277,13 +278,7 @@ def force_flag_leftovers(seed: HostFacts, method: Method) -> list[str]:
     and on every 3.4 (etcd PR 20896), voters in a corner case up to 3.5.21 and 3.6.0 (PR 20339). Known where
     the platform names the seed's etcd version."""
     v = seed.server_version
-    try:
-        parts = tuple(int(p) for p in (v or "").split("-", 1)[0].split("."))
-    except ValueError:
-        return []
-    if method is not Method.FORCE_NEW_CLUSTER or len(parts) != 3:
-        return []
-    if not (parts < (3, 5, 25) or (3, 6, 0) <= parts < (3, 6, 6)):
+    if method is not Method.FORCE_NEW_CLUSTER or not EtcdRelease(v or "").force_flag_keeps_members:
         return []
     return [f"{seed.name} runs etcd {v}, whose --force-new-cluster can keep members recorded in the data (fixed in "
             "3.5.25 and 3.6.6, never in 3.4): the recovery removes stray learners from the seed's member list, and "
@@ -324,7 +319,7 @@ def choose_tools(hosts: tuple[HostFacts, ...], paths: Paths, *, seed: str, uploa
     if uploaded is not None:
         wrong = tuple(f"{name}: the uploaded etcdctl is {uploaded_version}, but etcd there runs {v}: give "
                          f"--etcd-tools of the same minor version" for name, v in servers.items()
-                         if minor(v) != minor(uploaded_version))
+                         if not EtcdRelease(v).same_minor(EtcdRelease(uploaded_version)))
         return ToolChoice(None if wrong else uploaded, wrong)
     problems: list[str] = []
     warnings: list[str] = []
@@ -333,7 +328,7 @@ def choose_tools(hosts: tuple[HostFacts, ...], paths: Paths, *, seed: str, uploa
         if tool is None:
             problems.append(f"{name}: etcdctl not found (PATH, {', '.join(SEARCH)}): give --etcd-tools DIR "
                             "(a directory on this machine holding etcdctl, and etcdutl for 3.5+)")
-        elif name in servers and minor(tool.version) != minor(servers[name]):
+        elif name in servers and not EtcdRelease(tool.version).same_minor(EtcdRelease(servers[name])):
             warnings.append(f"{name}: etcdctl {tool.version or '(version unknown)'} with etcd {servers[name]}")
     found = [t for t in ctl.values() if t is not None]
     if problems or not found:
@@ -348,9 +343,8 @@ def choose_tools(hosts: tuple[HostFacts, ...], paths: Paths, *, seed: str, uploa
                                  ,), tuple(warnings))
     seed_survey = next((h.survey for h in surveyed if h.name == seed), None)
     etcdutl = seed_survey.etcdutl if seed_survey else None
-    ctl_minor = minor(found[0].version) or (3, 4)
-    use_util = etcdutl is not None and (minor(etcdutl.version) or (0, 0)) >= (3, 5)
-    if restores and not use_util and ctl_minor >= (3, 6):
+    use_util = etcdutl is not None and EtcdRelease(etcdutl.version).has_etcdutl
+    if restores and not use_util and not EtcdRelease(found[0].version).etcdctl_restores:
         problems.append(f"{seed}: etcdctl {found[0].version} cannot restore snapshots and etcdutl was not found: "
                         "give --etcd-tools DIR with etcdutl")
     tools = EtcdTools(paths, etcdctl, (etcdutl.path if etcdutl.on_path is False else "etcdutl")

@@ -1,0 +1,78 @@
+"""What an etcd version can do: the one place that knows which tool serves which minor and which flags it has.
+
+Read at etcd's source for 3.4 to 3.7 (the project's research notes on etcd versions): `etcdutl` exists from
+3.5; from 3.6 snapshot restore and status live only there; 3.6 etcdctl lists members serializably
+(`--consistency=s`), which a member without quorum needs; `--force-new-cluster` keeps members recorded in
+the data on every 3.4, up to 3.5.24 and 3.6.0 to 3.6.5; 3.7 refuses the `--experimental-*` flags and 3.5 the
+names 3.6 gave them. Whether a restore tool bumps revisions is asked of the binary itself (`snapshot restore
+--help`), not read from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class EtcdRelease:
+    version: str
+    """As a binary or an image tag says it: `3.5.15`, `v3.6.17`, `3.5.15-0`."""
+
+    @property
+    def minor(self) -> tuple[int, int] | None:
+        """`3.5.1` -> (3, 5); None when it is not a version."""
+        parts = self.version.lstrip("v").split(".")
+        try:
+            return int(parts[0]), int(parts[1])
+        except (IndexError, ValueError):
+            return None
+
+    @property
+    def patch(self) -> tuple[int, int, int] | None:
+        """`3.5.15-0` -> (3, 5, 15); None when it is not a whole version."""
+        parts = self.version.lstrip("v").split("-", 1)[0].split(".")
+        try:
+            major, minor, patch = (int(p) for p in parts)
+        except ValueError:
+            return None
+        return major, minor, patch
+
+    def at_least(self, minor: tuple[int, int]) -> bool:
+        return (self.minor or (0, 0)) >= minor
+
+    @property
+    def has_etcdutl(self) -> bool:
+        return self.at_least((3, 5))
+
+    @property
+    def etcdctl_restores(self) -> bool:
+        """etcdctl still has `snapshot restore` and `snapshot status` (removed in 3.6); unknown counts as old."""
+        return not self.at_least((3, 6))
+
+    @property
+    def lists_members_serializably(self) -> bool:
+        """etcdctl has `member list --consistency=s`: a member's own view, answered without a quorum."""
+        return self.at_least((3, 6))
+
+    @property
+    def force_flag_keeps_members(self) -> bool:
+        """`--force-new-cluster` can keep members recorded in the data (etcd PRs 20896, 20339)."""
+        p = self.patch
+        return p is not None and (p < (3, 5, 25) or (3, 6, 0) <= p < (3, 6, 6))
+
+    def starts_on(self, storage: EtcdRelease) -> bool:
+        """This etcd starts on data of `storage`'s version: not on a newer minor's (unknown: assumed yes)."""
+        mine, theirs = self.minor, storage.minor
+        return mine is None or theirs is None or theirs <= mine
+
+    def same_minor(self, other: EtcdRelease) -> bool:
+        return self.minor == other.minor
+
+    @property
+    def refuses_experimental_flags(self) -> bool:
+        return self.at_least((3, 7))
+
+    @property
+    def lacks_36_flag_names(self) -> bool:
+        """3.5 and older know only the `--experimental-*` forms of the flags 3.6 renamed."""
+        return self.minor is not None and not self.at_least((3, 6))
