@@ -24,7 +24,8 @@ def preflight_lines(report: PreflightReport) -> list[str]:
             lines.append(f"  {h.name:<28} UNREACHABLE  {h.error}")
             continue
         etcd = f"etcd pid {h.survey.etcd_pid}" if h.survey and h.survey.etcd_pid else "etcd not running"
-        health = "healthy" if h.healthy else f"unhealthy{': ' + h.health_error[:60] if h.health_error else ''}"
+        health = ("healthy" if h.healthy else h.health_error if h.health_unknown
+                  else f"unhealthy{': ' + h.health_error[:60] if h.health_error else ''}")
         if h.member_id:
             health += f" (id {h.member_id})"
         data = (f"raft index {h.freshness.index}, revision {h.freshness.revision}" if h.freshness

@@ -40,14 +40,17 @@ from .verdict import (
     judge,
 )
 
+NO_ETCDCTL = "health unknown: no etcdctl on the host (give --etcd-tools DIR)"
 
-def survey_host(hosts: Hosts, member: Member) -> HostFacts:
+
+def survey_host(hosts: Hosts, member: Member, *, uploaded: bool = False) -> HostFacts:
     """Every fact about one master; a probe that cannot answer leaves its fact empty, not the others.
 
     Only an unreachable host (or an unreadable survey) is an error: a manifest that is not even YAML must
     still reach the verdict as that host's manifest problem, and a member that cannot be asked its health
     is simply not healthy. After the host's survey, its configuration, its data's freshness and its health
-    are read side by side (each on its own shell of the one connection).
+    are read side by side (each on its own shell of the one connection). A host with no etcdctl (most kubeadm
+    nodes), and none uploaded, is not asked its health: it is unknown, not unhealthy.
     """
     inv = hosts.inv
     try:
@@ -58,7 +61,8 @@ def survey_host(hosts: Hosts, member: Member) -> HostFacts:
     with cf.ThreadPoolExecutor(3) as pool:
         config = pool.submit(read_config, hosts, member, survey)
         fresh = pool.submit(read_member_freshness, hosts, member.name, inv.paths.member_dir) if survey.member else None
-        health = pool.submit(ask_health, hosts, member) if survey.client_port_open else None
+        can_ask = uploaded or survey.etcdctl is not None
+        health = pool.submit(ask_health, hosts, member) if survey.client_port_open and can_ask else None
     try:
         facts = replace(facts, **config.result())
     except (RescueError, ParseError) as exc:
@@ -66,6 +70,8 @@ def survey_host(hosts: Hosts, member: Member) -> HostFacts:
     for part in (fresh, health):
         if part is not None:
             facts = replace(facts, **part.result())
+    if survey.client_port_open and not can_ask:
+        facts = replace(facts, health_error=NO_ETCDCTL, health_unknown=True)
     return facts
 
 
@@ -227,7 +233,7 @@ def run_preflight(hosts: Hosts, *, backup: str | None, method: Method, resuming:
 
     def one(member: Member) -> HostFacts:
         try:
-            facts = survey_host(hosts, member)
+            facts = survey_host(hosts, member, uploaded=uploaded is not None)
         except Exception as exc:
             raise SurveyFailed.of(member.name, exc) from exc
         said.host_surveyed(facts)

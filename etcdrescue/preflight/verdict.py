@@ -40,6 +40,8 @@ class HostFacts:
     manifest_problem: ManifestProblem | None = None
     healthy: bool = False
     health_error: str = ""
+    health_unknown: bool = False
+    """Its health could not be asked (no etcdctl): not counted healthy, and not called unhealthy either."""
     member_id: str = ""
     conf_name: str = ""
     """The member name in this host's etcd settings (okd3: ETCD_NAME in etcd.conf)."""

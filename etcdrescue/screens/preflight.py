@@ -83,7 +83,8 @@ def member_cells(f: HostFacts) -> list[str | Text]:
         key = "UNKNOWN" if "host key" in f.error.lower() or "known_hosts" in f.error else "?"
         return [f.name, "?", Text("FAIL", "bold red"), key, "?", "?", "?", "?", "?", "?"]
     etcd = f"pid {f.survey.etcd_pid}" if f.survey and f.survey.etcd_pid else "stopped"
-    health = Text("healthy", "green") if f.healthy else Text("unhealthy", "yellow")
+    health = (Text("healthy", "green") if f.healthy else Text("unknown", "dim") if f.health_unknown
+              else Text("unhealthy", "yellow"))
     manifest = f.manifest_state.value + (" (!)" if f.manifest_problem else "")
     raft = str(f.freshness.index) if f.freshness else "-"
     return [f.name, f.member_id or "-", Text("ok", "green"), "known", manifest, etcd, health,

@@ -87,7 +87,7 @@ def canned_preflight(monkeypatch: pytest.MonkeyPatch) -> CannedPreflight:
     def install(healthy: bool = False) -> list[str]:
         ran: list[str] = []
 
-        def survey_host(hosts: Hosts, member: Member) -> HostFacts:
+        def survey_host(hosts: Hosts, member: Member, *, uploaded: bool = False) -> HostFacts:
             time.sleep(0.05)
             return broken_facts(member, healthy=healthy)
 

@@ -235,7 +235,7 @@ async def test_the_wizard_keeps_the_seed_the_operator_named(
 
     canned_preflight(False)
 
-    def survey_host(hosts: object, member: Member) -> HostFacts:
+    def survey_host(hosts: object, member: Member, *, uploaded: bool = False) -> HostFacts:
         index, revision = FRESHNESS[member.name]
         fresh = Freshness(consistent_index=index, revision=revision, db_term=None, wal_commit=index, wal_term=None,
                           wal_last_index=index)

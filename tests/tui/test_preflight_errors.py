@@ -31,10 +31,10 @@ def install_failure(monkeypatch: pytest.MonkeyPatch, target: str) -> None:
     """Make the canned survey of `target` (a member name, or "backup") raise, as a bug would."""
     canned_host, canned_backup = survey.survey_host, survey.check_backup
 
-    def survey_host(hosts: Hosts, member: Member) -> HostFacts:
+    def survey_host(hosts: Hosts, member: Member, *, uploaded: bool = False) -> HostFacts:
         if member.name == target:
             raise RuntimeError("probe exploded\nsecond line of the traceback text")
-        return canned_host(hosts, member)
+        return canned_host(hosts, member, uploaded=uploaded)
 
     def check_backup(hosts: Hosts, seed: str, found: BackupFacts, tools: EtcdTools) -> BackupFacts:
         if target == "backup":
