@@ -220,6 +220,7 @@ def trio(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         for m in members.values():
             m.wait_healthy()
         members["a"].put_keys("first", 10)
+        members["c"].ctl("get", "/first/small/9")  # a linearizable read: c has applied every write before it stops
         out = {"c": stop_and_keep(members["c"], base / "c")}
         members["a"].put_keys("second", 10)
         members["b"].ctl("get", "/second/small/9")
