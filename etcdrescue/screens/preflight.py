@@ -307,6 +307,9 @@ class PreflightScreen(Screen[PreflightReport | None]):
         if msg.generation != self.generation:
             return
         report = self.report = msg.report
+        for h in report.hosts:  # the verdict's own facts: the rows never lag behind it
+            self.cells[h.name], self.errors[h.name] = [self.names[h.name], *member_cells(h)[1:]], h.error
+        self.render_table()
         reachable = sum(h.reachable for h in report.hosts)
         self.app_status(f"ssh: {reachable}/{len(report.hosts)} reachable")
         verdict = self.query_one("#verdict", Static)
