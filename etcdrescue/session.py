@@ -278,15 +278,15 @@ class RecoverySession(Guard):
         age = time.time() - (before.started or time.time())
         again = self.survey()
         was, now = Picture.of(before, resuming=self.resuming), Picture.of(again, resuming=self.resuming)
-        diff = changes(was, now)
+        diff, drifted = changes(was, now), drift(was, now)
         if not diff and not self.resuming and again.ok and plan_commands(
                 build_plan(self.context(again.backup_kind, again.revisions), self.procedure)) != plan_commands(planned):
             diff = ["the plan built from it differs"]
         if self.journal is not None:
-            self.journal.write("fresh_look", age=round(age, 1), changes=diff, drift=drift(was, now))
+            self.journal.write("fresh_look", age=round(age, 1), changes=diff, drift=drifted)
         if diff:
             raise StalePicture(f"the cluster changed since the pre-flight {age:.0f}s ago: "
-                               f"{'; '.join(diff + drift(was, now))}; nothing changed: look again")
+                               f"{'; '.join(diff + drifted)}; nothing changed: look again")
 
     # -- the run ----------------------------------------------------------------------
     def start(self, plan: Plan, report: PreflightReport) -> Journal:
