@@ -150,6 +150,8 @@ class Context:
     learners: bool = True
     """Joins add each member as a learner and promote it once it caught up (etcd 3.4+); False: voting joins."""
     revisions: Revisions = field(default_factory=Revisions)
+    target: str | None = None
+    """The member a procedure acts on (`replace MEMBER`); None for the quorum recovery."""
 
     @property
     def paths(self) -> Paths:

@@ -81,13 +81,16 @@ class RecoverySession(Guard):
         inv = inv.with_seed(options.seed)
         backup, method = check_options(inv, options.backup, options.method)
         tools = find_local(options.etcd_tools) if options.etcd_tools else None
+        if options.target is not None and options.target not in {m.name for m in inv.members}:
+            raise InputError(f"no member {options.target!r} in the inventory: its members are "
+                             f"{', '.join(m.name for m in inv.members)}")
         if options.stamp is not None and not all(ch.isalnum() or ch in "-_." for ch in options.stamp):
             raise InputError(f"--stamp may hold letters, digits, '-', '_' and '.', got {options.stamp!r}")
         session = cls(inv, backup=backup, method=method, journal_dir=options.journal_dir,
                       procedure=named(options.procedure),
                       gate_timeout=options.gate_timeout, secrets=secrets, etcd_tools=tools, learners=options.learners,
                       seed=SeedChoice(explicit=options.seed is not None, accept_older=options.accept_older_seed),
-                      revisions=options.revisions)
+                      revisions=options.revisions, target=options.target)
         if options.stamp is not None:
             session.stamp = options.stamp
         return session
@@ -95,7 +98,8 @@ class RecoverySession(Guard):
     def __init__(self, inv: Inventory, *, backup: str | None, method: Method, journal_dir: Path | None = None,
                  gate_timeout: float = 120.0, secrets: Secrets | None = None, etcd_tools: LocalTools | None = None,
                  learners: bool = True, seed: SeedChoice | None = None,
-                 revisions: RevisionOptions | None = None, procedure: Procedure = QUORUM_RECOVERY) -> None:
+                 revisions: RevisionOptions | None = None, procedure: Procedure = QUORUM_RECOVERY,
+                 target: str | None = None) -> None:
         self.inv = inv
         self.procedure = procedure
         self.backup = backup
@@ -107,6 +111,8 @@ class RecoverySession(Guard):
         self.learners = learners
         self.seed_choice = seed or SeedChoice()
         self.revision_options = revisions or RevisionOptions()
+        self.target = target
+        """The member the procedure acts on (`replace MEMBER`); None for the quorum recovery."""
         self.uploaded: Uploaded | None = None
         """The tools `prepare` put on every host (`--etcd-tools`)."""
         self.unfinished: Unfinished | None = None
@@ -235,7 +241,8 @@ class RecoverySession(Guard):
             raise InputError(f"cannot put the etcd tools on the hosts: {exc}") from None
         return replace(run_preflight(self.hosts, backup=self.backup, method=self.method, resuming=self.resuming,
                                      uploaded=self.uploaded, seed=self.seed_choice, revisions=self.revision_options,
-                                     progress=progress, rules=self.procedure.judge),
+                                     progress=progress, rules=self.procedure.judge,
+                                     cluster=self.procedure.needs_cluster, target=self.target),
                        started=started)
 
     def plan(self, report: PreflightReport) -> Plan:
@@ -254,7 +261,7 @@ class RecoverySession(Guard):
         u = self.unfinished
         return Context(self.inv, self.backup, self.method, self.stamp, gate_timeout=self.gate_timeout,
                        backup_kind=u.backup_kind if u else backup_kind, learners=self.learners,
-                       revisions=u.revisions if u else revisions)
+                       revisions=u.revisions if u else revisions, target=self.target)
 
     # -- the fresh look ---------------------------------------------------------------
     def before_step(self) -> None:

@@ -42,3 +42,5 @@ class RecoveryOptions:
     """A fixed stamp (the runbook's `--stamp`); by default each session makes its own."""
     procedure: str = "recover"
     """The procedure the session runs (`procedures.PROCEDURES`)."""
+    target: str | None = None
+    """The member a procedure acts on (`replace MEMBER`); the quorum recovery acts on all."""

@@ -29,6 +29,7 @@ from ..probes import (
     snapshot_status,
 )
 from ..ssh.hosts import Hosts
+from .cluster import survey_cluster
 from .verdict import (
     BackupFacts,
     HostFacts,
@@ -225,9 +226,11 @@ class PreflightProgress:
 def run_preflight(hosts: Hosts, *, backup: str | None, method: Method, resuming: bool = False,
                   uploaded: Uploaded | None = None, seed: SeedChoice | None = None,
                   revisions: RevisionOptions | None = None, progress: PreflightProgress | None = None,
-                  rules: Callable[..., PreflightReport] = judge) -> PreflightReport:
+                  rules: Callable[..., PreflightReport] = judge, cluster: bool = False,
+                  target: str | None = None) -> PreflightReport:
     """Every host and the backup's location in parallel, then the backup read with the tools the hosts' survey
-    chose; `rules` (the procedure's) judge the facts."""
+    chose; `rules` (the procedure's) judge the facts. With `cluster`, the cluster as a healthy member sees it is
+    read too (with the chosen tools) and the rules get it, and the `target` member, as keywords."""
     inv = hosts.inv
     said = progress or PreflightProgress()
 
@@ -255,6 +258,11 @@ def run_preflight(hosts: Hosts, *, backup: str | None, method: Method, resuming:
         backup_facts = (read_backup(backup, located.result(), tools.tools) if tools.tools is not None
                         else BackupFacts(backup, error=f"backup {backup}: not checked (no etcd tools to read it)"))
         said.backup_surveyed(backup_facts)
-    return rules(facts, seed=inv.seed.name, quorum=inv.quorum, data_dir=inv.paths.data_dir, backup_path=backup,
-                 backup=backup_facts, method=method, resuming=resuming, settings=inv.platform.settings.label,
-                 tools=tools, choice=seed or SeedChoice(), revision_options=revisions)
+    extra: dict[str, Any] = {}
+    if cluster:
+        seen = survey_cluster(hosts, [h.name for h in facts if h.healthy], tools.tools)
+        extra = {"cluster": seen, "target": target}
+    report = rules(facts, seed=inv.seed.name, quorum=inv.quorum, data_dir=inv.paths.data_dir, backup_path=backup,
+                   backup=backup_facts, method=method, resuming=resuming, settings=inv.platform.settings.label,
+                   tools=tools, choice=seed or SeedChoice(), revision_options=revisions, **extra)
+    return replace(report, cluster=extra["cluster"]) if cluster else report

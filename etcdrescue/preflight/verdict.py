@@ -12,7 +12,7 @@ import enum
 import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..etcddata.freshness import Freshness, freshest
 from ..model import DEFAULT_BUMP, BackupKind, Method, RevisionPath, Revisions
@@ -21,6 +21,9 @@ from ..platform.release import EtcdRelease
 from ..platform.tools import SEARCH, EtcdTools
 from ..probes import HostSurvey, SnapshotInfo
 from .options import RevisionOptions
+
+if TYPE_CHECKING:
+    from .cluster import ClusterFacts
 
 
 class ManifestState(enum.Enum):
@@ -110,6 +113,10 @@ class PreflightReport:
     revisions: Revisions = field(default_factory=Revisions)
     started: float | None = None
     """When the survey began (epoch seconds): the report's wall time counts from here."""
+    cluster: ClusterFacts | None = None
+    """The cluster as a healthy member sees it, for procedures that ask (`Procedure.needs_cluster`)."""
+    ok_line: str = ""
+    """The verdict's line when the rules passed: the procedure's own words (the quorum recovery's by default)."""
 
     @property
     def healthy_count(self) -> int:
@@ -125,6 +132,8 @@ class PreflightReport:
 
     @property
     def verdict(self) -> str:
+        if self.ok and self.ok_line:
+            return self.ok_line
         if self.ok:
             return (f"quorum lost ({self.healthy_count}/{len(self.hosts)} healthy, {self.quorum} needed): "
                     "recovery can start")
@@ -138,7 +147,7 @@ class PreflightReport:
                            **({"raft_index": h.freshness.index, "revision": h.freshness.revision}
                               if h.freshness else {})} for h in self.hosts],
                 "seed": self.seed, "seed_reason": self.seed_reason, "revisions": self.revisions.explained,
-                "started": self.started,
+                "started": self.started, "cluster": self.cluster.journal() if self.cluster else None,
                 "backup": self.backup.journal() if self.backup else None}
 
 
