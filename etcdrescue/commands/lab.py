@@ -45,13 +45,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--host-tools", action="store_true",
                    help="up: etcd, etcdctl and etcdutl on the hosts' PATH even where the platform has none "
                         "(kubeadm)")
-    p.add_argument("--mode", choices=["quorum", "seed-corrupt", "all"], default="quorum",
+    p.add_argument("--mode", choices=["quorum", "seed-corrupt", "all", *ONE_MEMBER], default="quorum",
                    help="break: quorum = all but the first member; seed-corrupt = that and a corrupt db on the "
-                        "first; all = every member (default quorum)")
+                        "first; all = every member; wal-lost = the last member's WAL removed; wiped = the last "
+                        "member's data wiped and etcd restarted under its old identity (the quorum holds in "
+                        "both: `etcdrescue replace`) (default quorum)")
     p.add_argument("--destroy", action="store_true", help="down: also remove the lab's files")
     p.set_defaults(func=cmd_lab)
 
 
+ONE_MEMBER = ("wal-lost", "wiped")
+"""`lab.breaks.MODES`, spelled out for the same reason as `ETCD_RELEASES`."""
 ETCD_RELEASES = ("3.4", "3.5", "3.6", "3.7")
 """`lab.versions.RELEASES`, spelled out: importing the lab (cryptography) would cost every `etcdrescue` start
 ~0.2 s. A test keeps them equal."""
@@ -174,6 +178,12 @@ def lab_break(args: argparse.Namespace, root: Path) -> int:
     lab = open_lab(root, args.members, args.subnet, create=False, profile=args.profile, etcd=args.etcd)
     if any(lab.supervisor_pid(h) is None for h in lab.hosts):
         raise InputError("the lab is not (fully) up: `etcdrescue lab up` first")
+    if args.mode in ONE_MEMBER:
+        from ..lab.breaks import MODES
+
+        MODES[args.mode](lab, lab.hosts[-1])
+        say(f"broke {lab.hosts[-1].name} ({args.mode}); the others keep the quorum")
+        return EXIT_OK
     targets = lab.hosts if args.mode == "all" else lab.hosts[1:]
     lab.break_quorum(targets)
     if args.mode == "seed-corrupt":

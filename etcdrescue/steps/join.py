@@ -98,10 +98,21 @@ def unstick(ctx: Context, member: Member) -> Command:
 
 
 def join(ctx: Context, index: int) -> list[Step]:
+    """The quorum recovery's join of the inventory's member `index`: the members before it are in."""
+    member: Member = ctx.inv.members[index]
+    names = tuple(m.name for m in ctx.inv.members[: index + 1])
+    title = f"Join {member.name} ({index} of {len(ctx.joiners)})" + (" as a learner" if ctx.learners else "")
+    return join_member(ctx, member, names[:-1], ctx.initial_cluster(index), title,
+                       f"Join {member.name}? Its old data moves aside and it syncs from {ctx.seed.name}.")
+
+
+def join_member(ctx: Context, member: Member, voters: tuple[str, ...], initial: str, title: str,
+                destructive: str) -> list[Step]:
+    """`member` joins the cluster of `voters` (healthy, the seed among them) with `initial` as its initial
+    cluster: announced (as a learner by default), its settings set, its old data moved aside, started; then
+    promoted. Its etcd must be stopped before (the quorum recovery's stop, a replace's own)."""
     p, seed, platform = ctx.paths, ctx.seed, ctx.platform
     tools = platform.tools
-    member: Member = ctx.inv.members[index]
-    initial = ctx.initial_cluster(index)
     data_aside = ctx.aside(p.member_dir)
     values = {
         "name": member.name,
@@ -109,12 +120,12 @@ def join(ctx: Context, index: int) -> list[Step]:
         "initial-cluster-state": "existing",
         "initial-advertise-peer-urls": member.peer_url,
     }
-    names = tuple(m.name for m in ctx.inv.members[: index + 1])
+    names = (*voters, member.name)
     add = ["member", "add", member.name, f"--peer-urls={member.peer_url}", *(["--learner"] if ctx.learners else [])]
     as_what = "as a learner" if ctx.learners else "as a voting member"
     start = Step(
         key=f"join-{member.name}",
-        title=f"Join {member.name} ({index} of {len(ctx.joiners)})" + (" as a learner" if ctx.learners else ""),
+        title=title,
         phase="join",
         why=("One member at a time, as a learner: it cannot vote until it caught up, so a slow joiner cannot "
              "cost the quorum." if ctx.learners else
@@ -143,7 +154,7 @@ def join(ctx: Context, index: int) -> list[Step]:
                     "remove it from the member list"),
             restore_settings(ctx, member.name),
         ),
-        destructive=f"Join {member.name}? Its old data moves aside and it syncs from {seed.name}.",
+        destructive=destructive,
     )
     if not ctx.learners:
         return [start]
