@@ -53,25 +53,24 @@ def membership_problems(cluster: ClusterFacts, target: str, peer_urls: dict[str,
     out = []
     known = set(peer_urls.values())
     for m in cluster.members:
-        if not set(m.peer_urls) & known:
+        if not set(m.peer_urls) & known and m.name not in peer_urls:
             what = "learner" if m.is_learner else "voter"
             out.append(f"the member list has {what} {m.hex_id} {m.name or '(never started)'} "
                        f"({','.join(m.peer_urls)}) that the inventory does not name: add it to the inventory, or "
                        f"remove it first (`member remove {m.hex_id}`)")
     for name, url in peer_urls.items():
-        m = cluster.listed(url)
-        named = cluster.member(name)
-        if name == target:
-            if named is not None and url not in named.peer_urls:
-                out.append(f"{name} is listed with peer URL {','.join(named.peer_urls)}, the inventory says {url}: "
-                           "correct the inventory first")
+        entry, named = cluster.listed(url), cluster.member(name)
+        if entry is None and named is not None:
+            out.append(f"{name} is listed with peer URL {','.join(named.peer_urls)}, the inventory says {url}: "
+                       "correct the inventory first")
+        elif name == target:
             continue
-        if m is None:
+        elif entry is None:
             out.append(f"{name} ({url}) is not in the member list: the inventory names a member the cluster "
                        "does not have")
-        elif m.is_learner or not m.started:
-            out.append(f"{name} is {'a learner' if m.is_learner else 'not started'} in the member list: finish "
-                       "or undo that join first (one member changes at a time)")
+        elif entry.is_learner or not entry.started:
+            out.append(f"{name} is {'a learner' if entry.is_learner else 'not started'} in the member list: "
+                       "finish or undo that join first (one member changes at a time)")
     return out
 
 
@@ -88,8 +87,7 @@ def judge(hosts: tuple[HostFacts, ...], *, seed: str, quorum: int, data_dir: str
     if target is None:
         return PreflightReport(hosts, seed, quorum, problems=("replace needs the member to replace",))
     for h in hosts:
-        p += host_problems(h, data_dir, method=Method.SNAPSHOT_RESTORE, resuming=resuming or h.name == target,
-                           settings=settings)
+        p += host_problems(h, data_dir, method=Method.SNAPSHOT_RESTORE, resuming=resuming, settings=settings)
     if tools is not None:
         p += tools.problems
         warnings += tools.warnings
@@ -97,8 +95,6 @@ def judge(hosts: tuple[HostFacts, ...], *, seed: str, quorum: int, data_dir: str
         return PreflightReport(hosts, seed, quorum, problems=(
             "no member is healthy: the cluster has lost its quorum, which is `etcdrescue recover`, not replace",
             *p), warnings=tuple(warnings))
-    if cluster.error:
-        p.insert(0, f"cannot read the cluster through {cluster.asked}: {cluster.error}")
     peer_urls = dict(cluster.inventory)
     by_name = {h.name: h for h in hosts}
     of = {name: cluster.listed(url) for name, url in peer_urls.items()}
@@ -126,8 +122,8 @@ def judge(hosts: tuple[HostFacts, ...], *, seed: str, quorum: int, data_dir: str
             rules.append(f"{target} is a healthy voter: nothing to replace (--force rebuilds it anyway)")
         else:
             warnings.append(f"{target} is healthy: rebuilt anyway (--force)")
-    p[:0] = rules
-    p += membership_problems(cluster, target, peer_urls)
+    p[:0] = ([f"cannot read the cluster through {cluster.asked}: {cluster.error}"] if cluster.error else []) + (
+        membership_problems(cluster, target, peer_urls) + rules)
     p += [f"alarm {a.kind.value} on member {a.hex_id}: a replace does not clear it; "
           + ("`etcdrescue reclaim-space` first" if a.kind.value == "NOSPACE" else "deal with it first")
           for a in cluster.alarms]
