@@ -169,3 +169,27 @@ def test_the_session_knows_its_target(tmp_path: Path) -> None:
     assert session.procedure is REPLACE and session.target == "m3.test"
     with pytest.raises(InputError, match="no member 'm9' in the inventory"):
         RecoverySession.open(RecoveryOptions(inventory(tmp_path), procedure="replace", target="m9"))
+
+
+def test_the_runbook_of_a_replace(tmp_path: Path) -> None:
+    """`runbook --replace MEMBER` renders the replace's own steps and checks, asked through another member."""
+    from etcdrescue import cli
+    from etcdrescue.commands.runbook import build
+
+    inv = str(inventory(tmp_path))
+    args = cli.build_parser().parse_args(["runbook", "-i", inv, "--replace", "m1.test", "--stamp",
+                                          "20261207T000000Z"])
+    text, _ = build(args)
+    assert text.startswith("# etcd member replacement runbook: unit")
+    assert "- Seed: `m2.test`" in text and "| `m1.test` |" in text and "| replaced |" in text
+    assert "really lost quorum" not in text and "keeps its quorum without `m1.test`" in text
+    for title in ("Stop etcd on m1.test", "Remove m1.test's old entry from the member list",
+                  "Add m1.test back as a learner, with empty data", "Promote m1.test to a voting member",
+                  "Verify the whole cluster", "unit replaced: every member healthy"):
+        assert title in text
+    plan = build_plan(Context(load_inventory(inv).with_seed("m2.test"), None, Method.FORCE_NEW_CLUSTER,
+                              "20261207T000000Z", target="m1.test"), REPLACE)
+    for cmd in plan.commands():
+        assert cmd.script in text, cmd.purpose
+    with pytest.raises(InputError, match="takes no --backup"):
+        build(cli.build_parser().parse_args(["runbook", "-i", inv, "--replace", "m1.test", "--backup", "/b"]))

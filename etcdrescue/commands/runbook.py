@@ -36,6 +36,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--stamp", help="fixed stamp (suffix of everything moved aside) for reproducible output; "
                                    "a recovery run later uses its own stamp")
     p.add_argument("--date", help="date printed on the runbook (default: today, or the stamp's date)")
+    p.add_argument("--replace", metavar="MEMBER", help="the runbook of `etcdrescue replace MEMBER` (one member "
+                                                      "rebuilt while the quorum holds) instead of the recovery")
     p.set_defaults(func=cmd_runbook)
 
 
@@ -51,16 +53,22 @@ def build(args: argparse.Namespace) -> tuple[str, str]:
     """(document, format) for the parsed options; shared with tests."""
     from ..documents.runbook import render_html, render_markdown
     from ..plan import build_plan
+    from ..procedures.replace_rules import NO_RESTORE
     from ..session import RecoverySession
     from .options import recovery_options
 
-    session = RecoverySession.open(recovery_options(args, stamp=args.stamp))
+    if args.replace and args.backup:
+        raise InputError("--replace rebuilds a member from the cluster: it takes no --backup")
+    target = {"procedure": "replace", "target": args.replace} if args.replace else {}
+    session = RecoverySession.open(recovery_options(args, stamp=args.stamp, **target))
     try:
         if session.etcd_tools is not None:
             session.use_tools(session.etcd_tools.tools(session.inv.platform.tools))
+        if args.replace and session.inv.seed.name == args.replace:
+            session.rebind(session.inv.with_seed(next(m.name for m in session.inv.members if m.name != args.replace)))
         inv = session.inv
-        plan = build_plan(session.context(backup_kind(args, session),
-                                          revisions(args, inv, session.backup, session.method)))
+        path = NO_RESTORE if args.replace else revisions(args, inv, session.backup, session.method)
+        plan = build_plan(session.context(backup_kind(args, session), path), session.procedure)
     finally:
         session.close()
     date = args.date or stamp_date(session.stamp) or time.strftime("%Y-%m-%d")

@@ -31,6 +31,9 @@ PHASES = {
     "join": "Join the other members",
     "verify": "Verify",
     "kubernetes": "Restart the control plane",
+    "stop-member": "Stop the member",
+    "remove": "Remove its old entry",
+    "rejoin": "Add it back and promote it",
 }
 
 
@@ -61,7 +64,7 @@ def render_markdown(plan: Plan, *, date: str) -> str:
         "use the step's **Undo** instead, or stop and ask.",
         "",
     ]
-    out += _members(inv)
+    out += _members(inv, ctx.target)
     out += _prerequisites(plan)
     out += _preflight(plan)
     phase = None
@@ -71,7 +74,8 @@ def render_markdown(plan: Plan, *, date: str) -> str:
             number = list(dict.fromkeys(s.phase for s in plan.steps)).index(phase) + 1
             out += [f"## Phase {number}: {PHASES.get(phase, phase)}", ""]
         out += _step(plan, step, i)
-    out += ["## Done", "", f"- [ ] {inv.cluster} recovered: every member healthy, one leader", "",
+    out += ["## Done", "", f"- [ ] {inv.cluster} {named(plan.procedure).done.lower()}: every member healthy, one "
+            "leader", "",
             "Keep the directories and files with the suffix "
             f"`.etcdrescue-{ctx.stamp}` until the cluster has run normally for a while; they are the way back.",
             "", *_by_hand(plan), _sign_off(), ""]
@@ -86,10 +90,13 @@ def _by_hand(plan: Plan) -> list[str]:
             "", *(f"- [ ] {t}" for t in todo), ""]
 
 
-def _members(inv: Inventory) -> list[str]:
+def _members(inv: Inventory, target: str | None = None) -> list[str]:
+    """`target`: the member a replace rebuilds (the others keep running)."""
     out = ["## Members", "", "| # | Name | SSH host | Peer URL | Client URL | Role |", "|---|---|---|---|---|---|"]
     for i, m in enumerate(inv.members):
         role = "seed (rebuilt first)" if i == 0 else f"joiner {i}"
+        if target is not None:
+            role = "replaced" if m.name == target else "asked through" if m is inv.seed else "keeps running"
         out.append(f"| {i + 1} | `{m.name}` | `{m.host}:{m.port}` | `{m.peer_url}` | `{m.client_url}` | {role} |")
     p = inv.paths
     out += ["", "Paths on every master:", "",
@@ -105,12 +112,14 @@ def _prerequisites(plan: Plan) -> list[str]:
            f"- [ ] SSH as `{inv.ssh.user}` to every master (port {inv.ssh.port} unless the table says otherwise)"
            + (", with sudo" if inv.ssh.sudo else "") + _ssh_config_note(inv),
            *_tools_lines(ctx.platform.tools),
-           f"- [ ] The cluster has really lost quorum: fewer than {inv.quorum} of {len(inv.members)} members healthy",
+           (f"- [ ] The cluster has really lost quorum: fewer than {inv.quorum} of {len(inv.members)} members healthy"
+            if ctx.target is None else f"- [ ] The cluster keeps its quorum without `{ctx.target}`: at least "
+            f"{(len(inv.members) - 1) // 2 + 1} of the other members healthy"),
            "- [ ] Nobody else is working on these masters (the kubelet restarts etcd when its manifest returns)"]
     if ctx.backup:
         out.append(f"- [ ] The backup `{ctx.backup}` is on `{ctx.seed.name}` and recent enough: "
                    "writes made after it are lost by the restore")
-    else:
+    elif ctx.target is None:
         out.append(f"- [ ] No backup: `{ctx.seed.name}` restarts from its own surviving data with "
                    "`--force-new-cluster`; it must be the member with the most recent data")
     if ctx.revisions.bump:
@@ -149,10 +158,18 @@ def _preflight(plan: Plan) -> list[str]:
                 *fence(host_survey(ctx.platform, m).script), "",
                 f"Expected: {survey_expectations()}" + (" on the seed." if m is ctx.seed else "."), ""]
     urls = [m.client_url for m in inv.members]
-    out += ["### Quorum really lost", "", f"On `{ctx.seed.name}`:", "",
-            *fence(endpoint_health(tools, urls).script), "",
-            f"Expected: fewer than {inv.quorum} entries with `\"health\":true`. If {inv.quorum} or more are "
-            "healthy the cluster still works: **stop here**, do not recover a working cluster.", ""]
+    if ctx.target is not None:
+        need = (len(inv.members) - 1) // 2 + 1
+        out += [f"### The quorum holds without `{ctx.target}`", "", f"On `{ctx.seed.name}`:", "",
+                *fence(endpoint_health(tools, urls).script), "",
+                f"Expected: at least {need} entries with `\"health\":true` besides `{ctx.target}`'s. Fewer: "
+                "**stop here**, removing it would cost the quorum. Its own entry healthy: there is nothing to "
+                "replace.", ""]
+    else:
+        out += ["### Quorum really lost", "", f"On `{ctx.seed.name}`:", "",
+                *fence(endpoint_health(tools, urls).script), "",
+                f"Expected: fewer than {inv.quorum} entries with `\"health\":true`. If {inv.quorum} or more are "
+                "healthy the cluster still works: **stop here**, do not recover a working cluster.", ""]
     if ctx.backup:
         out += ["### The backup", "", f"On `{ctx.seed.name}`:", "", *fence(backup_survey(ctx.backup).script), "",
                 "Expected: `kind=dir` with `db=yes` (a data-dir backup) or `kind=file` (a snapshot file).", "",

@@ -50,7 +50,7 @@ def stop(ctx: Context) -> Step:
     t = target(ctx)
     pod = ctx.platform.pod
     return Step(
-        key=f"stop-{t.name}", title=f"Stop etcd on {t.name}", phase="stop",
+        key=f"stop-{t.name}", title=f"Stop etcd on {t.name}", phase="stop-member",
         why="Its etcd must stay down while its entry goes and its data moves aside: a crash-looping member "
             "restarted by the kubelet would start on what is left.",
         commands=(pod.stop(t.name),),
@@ -87,7 +87,8 @@ def steps(ctx: Context) -> tuple[Step, ...]:
     initial = ",".join(f"{m.name}={m.peer_url}" for m in ctx.inv.members)
     aside = ctx.aside(ctx.paths.member_dir)
     rejoin = join_member(ctx, t, others(ctx), initial, f"Add {t.name} back as a learner, with empty data",
-                         f"Add {t.name} back? Its old data moves aside to {aside} and it syncs from {ctx.seed.name}.")
+                         f"Add {t.name} back? Its old data moves aside to {aside} and it syncs from {ctx.seed.name}.",
+                         phase="rejoin")
     return (stop(ctx), remove(ctx), *rejoin, final_check(ctx, extra=(NoAlarm(),)))
 
 

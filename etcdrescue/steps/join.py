@@ -107,7 +107,7 @@ def join(ctx: Context, index: int) -> list[Step]:
 
 
 def join_member(ctx: Context, member: Member, voters: tuple[str, ...], initial: str, title: str,
-                destructive: str) -> list[Step]:
+                destructive: str, phase: str = "join") -> list[Step]:
     """`member` joins the cluster of `voters` (healthy, the seed among them) with `initial` as its initial
     cluster: announced (as a learner by default), its settings set, its old data moved aside, started; then
     promoted. Its etcd must be stopped before (the quorum recovery's stop, a replace's own)."""
@@ -126,7 +126,7 @@ def join_member(ctx: Context, member: Member, voters: tuple[str, ...], initial: 
     start = Step(
         key=f"join-{member.name}",
         title=title,
-        phase="join",
+        phase=phase,
         why=("One member at a time, as a learner: it cannot vote until it caught up, so a slow joiner cannot "
              "cost the quorum." if ctx.learners else
              "One member at a time: two unstarted members at once would cost the cluster its quorum."),
@@ -161,7 +161,7 @@ def join_member(ctx: Context, member: Member, voters: tuple[str, ...], initial: 
     promote = Step(
         key=f"promote-{member.name}",
         title=f"Promote {member.name} to a voting member",
-        phase="join",
+        phase=phase,
         why="A learner that caught up becomes a voter; only then does the next member join.",
         commands=(Command(
             seed.name, chain(member_id(ctx, member), tools.ctl([seed.client_url], "member", "promote", Raw('"$id"'))),
