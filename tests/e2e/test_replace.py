@@ -49,7 +49,8 @@ def labs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], L
 
 
 def ctl(lab: Lab, *args: str) -> Any:
-    """etcdctl from outside the hosts (kubeadm hosts have none), through the first healthy member, JSON parsed."""
+    """etcdctl from outside the hosts (kubeadm hosts have none), through the first healthy member, JSON parsed.
+    The lab's etcdctl is the test's hands: what an operator did before calling the tool."""
     h = next((h for h in lab.hosts if lab.healthy(h)), lab.hosts[0])
     res = subprocess.run([str(lab.etcdctl), "--endpoints", h.client_url, "--cacert", str(lab.pki / "ca.crt"),
                           "--cert", str(lab.pki / "client.crt"), "--key", str(lab.pki / "client.key"), *args,
@@ -87,11 +88,16 @@ def etcd_logs(lab: Lab, h: LabHost) -> str:
     return "".join(p.read_text(errors="replace") for p in lab.host_path(h, RUN_DIR).glob("etcd.log*"))
 
 
-def break_member(lab: Lab, mode: str, h: LabHost) -> None:
-    """The break, then its proof: the member's etcd fails again with the mode's signature, while the others
-    keep the quorum."""
+def break_member(lab: Lab, mode: str, h: LabHost, *, cli: bool = False) -> None:
+    """The break (`cli`: by `etcdrescue lab break`, which breaks the last member), then its proof: the member's
+    etcd fails again with the mode's signature, while the others keep the quorum."""
     seen = sum(etcd_logs(lab, h).count(s) for s in SIGNATURES[mode])
-    MODES[mode](lab, h)
+    if cli:
+        assert h == lab.hosts[-1]
+        res = etcdrescue("lab", "break", "--root", str(lab.root), "--mode", mode)
+        assert res.returncode == 0 and f"broke {h.name} ({mode}); the others keep the quorum" in res.stderr, res
+    else:
+        MODES[mode](lab, h)
     deadline = time.monotonic() + 60
     while sum(etcd_logs(lab, h).count(s) for s in SIGNATURES[mode]) <= seen:
         assert time.monotonic() < deadline, f"{h.name}: no {SIGNATURES[mode]} in its etcd log"
@@ -147,7 +153,7 @@ def test_replace_one_broken_member(labs: Callable[[str], Lab], tmp_path: Path, s
     h = lab.hosts[-1]
     old_id = next(int(m["ID"]) for m in members(lab) if m["name"] == h.name)
     before = others_digest(lab, h)
-    break_member(lab, mode, h)
+    break_member(lab, mode, h, cli=True)
     res = replace(lab, h.name, tmp_path / "j")
     out = res.stdout + res.stderr
     assert res.returncode == 0, out
@@ -244,3 +250,25 @@ def test_kill_and_resume(labs: Callable[[str], Lab], tmp_path: Path) -> None:
                   if e["event"] == "command" and e.get("mutates") and not e.get("skipped") and e.get("exit") == 0)
     assert ran and max(ran.values()) == 1, [k for k, n in ran.items() if n > 1]
     assert len({e["stamp"] for e in run if e["event"] == "run_start"}) == 1
+
+
+def test_a_half_added_learner_is_taken_over(labs: Callable[[str], Lab], tmp_path: Path) -> None:
+    """The member was removed and added back as a learner by hand, but never started (a join that stopped half
+    way): the replace keeps that entry (no remove, no add) and the new etcd starts as it."""
+    lab = labs("kubeadm-3.6")
+    h = lab.hosts[1]
+    old_id = next(int(m["ID"]) for m in members(lab) if m["name"] == h.name)
+    others_before = others_digest(lab, h)
+    lab.stop_etcd(h)
+    ctl(lab, "member", "remove", f"{old_id:x}")
+    added = ctl(lab, "member", "add", h.name, f"--peer-urls={h.peer_url}", "--learner")
+    learner = int(added["member"]["ID"])
+    res = replace(lab, h.name, tmp_path / "j")
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out
+    assert f"verdict: {h.name}: an added, never started learner {learner:x} (taken over)" in out
+    assert_replaced(lab, h, old_id, tmp_path / "j", others_before)
+    assert next(int(m["ID"]) for m in members(lab) if m["name"] == h.name) == learner, "the entry taken over"
+    ran = [e["script"] for e in events(tmp_path / "j") if e["event"] == "command" and e.get("exit") == 0]
+    assert not any(" member remove " in s or " member add " in s for s in ran)
+    assert sum(" member promote " in s for s in ran) == 1
