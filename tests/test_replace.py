@@ -193,3 +193,10 @@ def test_the_runbook_of_a_replace(tmp_path: Path) -> None:
         assert cmd.script in text, cmd.purpose
     with pytest.raises(InputError, match="takes no --backup"):
         build(cli.build_parser().parse_args(["runbook", "-i", inv, "--replace", "m1.test", "--backup", "/b"]))
+
+
+def test_the_lab_cli_offers_every_one_member_break() -> None:
+    from etcdrescue.commands import lab as labcmd
+    from etcdrescue.lab.breaks import MODES
+
+    assert labcmd.ONE_MEMBER == tuple(MODES)
