@@ -49,7 +49,7 @@ def test_a_quiet_log_has_no_cause_and_the_newest_line_is_the_evidence() -> None:
 INV = parse_inventory({"cluster": "t", "members": [
     {"name": f"m{i}", "host": f"127.0.9.{i}", "peer_url": f"https://127.0.9.{i}:2380",
      "client_url": f"https://127.0.9.{i}:2379"} for i in (1, 2, 3)]})
-NOW = dt.datetime(2026, 12, 7, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 12, 7, tzinfo=dt.UTC)
 IDS = {"m1": 0xA1, "m2": 0xB2, "m3": 0xC3}
 
 
