@@ -99,7 +99,7 @@ def read_certs(hosts: Hosts, member: Member, flags: dict[str, str]) -> tuple[Cer
     """Server, peer, then the client certificate the tool uses, each file once (okd3's client is the peer's)."""
     paths = [(role, flags.get(flag, "")) for role, flag in SETTINGS_FLAG.items()]
     paths.append((CertRole.CLIENT, hosts.inv.paths.cert))
-    out = []
+    out: list[CertFact] = []
     for role, path in paths:
         if not path or path in {c.path for c in out}:
             continue
