@@ -15,6 +15,7 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .engine import Callbacks, Engine, Guard, RunResult
 from .errors import InputError, RescueError, StalePicture
@@ -33,6 +34,9 @@ from .procedures.base import Procedure
 from .resume import Unfinished, find_unfinished
 from .ssh.hosts import Hosts
 from .upload import LocalTools, find_local, install
+
+if TYPE_CHECKING:
+    from .diagnose.verdict import Diagnosis
 
 SUDO_PASSWORD_ENV = "ETCDRESCUE_SUDO_PASSWORD"
 PASSPHRASE_ENV = "ETCDRESCUE_KEY_PASSPHRASE"
@@ -232,6 +236,17 @@ class RecoverySession(Guard):
         """The read-only survey and its verdict (`progress` hears each host and the backup as they answer)."""
         self.report = self.survey(progress)
         return self.report
+
+    def diagnose(self, inventory_file: str = "INV") -> Diagnosis:
+        """What is wrong with each member and which procedure fits: read-only, no lock (`etcdrescue diagnose`,
+        the wizard's first look)."""
+        from .diagnose.run import run_diagnosis
+
+        try:
+            self.prepare()
+        except RescueError as exc:
+            raise InputError(f"cannot put the etcd tools on the hosts: {exc}") from None
+        return run_diagnosis(self.hosts, uploaded=self.uploaded, inventory_file=inventory_file)
 
     def survey(self, progress: PreflightProgress | None = None) -> PreflightReport:
         started = time.time()

@@ -197,6 +197,6 @@ def test_the_runbook_of_a_replace(tmp_path: Path) -> None:
 
 def test_the_lab_cli_offers_every_one_member_break() -> None:
     from etcdrescue.commands import lab as labcmd
-    from etcdrescue.lab.breaks import MODES
+    from etcdrescue.lab.data_breaks import MODES
 
-    assert labcmd.ONE_MEMBER == tuple(MODES)
+    assert tuple(MODES) == labcmd.ONE_MEMBER

@@ -55,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 ONE_MEMBER = ("wal-lost", "wiped")
-"""`lab.breaks.MODES`, spelled out for the same reason as `ETCD_RELEASES`."""
+"""`lab.data_breaks.MODES`, spelled out for the same reason as `ETCD_RELEASES`."""
 ETCD_RELEASES = ("3.4", "3.5", "3.6", "3.7")
 """`lab.versions.RELEASES`, spelled out: importing the lab (cryptography) would cost every `etcdrescue` start
 ~0.2 s. A test keeps them equal."""
@@ -179,7 +179,7 @@ def lab_break(args: argparse.Namespace, root: Path) -> int:
     if any(lab.supervisor_pid(h) is None for h in lab.hosts):
         raise InputError("the lab is not (fully) up: `etcdrescue lab up` first")
     if args.mode in ONE_MEMBER:
-        from ..lab.breaks import MODES
+        from ..lab.data_breaks import MODES
 
         MODES[args.mode](lab, lab.hosts[-1])
         say(f"broke {lab.hosts[-1].name} ({args.mode}); the others keep the quorum")

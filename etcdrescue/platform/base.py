@@ -121,6 +121,9 @@ class Platform:
     control_plane: ControlPlane
     server_version: Callable[[str], str | None] = field(default=lambda _text: None)
     """The etcd version the manifest runs (its image tag), where the platform's manifests say it."""
+    renew_certs: tuple[str, ...] = ()
+    """How the platform's own tooling renews etcd's certificates: by hand, never run by this tool (`diagnose`
+    prints it when a certificate expired)."""
 
     def settled(self, host: str) -> Command:
         """Read-only: etcd's manifest back in the pod directory, none left aside, and without the force flag."""

@@ -107,6 +107,11 @@ def platform(paths: Paths) -> Platform:
         tools=EtcdTools(paths),
         force_flag=ExecLineFlag(paths.manifest, paths.disabled_manifest),
         manifest_problem=manifest_problem,
+        renew_certs=(
+            "from the openshift-ansible host: ansible-playbook -i <inventory> "
+            "playbooks/openshift-etcd/redeploy-certificates.yml",
+            "(OKD 3.x ships no other supported renewal; the playbook restarts etcd one master at a time)",
+        ),
         control_plane=ControlPlane(
             paths.disabled_dir,
             ((Component("api", f"{paths.pod_dir}/apiserver.yaml", "api", "master-api"),),

@@ -408,8 +408,11 @@ def judge(hosts: tuple[HostFacts, ...], *, seed: str, quorum: int, data_dir: str
     warnings += warned
     healthy = sum(h.healthy for h in hosts)
     if all(h.reachable for h in hosts) and healthy >= quorum and not resuming:
+        sick = [h.name for h in hosts if not h.healthy]
         p.insert(0, f"cluster still has a healthy quorum ({healthy}/{len(hosts)} members "
-                    "healthy): refusing to recover a working cluster")
+                    "healthy): refusing to recover a working cluster"
+                    + (f"; not healthy: {', '.join(sick)}" if sick else "")
+                    + "; `etcdrescue diagnose` names the procedure that fits")
     return PreflightReport(hosts, seed, quorum, backup, tuple(p), tuple(warnings),
                            tools.tools if tools is not None and not p else None, reason, revisions)
 

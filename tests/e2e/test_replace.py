@@ -16,7 +16,7 @@ import pytest
 
 from etcdrescue.lab import Lab
 from etcdrescue.lab.base import NSENV, LabHost
-from etcdrescue.lab.breaks import MODES
+from etcdrescue.lab.data_breaks import MODES
 from etcdrescue.lab.shape import RUN_DIR
 
 from .conftest import requires_lab
