@@ -112,6 +112,13 @@ def replace(lab: Lab, member: str, journal: Path, *extra: str,
                       *tools, *extra, env=env)
 
 
+def diagnose(lab: Lab) -> dict[str, Any]:
+    tools = ["--etcd-tools", str(lab.bin_dir)] if lab.profile == "kubeadm" else []
+    res = etcdrescue("diagnose", "-i", str(lab.inventory_path), "--json", *tools)
+    assert res.returncode == 0, res.stdout + res.stderr
+    return dict(json.loads(res.stdout)["procedure"])
+
+
 def others_digest(lab: Lab, h: LabHost) -> dict[str, str]:
     return {k: v for k, v in tree_digest(lab).items() if not k.startswith(h.name + ":")}
 
@@ -154,12 +161,14 @@ def test_replace_one_broken_member(labs: Callable[[str], Lab], tmp_path: Path, s
     old_id = next(int(m["ID"]) for m in members(lab) if m["name"] == h.name)
     before = others_digest(lab, h)
     break_member(lab, mode, h, cli=True)
+    assert diagnose(lab) == {"name": "replace", "members": [h.name]}, "diagnose names this procedure and member"
     res = replace(lab, h.name, tmp_path / "j")
     out = res.stdout + res.stderr
     assert res.returncode == 0, out
     assert f"verdict: {h.name}: voter {old_id:x}, not healthy (removed, then added back as a learner)" in out
     assert f"replaced {lab.cluster}: 3 members healthy" in out
     assert_replaced(lab, h, old_id, tmp_path / "j", before)
+    assert diagnose(lab) == {"name": "none", "members": []}
     scripts = [e["script"] for e in events(tmp_path / "j") if e["event"] == "command" and e.get("exit") == 0]
     assert sum(f" member remove {old_id:x}" in s or "member remove \"$id\"" in s for s in scripts) == 1
     assert sum(" member add " in s and "--learner" in s for s in scripts) == 1
