@@ -39,7 +39,7 @@ def entry(name: str, *, learner: bool = False, started: bool = True, url: str | 
 def facts(n: int = 3, *, healthy: tuple[str, ...] = ("m1", "m2"), target: str = "m3",
           members: tuple[MemberInfo, ...] | None = None, leader: str = "m1", alarms: tuple[Alarm, ...] = (),
           reachable: bool = True, force: bool = False, resuming: bool = False,
-          error: str = "") -> PreflightReport:
+          error: str = "", tools: ToolChoice = TOOLS) -> PreflightReport:
     names = NAMES[:n]
     hosts = tuple(HostFacts(m, reachable=reachable or m != target, survey=GOOD, healthy=m in healthy,
                             error="" if reachable or m != target else f"{m}: unreachable") for m in names)
@@ -49,7 +49,7 @@ def facts(n: int = 3, *, healthy: tuple[str, ...] = ("m1", "m2"), target: str = 
     cluster = (ClusterFacts(healthy[0], listed, statuses, alarms, error, tuple((m, URL[m]) for m in names))
                if healthy else None)
     return judge(hosts, seed="m1", quorum=n // 2 + 1, data_dir="/var/lib/etcd", backup_path=None, backup=None,
-                 method=Method.FORCE_NEW_CLUSTER, resuming=resuming, settings="etcd.conf", tools=TOOLS,
+                 method=Method.FORCE_NEW_CLUSTER, resuming=resuming, settings="etcd.conf", tools=tools,
                  choice=None, revision_options=None, cluster=cluster, target=target, force=force)
 
 
@@ -59,7 +59,10 @@ def facts(n: int = 3, *, healthy: tuple[str, ...] = ("m1", "m2"), target: str = 
                                 "once its entry is removed; bring m2 back first"),
     ({"healthy": ()}, "no member is healthy: the cluster has lost its quorum, which is `etcdrescue recover`"),
     ({"n": 5, "healthy": ("m1", "m2")}, "the cluster has no quorum (2/5 voters healthy)"),
-    ({"n": 5, "healthy": ("m1", "m2", "m4")}, None),
+    ({"n": 5, "healthy": ("m1", "m2", "m4", "m5")}, None),
+    ({"n": 5, "healthy": ("m1", "m2", "m4")}, "m5 is not healthy either: a replace rebuilds one member while every "
+                                              "other one is healthy"),
+    ({"n": 5, "healthy": ("m1", "m2", "m3"), "target": "m3", "force": True}, "would cost the quorum"),
     ({"n": 5, "healthy": ("m1", "m2", "m3"), "force": True}, "would cost the quorum: 2 healthy voters"),
     ({"healthy": ("m1", "m2", "m3")}, "m3 is a healthy voter: nothing to replace (--force"),
     ({"healthy": ("m1", "m2", "m3"), "force": True}, None),
@@ -80,6 +83,8 @@ def facts(n: int = 3, *, healthy: tuple[str, ...] = ("m1", "m2"), target: str = 
     ({"alarms": (Alarm(ID["m1"], AlarmKind.NOSPACE),)}, "alarm NOSPACE on member a1: a replace does not clear it; "
                                                         "`etcdrescue reclaim-space` first"),
     ({"reachable": False}, "m3: unreachable"),
+    ({"healthy": (), "tools": ToolChoice(None, ("m1: etcdctl not found (PATH): give --etcd-tools DIR",))},
+     "m1: etcdctl not found"),
     ({"error": "member list: context deadline exceeded"}, "cannot read the cluster through m1: member list"),
     ({"error": "member list: context deadline exceeded", "members": ()}, "cannot read the cluster through m1"),
 ], ids=lambda v: str(v)[:60])

@@ -92,9 +92,9 @@ def judge(hosts: tuple[HostFacts, ...], *, seed: str, quorum: int, data_dir: str
         p += tools.problems
         warnings += tools.warnings
     if cluster is None:
-        return PreflightReport(hosts, seed, quorum, problems=(
-            "no member is healthy: the cluster has lost its quorum, which is `etcdrescue recover`, not replace",
-            *p), warnings=tuple(warnings))
+        return PreflightReport(hosts, seed, quorum, problems=(*p, (
+            "no member is healthy: the cluster has lost its quorum, which is `etcdrescue recover`, not replace")),
+            warnings=tuple(warnings))
     peer_urls = dict(cluster.inventory)
     by_name = {h.name: h for h in hosts}
     of = {name: cluster.listed(url) for name, url in peer_urls.items()}
@@ -114,6 +114,13 @@ def judge(hosts: tuple[HostFacts, ...], *, seed: str, quorum: int, data_dir: str
         rules.append(f"replacing {target} would cost the quorum: {len(others)} healthy voters without it "
                      f"({', '.join(others) or 'none'}), {quorum_of(after)} needed once its entry is removed"
                      + (f"; bring {', '.join(down)} back first" if down else ""))
+    else:
+        sick = [n for n in peer_urls if n != target and n not in others]
+        if sick:
+            rules.append(f"{', '.join(sick)} {'is' if len(sick) == 1 else 'are'} not healthy either: a replace "
+                         f"rebuilds one member while every other one is healthy (its gates wait for them, and etcd "
+                         f"before 3.5.30/3.6.11 refuses a member add while a listed voter is down): bring "
+                         f"{'it' if len(sick) == 1 else 'them'} back first")
     if target_healthy and not resuming and entry.info is not None:
         if cluster.leader_id == entry.info.id:
             rules.append(f"{target} is healthy and the leader: nothing to replace; to rebuild it anyway, hand the "
@@ -122,7 +129,7 @@ def judge(hosts: tuple[HostFacts, ...], *, seed: str, quorum: int, data_dir: str
             rules.append(f"{target} is a healthy voter: nothing to replace (--force rebuilds it anyway)")
         else:
             warnings.append(f"{target} is healthy: rebuilt anyway (--force)")
-    p[:0] = ([f"cannot read the cluster through {cluster.asked}: {cluster.error}"] if cluster.error else []) + (
+    p += ([f"cannot read the cluster through {cluster.asked}: {cluster.error}"] if cluster.error else []) + (
         membership_problems(cluster, target, peer_urls) + rules)
     p += [f"alarm {a.kind.value} on member {a.hex_id}: a replace does not clear it; "
           + ("`etcdrescue reclaim-space` first" if a.kind.value == "NOSPACE" else "deal with it first")

@@ -194,6 +194,14 @@ def test_refusals_change_nothing(labs: Callable[[str], Lab], tmp_path: Path) -> 
         assert not list((tmp_path / "j").glob("*.jsonl")), "no journal"
 
     refused("master09", expect="no member 'master09' in the inventory")
+    c = lab.client(follower)
+    try:
+        c.create_alarm(member_id=0)  # NOSPACE on the member asked: what a full backend raises
+        refused(down.name, "--force", expect="alarm NOSPACE on member")
+    finally:
+        c.disarm_alarm(member_id=0)
+        c.close()
+    assert not ctl(lab, "alarm", "list").get("alarms")
     refused(follower.name, expect=f"{follower.name} is a healthy voter: nothing to replace (--force")
     refused(leader.name, "--force", expect=f"{leader.name} is healthy and the leader")
     lab.stop_etcd(down)
@@ -281,3 +289,18 @@ def test_a_half_added_learner_is_taken_over(labs: Callable[[str], Lab], tmp_path
     ran = [e["script"] for e in events(tmp_path / "j") if e["event"] == "command" and e.get("exit") == 0]
     assert not any(" member remove " in s or " member add " in s for s in ran)
     assert sum(" member promote " in s for s in ran) == 1
+
+
+def test_force_rebuilds_a_healthy_follower(labs: Callable[[str], Lab], tmp_path: Path) -> None:
+    """A healthy member is rebuilt only when asked (`--force`), and never the leader."""
+    lab = labs("okd3-3.4")
+    leader = lab.leader()
+    h = next(o for o in lab.hosts if o != leader)
+    old_id = next(int(m["ID"]) for m in members(lab) if m["name"] == h.name)
+    before = others_digest(lab, h)
+    res = replace(lab, h.name, tmp_path / "j", "--force")
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out
+    assert f"warning: {h.name} is healthy: rebuilt anyway (--force)" in out
+    assert f"verdict: {h.name}: voter {old_id:x}, healthy (removed, then added back as a learner)" in out
+    assert_replaced(lab, h, old_id, tmp_path / "j", before)
