@@ -205,3 +205,15 @@ def test_the_lab_cli_offers_every_one_member_break() -> None:
     from etcdrescue.lab.data_breaks import MODES
 
     assert tuple(MODES) == labcmd.ONE_MEMBER
+
+
+def test_the_report_of_a_replace() -> None:
+    from etcdrescue.documents.report import parse_runs, render_markdown
+
+    start = {"event": "run_start", "cluster": "c", "dry_run": False, "steps": ["stop-m3"], "seed": "m1",
+             "stamp": "s", "backup": None, "method": "force-new-cluster", "backup_kind": "dir", "learners": True,
+             "procedure": "replace", "mode": "replace m3: stopped, its old entry removed"}
+    end = {"event": "run_end", "ok": True, "duration": 1.0}
+    assert parse_runs([start, end])[0].result == "REPLACED"
+    text = render_markdown([start, end], "c-s.jsonl")
+    assert text.startswith("# etcd member replacement report: c-s.jsonl") and "**REPLACED**" in text

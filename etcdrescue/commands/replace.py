@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def cmd_replace(args: argparse.Namespace) -> int:
     from ..preflight.options import RecoveryOptions
-    from ..procedures.replace import forced
+    from ..procedures.replace import forced, stop_key
     from ..session import RecoverySession
     from .recover import recover
 
@@ -48,7 +48,7 @@ def cmd_replace(args: argparse.Namespace) -> int:
         if args.resume and not args.fresh:
             unfinished = session.find_unfinished()
             if unfinished is not None and unfinished.procedure == session.procedure.name and (
-                    f"stop-{args.member}" not in unfinished.steps):
+                    stop_key(args.member) not in unfinished.steps):
                 raise InputError(f"the unfinished replace in {unfinished.path} is of another member "
                                  f"(steps {', '.join(unfinished.steps[:2])}): resume it with its own MEMBER")
         return recover(session, args)

@@ -46,11 +46,16 @@ def old_entry(ctx: Context, member: Member, program: str, *, negate: bool = Fals
     return Raw(f"out=$({listing}) && {'! ' if negate else ''}printf '%s\\n' \"$out\" | {awk}")
 
 
+def stop_key(member: str) -> str:
+    """The first step's key: a journal's steps name the member its replace acts on (a resume must act on it)."""
+    return f"stop-{member}"
+
+
 def stop(ctx: Context) -> Step:
     t = target(ctx)
     pod = ctx.platform.pod
     return Step(
-        key=f"stop-{t.name}", title=f"Stop etcd on {t.name}", phase="stop-member",
+        key=stop_key(t.name), title=f"Stop etcd on {t.name}", phase="stop-member",
         why="Its etcd must stay down while its entry goes and its data moves aside: a crash-looping member "
             "restarted by the kubelet would start on what is left.",
         commands=(pod.stop(t.name),),
