@@ -14,10 +14,14 @@ from typing import Any
 
 import pytest
 
+from etcdrescue.inventory.model import load_inventory
 from etcdrescue.lab import Lab
 from etcdrescue.lab.base import NSENV, LabHost
 from etcdrescue.lab.data_breaks import MODES
 from etcdrescue.lab.shape import RUN_DIR
+from etcdrescue.model import Context, Method
+from etcdrescue.plan import build_plan
+from etcdrescue.procedures.replace import REPLACE
 
 from .conftest import requires_lab
 from .helpers import PRE, etcdrescue, tree_digest
@@ -264,6 +268,10 @@ def test_kill_and_resume(labs: Callable[[str], Lab], tmp_path: Path) -> None:
     assert last.returncode == 0, last.stdout + last.stderr
     assert "resuming" in last.stdout
     assert_replaced(lab, h, old_id, journal, others_before)
+    assert_nothing_redone(journal)
+
+
+def assert_nothing_redone(journal: Path) -> None:
     run = events(journal)
     ran = Counter((e["step"], e["host"], e["script"]) for e in run
                   if e["event"] == "command" and e.get("mutates") and not e.get("skipped") and e.get("exit") == 0)
@@ -322,3 +330,26 @@ def test_two_of_five_broken_is_refused(labs: Callable[[str], Lab], tmp_path: Pat
                                   "every other one is healthy (its gates wait for them, and etcd before 3.5.30/3.6.11 "
                                   f"refuses a member add while a listed voter is down): bring it back first")
     assert tree_digest(lab) == before
+
+
+def test_kill_after_every_mutating_command(labs: Callable[[str], Lab], tmp_path: Path) -> None:
+    """Killed after each change of the plan in turn (the wiped member's stop, its entry's removal, the member add,
+    every settings edit, the data moved aside, the start, the promotion), each time resumed: the last resume
+    finishes the replace and no change ever ran twice."""
+    lab = labs("okd3-3.4")
+    h = lab.hosts[1]
+    old_id = next(int(m["ID"]) for m in members(lab) if m["name"] == h.name)
+    others_before = others_digest(lab, h)
+    break_member(lab, "wiped", h)
+    inv = load_inventory(lab.inventory_path).with_seed(lab.hosts[0].name)
+    plan = build_plan(Context(inv, None, Method.FORCE_NEW_CLUSTER, "x", target=h.name), REPLACE)
+    points = [f"after-command:{s.key}:{n}" for s in plan.steps for n, c in enumerate(s.commands, 1) if c.mutates]
+    assert len(points) >= 8, points
+    journal = tmp_path / "j"
+    for i, point in enumerate(points):
+        res = replace(lab, h.name, journal, *(["--resume"] if i else []), env={"ETCDRESCUE_FAULT": point})
+        assert res.returncode == -9, (point, res.stdout, res.stderr)
+    last = replace(lab, h.name, journal, "--resume")
+    assert last.returncode == 0, last.stdout + last.stderr
+    assert_replaced(lab, h, old_id, journal, others_before)
+    assert_nothing_redone(journal)
