@@ -26,12 +26,15 @@ class Process:
     pid: int | None
     uptime_s: int | None = None
     """Seconds since the process started: a crash-looping etcd never gets far."""
+    restarts: int | None = None
+    """The kubelet's restart count of etcd's container (None: the runtime did not say)."""
 
     @property
     def words(self) -> str:
+        restarts = f", {self.restarts} restarts" if self.restarts else ""
         if self.pid is None:
-            return "not running"
-        return f"running, pid {self.pid}" + (f", up {self.uptime_s}s" if self.uptime_s is not None else "")
+            return "not running" + restarts
+        return f"running, pid {self.pid}" + (f", up {self.uptime_s}s" if self.uptime_s is not None else "") + restarts
 
 
 @dataclass(frozen=True)
@@ -63,10 +66,11 @@ def look_at(hosts: Hosts, member: Member, facts: HostFacts) -> MemberLook:
         return MemberLook(facts)
     inv = hosts.inv
     pid = facts.survey.etcd_pid
-    with cf.ThreadPoolExecutor(3) as pool:
+    with cf.ThreadPoolExecutor(4) as pool:
         log = pool.submit(hosts.run, member.name, str(inv.platform.pod.logs(LOG_LINES)), 20)
         up = pool.submit(hosts.run, member.name, f"ps -o etimes= -p {int(pid)}", 10) if pid else None
         settings = pool.submit(read_flags, hosts, member)
+        counted = pool.submit(hosts.run, member.name, inv.platform.restarts, 10) if inv.platform.restarts else None
     errors: list[str] = []
     tail = ""
     try:
@@ -80,13 +84,20 @@ def look_at(hosts: Hosts, member: Member, facts: HostFacts) -> MemberLook:
             uptime = int(text) if text.isdigit() else None
         except RescueError as exc:
             errors.append(f"process: {exc}")
+    restarts = None
+    if counted is not None:
+        try:
+            text = counted.result().stdout.strip()
+            restarts = int(text) if text.isdigit() else None
+        except RescueError as exc:
+            errors.append(f"restarts: {exc}")
     flags: dict[str, str] = {}
     try:
         flags = settings.result()
     except (RescueError, ParseError) as exc:
         errors.append(f"settings: {exc}")
     certs = read_certs(hosts, member, flags)
-    return MemberLook(facts, Process(pid, uptime), tail, classify(tail), tuple(sorted(flags.items())), certs,
+    return MemberLook(facts, Process(pid, uptime, restarts), tail, classify(tail), tuple(sorted(flags.items())), certs,
                       "; ".join(errors))
 
 

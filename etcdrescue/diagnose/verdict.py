@@ -66,7 +66,8 @@ class Diagnosis:
                 "findings": list(self.findings[look.name]),
                 "reachable": h.reachable, "healthy": h.healthy, "health_unknown": h.health_unknown,
                 "manifest": h.manifest_state.value,
-                "process": ({"pid": look.process.pid, "uptime_s": look.process.uptime_s}
+                "process": ({"pid": look.process.pid, "uptime_s": look.process.uptime_s,
+                             "restarts": look.process.restarts}
                             if look.process else None),
                 "causes": [{"cause": f.cause.value, "line": f.line} for f in look.findings],
                 "db_size": status.db_size if status else None,

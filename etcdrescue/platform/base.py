@@ -121,6 +121,8 @@ class Platform:
     control_plane: ControlPlane
     server_version: Callable[[str], str | None] = field(default=lambda _text: None)
     """The etcd version the manifest runs (its image tag), where the platform's manifests say it."""
+    restarts: str = ""
+    """Read-only: prints how often the kubelet restarted etcd's container (its restart count), "" when unknown."""
     renew_certs: tuple[str, ...] = ()
     """How the platform's own tooling renews etcd's certificates: by hand, never run by this tool (`diagnose`
     prints it when a certificate expired)."""
