@@ -97,6 +97,8 @@ class RecoverySession(Guard):
                       revisions=options.revisions, target=options.target)
         if options.stamp is not None:
             session.stamp = options.stamp
+        if not isinstance(options.inventory, Inventory):
+            session.inventory_file = str(options.inventory)
         return session
 
     def __init__(self, inv: Inventory, *, backup: str | None, method: Method, journal_dir: Path | None = None,
@@ -116,6 +118,8 @@ class RecoverySession(Guard):
         self.seed_choice = seed or SeedChoice()
         self.revision_options = revisions or RevisionOptions()
         self.target = target
+        self.inventory_file = "INV"
+        """The inventory's file as the operator named it, for the commands a diagnosis suggests."""
         """The member the procedure acts on (`replace MEMBER`); None for the quorum recovery."""
         self.uploaded: Uploaded | None = None
         """The tools `prepare` put on every host (`--etcd-tools`)."""
@@ -237,7 +241,7 @@ class RecoverySession(Guard):
         self.report = self.survey(progress)
         return self.report
 
-    def diagnose(self, inventory_file: str = "INV") -> Diagnosis:
+    def diagnose(self, inventory_file: str | None = None) -> Diagnosis:
         """What is wrong with each member and which procedure fits: read-only, no lock (`etcdrescue diagnose`,
         the wizard's first look)."""
         from .diagnose.run import run_diagnosis
@@ -246,7 +250,21 @@ class RecoverySession(Guard):
             self.prepare()
         except RescueError as exc:
             raise InputError(f"cannot put the etcd tools on the hosts: {exc}") from None
-        return run_diagnosis(self.hosts, uploaded=self.uploaded, inventory_file=inventory_file)
+        return run_diagnosis(self.hosts, uploaded=self.uploaded, inventory_file=inventory_file or self.inventory_file)
+
+    def advice(self) -> list[str]:
+        """After a refused pre-flight: the procedure the diagnosis names instead, and how to run it ([] when it
+        names this one, or for a resumed run, which finishes what it started)."""
+        if self.resuming:
+            return []
+        try:
+            found = self.diagnose()
+        except RescueError:
+            return []
+        if found.procedure.value == self.procedure.name:
+            return []
+        members = f" ({', '.join(found.members)})" if found.members else ""
+        return [f"diagnose says: {found.procedure.value}{members}", *(f"next: {s}" for s in found.next_steps)]
 
     def survey(self, progress: PreflightProgress | None = None) -> PreflightReport:
         started = time.time()

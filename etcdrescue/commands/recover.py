@@ -47,12 +47,15 @@ def cmd_check(args: argparse.Namespace) -> int:
     inv = session.inv
     try:
         report = session.preflight()
+        advice = [] if report.ok else session.advice()
     finally:
         session.close()
     print(f"Pre-flight of {inv.cluster} ({len(inv.members)} members, seed {inv.seed.name}):")
     print("\n".join(preflight_lines(report)))
     for problem in report.problems[1:]:
         print(f"  problem: {problem}")
+    for line in advice:
+        print(f"  {line}")
     print(f"verdict: {report.verdict}")
     return EXIT_OK if report.ok else EXIT_REFUSED
 
@@ -112,6 +115,8 @@ def drive(session: RecoverySession, *, dry_run: bool = False, confirm: bool = Fa
         if not report.ok:
             for problem in report.problems[1:]:
                 print(f"  problem: {problem}")
+            for line in session.advice():
+                print(f"  {line}")
             raise InputError(report.problems[0])
         print(f"verdict: {report.verdict}")
         plan = session.plan(report)

@@ -82,6 +82,10 @@ def test_okd3_healthy_expired_peer_certificate_broken_member_lost_quorum(okd3: L
         found = diagnose(lab)
     assert found["members"][names[2]]["process"]["restarts"] >= 2, "the kubelet keeps restarting it"
     assert found["members"][names[0]]["process"]["restarts"] == 0
+    refused = etcdrescue("check", "-i", str(lab.inventory_path))
+    assert refused.returncode == 2
+    assert f"not healthy: {names[2]}" in refused.stdout, refused.stdout
+    assert f"diagnose says: replace ({names[2]})" in refused.stdout, refused.stdout
     assert found["next"][0].startswith(f"etcdrescue replace -i {lab.inventory_path} {names[2]}")
 
     lab.break_quorum([1])
