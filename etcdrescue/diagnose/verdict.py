@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..inventory.model import Inventory
+from ..platform.release import flags_for_36
 from ..preflight.cluster import ClusterFacts
 from ..preflight.verdict import SeedChoice, choose_seed
 from ..probes import AlarmKind, MemberInfo
@@ -262,6 +263,19 @@ def _trouble_lines(look: MemberLook, now: dt.datetime) -> list[str]:
     return lines
 
 
+def fix_flags_line(look: MemberLook, inv: Inventory) -> str:
+    """Which flag the binary refused, and the items etcd 3.6+ takes instead where the refused ones are the
+    `--experimental-*` forms 3.7 removed."""
+    refused = sorted({f.detail.rsplit(": ", 1)[-1].lstrip("-") for f in look.findings
+                      if f.cause is Cause.FLAG_UNDEFINED})
+    flags = dict(look.flags)
+    old = {n: v for n, v in flags.items() if n.startswith("experimental-")}
+    instead = (f"; for etcd 3.6+ replace every --experimental-* item with: {' '.join(flags_for_36(old))}"
+               if old and any(r.startswith("experimental-") for r in refused) else "")
+    return (f"on {look.name} (by hand): etcd refuses --{', --'.join(refused) or '?'} in its "
+            f"{inv.platform.settings.label}: copy it aside, then correct the flags{instead}")
+
+
 def next_steps(procedure: Procedure, members: tuple[str, ...], looks: tuple[MemberLook, ...], inv: Inventory,
                inventory_file: str) -> tuple[str, ...]:
     i = f"-i {inventory_file}"
@@ -277,9 +291,5 @@ def next_steps(procedure: Procedure, members: tuple[str, ...], looks: tuple[Memb
     if procedure is Procedure.RENEW_CERTS:
         return (f"by hand, for {', '.join(members)}:", *inv.platform.renew_certs)
     if procedure is Procedure.FIX_FLAGS:
-        flags = sorted({f.detail.rsplit(": ", 1)[-1] for lk in looks if lk.name in members for f in lk.findings
-                        if f.cause is Cause.FLAG_UNDEFINED})
-        return (f"on {', '.join(members)} (by hand): the etcd binary refuses {', '.join(flags) or 'a flag'} in "
-                f"{inv.platform.settings.label}: copy it aside, then rename or drop the flag (etcd 3.6 renamed the "
-                "--experimental-* flags; 3.7 removed the old names: see `etcd --help`)",)
+        return tuple(fix_flags_line(lk, inv) for lk in looks if lk.name in members)
     return ("look at the evidence above; `etcdrescue check -i INV` shows the pre-flight",)
