@@ -72,6 +72,7 @@ def _read(hosts: tuple[HostFacts, ...], cluster: Any, seed: str, *, resuming: bo
     nospace = cluster.alarmed(AlarmKind.NOSPACE)
     quotas = {h.name: h.quota for h in hosts if h.quota is not None}
     free = 0
+    full: list[str] = []
     for m in cluster.members:
         s = cluster.status_of(m.id)
         if s is None:
@@ -79,11 +80,13 @@ def _read(hosts: tuple[HostFacts, ...], cluster: Any, seed: str, *, resuming: bo
         free = max(free, reclaimable(s.db_size, s.db_size_in_use))
         limit = quotas.get(m.name)
         if limit is not None and limit > 0 and near_quota(s.db_size_in_use, limit) and quota is None:
-            w.append(f"{m.name}: {human(s.db_size_in_use)} in use of its {human(limit)} quota: compaction frees the "
-                     "old revisions, but if the data itself fills the quota, defragmenting cannot help: raise it "
-                     "with --quota BYTES (the plan checks the room won before it disarms)")
+            full.append(f"{m.name} {human(s.db_size_in_use)} of {human(limit)}")
         if quota is not None and limit is not None and 0 < quota <= limit:
             p.append(f"--quota {quota}: not above {m.name}'s quota of {limit} bytes ({human(limit)})")
+    if full:
+        w.append(f"space in use near the quota ({', '.join(full)}): compaction frees the old revisions, but if the "
+                 "data itself fills the quota, defragmenting cannot help: raise it with --quota BYTES (the plan "
+                 "checks the room won before it disarms)")
     if quota is not None and quota > MAX_RECOMMENDED_QUOTA:
         w.append(f"--quota {quota}: above etcd's recommended maximum of {human(MAX_RECOMMENDED_QUOTA)}")
     if not nospace and not free and not resuming:
