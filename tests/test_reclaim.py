@@ -190,3 +190,20 @@ def test_a_resume_keeps_its_course(tmp_path: Path) -> None:
     early = replace(u, done=steps[:4])  # stopped before the room check: the quota may come now
     same_course(RecoverySession.open(RecoveryOptions(inventory(tmp_path), procedure="reclaim-space",
                                                      quota=9_000_000)), replace(early, steps=steps[:5] + steps[8:]))
+
+
+def test_the_runbook_renders_the_same_steps(tmp_path: Path) -> None:
+    """`etcdrescue runbook --procedure reclaim-space` prints the plan the engine runs: no connection needed."""
+    from etcdrescue.cli import build_parser
+    from etcdrescue.commands.runbook import build
+
+    args = build_parser().parse_args(["runbook", "-i", str(inventory(tmp_path)), "--procedure", "reclaim-space",
+                                      "--seed", "m2.test", "--quota", "8000000", "--stamp", "20260101T000000Z"])
+    text, _ = build(args)
+    assert text.startswith("# etcd reclaim-space runbook: unit")
+    titles = [line for line in text.splitlines() if line.startswith("### Step ")]
+    assert [t.split(": ", 1)[1] for t in titles][:4] == [
+        "Compact etcd's history up to the current revision", "Defragment m1.test (1 of 3)",
+        "Defragment m3.test (2 of 3)", "Defragment m2.test (3 of 3, the leader, last)"]
+    assert "Raise m1.test's quota to 7.6 MiB" in text and "alarm disarm" in text
+    assert "A compaction cannot be undone" in text
