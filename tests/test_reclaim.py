@@ -155,10 +155,11 @@ def test_only_the_nospace_alarm_is_excused() -> None:
 
 def test_the_room_check_reads_the_quota_from_the_settings(tmp_path: Path) -> None:
     st = json.dumps([{"Endpoint": "x", "Status": {"dbSize": 590_000, "dbSizeInUse": 580_000}}])
-    full = RoomCheck(context(tmp_path), "m1.test")
+    parse = context(tmp_path).platform.settings.parse_values
+    full = RoomCheck(parse, None, "m1.test")
     out = "ETCD_NAME=m1.test\nETCD_QUOTA_BACKEND_BYTES=600000\n#etcdrescue: status follows#\n" + st
     assert "defragmenting could not help: the db is 576.2 KiB of a 585.9 KiB quota" in (full(out) or "")
-    assert RoomCheck(context(tmp_path, quota=8_000_000), "m1.test")(out) is None, "judged by the new quota"
+    assert RoomCheck(parse, 8_000_000, "m1.test")(out) is None, "judged by the new quota"
     assert full(out.replace("600000", "0")) is None, "unset: etcd's default 2 GiB"
     assert "no status" in (room_problem("m1.test", "Error: context deadline exceeded", QUOTA) or "")
 

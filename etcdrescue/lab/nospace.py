@@ -28,13 +28,13 @@ MARGIN = 512 * 1024
 SPACE_EXCEEDED = "database space exceeded"
 
 
-def set_quota(lab: Lab, quota: int | None) -> None:
-    """`--quota-backend-bytes` set to `quota` (None: etcd's default, the setting as the lab wrote it: 0) on every
-    member, one at a time (stopped, edited, started and healthy again: the quorum holds throughout)."""
+def set_quota(lab: Lab, quota: int) -> None:
+    """`--quota-backend-bytes` set to `quota` on every member, one at a time (stopped, edited, started and healthy
+    again: the quorum holds throughout)."""
     settings = PLATFORMS[lab.profile].build(lab.shape.paths).settings
     for h in lab.hosts:
         lab.stop_etcd(h)
-        for cmd in settings.set(h.name, {"quota-backend-bytes": str(quota or 0)}):
+        for cmd in settings.set(h.name, {"quota-backend-bytes": str(quota)}):
             res = lab.exec(h, cmd.script)
             if res.returncode != 0:
                 raise LabError(f"{h.name}: {cmd.purpose} failed: {res.stderr.strip()}")

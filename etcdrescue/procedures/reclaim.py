@@ -8,7 +8,7 @@ back (`--force` runs anyway). The leader becomes the seed, so the plan's order i
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..model import Context, Method, Step
 from ..preflight.verdict import HostFacts, PreflightReport, ToolChoice, host_problems
@@ -17,12 +17,15 @@ from ..space import MAX_RECOMMENDED_QUOTA, human, near_quota, reclaimable
 from ..steps.space import reclaim_steps
 from .base import Procedure
 
+if TYPE_CHECKING:
+    from ..preflight.cluster import ClusterFacts
+
 NAME = "reclaim-space"
 
 
 def judge(hosts: tuple[HostFacts, ...], *, seed: str, quorum: int, data_dir: str, resuming: bool = False,
-          settings: str = "etcd.conf", tools: ToolChoice | None = None, cluster: Any = None, force: bool = False,
-          quota: int | None = None, **_: Any) -> PreflightReport:
+          settings: str = "etcd.conf", tools: ToolChoice | None = None, cluster: ClusterFacts | None = None,
+          force: bool = False, quota: int | None = None, **_: Any) -> PreflightReport:
     """The reclaim's rules over the survey's facts; `force` and `quota` are the operator's `--force` and
     `--quota`. The other keywords of `preflight.verdict.judge` (backup, method, seed choice) do not apply."""
     p: list[str] = []
@@ -47,7 +50,7 @@ def judge(hosts: tuple[HostFacts, ...], *, seed: str, quorum: int, data_dir: str
     return PreflightReport(hosts, seed, quorum, None, tuple(p), tuple(warnings), chosen, reason, ok_line=ok_line)
 
 
-def _read(hosts: tuple[HostFacts, ...], cluster: Any, seed: str, *, resuming: bool, force: bool,
+def _read(hosts: tuple[HostFacts, ...], cluster: ClusterFacts, seed: str, *, resuming: bool, force: bool,
           quota: int | None) -> tuple[str, str, list[str], list[str]]:
     """(seed, why, problems, warnings) from the cluster's view."""
     p: list[str] = []
@@ -102,7 +105,7 @@ def _read(hosts: tuple[HostFacts, ...], cluster: Any, seed: str, *, resuming: bo
     return leader.name, f"{leader.name} is the leader: it is defragmented last", p, w
 
 
-def _verdict_line(cluster: Any, force: bool, quota: int | None) -> str:
+def _verdict_line(cluster: ClusterFacts | None, force: bool, quota: int | None) -> str:
     nospace = bool(cluster and cluster.alarmed(AlarmKind.NOSPACE))
     why = "NOSPACE alarm raised" if nospace else "--force" if force else "space to give back"
     more = f", raise the quota to {human(quota)}" if quota else ""

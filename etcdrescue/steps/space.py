@@ -10,6 +10,9 @@ the next write would raise it again.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from ..checks import AllHealthy, MembersAsExpected, OneLeader
 from ..command import Command, Raw, chain, q, sh
 from ..inventory.model import Member
@@ -123,13 +126,14 @@ def raise_quota(ctx: Context, member: Member, index: int) -> Step:
     )
 
 
+@dataclass(frozen=True)
 class RoomCheck:
-    """`Command.check` for `room`'s output: the member's settings, a separator, its own status."""
+    """`Command.check` for `room`'s output: the member's settings, a separator, its own status. Judged against
+    the quota this run ends with: `--quota` where given, else the one the settings give etcd."""
 
-    def __init__(self, ctx: Context, member: str) -> None:
-        self.parse = ctx.platform.settings.parse_values
-        self.quota = ctx.quota
-        self.member = member
+    parse: Callable[[str], dict[str, str]]
+    quota: int | None
+    member: str
 
     def __call__(self, output: str) -> str | None:
         settings, sep, status = output.partition(f"{SEPARATOR}\n")
@@ -149,7 +153,7 @@ def room(ctx: Context) -> Step:
         commands=tuple(Command(m.name, Raw(f"{settings.values_script()} && printf '%s\\n' {q(SEPARATOR)} && "
                                            + tools.ctl([m.client_url], "endpoint", "status", "-w", "json")),
                                f"measure {m.name}'s db against {quota}", mutates=False,
-                               check=RoomCheck(ctx, m.name),
+                               check=RoomCheck(settings.parse_values, ctx.quota, m.name),
                                expect=f"`dbSize` under 80% of {quota}") for m in order(ctx)),
     )
 

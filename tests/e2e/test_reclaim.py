@@ -7,6 +7,7 @@ okd3 on Debian's etcd 3.4 (the hosts' own etcdctl), kubeadm on 3.6 with `--etcd-
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -196,9 +197,14 @@ def test_a_dry_run_changes_nothing_then_a_killed_run_resumes(okd3_lab: Lab, tmp_
 
 
 def test_kubeadm_36_reclaims_with_uploaded_tools(kubeadm_lab: Lab, tmp_path: Path) -> None:
+    """Broken through the CLI (`etcdrescue lab break --mode nospace`), as an operator would rehearse it."""
     lab = ready(kubeadm_lab)
     assert lab.exec(1, "command -v etcdctl etcdutl").stdout.strip() == "", "the hosts have no etcd tools"
-    quota = broken(lab)
+    lab.put_keys(PRE, 500)
+    res = etcdrescue("lab", "break", "--mode", "nospace", "--root", str(lab.root))
+    assert res.returncode == 0, res.stderr
+    quota = int(re.search(r"--quota-backend-bytes=(\d+)", res.stderr).group(1))  # type: ignore[union-attr]
+    assert alarms(lab) and write_refused(lab)
     code, out = reclaim(lab, tmp_path / "j", "--yes")
     assert code == 0, out
     assert_reclaimed(lab, tmp_path / "j", quota)
