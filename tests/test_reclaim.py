@@ -65,8 +65,9 @@ def verdict(cluster: ClusterFacts | None = None, *, quota: int | None = None, fo
     ({"listed": ("m1", "m2")}, "the member list differs from the inventory (missing: m3"),
     ({"quota": QUOTA}, f"--quota {QUOTA}: not above m1's quota"),
     ({"quota": 4 * QUOTA}, None),
+    ({"quota": 4 * QUOTA, "alarms": ()}, None),
 ], ids=["nospace", "nothing-to-do", "forced", "fragmented", "resumed", "corrupt", "member-down", "member-missing",
-        "quota-not-above", "quota"])
+        "quota-not-above", "quota", "quota-alone"])
 def test_the_rules(kw: dict[str, Any], expect: str | None) -> None:
     r = verdict(**kw)
     if expect is None:

@@ -2,8 +2,9 @@
 quota where the data itself fills it (`--quota`), disarm, verify.
 
 The pre-flight rules: every member serves (the quorum holds: without it, that is `recover`'s job), no CORRUPT
-alarm (disarming it would hide a corruption), and something to do: the NOSPACE alarm, or space worth giving
-back (`--force` runs anyway). The leader becomes the seed, so the plan's order is followers first, leader last.
+alarm (disarming it would hide a corruption), and something to do: the NOSPACE alarm, space worth giving back,
+or a larger quota (`--quota`); `--force` runs anyway. The leader becomes the seed, so the plan's order is
+followers first, leader last.
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ def _read(hosts: tuple[HostFacts, ...], cluster: ClusterFacts, seed: str, *, res
                  "checks the room won before it disarms)")
     if quota is not None and quota > MAX_RECOMMENDED_QUOTA:
         w.append(f"--quota {quota}: above etcd's recommended maximum of {human(MAX_RECOMMENDED_QUOTA)}")
-    if not nospace and not free and not resuming:
+    if not nospace and not free and not resuming and quota is None:
         if force:
             w.append("no NOSPACE alarm and little to give back: compacting and defragmenting anyway (--force)")
         else:
@@ -107,7 +108,8 @@ def _read(hosts: tuple[HostFacts, ...], cluster: ClusterFacts, seed: str, *, res
 
 def _verdict_line(cluster: ClusterFacts | None, force: bool, quota: int | None) -> str:
     nospace = bool(cluster and cluster.alarmed(AlarmKind.NOSPACE))
-    why = "NOSPACE alarm raised" if nospace else "--force" if force else "space to give back"
+    why = ("NOSPACE alarm raised" if nospace else "--quota" if quota else "--force" if force
+           else "space to give back")
     more = f", raise the quota to {human(quota)}" if quota else ""
     return (f"{why}: reclaim-space can start (compact, defragment one member at a time, leader last{more}, "
             "disarm, verify)")

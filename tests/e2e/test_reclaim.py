@@ -232,3 +232,34 @@ def test_kubeadm_data_filling_the_quota_needs_a_larger_one(kubeadm_lab: Lab, tmp
         assert [p.read_text() for p in kept] == [manifests[i]], "the manifest as it was, kept aside"
         assert [line for line in now.splitlines() if "quota" not in line] == [
             line for line in manifests[i].splitlines() if "quota" not in line], "only the quota changed"
+
+
+def test_okd3_raises_the_quota_in_etcd_conf(okd3_lab: Lab, tmp_path: Path) -> None:
+    """`--quota` from the start on okd3: `ETCD_QUOTA_BACKEND_BYTES` in every etcd.conf (kept aside first), one
+    restart at a time, then the disarm."""
+    lab = ready(okd3_lab)
+    broken(lab, history=False)
+    filled = len(lab.read_prefix(FILL_PREFIX))
+    conf = "/etc/etcd/etcd.conf"
+    before = {i: host_file(lab, i, conf).read_text() for i in range(3)}
+    bigger = 16 * 1024**2
+    code, out = reclaim(lab, tmp_path / "j", "--yes", "--quota", str(bigger))
+    assert code == 0, out
+    assert "raise the quota to 16.0 MiB" in out
+    assert_reclaimed(lab, tmp_path / "j", bigger, fill=filled)
+    for i in range(3):
+        now = host_file(lab, i, conf).read_text().splitlines()
+        assert [line for line in now if line.startswith("ETCD_QUOTA_BACKEND_BYTES=")] == [
+            f"ETCD_QUOTA_BACKEND_BYTES={bigger}"]
+        assert [line for line in now if "QUOTA" not in line] == [
+            line for line in before[i].splitlines() if "QUOTA" not in line], "only the quota changed"
+        kept = list(host_file(lab, i, "/etc/etcd").glob("etcd.conf.etcdrescue-*"))
+        assert [p.read_text() for p in kept] == [before[i]], "etcd.conf as it was, kept aside"
+    steps = [e["step"] for e in events(tmp_path / "j") if e["event"] == "step_end" and e["status"] == "done"]
+    assert [s for s in steps if s.startswith("quota-")] == [f"quota-{h}" for h in (
+        *(h.name for h in lab.hosts if h.name != steps_leader(tmp_path / "j")), steps_leader(tmp_path / "j"))]
+
+
+def steps_leader(journal: Path) -> str:
+    """The leader the run planned around: its seed, defragmented and restarted last."""
+    return str(next(e["seed"] for e in events(journal) if e["event"] == "run_start"))
