@@ -163,6 +163,8 @@ def test_the_room_check_reads_the_quota_from_the_settings(tmp_path: Path) -> Non
     assert RoomCheck(parse, 8_000_000, "m1.test")(out) is None, "judged by the new quota"
     assert full(out.replace("600000", "0")) is None, "unset: etcd's default 2 GiB"
     assert "no status" in (room_problem("m1.test", "Error: context deadline exceeded", QUOTA) or "")
+    kubeadm = PLATFORMS["kubeadm"].build(PLATFORMS["kubeadm"].default_paths).settings.parse_values
+    assert "could not be read" in (RoomCheck(kubeadm, None, "m1.test")("kind: [\n" + out[out.index("#etc"):]) or "")
 
 
 def test_the_session_hands_force_and_quota_to_the_rules(tmp_path: Path) -> None:

@@ -139,7 +139,10 @@ class RoomCheck:
         settings, sep, status = output.partition(f"{SEPARATOR}\n")
         if not sep:
             return f"{self.member}: its settings or status could not be read"
-        quota = self.quota or effective_quota(self.parse(settings).get(QUOTA_FLAG))
+        try:
+            quota = self.quota or effective_quota(self.parse(settings).get(QUOTA_FLAG))
+        except ValueError as exc:  # a manifest changed since the pre-flight into one that does not parse
+            return f"its settings could not be read: {exc}"
         return room_problem(self.member, status, quota)
 
 
