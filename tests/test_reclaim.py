@@ -211,3 +211,52 @@ def test_the_runbook_renders_the_same_steps(tmp_path: Path) -> None:
         "Defragment m3.test (2 of 3)", "Defragment m2.test (3 of 3, the leader, last)"]
     assert "Raise m1.test's quota to 7.6 MiB" in text and "alarm disarm" in text
     assert "A compaction cannot be undone" in text
+
+
+class Configs:
+    """A host set that serves one settings text (okd3's etcd.conf) or manifest (kubeadm) to `read_config`."""
+
+    def __init__(self, tmp_path: Path, profile: str, text: str, manifest: str) -> None:
+        inv = Path(inventory(tmp_path))
+        inv.write_text(inv.read_text().replace("profile: okd3", f"profile: {profile}"))
+        self.inv = load_inventory(inv)
+        self.text = text
+        self.manifest = manifest
+
+    def __getitem__(self, name: str) -> Configs:
+        return self
+
+    def read_file(self, path: str) -> bytes:
+        return self.manifest.encode()
+
+    def fact(self, name: str, fact: Any) -> Any:
+        return fact.parse(self.text)
+
+
+@pytest.mark.parametrize(("profile", "line", "quota"), [
+    ("okd3", "ETCD_QUOTA_BACKEND_BYTES=8589934592", 8 * 1024**3),
+    ("okd3", "#ETCD_QUOTA_BACKEND_BYTES=1", DEFAULT_QUOTA),
+    ("kubeadm", "    - --quota-backend-bytes=600000", 600_000),
+    ("kubeadm", "", DEFAULT_QUOTA),
+])
+def test_the_survey_reads_each_members_quota_in_its_platforms_terms(tmp_path: Path, profile: str, line: str,
+                                                                     quota: int) -> None:
+    from etcdrescue.lab.okd3 import manifest
+    from etcdrescue.preflight.survey import read_config
+
+    if profile == "okd3":
+        text, pod = f"ETCD_NAME=m1.test\n{line}\n", manifest()
+    else:
+        snapshots = "    - --snapshot-count=10000\n"
+        text = pod = (DATA / "kubeadm" / "v1.34-init.yaml").read_text().replace(snapshots, snapshots + line + "\n"
+                                                                                 if line else snapshots)
+    hosts = Configs(tmp_path, profile, text, pod)
+    got = read_config(hosts, hosts.inv.members[0], GOOD)  # type: ignore[arg-type]
+    assert got["quota"] == quota
+
+
+def test_a_member_healthy_but_for_its_nospace_alarm_serves() -> None:
+    """etcdctl 3.5+ calls every member unhealthy while the alarm stands: the cluster's view is still asked of it."""
+    alarmed = HostFacts("m1", reachable=True, survey=GOOD, health_error="Active Alarm(s): NOSPACE ")
+    assert alarmed.serves and not alarmed.healthy
+    assert not HostFacts("m1", reachable=True, survey=GOOD, health_error="no leader").serves
