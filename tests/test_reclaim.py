@@ -189,8 +189,15 @@ def test_a_resume_keeps_its_course(tmp_path: Path) -> None:
     plain = RecoverySession.open(RecoveryOptions(inventory(tmp_path), procedure="reclaim-space"))
     with pytest.raises(InputError, match="resume with the options it ran with"):
         same_course(plain, u)
+    journal = tmp_path / "unit-x.jsonl"
+    ctx = context(tmp_path, quota=8_000_000)
+    journal.write_text(json.dumps({"event": "run_start", "mode": RECLAIM_SPACE.mode(ctx)}) + "\n")
+    midway = replace(u, path=journal, done=steps[:6])  # one member's quota raised already
+    with pytest.raises(InputError, match="raised quotas already"):
+        same_course(RecoverySession.open(RecoveryOptions(inventory(tmp_path), procedure="reclaim-space",
+                                                         quota=9_000_000)), midway)
     same_course(RecoverySession.open(RecoveryOptions(inventory(tmp_path), procedure="reclaim-space",
-                                                     quota=9_000_000)), u)
+                                                     quota=8_000_000)), midway)
     early = replace(u, done=steps[:4])  # stopped before the room check: the quota may come now
     same_course(RecoverySession.open(RecoveryOptions(inventory(tmp_path), procedure="reclaim-space",
                                                      quota=9_000_000)), replace(early, steps=steps[:5] + steps[8:]))

@@ -74,13 +74,21 @@ def cmd_reclaim(args: argparse.Namespace) -> int:
 
 def same_course(session: RecoverySession, unfinished: Unfinished) -> None:
     """A resume starts at the first step the journal does not show done: the steps up to it must be the same in
-    this run's plan, or the resume would start somewhere else (a plan without the quota steps the run had)."""
+    this run's plan, or the resume would start somewhere else (a plan without the quota steps the run had). A run
+    stopped before its quota steps may gain them (`--quota` after the room check said so); one that raised a
+    member's quota already goes on with the same quota."""
+    from ..journal import read_journal
     from ..model import BackupKind, Revisions
 
     ctx = replace(session.context(BackupKind.DIR, Revisions()), inv=session.inv.with_seed(unfinished.seed))
     keys = tuple(s.key for s in session.procedure.steps(ctx))
     upto = unfinished.steps.index(unfinished.next_step) + 1 if unfinished.next_step else len(unfinished.steps)
+    again = "resume with the options it ran with (--quota as before)"
     if keys[:upto] != unfinished.steps[:upto]:
         raise InputError(f"the unfinished run in {unfinished.path} planned {', '.join(unfinished.steps)}; with these "
-                         f"options the plan is {', '.join(keys)}: resume with the options it ran with "
-                         "(--quota as before)")
+                         f"options the plan is {', '.join(keys)}: {again}")
+    if any(k.startswith("quota-") for k in unfinished.done):
+        start = next((e for e in read_journal(unfinished.path) if e.get("event") == "run_start"), {})
+        if start.get("mode") != session.procedure.mode(ctx):
+            raise InputError(f"the unfinished run in {unfinished.path} raised quotas already ({start.get('mode')}); "
+                             f"{again}")

@@ -236,15 +236,24 @@ def test_kubeadm_data_filling_the_quota_needs_a_larger_one(kubeadm_lab: Lab, tmp
 
 def test_okd3_raises_the_quota_in_etcd_conf(okd3_lab: Lab, tmp_path: Path) -> None:
     """`--quota` from the start on okd3: `ETCD_QUOTA_BACKEND_BYTES` in every etcd.conf (kept aside first), one
-    restart at a time, then the disarm."""
+    restart at a time, then the disarm. Killed right after a member's etcd was stopped for it, `--resume` finishes
+    the job without doing anything twice."""
     lab = ready(okd3_lab)
     broken(lab, history=False)
     filled = len(lab.read_prefix(FILL_PREFIX))
     conf = "/etc/etcd/etcd.conf"
     before = {i: host_file(lab, i, conf).read_text() for i in range(3)}
     bigger = 16 * 1024**2
-    code, out = reclaim(lab, tmp_path / "j", "--yes", "--quota", str(bigger))
+    leader = lab.leader()
+    assert leader is not None
+    first = next(h.name for h in lab.hosts if h.name != leader.name)
+    code, out = reclaim(lab, tmp_path / "j", "--yes", "--quota", str(bigger), fault=f"after-command:quota-{first}:1")
+    assert code == -9, out
+    code, out = reclaim(lab, tmp_path / "j", "--yes", "--quota", str(bigger), "--resume")
     assert code == 0, out
+    ran = Counter((e["step"], e["host"], e["script"]) for e in events(tmp_path / "j")
+                  if e["event"] == "command" and e.get("mutates") and e.get("exit") == 0)
+    assert ran and max(ran.values()) == 1, [k for k, n in ran.items() if n > 1]
     assert "raise the quota to 16.0 MiB" in out
     assert_reclaimed(lab, tmp_path / "j", bigger, fill=filled)
     for i in range(3):
