@@ -87,6 +87,7 @@ def test_without_a_quorum_it_is_recovers_job() -> None:
 def test_the_leader_becomes_the_seed_and_the_verdict_says_why() -> None:
     r = verdict()
     assert r.seed == "m2" and "m2 is the leader" in r.seed_reason
+    assert "the compaction drops only the history" in r.revisions.explained
     assert r.verdict.startswith("NOSPACE alarm raised: reclaim-space can start")
     resumed = verdict(resuming=True)
     assert resumed.seed == "m1", "a resumed run keeps the order its journal names"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..model import Context, Method, Step
+from ..model import Context, Method, RevisionPath, Revisions, Step
 from ..preflight.verdict import HostFacts, PreflightReport, ToolChoice, host_problems
 from ..probes import AlarmKind
 from ..space import MAX_RECOMMENDED_QUOTA, human, near_quota, reclaimable
@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from ..preflight.cluster import ClusterFacts
 
 NAME = "reclaim-space"
+UNCHANGED = Revisions(RevisionPath.CONTINUES, "reclaim-space keeps every member's data: the compaction drops only "
+                                              "the history, and a watcher behind it relists")
 
 
 def judge(hosts: tuple[HostFacts, ...], *, seed: str, quorum: int, data_dir: str, resuming: bool = False,
@@ -48,7 +50,8 @@ def judge(hosts: tuple[HostFacts, ...], *, seed: str, quorum: int, data_dir: str
         warnings += warned
     ok_line = _verdict_line(cluster, force, quota)
     chosen = tools.tools if tools is not None and not p else None
-    return PreflightReport(hosts, seed, quorum, None, tuple(p), tuple(warnings), chosen, reason, ok_line=ok_line)
+    return PreflightReport(hosts, seed, quorum, None, tuple(p), tuple(warnings), chosen, reason, UNCHANGED,
+                           ok_line=ok_line)
 
 
 def _read(hosts: tuple[HostFacts, ...], cluster: ClusterFacts, seed: str, *, resuming: bool, force: bool,
