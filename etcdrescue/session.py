@@ -13,7 +13,9 @@ import contextlib
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -94,7 +96,7 @@ class RecoverySession(Guard):
                       procedure=named(options.procedure),
                       gate_timeout=options.gate_timeout, secrets=secrets, etcd_tools=tools, learners=options.learners,
                       seed=SeedChoice(explicit=options.seed is not None, accept_older=options.accept_older_seed),
-                      revisions=options.revisions, target=options.target)
+                      revisions=options.revisions, target=options.target, quota=options.quota, force=options.force)
         if options.stamp is not None:
             session.stamp = options.stamp
         if not isinstance(options.inventory, Inventory):
@@ -105,7 +107,7 @@ class RecoverySession(Guard):
                  gate_timeout: float = 120.0, secrets: Secrets | None = None, etcd_tools: LocalTools | None = None,
                  learners: bool = True, seed: SeedChoice | None = None,
                  revisions: RevisionOptions | None = None, procedure: Procedure = QUORUM_RECOVERY,
-                 target: str | None = None) -> None:
+                 target: str | None = None, quota: int | None = None, force: bool = False) -> None:
         self.inv = inv
         self.procedure = procedure
         self.backup = backup
@@ -121,6 +123,8 @@ class RecoverySession(Guard):
         self.inventory_file = "INV"
         """The inventory's file as the operator named it, for the commands a diagnosis suggests."""
         """The member the procedure acts on (`replace MEMBER`); None for the quorum recovery."""
+        self.quota = quota
+        self.force = force
         self.uploaded: Uploaded | None = None
         """The tools `prepare` put on every host (`--etcd-tools`)."""
         self.unfinished: Unfinished | None = None
@@ -274,9 +278,15 @@ class RecoverySession(Guard):
             raise InputError(f"cannot put the etcd tools on the hosts: {exc}") from None
         return replace(run_preflight(self.hosts, backup=self.backup, method=self.method, resuming=self.resuming,
                                      uploaded=self.uploaded, seed=self.seed_choice, revisions=self.revision_options,
-                                     progress=progress, rules=self.procedure.judge,
+                                     progress=progress, rules=self.rules,
                                      cluster=self.procedure.needs_cluster, target=self.target),
                        started=started)
+
+    @property
+    def rules(self) -> Callable[..., PreflightReport]:
+        """The procedure's pre-flight rules, with the operator's `force` and `quota` where it takes them."""
+        judge = self.procedure.judge
+        return partial(judge, force=self.force, quota=self.quota) if self.procedure.takes_options else judge
 
     def plan(self, report: PreflightReport) -> Plan:
         """The plan for a report that passed: with the tools it chose, on every host. The fresh look compares
@@ -294,7 +304,7 @@ class RecoverySession(Guard):
         u = self.unfinished
         return Context(self.inv, self.backup, self.method, self.stamp, gate_timeout=self.gate_timeout,
                        backup_kind=u.backup_kind if u else backup_kind, learners=self.learners,
-                       revisions=u.revisions if u else revisions, target=self.target)
+                       revisions=u.revisions if u else revisions, target=self.target, quota=self.quota)
 
     # -- the fresh look ---------------------------------------------------------------
     def before_step(self) -> None:

@@ -149,7 +149,8 @@ def drive(session: RecoverySession, *, dry_run: bool = False, confirm: bool = Fa
         session.finish(ok=True)
     finally:
         session.close()
-    print(f"recovered {inv.cluster}: {len(inv.members)} members healthy in {result.duration:.1f}s; "
+    print(f"{session.procedure.done.lower()} {inv.cluster}: {len(inv.members)} members healthy in "
+          f"{result.duration:.1f}s; "
           f"old data kept beside the new with suffix .etcdrescue-{plan.ctx.stamp}")
     for line in by_hand_lines(plan.ctx.revisions):
         print(line)

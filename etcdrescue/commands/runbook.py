@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import EXIT_OK, InputError, RescueError
 from . import write_document
+from .reclaim import quota_bytes
 
 if TYPE_CHECKING:
     from ..inventory.model import Inventory
@@ -36,6 +37,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--stamp", help="fixed stamp (suffix of everything moved aside) for reproducible output; "
                                    "a recovery run later uses its own stamp")
     p.add_argument("--date", help="date printed on the runbook (default: today, or the stamp's date)")
+    p.add_argument("--procedure", choices=["recover", "reclaim-space"], default="recover",
+                   help="the procedure to render (default recover; reclaim-space: --seed names the leader, "
+                        "defragmented last)")
+    p.add_argument("--quota", type=quota_bytes, metavar="BYTES", help="reclaim-space: raise the quota to BYTES")
     p.set_defaults(func=cmd_runbook)
 
 
@@ -54,13 +59,14 @@ def build(args: argparse.Namespace) -> tuple[str, str]:
     from ..session import RecoverySession
     from .options import recovery_options
 
-    session = RecoverySession.open(recovery_options(args, stamp=args.stamp))
+    session = RecoverySession.open(recovery_options(args, stamp=args.stamp, procedure=args.procedure,
+                                                    quota=args.quota))
     try:
         if session.etcd_tools is not None:
             session.use_tools(session.etcd_tools.tools(session.inv.platform.tools))
         inv = session.inv
         plan = build_plan(session.context(backup_kind(args, session),
-                                          revisions(args, inv, session.backup, session.method)))
+                                          revisions(args, inv, session.backup, session.method)), session.procedure)
     finally:
         session.close()
     date = args.date or stamp_date(session.stamp) or time.strftime("%Y-%m-%d")
