@@ -10,6 +10,7 @@ from ..errors import RescueError
 from ..inventory.model import Member
 from ..preflight.verdict import HostFacts
 from ..probes import ParseError
+from ..space import effective_quota
 from ..ssh.hosts import Hosts
 from .certs import SETTINGS_FLAG, CertFact, CertRole, read_cert
 from .signatures import Finding, classify
@@ -17,8 +18,6 @@ from .signatures import Finding, classify
 LOG_LINES = 300
 """Enough to reach back past a refused flag's usage text (21-25 lines, after the line naming the flag) and a
 few restarts' worth of start-up lines."""
-DEFAULT_QUOTA = 2 * 1024**3
-"""etcd's `--quota-backend-bytes` when unset (0 means the default too)."""
 
 
 @dataclass(frozen=True)
@@ -56,8 +55,7 @@ class MemberLook:
 
     @property
     def quota(self) -> int:
-        raw = dict(self.flags).get("quota-backend-bytes", "")
-        return int(raw) if raw.isdigit() and int(raw) > 0 else DEFAULT_QUOTA
+        return effective_quota(dict(self.flags).get("quota-backend-bytes"))
 
 
 def look_at(hosts: Hosts, member: Member, facts: HostFacts) -> MemberLook:

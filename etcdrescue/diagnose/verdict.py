@@ -116,6 +116,8 @@ def member_findings(look: MemberLook, cluster: ClusterFacts | None, inv: Invento
         out.append(f"etcd {look.process.words}")
     if h.healthy:
         out.append("healthy")
+    elif h.serves:
+        out.append(f"serving, with an alarm ({h.health_error})")
     elif h.health_unknown:
         out.append(h.health_error or "health unknown")
     else:
@@ -169,10 +171,10 @@ def diagnose(looks: tuple[MemberLook, ...], cluster: ClusterFacts | None, inv: I
 
 def decide(looks: tuple[MemberLook, ...], cluster: ClusterFacts | None, inv: Inventory, now: dt.datetime
            ) -> tuple[Procedure, tuple[str, ...], list[str]]:
-    healthy = [lk.name for lk in looks if lk.host.healthy]
-    down = [lk for lk in looks if not lk.host.healthy]
+    healthy = [lk.name for lk in looks if lk.host.serves]
+    down = [lk for lk in looks if not lk.host.serves]
     troubles = {lk.name: trouble(lk, now) for lk in down}
-    evidence = [f"{len(healthy)}/{len(looks)} members healthy, {inv.quorum} needed for quorum"]
+    evidence = [f"{len(healthy)}/{len(looks)} members serving, {inv.quorum} needed for quorum"]
     unreachable = [lk.name for lk in looks if not lk.host.reachable]
     if unreachable:
         evidence.append(f"unreachable: {', '.join(unreachable)}")

@@ -414,11 +414,13 @@ def judge(hosts: tuple[HostFacts, ...], *, seed: str, quorum: int, data_dir: str
         survivor=newest_survivor(hosts))
     p += refused
     warnings += warned
-    healthy = sum(h.healthy for h in hosts)
-    if all(h.reachable for h in hosts) and healthy >= quorum and not resuming:
-        sick = [h.name for h in hosts if not h.healthy]
-        p.insert(0, f"cluster still has a healthy quorum ({healthy}/{len(hosts)} members "
-                    "healthy): refusing to recover a working cluster"
+    serving = sum(h.serves for h in hosts)
+    if all(h.reachable for h in hosts) and serving >= quorum and not resuming:
+        sick = [h.name for h in hosts if not h.serves]
+        alarmed = [h.name for h in hosts if h.serves and not h.healthy]
+        p.insert(0, f"cluster still has a healthy quorum ({serving}/{len(hosts)} members "
+                    "serving): refusing to recover a working cluster"
+                    + (f"; serving with an alarm: {', '.join(alarmed)}" if alarmed else "")
                     + (f"; not healthy: {', '.join(sick)}" if sick else "")
                     + "; `etcdrescue diagnose` names the procedure that fits")
     return PreflightReport(hosts, seed, quorum, backup, tuple(p), tuple(warnings),

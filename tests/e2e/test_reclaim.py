@@ -137,13 +137,25 @@ def assert_reclaimed(lab: Lab, journal: Path, quota: int, *, fill: int | None = 
     assert run[-1]["event"] == "run_end" and run[-1]["ok"]
 
 
+def diagnosed(lab: Lab) -> dict[str, Any]:
+    tools = ["--etcd-tools", str(lab.bin_dir)] if lab.profile == "kubeadm" else []
+    res = etcdrescue("diagnose", "-i", str(lab.inventory_path), "--json", *tools)
+    assert res.returncode == 0, res.stderr
+    found: dict[str, Any] = json.loads(res.stdout)
+    return found
+
+
 def test_okd3_reclaims_the_space_old_revisions_took(okd3_lab: Lab, tmp_path: Path) -> None:
     lab = ready(okd3_lab)
     quota = broken(lab)
     leader = lab.leader()
     assert leader is not None
+    found = diagnosed(lab)
+    assert found["procedure"] == {"name": "reclaim-space", "members": [h.name for h in lab.hosts]}, found
+    assert {a["alarm"] for a in found["alarms"]} == {"NOSPACE"}
     code, out = reclaim(lab, tmp_path / "j", "--yes")
     assert code == 0, out
+    assert diagnosed(lab)["procedure"]["name"] == "none"
     assert f"seed: {leader.name} is the leader: it is defragmented last" in out
     assert_reclaimed(lab, tmp_path / "j", quota)
     defragged = [e["host"] for e in events(tmp_path / "j") if e["event"] == "command" and e.get("exit") == 0
@@ -205,6 +217,12 @@ def test_kubeadm_36_reclaims_with_uploaded_tools(kubeadm_lab: Lab, tmp_path: Pat
     assert res.returncode == 0, res.stderr
     quota = int(re.search(r"--quota-backend-bytes=(\d+)", res.stderr).group(1))  # type: ignore[union-attr]
     assert alarms(lab) and write_refused(lab)
+    found = diagnosed(lab)
+    assert found["procedure"]["name"] == "reclaim-space", found
+    assert all(m["quota"] == quota for m in found["members"].values())
+    refused = etcdrescue("check", "-i", str(lab.inventory_path), "--etcd-tools", str(lab.bin_dir))
+    assert refused.returncode == 2 and "members serving" in refused.stderr + refused.stdout, refused.stdout
+    assert "diagnose says: reclaim-space" in refused.stdout, refused.stdout
     code, out = reclaim(lab, tmp_path / "j", "--yes")
     assert code == 0, out
     assert_reclaimed(lab, tmp_path / "j", quota)
