@@ -136,7 +136,7 @@ def probe_backup_kind(session: RecoverySession, path: str) -> BackupKind:
 
 
 def print_pdf(html: str, output: Path) -> None:
-    """Chromium prints the self-contained HTML with its print stylesheet (a page per phase)."""
+    """Chromium prints the self-contained HTML with its print stylesheet (A4, "page N of M" in each footer)."""
     import shutil
     import subprocess
     import tempfile

@@ -379,7 +379,8 @@ def markdown_to_html(markdown: str, title: str, *, phase_prefix: str = "Phase ")
     """Self-contained HTML (inline print CSS, no external resources) from our own Markdown.
 
     markdown-it-py is imported here, not at module level: the engine and the CLI never need it.
-    `## Phase ...` headings get class `phase` so every phase starts on a new page.
+    `## Phase ...` headings get class `phase` (a heavier rule). Phases run on without page breaks, and every page
+    is numbered by the `@page` margin box, which headless Chromium prints: a 3-master runbook fits 10 A4 pages.
     """
     from markdown_it import MarkdownIt
     from mdit_py_plugins.tasklists import tasklists_plugin
