@@ -95,7 +95,7 @@ def render(plan: Plan, *, date: str, helpers_dir: str = "") -> Runbook:
             "", *_by_hand(plan), _sign_off(), ""]
     text = shelf.command("\n".join(out))
     files = shelf.shipped()
-    slot = "\n".join(_helpers_section(plan, shelf, helpers_dir)) if files else ""
+    slot = "\n".join(_helpers_section(plan, shelf, helpers_dir)) + "\n" if files else ""
     text = text.replace(HELPERS_SLOT + "\n", slot)
     if files and not helpers_dir:
         return Runbook(text + "\n".join(_appendix(files)), {})
