@@ -310,8 +310,11 @@ PRINTED = {
     "kubeadm-bump": [str(DOCS["kubeadm"][0]), "--backup", DOCS["kubeadm"][1], "--backup-kind", "file",
                      "--bump-revision", "1000000000"],
     "kubeadm-control-plane-restart": [str(DOCS["kubeadm"][0]), "--backup", DOCS["kubeadm"][1], "--backup-kind", "file"],
+    "kubeadm-force-new-cluster": [str(DOCS["kubeadm"][0]), "--backup", "/var/lib/etcd/copy", "--backup-kind", "dir",
+                                  "--method", "force-new-cluster"],
 }
-"""3-master plans on both platforms; the kubeadm one without a bump is the longest (six control-plane restarts)."""
+"""3-master plans on both platforms; the longest: kubeadm from a data-dir copy with --force-new-cluster (the flag
+added and dropped by manifest edits) and six control-plane restarts (revisions go back)."""
 
 
 @pytest.mark.skipif(not (shutil.which("chromium") and shutil.which("pdfinfo") and shutil.which("pdftotext")),

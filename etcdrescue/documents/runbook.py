@@ -364,7 +364,7 @@ h2, h3, h4 { break-after: avoid; page-break-after: avoid; }
 h2.phase { border-bottom-width: 3px; margin-top: 1.4em; }
 p { margin: 0.3em 0; } ul, ol { margin: 0.3em 0; }
 pre { white-space: pre-wrap; word-break: break-all; overflow-wrap: anywhere; background: #f4f4f4; margin: 0.2em 0 0.4em;
-      border: 1px solid #bbb; padding: 0.2em 0.4em; font-size: 7.5pt; line-height: 1.2; break-inside: avoid;
+      border: 1px solid #bbb; padding: 0.2em 0.4em; font-size: 7pt; line-height: 1.2; break-inside: avoid;
       page-break-inside: avoid; }
 code { font-family: "DejaVu Sans Mono", monospace; }
 table { border-collapse: collapse; } th, td { border: 1px solid #888; padding: 0.1em 0.4em; text-align: left; }
