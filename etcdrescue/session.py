@@ -141,6 +141,8 @@ class RecoverySession(Guard):
         self._engine: Engine | None = None
         self._changed_before = False
         """An earlier engine of this session (before a retry) changed a host."""
+        self._waits: list[tuple[str, float]] = []
+        """Operator waits before the journal opened (`operator_waited`)."""
 
     # -- resume -----------------------------------------------------------------------
     def find_unfinished(self) -> Unfinished | None:
@@ -347,7 +349,18 @@ class RecoverySession(Guard):
         self.journal = (Journal(self.unfinished.path, secrets) if self.unfinished is not None
                         else Journal.create(self.journal_dir, self.inv.cluster, plan.ctx.stamp, secrets))
         self.journal.write("preflight", **report.journal_fields())
+        for what, seconds in self._waits:
+            self.journal.write("operator_wait", what=what, seconds=round(seconds, 3))
+        self._waits = []
         return self.journal
+
+    def operator_waited(self, what: str, seconds: float) -> None:
+        """A front end held the run for the operator (a prompt, a dialog): journaled, so the report can tell the
+        operator's time from the tool's; kept until the journal opens when it came before."""
+        if self.journal is not None:
+            self.journal.write("operator_wait", what=what, seconds=round(seconds, 3))
+        else:
+            self._waits.append((what, seconds))
 
     def engine(self, plan: Plan, callbacks: Callbacks, *, dry_run: bool = False,
                cancel: threading.Event | None = None) -> Engine:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -128,7 +129,9 @@ def drive(session: RecoverySession, *, dry_run: bool = False, confirm: bool = Fa
             return EXIT_OK
         if confirm:
             print("\n".join(plan_lines(plan)))
+            asked = time.monotonic()
             answer = input(f"Type the cluster name ({inv.cluster}) to start the recovery: ").strip()
+            session.operator_waited("start confirmation (typing the cluster name)", time.monotonic() - asked)
             if answer != inv.cluster:
                 raise InputError("not confirmed: nothing changed; the locks are released")
         journal = session.start(plan, report)
