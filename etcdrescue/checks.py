@@ -15,7 +15,7 @@ from typing import Protocol, TypeVar
 
 from .inventory.model import Inventory
 from .platform.controlplane import Component
-from .probes import Fact, ParseError, alarm_list, endpoint_health, endpoint_status, member_list
+from .probes import Fact, ParseError, endpoint_health, endpoint_status, member_list
 
 T = TypeVar("T")
 
@@ -347,16 +347,3 @@ class EntryGone:
                                       f"Expected: no member with `peerURLs` `{url}`, or only one without a name "
                                       "and with `\"isLearner\":true` (added, never started)."))]
 
-
-@dataclass(frozen=True)
-class NoAlarm:
-    """`alarm list`, asked through the seed, lists no alarm (NOSPACE, CORRUPT)."""
-
-    def judge(self, members: tuple[str, ...], hosts: Prober, state: Round) -> list[str]:
-        inv = hosts.inv
-        alarms = hosts.fact(inv.seed.name, alarm_list(inv.platform.tools, [inv.seed.client_url]))
-        return [f"alarm {a.kind.value} on member {a.hex_id}" for a in alarms]
-
-    def instructions(self, members: tuple[str, ...], inv: Inventory) -> list[Block]:
-        return [Block(inv.seed.name, (*fence(alarm_list(inv.platform.tools, [inv.seed.client_url]).script), "",
-                                      "Expected: `\"alarms\"` absent or empty."))]

@@ -152,6 +152,8 @@ class Context:
     revisions: Revisions = field(default_factory=Revisions)
     target: str | None = None
     """The member a procedure acts on (`replace MEMBER`); None for the quorum recovery."""
+    quota: int | None = None
+    """The backend quota (`--quota-backend-bytes`) `reclaim-space --quota` raises every member to."""
 
     @property
     def paths(self) -> Paths:

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from test_preflight_judge import GOOD
 from test_resume_unit import inventory
+from test_runbook import assert_runs_the_plan
 
-from etcdrescue.checks import AllHealthy, EntryGone, EtcdDown, LearnerCaughtUp, NoAlarm, OneLeader
+from etcdrescue.checks import AllHealthy, EntryGone, EtcdDown, LearnerCaughtUp, OneLeader
 from etcdrescue.errors import InputError
 from etcdrescue.inventory.model import load_inventory
 from etcdrescue.model import Context, Method
@@ -25,6 +26,7 @@ from etcdrescue.procedures import PROCEDURES, named
 from etcdrescue.procedures.replace import REPLACE, forced
 from etcdrescue.procedures.replace_rules import judge
 from etcdrescue.session import RecoverySession
+from etcdrescue.space import NoAlarm
 
 NAMES = ("m1", "m2", "m3", "m4", "m5")
 URL = {n: f"https://10.0.0.{i}:2380" for i, n in enumerate(NAMES, 1)}
@@ -177,13 +179,14 @@ def test_the_session_knows_its_target(tmp_path: Path) -> None:
 
 
 def test_the_runbook_of_a_replace(tmp_path: Path) -> None:
-    """`runbook --replace MEMBER` renders the replace's own steps and checks, asked through another member."""
+    """`runbook --procedure replace --member MEMBER` renders the replace's own steps and checks, asked through
+    another member."""
     from etcdrescue import cli
     from etcdrescue.commands.runbook import build
 
     inv = str(inventory(tmp_path))
-    args = cli.build_parser().parse_args(["runbook", "-i", inv, "--replace", "m1.test", "--stamp",
-                                          "20261207T000000Z"])
+    args = cli.build_parser().parse_args(["runbook", "-i", inv, "--procedure", "replace", "--member", "m1.test",
+                                          "--stamp", "20261207T000000Z"])
     text, _ = build(args)
     assert text.startswith("# etcd member replacement runbook: unit")
     assert "- Seed: `m2.test`" in text and "| `m1.test` |" in text and "| replaced |" in text
@@ -194,10 +197,11 @@ def test_the_runbook_of_a_replace(tmp_path: Path) -> None:
         assert title in text
     plan = build_plan(Context(load_inventory(inv).with_seed("m2.test"), None, Method.FORCE_NEW_CLUSTER,
                               "20261207T000000Z", target="m1.test"), REPLACE)
-    for cmd in plan.commands():
-        assert cmd.script in text, cmd.purpose
-    with pytest.raises(InputError, match="takes no --backup"):
-        build(cli.build_parser().parse_args(["runbook", "-i", inv, "--replace", "m1.test", "--backup", "/b"]))
+    assert_runs_the_plan(text, plan)
+    for wrong in (["--procedure", "replace", "--member", "m1.test", "--backup", "/b"], ["--procedure", "replace"],
+                  ["--member", "m1.test"]):
+        with pytest.raises(InputError, match="--procedure replace takes --member MEMBER"):
+            build(cli.build_parser().parse_args(["runbook", "-i", inv, *wrong]))
 
 
 def test_the_lab_cli_offers_every_one_member_break() -> None:

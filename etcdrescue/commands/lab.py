@@ -45,15 +45,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--host-tools", action="store_true",
                    help="up: etcd, etcdctl and etcdutl on the hosts' PATH even where the platform has none "
                         "(kubeadm)")
-    p.add_argument("--mode", choices=["quorum", "seed-corrupt", "all", *ONE_MEMBER], default="quorum",
+    p.add_argument("--mode", choices=["quorum", "seed-corrupt", "all", *NOSPACE_MODES, *ONE_MEMBER],
+                   default="quorum",
                    help="break: quorum = all but the first member; seed-corrupt = that and a corrupt db on the "
-                        "first; all = every member; wal-lost = the last member's WAL removed; wiped = the last "
+                        "first; all = every member; nospace = a small quota filled with old revisions (NOSPACE "
+                        "alarm; reclaim-space gives the space back); nospace-data = filled with live data (only "
+                        "reclaim-space --quota helps); wal-lost = the last member's WAL removed; wiped = the last "
                         "member's data wiped and etcd restarted under its old identity (the quorum holds in "
                         "both: `etcdrescue replace`) (default quorum)")
     p.add_argument("--destroy", action="store_true", help="down: also remove the lab's files")
     p.set_defaults(func=cmd_lab)
 
 
+NOSPACE_MODES = ("nospace", "nospace-data")
 ONE_MEMBER = ("wal-lost", "wiped")
 """`lab.data_breaks.MODES`, spelled out for the same reason as `ETCD_RELEASES`."""
 ETCD_RELEASES = ("3.4", "3.5", "3.6", "3.7")
@@ -178,6 +182,13 @@ def lab_break(args: argparse.Namespace, root: Path) -> int:
     lab = open_lab(root, args.members, args.subnet, create=False, profile=args.profile, etcd=args.etcd)
     if any(lab.supervisor_pid(h) is None for h in lab.hosts):
         raise InputError("the lab is not (fully) up: `etcdrescue lab up` first")
+    if args.mode in NOSPACE_MODES:
+        from ..lab.nospace import break_nospace
+
+        quota = break_nospace(lab, history=args.mode == "nospace")
+        say(f"NOSPACE alarm raised: --quota-backend-bytes={quota} on every member, filled with "
+            + ("old revisions of a few keys" if args.mode == "nospace" else "live keys"))
+        return EXIT_OK
     if args.mode in ONE_MEMBER:
         from ..lab.data_breaks import MODES
 

@@ -29,5 +29,5 @@ def run_diagnosis(hosts: Hosts, *, uploaded: Uploaded | None = None, inventory_f
         looked = [f.result() for f in [pool.submit(one, m) for m in inv.members]]
     facts = tuple(f for f, _ in looked)
     tools = tool_choice(hosts, facts, uploaded=uploaded, restores=False).tools
-    cluster = survey_cluster(hosts, [h.name for h in facts if h.healthy], tools)
+    cluster = survey_cluster(hosts, [h.name for h in sorted(facts, key=lambda h: not h.healthy) if h.serves], tools)
     return diagnose(tuple(lk for _, lk in looked), cluster, inv, inventory_file=inventory_file)

@@ -28,6 +28,7 @@ from ..probes import (
     restore_can_bump,
     snapshot_status,
 )
+from ..space import effective_quota
 from ..ssh.hosts import Hosts
 from .cluster import survey_cluster
 from .verdict import (
@@ -77,8 +78,8 @@ def survey_host(hosts: Hosts, member: Member, *, uploaded: bool = False) -> Host
 
 
 def read_config(hosts: Hosts, member: Member, survey: HostSurvey) -> dict[str, Any]:
-    """The manifest in use (or the disabled one) and the settings' member name."""
-    inv, out = hosts.inv, {}
+    """The manifest in use (or the disabled one), the settings' member name and backend quota."""
+    inv, out = hosts.inv, dict[str, Any]()
     platform = inv.platform
     if survey.manifest != survey.disabled:
         path = inv.paths.manifest if survey.manifest else inv.paths.disabled_manifest
@@ -87,7 +88,9 @@ def read_config(hosts: Hosts, member: Member, survey: HostSurvey) -> dict[str, A
                "server_version": platform.server_version(text)}
     if survey.conf and out.get("manifest_problem") is None:
         s = platform.settings
-        out["conf_name"] = hosts.fact(member.name, Fact(s.label, s.values_script(), s.parse_values)).get("name", "")
+        values = hosts.fact(member.name, Fact(s.label, s.values_script(), s.parse_values))
+        out["conf_name"] = values.get("name", "")
+        out["quota"] = effective_quota(values.get("quota-backend-bytes"))
     return out
 
 
@@ -260,7 +263,8 @@ def run_preflight(hosts: Hosts, *, backup: str | None, method: Method, resuming:
         said.backup_surveyed(backup_facts)
     extra: dict[str, Any] = {}
     if cluster:
-        seen = survey_cluster(hosts, [h.name for h in facts if h.healthy], tools.tools)
+        seen = survey_cluster(hosts, [h.name for h in sorted(facts, key=lambda h: not h.healthy) if h.serves],
+                              tools.tools)
         extra = {"cluster": seen, "target": target}
     report = rules(facts, seed=inv.seed.name, quorum=inv.quorum, data_dir=inv.paths.data_dir, backup_path=backup,
                    backup=backup_facts, method=method, resuming=resuming, settings=inv.platform.settings.label,

@@ -32,3 +32,5 @@ class Procedure:
     needs_cluster: bool = False
     """Its rules read the cluster as a healthy member sees it (`preflight.cluster.ClusterFacts`): the member
     list, every member's status and the alarms. The quorum recovery has no healthy member to ask."""
+    takes_options: bool = False
+    """Its rules take the operator's `force` and `quota` (`RecoveryOptions`) as keywords."""

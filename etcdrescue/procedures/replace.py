@@ -13,10 +13,11 @@ from __future__ import annotations
 import functools
 from dataclasses import replace
 
-from ..checks import AllHealthy, EntryGone, EtcdDown, NoAlarm, OneLeader
+from ..checks import AllHealthy, EntryGone, EtcdDown, OneLeader
 from ..command import Command, Raw, chain, q
 from ..inventory.model import Member
 from ..model import Context, Gate, Step
+from ..space import NoAlarm
 from ..steps.join import join_member
 from ..steps.verify import final_check
 from .base import Procedure

@@ -76,6 +76,16 @@ def test_okd3_healthy_expired_peer_certificate_broken_member_lost_quorum(okd3: L
     found = until(lab, "replace")
     assert found["procedure"] == {"name": "replace", "members": [names[2]]}
     assert any(c["cause"] == "WAL/CRC corruption" for c in found["members"][names[2]]["causes"]), found
+    deadline = time.monotonic() + 30
+    while found["members"][names[2]]["process"]["restarts"] < 2 and time.monotonic() < deadline:
+        time.sleep(2)
+        found = diagnose(lab)
+    assert found["members"][names[2]]["process"]["restarts"] >= 2, "the kubelet keeps restarting it"
+    assert found["members"][names[0]]["process"]["restarts"] == 0
+    refused = etcdrescue("check", "-i", str(lab.inventory_path))
+    assert refused.returncode == 2
+    assert f"not healthy: {names[2]}" in refused.stdout, refused.stdout
+    assert f"diagnose says: replace ({names[2]})" in refused.stdout, refused.stdout
     assert found["next"][0].startswith(f"etcdrescue replace -i {lab.inventory_path} {names[2]}")
 
     lab.break_quorum([1])
@@ -98,7 +108,10 @@ def test_kubeadm_37_under_a_35_manifest_needs_its_flags_fixed(tmp_path_factory: 
         assert found["procedure"] == {"name": "fix-flags", "members": [name]}, found
         causes = found["members"][name]["causes"]
         assert [c["cause"] for c in causes] == ["flag provided but not defined"]
-        assert "-experimental-" in found["next"][0]
+        assert found["members"][name]["process"]["pid"] is None
+        assert found["members"][name]["process"]["restarts"] >= 1
+        assert "--experimental-initial-corrupt-check" in found["next"][0]
+        assert "--watch-progress-notify-interval=5s --feature-gates=InitialCorruptCheck=true" in found["next"][0]
     finally:
         lab.down()
 
