@@ -23,7 +23,7 @@ from etcdrescue.preflight.options import RecoveryOptions
 from etcdrescue.preflight.verdict import HostFacts, PreflightReport, ToolChoice
 from etcdrescue.probes import Alarm, AlarmKind, EndpointStatus, MemberInfo
 from etcdrescue.procedures import PROCEDURES, named
-from etcdrescue.procedures.replace import REPLACE, forced
+from etcdrescue.procedures.replace import REPLACE
 from etcdrescue.procedures.replace_rules import judge
 from etcdrescue.session import RecoverySession
 from etcdrescue.space import NoAlarm
@@ -119,9 +119,11 @@ def test_the_seed_is_a_healthy_voter_other_than_the_target() -> None:
     assert facts(target="m2").seed == "m1"
 
 
-def test_a_forced_replace_is_still_a_replace_in_the_journal() -> None:
-    assert forced().name == REPLACE.name == "replace" and forced().needs_cluster
-    assert PROCEDURES["replace"] is REPLACE and named("replace") is REPLACE
+def test_force_reaches_the_rules_of_a_replace(tmp_path: Path) -> None:
+    assert PROCEDURES["replace"] is REPLACE and named("replace") is REPLACE and REPLACE.takes_options
+    session = RecoverySession.open(RecoveryOptions(inventory(tmp_path), procedure="replace", target="m3.test",
+                                                   force=True))
+    assert session.rules.keywords["force"] is True  # type: ignore[attr-defined]
 
 
 def plan_of(tmp_path: Path, target: str = "m2.test") -> tuple[Context, list[Any]]:

@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def cmd_replace(args: argparse.Namespace) -> int:
     from ..preflight.options import RecoveryOptions
-    from ..procedures.replace import forced, stop_key
+    from ..procedures.replace import stop_key
     from ..session import RecoverySession
     from .recover import recover
 
@@ -41,9 +41,7 @@ def cmd_replace(args: argparse.Namespace) -> int:
         raise InputError("refusing to change hosts: no terminal to confirm on; pass --yes to run unattended")
     session = RecoverySession.open(RecoveryOptions(args.inventory, etcd_tools=args.etcd_tools,
                                                    journal_dir=args.journal, gate_timeout=args.gate_timeout,
-                                                   procedure="replace", target=args.member))
-    if args.force:
-        session.procedure = forced(session.procedure)
+                                                   procedure="replace", target=args.member, force=args.force))
     try:
         if args.resume and not args.fresh:
             unfinished = session.find_unfinished()

@@ -10,9 +10,6 @@ quorum.
 
 from __future__ import annotations
 
-import functools
-from dataclasses import replace
-
 from ..checks import AllHealthy, EntryGone, EtcdDown, OneLeader
 from ..command import Command, Raw, chain, q
 from ..inventory.model import Member
@@ -104,9 +101,4 @@ def mode(ctx: Context) -> str:
 
 
 REPLACE = Procedure(name="replace", title="etcd member replacement", done="REPLACED", judge=judge, steps=steps,
-                    mode=mode, needs_cluster=True)
-
-
-def forced(procedure: Procedure = REPLACE) -> Procedure:
-    """The replace of a member that is healthy (`--force`): rebuilt anyway, under the same name in the journal."""
-    return replace(procedure, judge=functools.partial(judge, force=True))
+                    mode=mode, needs_cluster=True, takes_options=True)
