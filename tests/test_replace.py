@@ -193,6 +193,8 @@ def test_the_runbook_of_a_replace(tmp_path: Path) -> None:
     assert text.startswith("# etcd member replacement runbook: unit")
     assert "- Seed: `m2.test`" in text and "| `m1.test` |" in text and "| replaced |" in text
     assert "really lost quorum" not in text and "keeps its quorum without `m1.test`" in text
+    assert "### The quorum holds without `m1.test`" in text and "No backup" not in text
+    assert "- [ ] unit replaced: every member healthy and a voter, one leader, no alarm" in text
     for title in ("Stop etcd on m1.test", "Remove m1.test's old entry from the member list",
                   "Add m1.test back as a learner, with empty data", "Promote m1.test to a voting member",
                   "Verify the whole cluster", "unit replaced: every member healthy"):

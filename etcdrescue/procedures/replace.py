@@ -14,10 +14,11 @@ from ..checks import AllHealthy, EntryGone, EtcdDown, OneLeader
 from ..command import Command, Raw, chain, q
 from ..inventory.model import Member
 from ..model import Context, Gate, Step
+from ..probes import endpoint_health
 from ..space import NoAlarm
 from ..steps.join import join_member
 from ..steps.verify import final_check
-from .base import Procedure
+from .base import HandCheck, Procedure
 from .replace_rules import judge
 
 
@@ -100,5 +101,19 @@ def mode(ctx: Context) -> str:
             f"synced from {ctx.seed.name}, promoted once caught up")
 
 
+def condition(ctx: Context) -> HandCheck:
+    t, inv = target(ctx), ctx.inv
+    need = (len(inv.members) - 1) // 2 + 1
+    return HandCheck(
+        f"The quorum holds without `{t.name}`",
+        f"The cluster keeps its quorum without `{t.name}`: every other member healthy (at least {need} needed), "
+        f"`{t.name}` not",
+        ctx.seed.name, str(endpoint_health(ctx.platform.tools, [m.client_url for m in inv.members]).script),
+        f"`\"health\":true` for every endpoint but `{t.client_url}`. Fewer than {need} others healthy: **stop "
+        f"here**, removing it would cost the quorum; another one unhealthy too: bring it back first. `{t.name}` "
+        "healthy: there is nothing to replace.")
+
+
 REPLACE = Procedure(name="replace", title="etcd member replacement", done="REPLACED", judge=judge, steps=steps,
-                    mode=mode, needs_cluster=True, takes_options=True)
+                    mode=mode, needs_cluster=True, takes_options=True, condition=condition,
+                    outcome="every member healthy and a voter, one leader, no alarm")
