@@ -153,7 +153,8 @@ def drive(session: RecoverySession, *, dry_run: bool = False, confirm: bool = Fa
     finally:
         session.close()
     print(f"{session.procedure.done.lower()} {inv.cluster}: {len(inv.members)} members healthy in "
-          f"{result.duration:.1f}s; old data kept beside the new with suffix .etcdrescue-{plan.ctx.stamp}")
+          f"{result.duration:.1f}s; "
+          f"old data kept beside the new with suffix .etcdrescue-{plan.ctx.stamp}")
     for line in by_hand_lines(plan.ctx.revisions):
         print(line)
     return EXIT_OK
