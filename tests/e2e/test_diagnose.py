@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from etcdrescue.lab import Lab
-from etcdrescue.lab.breaks import expire_peer_cert, refused_flags
+from etcdrescue.lab.breaks import refused_flags
 
 from .conftest import requires_lab
 from .helpers import etcdrescue, tree_digest
@@ -59,16 +59,18 @@ def test_okd3_healthy_expired_peer_certificate_broken_member_lost_quorum(okd3: L
     assert all(m["healthy"] and m["certs"] and not any(c["expired"] for c in m["certs"])
                for m in found["members"].values())
 
-    cert = expire_peer_cert(lab, 1)
+    broke = etcdrescue("lab", "break", "--mode", "cert-expired", "--root", str(lab.root))
+    assert broke.returncode == 0, broke.stderr
+    cert = "/etc/etcd/peer.crt"
     found = until(lab, "renew-certs")
-    assert found["procedure"] == {"name": "renew-certs", "members": [names[1]]}
-    assert any(c["path"] == cert and c["expired"] for c in found["members"][names[1]]["certs"])
+    assert found["procedure"] == {"name": "renew-certs", "members": [names[2]]}
+    assert any(c["path"] == cert and c["expired"] for c in found["members"][names[2]]["certs"])
     assert any("redeploy-certificates" in line for line in found["next"])
     for path in (cert, cert.replace(".crt", ".key")):
-        real = lab.host_path(1, path)
+        real = lab.host_path(2, path)
         real.with_name(real.name + ".lab-before").replace(real)
-    lab.stop_etcd(1)
-    lab.start_etcd(1)
+    lab.stop_etcd(2)
+    lab.start_etcd(2)
     lab.wait_healthy(timeout=60)
     assert diagnose(lab)["procedure"]["name"] == "none"
 
