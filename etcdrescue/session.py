@@ -88,6 +88,7 @@ class RecoverySession(Guard):
                       gate_timeout=options.gate_timeout, secrets=secrets, etcd_tools=tools, learners=options.learners,
                       seed=SeedChoice(explicit=options.seed is not None, accept_older=options.accept_older_seed),
                       revisions=options.revisions)
+        session.any_cluster = options.any_cluster
         if options.stamp is not None:
             session.stamp = options.stamp
         return session
@@ -107,6 +108,8 @@ class RecoverySession(Guard):
         self.learners = learners
         self.seed_choice = seed or SeedChoice()
         self.revision_options = revisions or RevisionOptions()
+        self.any_cluster = False
+        """The backup's own member list is not checked against the inventory (a drill's lab)."""
         self.uploaded: Uploaded | None = None
         """The tools `prepare` put on every host (`--etcd-tools`)."""
         self.unfinished: Unfinished | None = None
@@ -235,7 +238,7 @@ class RecoverySession(Guard):
             raise InputError(f"cannot put the etcd tools on the hosts: {exc}") from None
         return replace(run_preflight(self.hosts, backup=self.backup, method=self.method, resuming=self.resuming,
                                      uploaded=self.uploaded, seed=self.seed_choice, revisions=self.revision_options,
-                                     progress=progress, rules=self.procedure.judge),
+                                     progress=progress, rules=self.procedure.judge, identity=not self.any_cluster),
                        started=started)
 
     def plan(self, report: PreflightReport) -> Plan:

@@ -13,6 +13,7 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from ..etcddata.backup_identity import BackupIdentityError, BackupMember, backup_members, identity_problem
 from ..etcddata.bbolt import DB, MAGIC, PAGE_HEADER, BboltError, Reader
@@ -69,10 +70,10 @@ class SnapshotFacts:
         return tuple(sorted({u for m in self.members for u in m.peer_urls}))
 
 
-def _reader(f: object) -> Reader:
+def _reader(f: BinaryIO) -> Reader:
     def read(offset: int, length: int) -> bytes:
-        f.seek(offset)  # type: ignore[attr-defined]
-        return f.read(length)  # type: ignore[attr-defined, no-any-return]
+        f.seek(offset)
+        return f.read(length)
 
     return read
 

@@ -42,3 +42,5 @@ class RecoveryOptions:
     """A fixed stamp (the runbook's `--stamp`); by default each session makes its own."""
     procedure: str = "recover"
     """The procedure the session runs (`procedures.PROCEDURES`)."""
+    any_cluster: bool = False
+    """Restore a backup of another cluster (`drill`: its lab is another cluster by design); never for a recovery."""

@@ -160,16 +160,18 @@ def backup_db(path: str, kind: BackupKind) -> str:
     return path if kind is BackupKind.FILE else path.rstrip("/") + "/member/snap/db"
 
 
-def check_backup(hosts: Hosts, seed: str, found: BackupFacts, tools: EtcdTools) -> BackupFacts:
-    """The located backup read: its snapshot status and whether it is this cluster's, and which restore flags
-    the chosen tools have, side by side."""
+def check_backup(hosts: Hosts, seed: str, found: BackupFacts, tools: EtcdTools, *, identity: bool = True
+                 ) -> BackupFacts:
+    """The located backup read: its snapshot status and whether it is this cluster's (unless `identity` is off:
+    a drill restores into a lab that is another cluster by design), and which restore flags the chosen tools
+    have, side by side."""
     if found.kind is None or found.error:
         return found
     path, db = found.path, backup_db(found.path, found.kind)
     with cf.ThreadPoolExecutor(3) as pool:
         status = pool.submit(hosts.fact, seed, snapshot_status(tools, db))
         flags = pool.submit(hosts.fact, seed, restore_can_bump(tools))
-        foreign = pool.submit(wrong_cluster, hosts, seed, path, db)
+        foreign = pool.submit(wrong_cluster, hosts, seed, path, db) if identity else None
     try:
         snapshot: SnapshotInfo = status.result()
     except (RescueError, ParseError):
@@ -178,7 +180,7 @@ def check_backup(hosts: Hosts, seed: str, found: BackupFacts, tools: EtcdTools) 
         can_bump = flags.result()
     except (RescueError, ParseError) as exc:
         return found.failed(f"{seed}: cannot ask {tools.restore_tool} which restore flags it has ({exc})")
-    return replace(found, snapshot=snapshot, can_bump=can_bump, error=foreign.result())
+    return replace(found, snapshot=snapshot, can_bump=can_bump, error=foreign.result() if foreign else "")
 
 
 def wrong_cluster(hosts: Hosts, seed: str, path: str, db: str) -> str:
@@ -225,7 +227,7 @@ class PreflightProgress:
 def run_preflight(hosts: Hosts, *, backup: str | None, method: Method, resuming: bool = False,
                   uploaded: Uploaded | None = None, seed: SeedChoice | None = None,
                   revisions: RevisionOptions | None = None, progress: PreflightProgress | None = None,
-                  rules: Callable[..., PreflightReport] = judge) -> PreflightReport:
+                  rules: Callable[..., PreflightReport] = judge, identity: bool = True) -> PreflightReport:
     """Every host and the backup's location in parallel, then the backup read with the tools the hosts' survey
     chose; `rules` (the procedure's) judge the facts."""
     inv = hosts.inv
@@ -241,7 +243,7 @@ def run_preflight(hosts: Hosts, *, backup: str | None, method: Method, resuming:
 
     def read_backup(path: str, found: BackupFacts, tools: EtcdTools) -> BackupFacts:
         try:
-            return check_backup(hosts, inv.seed.name, found, tools)
+            return check_backup(hosts, inv.seed.name, found, tools, identity=identity)
         except Exception as exc:
             raise SurveyFailed.of(f"backup {path}", exc) from exc
 
