@@ -136,6 +136,16 @@ class Step:
 
 
 @dataclass(frozen=True)
+class BastionCopy:
+    """A backup on this machine that the plan copies to the seed first (`--backup bastion:PATH`); `backup` is
+    then where the copy goes."""
+
+    local: str
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
 class Context:
     """Everything a step needs to declare its commands; built once per run, before any step."""
 
@@ -150,6 +160,7 @@ class Context:
     learners: bool = True
     """Joins add each member as a learner and promote it once it caught up (etcd 3.4+); False: voting joins."""
     revisions: Revisions = field(default_factory=Revisions)
+    bastion: BastionCopy | None = None
 
     @property
     def paths(self) -> Paths:

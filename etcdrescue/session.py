@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from .backups.bastion import BastionBackup, is_bastion
+from .backups.bastion import check as check_bastion
 from .engine import Callbacks, Engine, Guard, RunResult
 from .errors import InputError, RescueError, StalePicture
 from .inventory.model import Inventory, load_inventory
@@ -27,7 +29,7 @@ from .platform.tools import EtcdTools
 from .preflight.options import RecoveryOptions, RevisionOptions
 from .preflight.picture import Picture, changes, drift
 from .preflight.survey import PreflightProgress, Uploaded, run_preflight
-from .preflight.verdict import PreflightReport, SeedChoice
+from .preflight.verdict import BackupFacts, PreflightReport, SeedChoice
 from .procedures import QUORUM_RECOVERY, named
 from .procedures.base import Procedure
 from .resume import Unfinished, find_unfinished
@@ -79,7 +81,15 @@ class RecoverySession(Guard):
         the method, `--etcd-tools`, a fixed stamp."""
         inv = options.inventory if isinstance(options.inventory, Inventory) else load_inventory(options.inventory)
         inv = inv.with_seed(options.seed)
-        backup, method = check_options(inv, options.backup, options.method)
+        bastion, backup = None, None
+        if is_bastion(options.backup):
+            if options.method == Method.FORCE_NEW_CLUSTER.value:
+                raise InputError("--method force-new-cluster needs a data-dir copy on the seed; a bastion: backup is "
+                                 "a snapshot file (restored with snapshot-restore)")
+            bastion = check_bastion(str(options.backup), inv, any_cluster=options.any_cluster)
+            backup, method = bastion.seed_path, Method.SNAPSHOT_RESTORE
+        else:
+            backup, method = check_options(inv, options.backup, options.method)
         tools = find_local(options.etcd_tools) if options.etcd_tools else None
         if options.stamp is not None and not all(ch.isalnum() or ch in "-_." for ch in options.stamp):
             raise InputError(f"--stamp may hold letters, digits, '-', '_' and '.', got {options.stamp!r}")
@@ -89,6 +99,7 @@ class RecoverySession(Guard):
                       seed=SeedChoice(explicit=options.seed is not None, accept_older=options.accept_older_seed),
                       revisions=options.revisions)
         session.any_cluster = options.any_cluster
+        session.bastion = bastion
         if options.stamp is not None:
             session.stamp = options.stamp
         return session
@@ -109,6 +120,8 @@ class RecoverySession(Guard):
         self.seed_choice = seed or SeedChoice()
         self.revision_options = revisions or RevisionOptions()
         self.any_cluster = False
+        self.bastion: BastionBackup | None = None
+        """`--backup bastion:PATH`: the file on this machine, checked; the plan copies it to `backup` first."""
         """The backup's own member list is not checked against the inventory (a drill's lab)."""
         self.uploaded: Uploaded | None = None
         """The tools `prepare` put on every host (`--etcd-tools`)."""
@@ -141,6 +154,8 @@ class RecoverySession(Guard):
         self.inv = self.inv.with_seed(unfinished.seed)
         self.backup, self.method = unfinished.backup, Method(unfinished.method)
         self.learners, self.stamp = unfinished.learners, unfinished.stamp
+        if self.bastion is not None and self.backup != self.bastion.seed_path:
+            self.bastion = None
         self.unfinished = unfinished
 
     # -- locks ------------------------------------------------------------------------
@@ -238,8 +253,17 @@ class RecoverySession(Guard):
             raise InputError(f"cannot put the etcd tools on the hosts: {exc}") from None
         return replace(run_preflight(self.hosts, backup=self.backup, method=self.method, resuming=self.resuming,
                                      uploaded=self.uploaded, seed=self.seed_choice, revisions=self.revision_options,
-                                     progress=progress, rules=self.procedure.judge, identity=not self.any_cluster),
+                                     progress=progress, rules=self.procedure.judge, identity=not self.any_cluster,
+                                     staged=self.staged_facts()),
                        started=started)
+
+    def staged_facts(self) -> BackupFacts | None:
+        """The bastion file as the pre-flight sees a backup: at its place on the seed, a snapshot file."""
+        b = self.bastion
+        if b is None or self.backup is None:
+            return None
+        return BackupFacts(self.backup, kind=BackupKind.FILE, size_kb=b.size // 1024, mtime=int(b.mtime),
+                           snapshot=b.snapshot)
 
     def plan(self, report: PreflightReport) -> Plan:
         """The plan for a report that passed: with the tools it chose, on every host. The fresh look compares
@@ -257,7 +281,8 @@ class RecoverySession(Guard):
         u = self.unfinished
         return Context(self.inv, self.backup, self.method, self.stamp, gate_timeout=self.gate_timeout,
                        backup_kind=u.backup_kind if u else backup_kind, learners=self.learners,
-                       revisions=u.revisions if u else revisions)
+                       revisions=u.revisions if u else revisions,
+                       bastion=self.bastion.copy if self.bastion else None)
 
     # -- the fresh look ---------------------------------------------------------------
     def before_step(self) -> None:

@@ -64,6 +64,8 @@ class SnapshotFacts:
     members: tuple[BackupMember, ...]
     storage_version: str = ""
     """`meta/storageVersion` (written by etcd 3.6+); "" before."""
+    total_keys: int = 0
+    """Entries of the `key` bucket (every revision of every key), as `etcdutl snapshot status` counts them."""
 
     @property
     def peer_urls(self) -> tuple[str, ...]:
@@ -91,10 +93,12 @@ def inspect(path: Path) -> SnapshotFacts:
             db = DB(read)
             meta = db.bucket(db.root(), b"meta")
             found = db.lookup(meta, b"storageVersion") if meta is not None else None
+            revisions = db.bucket(db.root(), b"key")
+            total = sum(1 for _ in db.items(revisions)) if revisions is not None else 0
         except (FreshnessError, BackupIdentityError, BboltError) as exc:
             raise CorruptSnapshot(f"{path}: {exc}") from None
     storage = found[1].decode("ascii", errors="replace") if found else ""
-    return SnapshotFacts(state.revision, state.consistent_index, members, storage)
+    return SnapshotFacts(state.revision, state.consistent_index, members, storage, total)
 
 
 def foreign_problem(facts: SnapshotFacts, peer_urls: Iterable[str], hosts: Iterable[str] = ()) -> str | None:

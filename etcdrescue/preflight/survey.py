@@ -202,6 +202,14 @@ def wrong_cluster(hosts: Hosts, seed: str, path: str, db: str) -> str:
     return f"backup {path} on {seed}: {problem}" if problem else ""
 
 
+def restore_flags(hosts: Hosts, seed: str, staged: BackupFacts, tools: EtcdTools) -> BackupFacts:
+    """A backup still on this machine: only whether the seed's restore tool can bump revisions."""
+    try:
+        return replace(staged, can_bump=hosts.fact(seed, restore_can_bump(tools)))
+    except (RescueError, ParseError) as exc:
+        return staged.failed(f"{seed}: cannot ask {tools.restore_tool} which restore flags it has ({exc})")
+
+
 @dataclass(frozen=True)
 class Uploaded:
     """Tools the session uploaded to every host (`--etcd-tools`): used instead of the hosts' own."""
@@ -227,9 +235,11 @@ class PreflightProgress:
 def run_preflight(hosts: Hosts, *, backup: str | None, method: Method, resuming: bool = False,
                   uploaded: Uploaded | None = None, seed: SeedChoice | None = None,
                   revisions: RevisionOptions | None = None, progress: PreflightProgress | None = None,
-                  rules: Callable[..., PreflightReport] = judge, identity: bool = True) -> PreflightReport:
+                  rules: Callable[..., PreflightReport] = judge, identity: bool = True,
+                  staged: BackupFacts | None = None) -> PreflightReport:
     """Every host and the backup's location in parallel, then the backup read with the tools the hosts' survey
-    chose; `rules` (the procedure's) judge the facts."""
+    chose; `rules` (the procedure's) judge the facts. `staged`: the facts of a backup checked on this machine
+    that the plan copies to the seed first (`bastion:`); only the seed's restore flags are asked then."""
     inv = hosts.inv
     said = progress or PreflightProgress()
 
@@ -249,11 +259,16 @@ def run_preflight(hosts: Hosts, *, backup: str | None, method: Method, resuming:
 
     with cf.ThreadPoolExecutor(max_workers=min(8, len(inv.members)) + 1) as pool:
         surveys = [pool.submit(one, m) for m in inv.members]
-        located = pool.submit(locate_backup, hosts, inv.seed.name, backup) if backup is not None else None
+        located = (pool.submit(locate_backup, hosts, inv.seed.name, backup) if backup is not None and staged is None
+                   else None)
         facts = tuple(f.result() for f in surveys)
     tools = tool_choice(hosts, facts, uploaded=uploaded, restores=backup is not None)
     backup_facts = None
-    if backup is not None and located is not None:
+    if staged is not None:
+        backup_facts = (restore_flags(hosts, inv.seed.name, staged, tools.tools) if tools.tools is not None
+                        else staged.failed(f"backup {staged.path}: not checked (no etcd tools to restore it)"))
+        said.backup_surveyed(backup_facts)
+    elif backup is not None and located is not None:
         backup_facts = (read_backup(backup, located.result(), tools.tools) if tools.tools is not None
                         else BackupFacts(backup, error=f"backup {backup}: not checked (no etcd tools to read it)"))
         said.backup_surveyed(backup_facts)

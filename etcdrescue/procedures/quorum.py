@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ..model import Context, Step
 from ..preflight.verdict import judge
+from ..steps.bastion import copy_backup
 from ..steps.join import join
 from ..steps.kubernetes import control_plane_restart
 from ..steps.seed import seed_steps
@@ -14,7 +15,7 @@ from .base import Procedure
 
 
 def steps(ctx: Context) -> tuple[Step, ...]:
-    out = [stop_all(ctx), *seed_steps(ctx)]
+    out = [*([copy_backup(ctx)] if ctx.bastion else []), stop_all(ctx), *seed_steps(ctx)]
     out += [s for i in range(1, len(ctx.inv.members)) for s in join(ctx, i)]
     out.append(final_check(ctx))
     out += control_plane_restart(ctx)
