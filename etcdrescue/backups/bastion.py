@@ -81,11 +81,6 @@ def check(spec: str, inv: Inventory, *, any_cluster: bool = False) -> BastionBac
         from_sums = recorded_sha256(path)
     except CorruptSnapshot as exc:
         raise InputError(f"--backup {spec}: {exc}") from None
-    expected, source = (from_sums, ".sha256") if from_sums else (side.sha256, "sidecar") if side else (None, "")
-    digest = sha256_file(path)
-    if expected is not None and digest != expected:
-        raise InputError(f"backup {path} is corrupt: its sha256 {digest[:16]}… differs from its {source}'s "
-                         f"{expected[:16]}…; nothing changed")
     try:
         facts = inspect(path)
     except NotASnapshot as exc:
@@ -100,5 +95,10 @@ def check(spec: str, inv: Inventory, *, any_cluster: bool = False) -> BastionBac
         if problem:
             raise InputError(f"backup {path}: {problem}; nothing changed")
         note = f"this cluster's: its members' peer URLs are {', '.join(facts.peer_urls)}"
+    expected, source = (from_sums, ".sha256") if from_sums else (side.sha256, "sidecar") if side else (None, "")
+    digest = sha256_file(path)
+    if expected is not None and digest != expected:
+        raise InputError(f"backup {path} is corrupt: its sha256 {digest[:16]}… differs from its {source}'s "
+                         f"{expected[:16]}…; nothing changed")
     stat = path.stat()
     return BastionBackup(path, digest, source, stat.st_size, stat.st_mtime, facts, note)

@@ -115,8 +115,6 @@ def check_file(path: Path, *, profile: str | None, etcd: str | None, releases: t
         recorded = recorded_sha256(path) or (side.sha256 if side else None)
     except CorruptSnapshot as exc:
         raise InputError(f"--backup: {exc}") from None
-    if recorded is not None and sha256_file(path) != recorded:
-        raise DrillFailed(f"{path} is corrupt: its sha256 differs from the recorded {recorded[:16]}…")
     try:
         facts = inspect(path)
     except NotASnapshot as exc:
@@ -132,6 +130,8 @@ def check_file(path: Path, *, profile: str | None, etcd: str | None, releases: t
         if side.revision != facts.revision:
             raise DrillFailed(f"{path} is at revision {facts.revision}, its sidecar says {side.revision}: not the "
                               "file the sidecar describes")
+    if recorded is not None and sha256_file(path) != recorded:
+        raise DrillFailed(f"{path} is corrupt: its sha256 differs from the recorded {recorded[:16]}…")
     chosen_profile = profile or (side.profile if side else "okd3")
     chosen = etcd or (minor(side.etcd_version) if side and side.etcd_version else "3.4")
     if chosen not in releases:

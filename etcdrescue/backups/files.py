@@ -20,6 +20,7 @@ from ..etcddata.bbolt import DB, MAGIC, PAGE_HEADER, BboltError, Reader
 from ..etcddata.freshness import FreshnessError, db_state
 
 CHUNK = 1 << 20
+HASH_SIZE = 32
 
 
 class NotASnapshot(ValueError):
@@ -80,12 +81,35 @@ def _reader(f: BinaryIO) -> Reader:
     return read
 
 
+def integrity_problem(f: BinaryIO, size: int) -> str | None:
+    """`etcdctl snapshot save` appends the sha256 of the db to it (the file is then 32 bytes past a multiple of
+    512): checked here as `snapshot restore` checks it. None when it matches, or when the file has none (a plain
+    copy of `member/snap/db`, which `restore` takes with `--skip-hash-check`)."""
+    if size % 512 != HASH_SIZE:
+        return None
+    h = hashlib.sha256()
+    f.seek(0)
+    left = size - HASH_SIZE
+    while left > 0:
+        chunk = f.read(min(CHUNK, left))
+        if not chunk:
+            return "shorter than it was a moment ago"
+        h.update(chunk)
+        left -= len(chunk)
+    if f.read(HASH_SIZE) != h.digest():
+        return "its integrity hash (the sha256 `snapshot save` appends) does not match its contents"
+    return None
+
+
 def inspect(path: Path) -> SnapshotFacts:
     """The snapshot's revision, members and storage version; `NotASnapshot` or `CorruptSnapshot` else."""
     with path.open("rb") as f:
         head = f.read(PAGE_HEADER + 8)
         if len(head) < PAGE_HEADER + 4 or struct.unpack_from("<I", head, PAGE_HEADER)[0] != MAGIC:
             raise NotASnapshot(f"{path} is not an etcd snapshot (no bbolt header)")
+        damaged = integrity_problem(f, path.stat().st_size)
+        if damaged:
+            raise CorruptSnapshot(damaged)
         read = _reader(f)
         try:
             state = db_state(read)
@@ -96,7 +120,7 @@ def inspect(path: Path) -> SnapshotFacts:
             revisions = db.bucket(db.root(), b"key")
             total = sum(1 for _ in db.items(revisions)) if revisions is not None else 0
         except (FreshnessError, BackupIdentityError, BboltError) as exc:
-            raise CorruptSnapshot(f"{path}: {exc}") from None
+            raise CorruptSnapshot(str(exc)) from None
     storage = found[1].decode("ascii", errors="replace") if found else ""
     return SnapshotFacts(state.revision, state.consistent_index, members, storage, total)
 
