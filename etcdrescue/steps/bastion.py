@@ -22,7 +22,8 @@ def copy_backup(ctx: Context) -> Step:
     assert b is not None and ctx.backup is not None
     dst = ctx.backup
     tmp = f"/tmp/.etcdrescue-backup-{ctx.stamp}-{b.sha256[:12]}"
-    hand = f"# sent first from this machine over SFTP: {b.local} -> {seed.host}:{tmp}"
+    port = f"-P {seed.port} " if seed.port != 22 else ""
+    hand = f"# sent first from this machine over SFTP; by hand: scp {port}{q(b.local)} {seed.host}:{tmp}"
     parts = [
         Raw(f"{sha_is(tmp, b.sha256)} || {{ echo 'the copy on {seed.name} differs from the bastion file "
             f"(sha256): damaged in transit' >&2; exit 1; }}"),

@@ -5,6 +5,7 @@ etcdctl) and kubeadm on 3.6 (no tools on the hosts: `--etcd-tools`), one shared 
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import time
@@ -147,6 +148,9 @@ def test_backup_drill_break_then_recover_from_the_bastion(shaped: Lab, tmp_path:
     assert sorted(m.name for m in side.members) == sorted(h.name for h in lab.hosts)
     assert {m.id for m in side.members} == {f"{m['id']:x}" for m in lab.member_list()}
     assert side.cluster_id and side.taken_at.endswith("Z") and side.seconds > 0
+    (journaled,) = [p for p in journal.glob("lab-backup-*.jsonl") if p.name.endswith(f"{db.name[4:-3]}.jsonl")]
+    events = [json.loads(line) for line in journaled.read_text().splitlines()]
+    assert events[-1]["event"] == "backup_end" and events[-1]["ok"] and events[-1]["sha256"] == side.sha256
     host = next(h for h in lab.hosts if h.name == side.taken_from)
     assert host_file(lab, lab.hosts.index(host), side.host_copy).read_bytes() == db.read_bytes()
 
@@ -166,7 +170,8 @@ def test_backup_drill_break_then_recover_from_the_bastion(shaped: Lab, tmp_path:
     dry = etcdrescue("recover", "-i", str(lab.inventory_path), "--backup", f"bastion:{db}", "--dry-run", *tools(lab))
     assert dry.returncode == 0, dry.stdout + dry.stderr
     assert "[1/" in dry.stdout and f"Copy the backup from this machine to {lab.hosts[0].name}" in dry.stdout
-    assert f"over SFTP: {db} ->" in dry.stdout and "sha256 ok (matches its .sha256)" in dry.stdout
+    assert f"over SFTP; by hand: scp -P 2222 {db} {lab.hosts[0].ip}:/tmp/.etcdrescue-backup-" in dry.stdout
+    assert "sha256 ok (matches its .sha256)" in dry.stdout
     rec = recover(lab, f"bastion:{db}", journal)
     assert rec.returncode == 0, rec.stdout + rec.stderr
     for h in lab.hosts:
@@ -213,6 +218,14 @@ def test_corrupt_and_foreign_backups_fail_the_drill_and_are_refused(shaped: Lab,
     out = tmp_path / "backups"
     out.mkdir()
     lab.put_keys(PRE, 20)
+    lock = host_file(lab, 1, "/var/lib/etcdrescue/lock")
+    lock.write_text(json.dumps({"user": "ops", "machine": "bastion2", "pid": 1, "since": "now", "stamp": "S"}) + "\n")
+    try:
+        held = backup(lab, out, tmp_path / "j")
+    finally:
+        lock.unlink()
+    assert held.returncode == 2 and "holds the lock of this cluster" in held.stderr, held.stdout + held.stderr
+    assert list(out.iterdir()) == []
     res = backup(lab, out, tmp_path / "j")
     assert res.returncode == 0, res.stdout + res.stderr
     good = only_backup(out)
@@ -261,6 +274,8 @@ def test_no_backup_of_a_cluster_without_quorum(shaped: Lab, tmp_path: Path) -> N
     out = tmp_path / "backups"
     out.mkdir()
     before = tree_digest(lab)
+    missing = backup(lab, tmp_path / "nowhere", tmp_path / "j")
+    assert missing.returncode == 2 and "does not exist" in missing.stderr, missing.stderr
     res = backup(lab, out, tmp_path / "j")
     assert res.returncode == 2, res.stdout + res.stderr
     assert "has no quorum" in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
