@@ -370,3 +370,16 @@ def test_the_engine_sends_the_file_after_the_probe_and_before_the_script(tmp_pat
     dry = Uploads()
     Engine(plan, dry, dry_run=True).run()  # type: ignore[arg-type]
     assert dry.events == ["run probe"], "a dry run sends nothing"
+
+
+def test_nothing_is_deleted_on_a_host(snapshot: Path, tmp_path: Path) -> None:
+    from test_no_rm import deletes
+
+    from etcdrescue.backups.take import snapshot_script
+
+    b = bastion.check(f"bastion:{copy(snapshot, tmp_path)}", inventory())
+    step = build_plan(Context(inventory(), b.seed_path, Method.SNAPSHOT_RESTORE, "S", bastion=b.copy)).steps[0]
+    scripts = [s for c in (*step.commands, *step.undo) for s in (c.script, c.skip_if or "")]
+    inv = inventory()
+    scripts.append(snapshot_script(inv.platform.tools, inv.members[0], inv.cluster))
+    assert not [w for s in scripts for w in deletes(s)]
