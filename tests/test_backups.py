@@ -140,6 +140,11 @@ def test_a_plain_db_copy_has_no_integrity_hash_and_still_reads(snapshot: Path, t
     db = tmp_path / "db"
     db.write_bytes(snapshot.read_bytes()[:-32])
     assert inspect(db).revision == inspect(snapshot).revision
+    assert inspect(snapshot).hashed and not inspect(db).hashed
+    with pytest.raises(InputError, match="not a `snapshot save` file"):
+        bastion.check(f"bastion:{db}", inventory())
+    with pytest.raises(InputError, match="not a `snapshot save` file"):
+        check_file(db, profile=None, etcd=None, releases=RELEASES)
 
 
 def test_sha256_file_round_trip(snapshot: Path, tmp_path: Path) -> None:

@@ -18,7 +18,16 @@ from ..inventory.model import Inventory
 from ..model import BastionCopy
 from ..platform.tools import STATE_ROOT
 from ..probes import SnapshotInfo
-from .files import CorruptSnapshot, NotASnapshot, SnapshotFacts, foreign_problem, inspect, recorded_sha256, sha256_file
+from .files import (
+    UNHASHED,
+    CorruptSnapshot,
+    NotASnapshot,
+    SnapshotFacts,
+    foreign_problem,
+    inspect,
+    recorded_sha256,
+    sha256_file,
+)
 from .sidecar import load
 
 PREFIX = "bastion:"
@@ -87,6 +96,8 @@ def check(spec: str, inv: Inventory, *, any_cluster: bool = False) -> BastionBac
         raise InputError(f"backup {exc}; nothing changed") from None
     except CorruptSnapshot as exc:
         raise InputError(f"backup {path} is corrupt or truncated ({exc}); nothing changed") from None
+    if not facts.hashed:
+        raise InputError(f"backup {path} is {UNHASHED}; nothing changed")
     if any_cluster:
         note = "cluster not checked (a drill's lab)"
     else:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError, StepFailed
-from .files import CorruptSnapshot, NotASnapshot, SnapshotFacts, inspect, recorded_sha256, sha256_file
+from .files import UNHASHED, CorruptSnapshot, NotASnapshot, SnapshotFacts, inspect, recorded_sha256, sha256_file
 from .sidecar import Sidecar, load
 
 GROUPED = ("registry", "kubernetes.io", "openshift.io")
@@ -121,6 +121,8 @@ def check_file(path: Path, *, profile: str | None, etcd: str | None, releases: t
         raise InputError(str(exc)) from None
     except CorruptSnapshot as exc:
         raise DrillFailed(f"{path} is corrupt or truncated: {exc}") from None
+    if not facts.hashed:
+        raise InputError(f"{path} is {UNHASHED}")
     if side is not None:
         theirs = sorted({u for m in side.members for u in m.peer_urls})
         if not set(facts.peer_urls) & set(theirs):

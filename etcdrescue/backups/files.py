@@ -67,6 +67,8 @@ class SnapshotFacts:
     """`meta/storageVersion` (written by etcd 3.6+); "" before."""
     total_keys: int = 0
     """Entries of the `key` bucket (every revision of every key), as `etcdutl snapshot status` counts them."""
+    hashed: bool = True
+    """It carries the integrity hash `snapshot save` appends (a plain copy of `member/snap/db` does not)."""
 
     @property
     def peer_urls(self) -> tuple[str, ...]:
@@ -122,7 +124,13 @@ def inspect(path: Path) -> SnapshotFacts:
         except (FreshnessError, BackupIdentityError, BboltError) as exc:
             raise CorruptSnapshot(str(exc)) from None
     storage = found[1].decode("ascii", errors="replace") if found else ""
-    return SnapshotFacts(state.revision, state.consistent_index, members, storage, total)
+    return SnapshotFacts(state.revision, state.consistent_index, members, storage, total,
+                         path.stat().st_size % 512 == HASH_SIZE)
+
+
+UNHASHED = ("a copy of a member's db, not a `snapshot save` file (it has no integrity hash, and a snapshot "
+            "file's restore checks one): restore it from the seed as a data-dir backup (`--backup DIR` holding "
+            "member/snap/db)")
 
 
 def foreign_problem(facts: SnapshotFacts, peer_urls: Iterable[str], hosts: Iterable[str] = ()) -> str | None:
