@@ -2,10 +2,10 @@
 the same, how many keys each Kubernetes resource has, and the drill the sidecar records.
 
 Exit codes (`etcdrescue drill`): 0 the backup restored and every member serves the same data; 2 bad input
-(no such file, not an etcd snapshot at all, a plain copy of a member's db rather than a `snapshot save` file, an
-unreadable sidecar, a lab that cannot be built here); 3 the
-backup does not restore: its sha256 differs from the recorded one, it is corrupt or truncated, its database
-is another cluster's than its sidecar says, the recovery failed, or the members disagree.
+(no such file, not an etcd snapshot at all, a plain copy of a member's db rather than a `snapshot save` file,
+an unreadable sidecar, a lab that cannot be built here); 3 the backup does not restore: its sha256 differs from
+the recorded one, it is corrupt or truncated, its database is another cluster's than its sidecar says, the
+recovery failed, or the members disagree.
 """
 
 from __future__ import annotations

@@ -173,7 +173,8 @@ def test_backup_drill_break_then_recover_from_the_bastion(shaped: Lab, tmp_path:
 
     lab.put_keys(POST, 50)
     lab.break_quorum(lab.hosts[1:])
-    dry = etcdrescue("recover", "-i", str(lab.inventory_path), "--backup", f"bastion:{db}", "--dry-run", *tools(lab))
+    dry = etcdrescue("recover", "-i", str(lab.inventory_path), "--backup", f"bastion:{db}", "--dry-run", "--journal",
+                     str(journal), *tools(lab))
     assert dry.returncode == 0, dry.stdout + dry.stderr
     assert "[1/" in dry.stdout and f"Copy the backup from this machine to {lab.hosts[0].name}" in dry.stdout
     assert f"over SFTP; by hand: scp -P 2222 {db} {lab.hosts[0].ip}:/tmp/.etcdrescue-backup-" in dry.stdout
@@ -334,6 +335,16 @@ def test_no_backup_of_a_cluster_without_quorum(shaped: Lab, tmp_path: Path) -> N
     before = tree_digest(lab)
     missing = backup(lab, tmp_path / "nowhere", tmp_path / "j")
     assert missing.returncode == 2 and "does not exist" in missing.stderr, missing.stderr
+    data = yaml.safe_load(lab.inventory_path.read_text())
+    ghost = f"127.0.{lab.subnet}.9"  # no host of this lab listens there
+    data["members"].append({"name": "ghost.lab.example", "host": ghost, "peer_url": f"https://{ghost}:2380",
+                            "client_url": f"https://{ghost}:2379"})
+    with_ghost = tmp_path / "ghost.yaml"
+    with_ghost.write_text(yaml.safe_dump(data))
+    unreachable = etcdrescue("backup", "-i", str(with_ghost), "-o", str(out), "--journal", str(tmp_path / "j"),
+                             *tools(lab))
+    assert unreachable.returncode == 2 and "ghost.lab.example is unreachable" in unreachable.stderr, \
+        unreachable.stdout + unreachable.stderr
     res = backup(lab, out, tmp_path / "j")
     assert res.returncode == 2, res.stdout + res.stderr
     assert "has no quorum" in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
