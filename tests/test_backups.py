@@ -180,6 +180,12 @@ def test_sidecar_round_trip_with_drills(snapshot: Path, tmp_path: Path) -> None:
         load(db)
 
 
+def test_the_cli_default_is_rotations() -> None:
+    from etcdrescue.commands import backup
+
+    assert backup.DEFAULT_KEEP == rotation.DEFAULT_KEEP
+
+
 def test_rotation_keeps_the_newest_n_of_this_cluster_and_touches_nothing_else(snapshot: Path, tmp_path: Path) -> None:
     ours = []
     for hour in range(5):

@@ -26,7 +26,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from ..command import Raw, chain, sh
 from ..errors import InputError, RescueError, StepFailed, TransportError
@@ -36,7 +35,7 @@ from ..locks import HostLocks
 from ..platform.tools import STATE_ROOT, EtcdTools
 from ..preflight.survey import survey_host, tool_choice
 from ..preflight.verdict import HostFacts
-from ..probes import Fact, ParseError, _json, member_list
+from ..probes import Fact, MemberInfo, ParseError, _json, member_list
 from ..session import RecoverySession
 from ..steps.seed import partial_aside
 from .files import CorruptSnapshot, NotASnapshot, foreign_problem, inspect, sha256_file, sha256_line, writable_dir
@@ -177,7 +176,7 @@ def take_backup(session: RecoverySession, out_dir: Path, keep: int, say: Say) ->
     return BackupResult(final, result, removed, journal.path)
 
 
-def _take(session: RecoverySession, member: Member, st: MemberStatus, listed: list[Any], final: Path, say: Say,
+def _take(session: RecoverySession, member: Member, st: MemberStatus, listed: list[MemberInfo], final: Path, say: Say,
           journal: Journal) -> Sidecar:
     inv, hosts = session.inv, session.hosts
     tools = inv.platform.tools

@@ -45,10 +45,10 @@ def cmd_backup(args: argparse.Namespace) -> int:
     finally:
         session.close()
     s = result.sidecar
-    age = "leader" if s.taken_from_leader else "follower"
+    role = "leader" if s.taken_from_leader else "follower"
     say(f"backup {result.db}: {s.size / 2**20:.1f} MiB, revision {s.revision}, etcd {s.etcd_version}"
         + (f" (storage {s.storage_version})" if s.storage_version else "")
-        + f", cluster {s.cluster_id}, from {s.taken_from} ({age}) in {s.seconds:.1f}s")
+        + f", cluster {s.cluster_id}, from {s.taken_from} ({role}) in {s.seconds:.1f}s")
     say(f"  sha256 {s.sha256} (checked against {s.taken_from}'s): {result.db.name}.sha256; sidecar "
         f"{result.db.name}.json")
     say(f"  on {s.taken_from}: the newest snapshot stays as {s.host_copy} (replaced by the next backup)")

@@ -13,12 +13,6 @@ docstring.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
-import shutil
-import subprocess
-import tempfile
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +20,8 @@ from ..errors import EXIT_OK, InputError, RescueError
 from .lab import ETCD_RELEASES, add_shape_options
 
 if TYPE_CHECKING:
+    import subprocess
+
     from ..backups.drill import Checked, MemberHash
     from ..lab import Lab
 
@@ -51,6 +47,8 @@ def say(text: str) -> None:
 
 def lab_ctl(lab: Lab, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """The lab release's etcdctl from outside the hosts, with the lab's client certificate."""
+    import subprocess
+
     from ..lab.base import NSENV
 
     pki = lab.pki
@@ -65,6 +63,8 @@ def endpoints(lab: Lab) -> str:
 
 def hashes(lab: Lab) -> list[MemberHash]:
     """Every member's hash of its whole key space, retried until they agree (or `AGREE_WITHIN` passed)."""
+    import time
+
     from ..backups.drill import DrillFailed, agreement_problem, parse_hashkv
 
     deadline = time.monotonic() + AGREE_WITHIN
@@ -91,6 +91,9 @@ def keys(lab: Lab) -> list[str]:
 
 def restore(lab: Lab, backup: str, work: Path) -> str:
     """The recovery as `recover --yes` runs it, its console output kept (shown when it fails)."""
+    import contextlib
+    import io
+
     from ..backups.drill import DrillFailed
     from ..preflight.options import RecoveryOptions
     from ..session import RecoverySession
@@ -113,6 +116,9 @@ def restore(lab: Lab, backup: str, work: Path) -> str:
 
 
 def cmd_drill(args: argparse.Namespace) -> int:
+    import shutil
+    import tempfile
+
     from ..backups.drill import check_file
     from .lab import check_prerequisites
 
@@ -131,6 +137,9 @@ def cmd_drill(args: argparse.Namespace) -> int:
 
 
 def run_drill(checked: Checked, work: Path, subnet: int) -> int:
+    import contextlib
+    import time
+
     from ..backups.drill import DrillFailed
     from ..lab import Lab, LabError
 
@@ -171,6 +180,8 @@ def age(seconds: float) -> str:
 
 
 def report(checked: Checked, lab: Lab, agreed: list[MemberHash], names: list[str], seconds: float) -> None:
+    import time
+
     from ..backups.drill import count_resources
     from ..backups.sidecar import Drill, save
 
