@@ -58,11 +58,18 @@ class Secrets:
 
 
 def check_options(inv: Inventory, backup: str | None, method: str | None) -> tuple[str | None, Method]:
+    """The backup and method as given (a `bastion:` file is checked by `open`, it takes a while)."""
     if method and not backup:
         raise InputError("--method applies to a backup; without --backup the seed's own data is used "
                          "(quorum restore with --force-new-cluster)")
+    if is_bastion(backup):
+        if method == Method.FORCE_NEW_CLUSTER.value:
+            raise InputError("--method force-new-cluster needs a data-dir copy on the seed; a bastion: backup is a "
+                             "snapshot file (restored with snapshot-restore)")
+        return backup, Method.SNAPSHOT_RESTORE
     if backup and not backup.startswith("/"):
-        raise InputError(f"--backup must be an absolute path on {inv.seed.name}, got {backup!r}")
+        raise InputError(f"--backup must be an absolute path on {inv.seed.name} (or bastion:PATH for a file on this "
+                         f"machine), got {backup!r}")
     chosen = Method(method) if method else Method.SNAPSHOT_RESTORE if backup else Method.FORCE_NEW_CLUSTER
     return backup or None, chosen
 
@@ -81,15 +88,10 @@ class RecoverySession(Guard):
         the method, `--etcd-tools`, a fixed stamp."""
         inv = options.inventory if isinstance(options.inventory, Inventory) else load_inventory(options.inventory)
         inv = inv.with_seed(options.seed)
-        bastion, backup = None, None
-        if is_bastion(options.backup):
-            if options.method == Method.FORCE_NEW_CLUSTER.value:
-                raise InputError("--method force-new-cluster needs a data-dir copy on the seed; a bastion: backup is "
-                                 "a snapshot file (restored with snapshot-restore)")
-            bastion = check_bastion(str(options.backup), inv, any_cluster=options.any_cluster)
-            backup, method = bastion.seed_path, Method.SNAPSHOT_RESTORE
-        else:
-            backup, method = check_options(inv, options.backup, options.method)
+        backup, method = check_options(inv, options.backup, options.method)
+        bastion = check_bastion(backup, inv, any_cluster=options.any_cluster) if is_bastion(backup) else None
+        if bastion is not None:
+            backup = bastion.seed_path
         tools = find_local(options.etcd_tools) if options.etcd_tools else None
         if options.stamp is not None and not all(ch.isalnum() or ch in "-_." for ch in options.stamp):
             raise InputError(f"--stamp may hold letters, digits, '-', '_' and '.', got {options.stamp!r}")

@@ -39,7 +39,7 @@ from etcdrescue.command import Command
 from etcdrescue.engine import Engine
 from etcdrescue.errors import InputError
 from etcdrescue.inventory.model import Inventory, parse_inventory
-from etcdrescue.model import Context, Method, Step
+from etcdrescue.model import BackupKind, Context, Method, Revisions, Step
 from etcdrescue.plan import Plan, build_plan
 from etcdrescue.preflight.verdict import HostFacts
 from etcdrescue.ssh.transport import Result
@@ -394,3 +394,25 @@ def test_nothing_is_deleted_on_a_host(snapshot: Path, tmp_path: Path) -> None:
     inv = inventory()
     scripts.append(snapshot_script(inv.platform.tools, inv.members[0], inv.cluster))
     assert not [w for s in scripts for w in deletes(s)]
+
+
+def test_a_session_opened_on_a_bastion_backup_restores_its_copy_on_the_seed(snapshot: Path, tmp_path: Path) -> None:
+    from etcdrescue.preflight.options import RecoveryOptions
+    from etcdrescue.session import RecoverySession, check_options
+
+    db = copy(snapshot, tmp_path)
+    assert check_options(inventory(), f"bastion:{db}", None) == (f"bastion:{db}", Method.SNAPSHOT_RESTORE)
+    with pytest.raises(InputError, match="force-new-cluster"):
+        check_options(inventory(), f"bastion:{db}", "force-new-cluster")
+    session = RecoverySession.open(RecoveryOptions(inventory(), backup=f"bastion:{db}", journal_dir=tmp_path / "j"))
+    try:
+        assert session.bastion is not None and session.backup == session.bastion.seed_path
+        staged = session.staged_facts()
+        assert staged is not None and staged.path == session.backup and staged.snapshot is not None
+        assert staged.snapshot.revision == inspect(db).revision
+        ctx = session.context(BackupKind.FILE, Revisions())
+        assert ctx.bastion == session.bastion.copy and ctx.backup_db == session.backup
+    finally:
+        session.close()
+    with pytest.raises(InputError, match="another cluster"):
+        RecoverySession.open(RecoveryOptions(inventory("10.9.9.9"), backup=f"bastion:{db}"))

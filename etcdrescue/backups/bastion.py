@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeGuard
 
 from ..errors import InputError
 from ..inventory.model import Inventory
@@ -68,8 +69,8 @@ class BastionBackup:
                 f"    {self.cluster_note}; copied to the seed as {self.seed_path} before the restore"]
 
 
-def is_bastion(backup: str | None) -> bool:
-    return bool(backup) and str(backup).startswith(PREFIX)
+def is_bastion(backup: str | None) -> TypeGuard[str]:
+    return backup is not None and backup.startswith(PREFIX)
 
 
 def check(spec: str, inv: Inventory, *, any_cluster: bool = False) -> BastionBackup:
