@@ -11,13 +11,13 @@ from .errors import EXIT_INTERRUPTED, RescueError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .commands import backup, drill, inventory, lab, recover, rehearse, report, runbook, tui
+    from .commands import backup, diagnose, drill, inventory, lab, reclaim, recover, rehearse, report, runbook, tui
 
     parser = argparse.ArgumentParser(prog="etcdrescue", description=__doc__)
     parser.add_argument("--version", action="version", version=f"etcdrescue {__version__}")
     sub = parser.add_subparsers(dest="cmd", required=True)
 
-    for module in (recover, backup, drill, inventory, runbook, report, lab, rehearse, tui):
+    for module in (diagnose, recover, reclaim, backup, drill, inventory, runbook, report, lab, rehearse, tui):
         module.register(sub)
     return parser
 

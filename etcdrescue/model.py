@@ -160,6 +160,10 @@ class Context:
     learners: bool = True
     """Joins add each member as a learner and promote it once it caught up (etcd 3.4+); False: voting joins."""
     revisions: Revisions = field(default_factory=Revisions)
+    target: str | None = None
+    """The member a procedure acts on (`replace MEMBER`); None for the quorum recovery."""
+    quota: int | None = None
+    """The backend quota (`--quota-backend-bytes`) `reclaim-space --quota` raises every member to."""
     bastion: BastionCopy | None = None
 
     @property

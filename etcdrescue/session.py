@@ -13,8 +13,11 @@ import contextlib
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .backups.bastion import BastionBackup, is_bastion
 from .backups.bastion import check as check_bastion
@@ -35,6 +38,9 @@ from .procedures.base import Procedure
 from .resume import Unfinished, find_unfinished
 from .ssh.hosts import Hosts
 from .upload import LocalTools, find_local, install
+
+if TYPE_CHECKING:
+    from .diagnose.verdict import Diagnosis
 
 SUDO_PASSWORD_ENV = "ETCDRESCUE_SUDO_PASSWORD"
 PASSPHRASE_ENV = "ETCDRESCUE_KEY_PASSPHRASE"
@@ -93,23 +99,29 @@ class RecoverySession(Guard):
         if bastion is not None:
             backup = bastion.seed_path
         tools = find_local(options.etcd_tools) if options.etcd_tools else None
+        if options.target is not None and options.target not in {m.name for m in inv.members}:
+            raise InputError(f"no member {options.target!r} in the inventory: its members are "
+                             f"{', '.join(m.name for m in inv.members)}")
         if options.stamp is not None and not all(ch.isalnum() or ch in "-_." for ch in options.stamp):
             raise InputError(f"--stamp may hold letters, digits, '-', '_' and '.', got {options.stamp!r}")
         session = cls(inv, backup=backup, method=method, journal_dir=options.journal_dir,
                       procedure=named(options.procedure),
                       gate_timeout=options.gate_timeout, secrets=secrets, etcd_tools=tools, learners=options.learners,
                       seed=SeedChoice(explicit=options.seed is not None, accept_older=options.accept_older_seed),
-                      revisions=options.revisions)
+                      revisions=options.revisions, target=options.target, quota=options.quota, force=options.force)
         session.any_cluster = options.any_cluster
         session.bastion = bastion
         if options.stamp is not None:
             session.stamp = options.stamp
+        if not isinstance(options.inventory, Inventory):
+            session.inventory_file = str(options.inventory)
         return session
 
     def __init__(self, inv: Inventory, *, backup: str | None, method: Method, journal_dir: Path | None = None,
                  gate_timeout: float = 120.0, secrets: Secrets | None = None, etcd_tools: LocalTools | None = None,
                  learners: bool = True, seed: SeedChoice | None = None,
-                 revisions: RevisionOptions | None = None, procedure: Procedure = QUORUM_RECOVERY) -> None:
+                 revisions: RevisionOptions | None = None, procedure: Procedure = QUORUM_RECOVERY,
+                 target: str | None = None, quota: int | None = None, force: bool = False) -> None:
         self.inv = inv
         self.procedure = procedure
         self.backup = backup
@@ -121,10 +133,16 @@ class RecoverySession(Guard):
         self.learners = learners
         self.seed_choice = seed or SeedChoice()
         self.revision_options = revisions or RevisionOptions()
+        self.target = target
+        self.inventory_file = "INV"
+        """The inventory's file as the operator named it, for the commands a diagnosis suggests."""
+        """The member the procedure acts on (`replace MEMBER`); None for the quorum recovery."""
+        self.quota = quota
+        self.force = force
         self.any_cluster = False
+        """The backup's own member list is not checked against the inventory (a drill's lab)."""
         self.bastion: BastionBackup | None = None
         """`--backup bastion:PATH`: the file on this machine, checked; the plan copies it to `backup` first."""
-        """The backup's own member list is not checked against the inventory (a drill's lab)."""
         self.uploaded: Uploaded | None = None
         """The tools `prepare` put on every host (`--etcd-tools`)."""
         self.unfinished: Unfinished | None = None
@@ -141,6 +159,8 @@ class RecoverySession(Guard):
         self._engine: Engine | None = None
         self._changed_before = False
         """An earlier engine of this session (before a retry) changed a host."""
+        self._waits: list[tuple[str, float]] = []
+        """Operator waits before the journal opened (`operator_waited`)."""
 
     # -- resume -----------------------------------------------------------------------
     def find_unfinished(self) -> Unfinished | None:
@@ -247,6 +267,31 @@ class RecoverySession(Guard):
         self.report = self.survey(progress)
         return self.report
 
+    def diagnose(self, inventory_file: str | None = None) -> Diagnosis:
+        """What is wrong with each member and which procedure fits: read-only, no lock (`etcdrescue diagnose`,
+        the wizard's first look)."""
+        from .diagnose.run import run_diagnosis
+
+        try:
+            self.prepare()
+        except RescueError as exc:
+            raise InputError(f"cannot put the etcd tools on the hosts: {exc}") from None
+        return run_diagnosis(self.hosts, uploaded=self.uploaded, inventory_file=inventory_file or self.inventory_file)
+
+    def advice(self) -> list[str]:
+        """After a refused pre-flight: the procedure the diagnosis names instead, and how to run it ([] when it
+        names this one, or for a resumed run, which finishes what it started)."""
+        if self.resuming:
+            return []
+        try:
+            found = self.diagnose()
+        except RescueError:
+            return []
+        if found.procedure.value == self.procedure.name:
+            return []
+        members = f" ({', '.join(found.members)})" if found.members else ""
+        return [f"diagnose says: {found.procedure.value}{members}", *(f"next: {s}" for s in found.next_steps)]
+
     def survey(self, progress: PreflightProgress | None = None) -> PreflightReport:
         started = time.time()
         try:
@@ -255,9 +300,16 @@ class RecoverySession(Guard):
             raise InputError(f"cannot put the etcd tools on the hosts: {exc}") from None
         return replace(run_preflight(self.hosts, backup=self.backup, method=self.method, resuming=self.resuming,
                                      uploaded=self.uploaded, seed=self.seed_choice, revisions=self.revision_options,
-                                     progress=progress, rules=self.procedure.judge, identity=not self.any_cluster,
-                                     staged=self.staged_facts()),
+                                     progress=progress, rules=self.rules,
+                                     cluster=self.procedure.needs_cluster, target=self.target,
+                                     identity=not self.any_cluster, staged=self.staged_facts()),
                        started=started)
+
+    @property
+    def rules(self) -> Callable[..., PreflightReport]:
+        """The procedure's pre-flight rules, with the operator's `force` and `quota` where it takes them."""
+        judge = self.procedure.judge
+        return partial(judge, force=self.force, quota=self.quota) if self.procedure.takes_options else judge
 
     def staged_facts(self) -> BackupFacts | None:
         """The bastion file as the pre-flight sees a backup: at its place on the seed, a snapshot file."""
@@ -283,7 +335,7 @@ class RecoverySession(Guard):
         u = self.unfinished
         return Context(self.inv, self.backup, self.method, self.stamp, gate_timeout=self.gate_timeout,
                        backup_kind=u.backup_kind if u else backup_kind, learners=self.learners,
-                       revisions=u.revisions if u else revisions,
+                       revisions=u.revisions if u else revisions, target=self.target, quota=self.quota,
                        bastion=self.bastion.copy if self.bastion else None)
 
     # -- the fresh look ---------------------------------------------------------------
@@ -327,7 +379,18 @@ class RecoverySession(Guard):
         self.journal = (Journal(self.unfinished.path, secrets) if self.unfinished is not None
                         else Journal.create(self.journal_dir, self.inv.cluster, plan.ctx.stamp, secrets))
         self.journal.write("preflight", **report.journal_fields())
+        for what, seconds in self._waits:
+            self.journal.write("operator_wait", what=what, seconds=round(seconds, 3))
+        self._waits = []
         return self.journal
+
+    def operator_waited(self, what: str, seconds: float) -> None:
+        """A front end held the run for the operator (a prompt, a dialog): journaled, so the report can tell the
+        operator's time from the tool's; kept until the journal opens when it came before."""
+        if self.journal is not None:
+            self.journal.write("operator_wait", what=what, seconds=round(seconds, 3))
+        else:
+            self._waits.append((what, seconds))
 
     def engine(self, plan: Plan, callbacks: Callbacks, *, dry_run: bool = False,
                cancel: threading.Event | None = None) -> Engine:

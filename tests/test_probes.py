@@ -281,3 +281,23 @@ def test_gate_probes_ask_only_the_endpoints_that_listen(tmp_path: Path) -> None:
         none = subprocess.run(["bash", "-c", tools.ctl_listening([down], "endpoint", "status")],
                               capture_output=True, text=True, timeout=10)
         assert none.stdout.strip() == "[]", none
+
+
+def test_alarm_list_names_the_alarm_and_its_member() -> None:
+    alarms = probes.parse_alarm_list(data("nospace_alarm_list.json"))
+    assert alarms == [probes.Alarm(8277657731026782902, probes.AlarmKind.NOSPACE)]
+    assert alarms[0].hex_id == "72e025d9761e0ab6"
+
+
+def test_no_alarm_is_an_empty_list() -> None:
+    assert probes.parse_alarm_list(data("quiet_alarm_list.json")) == []
+
+
+def test_an_unknown_alarm_is_not_read_as_none() -> None:
+    with pytest.raises(ParseError, match="unknown alarm"):
+        probes.parse_alarm_list('{"alarms":[{"memberID":1,"alarm":7}]}')
+
+
+def test_endpoint_status_reads_the_space_in_use() -> None:
+    statuses = probes.parse_endpoint_status(data("healthy_endpoint_status.json"))
+    assert [(s.db_size, s.db_size_in_use) for s in statuses] == [(20480, 16384)] * 3

@@ -22,9 +22,10 @@ from etcdrescue.journal import Journal, read_journal
 from etcdrescue.locks import LEASE, Holder
 from etcdrescue.model import BackupKind, Context, Method, Step
 from etcdrescue.plan import Plan
+from etcdrescue.preflight.cluster import ClusterFacts
 from etcdrescue.preflight.picture import Picture, changes, drift
 from etcdrescue.preflight.verdict import BackupFacts, HostFacts, PreflightReport
-from etcdrescue.probes import HostSurvey, ParseError, SnapshotInfo
+from etcdrescue.probes import Alarm, AlarmKind, HostSurvey, MemberInfo, ParseError, SnapshotInfo
 from etcdrescue.resume import find_unfinished
 from etcdrescue.ssh.transport import Result
 
@@ -55,6 +56,24 @@ def test_the_same_picture_has_no_changes() -> None:
 ])
 def test_each_fact_the_plan_rests_on_is_compared(after: PreflightReport, said: str) -> None:
     assert said in changes(Picture.of(report(), resuming=False), Picture.of(after, resuming=False))
+
+
+def seen(*members: MemberInfo, alarms: tuple[Alarm, ...] = ()) -> PreflightReport:
+    return replace(report(healthy=True), cluster=ClusterFacts("m1", members=members, alarms=alarms))
+
+
+M1, M2 = MemberInfo(0xA1, "m1", (), ()), MemberInfo(0xB2, "m2", (), ())
+
+
+@pytest.mark.parametrize(("after", "said"), [
+    (seen(M1, replace(M2, id=0xC3)), "members: m1 a1, m2 b2 -> m1 a1, m2 c3"),
+    (seen(M1, replace(M2, is_learner=True)), "members: m1 a1, m2 b2 -> m1 a1, m2 b2 learner"),
+    (seen(M1, M2, alarms=(Alarm(0xA1, AlarmKind.NOSPACE),)), "alarms: none -> NOSPACE on a1"),
+])
+def test_the_member_list_and_the_alarms_a_procedure_read_are_compared(after: PreflightReport, said: str) -> None:
+    """A replace or a reclaim-space rests on the member list and the alarms: another bastion's `member add`, or an
+    alarm disarmed by hand, between the pre-flight and the first change refuses."""
+    assert changes(Picture.of(seen(M1, M2), resuming=False), Picture.of(after, resuming=False)) == [said]
 
 
 def test_data_reach_alone_is_drift_not_a_change() -> None:

@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING
 
 from ..errors import EXIT_OK, InputError, RescueError
 from . import write_document
+from .reclaim import quota_bytes
 
 if TYPE_CHECKING:
+    from ..documents.runbook import Runbook
     from ..inventory.model import Inventory
     from ..model import BackupKind, Method, Revisions
     from ..session import RecoverySession
@@ -36,6 +38,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--stamp", help="fixed stamp (suffix of everything moved aside) for reproducible output; "
                                    "a recovery run later uses its own stamp")
     p.add_argument("--date", help="date printed on the runbook (default: today, or the stamp's date)")
+    p.add_argument("--procedure", choices=["recover", "reclaim-space"], default="recover",
+                   help="the procedure to render (default recover; reclaim-space: --seed names the leader, "
+                        "defragmented last)")
+    p.add_argument("--quota", type=quota_bytes, metavar="BYTES", help="reclaim-space: raise the quota to BYTES")
     p.set_defaults(func=cmd_runbook)
 
 
@@ -47,25 +53,31 @@ def stamp_date(stamp: str) -> str | None:
         return None
 
 
-def build(args: argparse.Namespace) -> tuple[str, str]:
-    """(document, format) for the parsed options; shared with tests."""
-    from ..documents.runbook import render_html, render_markdown
+def helpers_dir(output: Path | None) -> str:
+    """The directory beside `-o` that holds the runbook's helper files; none on stdout (they go in an appendix)."""
+    return f"{output.stem}-helpers" if output else ""
+
+
+def build(args: argparse.Namespace) -> tuple[str, Runbook]:
+    """(document in its format, the rendered runbook) for the parsed options; shared with tests."""
+    from ..documents.runbook import render, to_html
     from ..plan import build_plan
     from ..session import RecoverySession
     from .options import recovery_options
 
-    session = RecoverySession.open(recovery_options(args, stamp=args.stamp))
+    session = RecoverySession.open(recovery_options(args, stamp=args.stamp, procedure=args.procedure,
+                                                    quota=args.quota))
     try:
         if session.etcd_tools is not None:
             session.use_tools(session.etcd_tools.tools(session.inv.platform.tools))
         inv = session.inv
         plan = build_plan(session.context(backup_kind(args, session),
-                                          revisions(args, inv, session.backup, session.method)))
+                                          revisions(args, inv, session.backup, session.method)), session.procedure)
     finally:
         session.close()
     date = args.date or stamp_date(session.stamp) or time.strftime("%Y-%m-%d")
-    render = render_markdown if args.format == "md" else render_html
-    return render(plan, date=date), args.format
+    book = render(plan, date=date, helpers_dir=helpers_dir(args.output))
+    return (book.markdown if args.format == "md" else to_html(plan, book.markdown)), book
 
 
 def revisions(args: argparse.Namespace, inv: Inventory, backup: str | None, method: Method) -> Revisions:
@@ -132,7 +144,7 @@ def probe_backup_kind(session: RecoverySession, path: str) -> BackupKind:
 
 
 def print_pdf(html: str, output: Path) -> None:
-    """Chromium prints the self-contained HTML with its print stylesheet (a page per phase)."""
+    """Chromium prints the self-contained HTML with its print stylesheet (A4, "page N of M" in each footer)."""
     import shutil
     import subprocess
     import tempfile
@@ -155,10 +167,20 @@ def print_pdf(html: str, output: Path) -> None:
 def cmd_runbook(args: argparse.Namespace) -> int:
     if args.format == "pdf" and not args.output:
         raise InputError("--format pdf writes a file: give -o FILE.pdf")
-    text, _ = build(args)
+    text, book = build(args)
     if args.format == "pdf":
         print_pdf(text, args.output)
         print(f"runbook written to {args.output}", file=sys.stderr)
-        return EXIT_OK
-    write_document(text, args.output, "runbook")
+    else:
+        write_document(text, args.output, "runbook")
+    if book.helpers:
+        write_helpers(args.output.parent / book.helpers_dir, book.helpers)
     return EXIT_OK
+
+
+def write_helpers(directory: Path, files: dict[str, str]) -> None:
+    """The helper files beside the document (rewritten on each render: they are generated, like the document)."""
+    directory.mkdir(exist_ok=True)
+    for name, text in files.items():
+        (directory / name).write_text(text, encoding="utf-8")
+    print(f"helper files written to {directory}/ (copy them to every master as the runbook says)", file=sys.stderr)

@@ -21,6 +21,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--yes", action="store_true",
                    help="confirm once: starting the plan is the only question, not each destructive step")
     p.add_argument("--dry-run", action="store_true", help="start in dry-run mode: only read-only probes run")
+    p.add_argument("--procedure", metavar="NAME",
+                   help="go straight to this procedure's pre-flight (recover, or another `diagnose` names); by "
+                        "default the wizard diagnoses the cluster first, unless --backup is given")
+    p.add_argument("--member", help="the member the procedure acts on (replace)")
     p.set_defaults(func=cmd_tui)
 
 
@@ -32,9 +36,13 @@ def cmd_tui(args: argparse.Namespace) -> int:
         from ..upload import find_local
 
         find_local(args.etcd_tools)
+    if args.procedure:
+        from ..procedures import named
+
+        named(args.procedure)
     app = RescueApp(inventory_path=args.inventory, backup=args.backup, journal_dir=args.journal,
                     gate_timeout=args.gate_timeout, method=args.method, seed=args.seed, etcd_tools=args.etcd_tools,
                     yes=args.yes, dry_run=args.dry_run, revisions=revision_options(args),
-                    accept_older_seed=args.accept_older_seed)
+                    accept_older_seed=args.accept_older_seed, procedure=args.procedure, target=args.member)
     app.run()
     return app.return_code or 0

@@ -99,9 +99,10 @@ class CertificateAuthority:
         """kubeadm hosts carry the etcd CA's key (/etc/kubernetes/pki/etcd/ca.key), as `kubeadm join` copies it."""
         return _key_pem(self.key)
 
-    def issue(self, common_name: str, dns: list[str], ips: list[str], *, server_auth: bool = True
-              ) -> tuple[bytes, bytes]:
+    def issue(self, common_name: str, dns: list[str], ips: list[str], *, server_auth: bool = True,
+              expired: bool = False) -> tuple[bytes, bytes]:
         """Issue a serverAuth+clientAuth leaf (clientAuth only without `server_auth`); returns (cert PEM, key PEM).
+        `expired`: its validity ended a day ago (the lab's expired-certificate break mode).
 
         Both usages on server and peer leaves: etcd peers present their peer cert as a client
         certificate, and the recovery tool uses peer.crt as etcdctl client material. kubeadm's
@@ -111,6 +112,8 @@ class CertificateAuthority:
             ExtendedKeyUsageOID.CLIENT_AUTH]
         key = ec.generate_private_key(ec.SECP256R1())
         now = _dt.datetime.now(_dt.UTC) - _dt.timedelta(minutes=5)
+        if expired:  # a break mode: a leaf that ran out yesterday
+            now -= _VALIDITY + _dt.timedelta(days=1)
         sans: list[x509.GeneralName] = [x509.DNSName(d) for d in dns]
         sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
         builder = (

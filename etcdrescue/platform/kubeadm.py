@@ -44,9 +44,12 @@ DEFAULT_PATHS = Paths(
 but an operator's `ls` of the manifests dir should not show a stopped etcd as if it were a pod.
 `etcd_conf` is the manifest itself: that is where kubeadm keeps etcd's flags."""
 
-LOGS = "crictl logs --tail 20 $(crictl ps -a --name etcd -q | head -n 1)"
+LOGS = "crictl logs --tail 300 $(crictl ps -a --name etcd -q | head -n 1)"
 """The newest etcd container's log (`ps -a`: the one that just exited is the one that says why)."""
 RUNNING = 'test -n "$(crictl ps -q --name {container} --state running)"'
+RESTARTS = ("crictl ps -a --name etcd -o json 2>/dev/null | grep -o '\"attempt\": *[0-9]*' | head -n 1 "
+            "| grep -o '[0-9]*$'")
+"""The newest etcd container's attempt: the kubelet's restart count (crictl lists the newest first)."""
 IMAGE_TAG = re.compile(r"^\s*image:\s*\S*/etcd:v?([0-9]+\.[0-9]+\.[0-9]+)", re.M)
 
 
@@ -183,6 +186,14 @@ def platform(paths: Paths) -> Platform:
         force_flag=CommandListFlag(settings),
         manifest_problem=kubeadm_manifest_problem,
         server_version=server_version,
+        restarts=RESTARTS,
+        renew_certs=(
+            "kubeadm certs check-expiration",
+            "kubeadm certs renew etcd-server && kubeadm certs renew etcd-peer && "
+            "kubeadm certs renew etcd-healthcheck-client && kubeadm certs renew apiserver-etcd-client",
+            f"then restart etcd and the API server on this node: move {paths.manifest} out of {paths.pod_dir} "
+            "until the pod is gone, and back",
+        ),
         control_plane=ControlPlane(
             paths.disabled_dir,
             ((Component("kube-apiserver", f"{paths.pod_dir}/kube-apiserver.yaml", "kube-apiserver"),),

@@ -42,5 +42,11 @@ class RecoveryOptions:
     """A fixed stamp (the runbook's `--stamp`); by default each session makes its own."""
     procedure: str = "recover"
     """The procedure the session runs (`procedures.PROCEDURES`)."""
+    target: str | None = None
+    """The member a procedure acts on (`replace MEMBER`); the quorum recovery acts on all."""
+    quota: int | None = None
+    """`reclaim-space --quota BYTES`: the backend quota to raise every member to; None: leave it."""
+    force: bool = False
+    """`reclaim-space --force`: run although there is no alarm and little to give back."""
     any_cluster: bool = False
     """Restore a backup of another cluster (`drill`: its lab is another cluster by design); never for a recovery."""

@@ -45,11 +45,19 @@ class Picture:
     revisions: str
     hosts: tuple[HostPicture, ...]
     backup: BackupPicture | None
+    members: tuple[str, ...] = ()
+    """The member list a healthy member gave (`name id`, `learner` marked), for procedures that read it;
+    a resumed run changes it itself and does not compare it."""
+    alarms: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, report: PreflightReport, *, resuming: bool) -> Picture:
+        c = None if resuming else report.cluster
+        members = tuple(sorted(f"{m.name or '(unstarted)'} {m.hex_id}{' learner' if m.is_learner else ''}"
+                               for m in c.members)) if c else ()
+        alarms = tuple(sorted(f"{a.kind.value} on {a.hex_id}" for a in c.alarms)) if c else ()
         return cls("" if resuming else report.verdict, report.seed, "" if resuming else report.revisions.path.value,
-                   tuple(_host(h, resuming) for h in report.hosts), _backup(report.backup))
+                   tuple(_host(h, resuming) for h in report.hosts), _backup(report.backup), members, alarms)
 
 
 def _host(h: HostFacts, resuming: bool) -> HostPicture:
@@ -89,6 +97,10 @@ def changes(before: Picture, after: Picture) -> list[str]:
         out.append(f"seed: {before.seed} -> {after.seed}")
     if before.revisions != after.revisions:
         out.append(f"revision path: {before.revisions} -> {after.revisions}")
+    for what, was_seen, now_seen in (("members", before.members, after.members),
+                                     ("alarms", before.alarms, after.alarms)):
+        if was_seen != now_seen:
+            out.append(f"{what}: {', '.join(was_seen) or 'none'} -> {', '.join(now_seen) or 'none'}")
     now = {h.name: h for h in after.hosts}
     for was in before.hosts:
         is_ = now.get(was.name)

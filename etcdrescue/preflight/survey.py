@@ -28,7 +28,9 @@ from ..probes import (
     restore_can_bump,
     snapshot_status,
 )
+from ..space import effective_quota
 from ..ssh.hosts import Hosts
+from .cluster import survey_cluster
 from .verdict import (
     BackupFacts,
     HostFacts,
@@ -76,8 +78,8 @@ def survey_host(hosts: Hosts, member: Member, *, uploaded: bool = False) -> Host
 
 
 def read_config(hosts: Hosts, member: Member, survey: HostSurvey) -> dict[str, Any]:
-    """The manifest in use (or the disabled one) and the settings' member name."""
-    inv, out = hosts.inv, {}
+    """The manifest in use (or the disabled one), the settings' member name and backend quota."""
+    inv, out = hosts.inv, dict[str, Any]()
     platform = inv.platform
     if survey.manifest != survey.disabled:
         path = inv.paths.manifest if survey.manifest else inv.paths.disabled_manifest
@@ -86,7 +88,9 @@ def read_config(hosts: Hosts, member: Member, survey: HostSurvey) -> dict[str, A
                "server_version": platform.server_version(text)}
     if survey.conf and out.get("manifest_problem") is None:
         s = platform.settings
-        out["conf_name"] = hosts.fact(member.name, Fact(s.label, s.values_script(), s.parse_values)).get("name", "")
+        values = hosts.fact(member.name, Fact(s.label, s.values_script(), s.parse_values))
+        out["conf_name"] = values.get("name", "")
+        out["quota"] = effective_quota(values.get("quota-backend-bytes"))
     return out
 
 
@@ -235,11 +239,14 @@ class PreflightProgress:
 def run_preflight(hosts: Hosts, *, backup: str | None, method: Method, resuming: bool = False,
                   uploaded: Uploaded | None = None, seed: SeedChoice | None = None,
                   revisions: RevisionOptions | None = None, progress: PreflightProgress | None = None,
-                  rules: Callable[..., PreflightReport] = judge, identity: bool = True,
+                  rules: Callable[..., PreflightReport] = judge, cluster: bool = False,
+                  target: str | None = None, identity: bool = True,
                   staged: BackupFacts | None = None) -> PreflightReport:
     """Every host and the backup's location in parallel, then the backup read with the tools the hosts' survey
-    chose; `rules` (the procedure's) judge the facts. `staged`: the facts of a backup checked on this machine
-    that the plan copies to the seed first (`bastion:`); only the seed's restore flags are asked then."""
+    chose; `rules` (the procedure's) judge the facts. With `cluster`, the cluster as a healthy member sees it is
+    read too (with the chosen tools) and the rules get it, and the `target` member, as keywords. `staged`: the
+    facts of a backup checked on this machine that the plan copies to the seed first (`bastion:`); only the
+    seed's restore flags are asked then. `identity=False` (a drill's lab): the backup's members are not matched."""
     inv = hosts.inv
     said = progress or PreflightProgress()
 
@@ -272,6 +279,12 @@ def run_preflight(hosts: Hosts, *, backup: str | None, method: Method, resuming:
         backup_facts = (read_backup(backup, located.result(), tools.tools) if tools.tools is not None
                         else BackupFacts(backup, error=f"backup {backup}: not checked (no etcd tools to read it)"))
         said.backup_surveyed(backup_facts)
-    return rules(facts, seed=inv.seed.name, quorum=inv.quorum, data_dir=inv.paths.data_dir, backup_path=backup,
-                 backup=backup_facts, method=method, resuming=resuming, settings=inv.platform.settings.label,
-                 tools=tools, choice=seed or SeedChoice(), revision_options=revisions)
+    extra: dict[str, Any] = {}
+    if cluster:
+        seen = survey_cluster(hosts, [h.name for h in sorted(facts, key=lambda h: not h.healthy) if h.serves],
+                              tools.tools)
+        extra = {"cluster": seen, "target": target}
+    report = rules(facts, seed=inv.seed.name, quorum=inv.quorum, data_dir=inv.paths.data_dir, backup_path=backup,
+                   backup=backup_facts, method=method, resuming=resuming, settings=inv.platform.settings.label,
+                   tools=tools, choice=seed or SeedChoice(), revision_options=revisions, **extra)
+    return replace(report, cluster=extra["cluster"]) if cluster else report

@@ -12,15 +12,18 @@ import enum
 import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..etcddata.freshness import Freshness, freshest
 from ..model import DEFAULT_BUMP, BackupKind, Method, RevisionPath, Revisions
 from ..platform import ManifestProblem, Paths, Severity
 from ..platform.release import EtcdRelease
 from ..platform.tools import SEARCH, EtcdTools
-from ..probes import HostSurvey, SnapshotInfo
+from ..probes import ALARM_ERROR, HostSurvey, SnapshotInfo
 from .options import RevisionOptions
+
+if TYPE_CHECKING:
+    from .cluster import ClusterFacts
 
 
 class ManifestState(enum.Enum):
@@ -50,6 +53,14 @@ class HostFacts:
     freshness: Freshness | None = None
     """How far its own data goes (read offline), when it has member data."""
     freshness_error: str = ""
+    quota: int | None = None
+    """The backend quota its settings give etcd (`--quota-backend-bytes`, etcd's default when unset); None: unread."""
+
+    @property
+    def serves(self) -> bool:
+        """Healthy, or healthy but for its alarms: etcdctl 3.5+ calls a member with an active alarm (NOSPACE)
+        unhealthy, yet it has a leader and answers reads, the member list and the alarms included."""
+        return self.healthy or self.health_error.startswith(ALARM_ERROR)
 
     @property
     def manifest_state(self) -> ManifestState:
@@ -110,6 +121,10 @@ class PreflightReport:
     revisions: Revisions = field(default_factory=Revisions)
     started: float | None = None
     """When the survey began (epoch seconds): the report's wall time counts from here."""
+    cluster: ClusterFacts | None = None
+    """The cluster as a healthy member sees it, for procedures that ask (`Procedure.needs_cluster`)."""
+    ok_line: str = ""
+    """The verdict's line when the rules passed: the procedure's own words (the quorum recovery's by default)."""
 
     @property
     def healthy_count(self) -> int:
@@ -125,6 +140,8 @@ class PreflightReport:
 
     @property
     def verdict(self) -> str:
+        if self.ok and self.ok_line:
+            return self.ok_line
         if self.ok:
             return (f"quorum lost ({self.healthy_count}/{len(self.hosts)} healthy, {self.quorum} needed): "
                     "recovery can start")
@@ -138,7 +155,7 @@ class PreflightReport:
                            **({"raft_index": h.freshness.index, "revision": h.freshness.revision}
                               if h.freshness else {})} for h in self.hosts],
                 "seed": self.seed, "seed_reason": self.seed_reason, "revisions": self.revisions.explained,
-                "started": self.started,
+                "started": self.started, "cluster": self.cluster.journal() if self.cluster else None,
                 "backup": self.backup.journal() if self.backup else None}
 
 
@@ -397,10 +414,15 @@ def judge(hosts: tuple[HostFacts, ...], *, seed: str, quorum: int, data_dir: str
         survivor=newest_survivor(hosts))
     p += refused
     warnings += warned
-    healthy = sum(h.healthy for h in hosts)
-    if all(h.reachable for h in hosts) and healthy >= quorum and not resuming:
-        p.insert(0, f"cluster still has a healthy quorum ({healthy}/{len(hosts)} members "
-                    "healthy): refusing to recover a working cluster")
+    serving = sum(h.serves for h in hosts)
+    if all(h.reachable for h in hosts) and serving >= quorum and not resuming:
+        sick = [h.name for h in hosts if not h.serves]
+        alarmed = [h.name for h in hosts if h.serves and not h.healthy]
+        p.insert(0, f"cluster still has a healthy quorum ({serving}/{len(hosts)} members "
+                    "serving): refusing to recover a working cluster"
+                    + (f"; serving with an alarm: {', '.join(alarmed)}" if alarmed else "")
+                    + (f"; not healthy: {', '.join(sick)}" if sick else "")
+                    + "; `etcdrescue diagnose` names the procedure that fits")
     return PreflightReport(hosts, seed, quorum, backup, tuple(p), tuple(warnings),
                            tools.tools if tools is not None and not p else None, reason, revisions)
 

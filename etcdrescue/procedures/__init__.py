@@ -1,12 +1,13 @@
-"""The procedures a session can run, by name. Today: the quorum recovery (`recover`)."""
+"""The procedures a session can run, by name: the quorum recovery (`recover`), `reclaim-space`."""
 
 from __future__ import annotations
 
 from ..errors import InputError
 from .base import Procedure
 from .quorum import QUORUM_RECOVERY
+from .reclaim import RECLAIM_SPACE
 
-PROCEDURES: dict[str, Procedure] = {p.name: p for p in (QUORUM_RECOVERY,)}
+PROCEDURES: dict[str, Procedure] = {p.name: p for p in (QUORUM_RECOVERY, RECLAIM_SPACE)}
 DEFAULT = QUORUM_RECOVERY.name
 
 

@@ -29,3 +29,8 @@ class Procedure:
     """The ordered steps for a context."""
     mode: Callable[[Context], str]
     """One line saying how this run goes (the plan's mode line in the console, wizard, runbook and report)."""
+    needs_cluster: bool = False
+    """Its rules read the cluster as a healthy member sees it (`preflight.cluster.ClusterFacts`): the member
+    list, every member's status and the alarms. The quorum recovery has no healthy member to ask."""
+    takes_options: bool = False
+    """Its rules take the operator's `force` and `quota` (`RecoveryOptions`) as keywords."""

@@ -10,6 +10,7 @@ module only decides which screen to show with it.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from ..preflight.verdict import PreflightReport
     from ..resume import Unfinished
     from ..session import RecoverySession
+    from .diagnose import DiagnoseChoice
     from .run import RunScreen, WizardRun
 
 
@@ -42,7 +44,7 @@ class RescueApp(App[int]):
                  journal_dir: Path | None = None, gate_timeout: float = 120, yes: bool = False, *,
                  method: str | None = None, seed: str | None = None, dry_run: bool = False,
                  etcd_tools: str | Path | None = None, revisions: RevisionOptions | None = None,
-                 accept_older_seed: bool = False) -> None:
+                 accept_older_seed: bool = False, procedure: str | None = None, target: str | None = None) -> None:
         super().__init__()
         self.inventory_path = str(inventory_path or "")
         self.backup = backup or ""
@@ -50,8 +52,13 @@ class RescueApp(App[int]):
         self.options = RecoveryOptions(self.inventory_path, backup=backup, method=method, seed=seed,
                                        accept_older_seed=accept_older_seed, etcd_tools=etcd_tools,
                                        revisions=revisions or RevisionOptions(), journal_dir=journal_dir,
-                                       gate_timeout=gate_timeout)
+                                       gate_timeout=gate_timeout, target=target)
         """The command line's options; the inventory form's answers replace its inventory, backup and method."""
+        if procedure is not None:
+            self.options = replace(self.options, procedure=procedure)
+        self.diagnosed = procedure is not None or seed is not None
+        """The procedure is the operator's own (`tui --procedure`, or `--seed`, a recovery's option): no diagnosis
+        screen before its pre-flight. A backup, given here or in the inventory form, means a recovery too."""
         self.status = WizardStatus(rehearsal=rehearsal, dry_run=dry_run)
         self.session: RecoverySession | None = None
         self.record: WizardRun | None = None
@@ -86,10 +93,18 @@ class RescueApp(App[int]):
 
         if self.session is not None:
             self.session.close()
+        options = replace(self.options, inventory=choice.inventory, backup=choice.backup,
+                          method=choice.method.value if choice.backup else None)
         try:
-            session = self.session = RecoverySession.open(replace(
-                self.options, inventory=choice.inventory, backup=choice.backup,
-                method=choice.method.value if choice.backup else None))
+            session = self.session = RecoverySession.open(options)
+            if not self.diagnosed and not choice.backup:
+                chosen = await self.diagnose(session, choice)
+                if chosen is None:
+                    return False
+                if (chosen.procedure, chosen.target) != (options.procedure, options.target):
+                    session.close()
+                    session = self.session = RecoverySession.open(
+                        replace(options, procedure=chosen.procedure, target=chosen.target))
         except RescueError as exc:
             await self.push_screen_wait(ConfirmScreen(
                 "Cannot start", f"{exc}\nNothing was changed.", yes="OK (y)", no="Back (n)"))
@@ -112,8 +127,11 @@ class RescueApp(App[int]):
                 await asyncio.to_thread(session.release)
                 return False
             plan = session.plan(report)
+            shown = time.monotonic()
             picked = await self.push_screen_wait(PlanScreen(plan, dry_run=self.status.dry_run, ask=not self.yes,
                                                             fixed_seed=session.resuming, documents=session.journal_dir))
+            if picked.action == "start" and not picked.dry_run:
+                session.operator_waited("plan screen (reading the plan, then start)", time.monotonic() - shown)
             self.status.dry_run = picked.dry_run
             if picked.action == "reseed" and not session.resuming:
                 older = behind(report, picked.seed)
@@ -142,6 +160,16 @@ class RescueApp(App[int]):
             await self.push_screen_wait(SummaryScreen(self.record))
             self.exit_with(self.record.exit_code)
             return True
+
+    async def diagnose(self, session: RecoverySession, choice: InventoryChoice) -> DiagnoseChoice | None:
+        """The diagnosis first, unless a backup was given (that is a recovery's): it picks the procedure."""
+        from .diagnose import DiagnoseScreen
+
+        update_status(self, cluster=session.inv.cluster, profile=session.inv.platform.name,
+                      connection="ssh: not connected")
+        if not await self.prepare(session):
+            return None
+        return await self.push_screen_wait(DiagnoseScreen(session, str(choice.path or session.inv.cluster)))
 
     async def prepare(self, session: RecoverySession) -> bool:
         """`--etcd-tools` onto the hosts before the survey; False, after telling the operator, if it failed."""

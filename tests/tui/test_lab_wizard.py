@@ -23,6 +23,7 @@ from etcdrescue.journal import read_journal
 from etcdrescue.lab import Lab
 from etcdrescue.locks import LOCK_PATH
 from etcdrescue.screens.app import RescueApp
+from etcdrescue.screens.diagnose import DiagnoseScreen
 from etcdrescue.screens.inventory import InventoryScreen
 from etcdrescue.screens.plan import PlanScreen
 from etcdrescue.screens.preflight import PreflightScreen
@@ -61,9 +62,15 @@ def static_text(app: RescueApp, selector: str) -> str:
 
 
 async def to_run(app: RescueApp, pilot: Pilot[Any]) -> RunScreen:
-    """Inventory (enter) -> pre-flight verdict (n) -> plan (s) -> run."""
+    """Inventory (enter) -> the diagnosis, without a backup (n) -> pre-flight verdict (n) -> plan (s) -> run."""
     await wait_until(pilot, lambda: isinstance(app.screen, InventoryScreen), what="inventory screen")
     await pilot.press("enter")
+    if not app.backup:
+        await wait_until(pilot, lambda: isinstance(app.screen, DiagnoseScreen) and app.screen.diagnosis is not None,
+                         timeout=60, what="the diagnosis")
+        assert isinstance(app.screen, DiagnoseScreen) and app.screen.diagnosis is not None
+        assert app.screen.diagnosis.procedure.value == "recover", app.screen.diagnosis
+        await pilot.press("n")
     await wait_until(pilot, lambda: isinstance(app.screen, PreflightScreen) and app.screen.report is not None,
                      timeout=60, what="pre-flight verdict")
     assert "recovery can start" in static_text(app, "#verdict"), static_text(app, "#verdict")
@@ -124,6 +131,16 @@ async def test_healthy_cluster_is_refused(lab_factory: LabFactory) -> None:
     app = RescueApp(lab.inventory_path)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, DiagnoseScreen) and app.screen.diagnosis is not None,
+                         timeout=60, what="the diagnosis")
+        assert isinstance(app.screen, DiagnoseScreen) and app.screen.diagnosis is not None
+        assert app.screen.diagnosis.procedure.value == "none"
+        assert "verdict: none" in static_text(app, "#verdict")
+        assert app.screen.query_one("#next", Button).disabled, "nothing to go on to"
+        await pilot.press("n")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, DiagnoseScreen)
+        await pilot.press("r")  # the recovery anyway: its own pre-flight refuses
         await wait_until(pilot, lambda: isinstance(app.screen, PreflightScreen) and app.screen.report is not None,
                          timeout=60, what="pre-flight verdict")
         assert "healthy quorum" in static_text(app, "#verdict")

@@ -1,0 +1,1 @@
+"""`etcdrescue diagnose`: what is wrong with each member, and which procedure fits (read-only)."""

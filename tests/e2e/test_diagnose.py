@@ -1,0 +1,127 @@
+"""`etcdrescue diagnose` on real labs: each break mode names the procedure that fits and the member it acts on,
+a healthy cluster says `none`, and nothing on any host changes."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from etcdrescue.lab import Lab
+from etcdrescue.lab.breaks import expire_peer_cert, refused_flags
+
+from .conftest import requires_lab
+from .helpers import etcdrescue, tree_digest
+
+pytestmark = [pytest.mark.lab, requires_lab, pytest.mark.timeout(600)]
+
+
+@pytest.fixture(scope="module")
+def okd3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    lab = Lab(tmp_path_factory.mktemp("diag-okd3") / "lab", 3, subnet=243)
+    try:
+        lab.up(timeout=60)
+        yield lab
+    finally:
+        lab.down()
+
+
+def diagnose(lab: Lab, *extra: str) -> dict[str, Any]:
+    """The JSON diagnosis; every host's files the same before and after (read-only)."""
+    before = tree_digest(lab)
+    done = etcdrescue("diagnose", "-i", str(lab.inventory_path), "--json", *extra)
+    assert done.returncode == 0, done.stderr
+    assert tree_digest(lab) == before, "diagnose changed a host"
+    found: dict[str, Any] = json.loads(done.stdout)
+    return found
+
+
+def until(lab: Lab, want: str, *extra: str, timeout: float = 60) -> dict[str, Any]:
+    """The diagnosis once it names `want` (a broken member takes a few seconds to show as broken)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = diagnose(lab, *extra)
+        if found["procedure"]["name"] == want or time.monotonic() > deadline:
+            return found
+        time.sleep(2)
+
+
+def test_okd3_healthy_expired_peer_certificate_broken_member_lost_quorum(okd3: Lab) -> None:
+    """One lab through four incidents, each diagnosed as it stands (the earlier ones healed or made worse)."""
+    lab = okd3
+    names = [h.name for h in lab.hosts]
+    found = diagnose(lab)
+    assert found["procedure"] == {"name": "none", "members": []}
+    assert set(found["members"]) == set(names)
+    assert all(m["healthy"] and m["certs"] and not any(c["expired"] for c in m["certs"])
+               for m in found["members"].values())
+
+    cert = expire_peer_cert(lab, 1)
+    found = until(lab, "renew-certs")
+    assert found["procedure"] == {"name": "renew-certs", "members": [names[1]]}
+    assert any(c["path"] == cert and c["expired"] for c in found["members"][names[1]]["certs"])
+    assert any("redeploy-certificates" in line for line in found["next"])
+    for path in (cert, cert.replace(".crt", ".key")):
+        real = lab.host_path(1, path)
+        real.with_name(real.name + ".lab-before").replace(real)
+    lab.stop_etcd(1)
+    lab.start_etcd(1)
+    lab.wait_healthy(timeout=60)
+    assert diagnose(lab)["procedure"]["name"] == "none"
+
+    lab.break_quorum([2])
+    found = until(lab, "replace")
+    assert found["procedure"] == {"name": "replace", "members": [names[2]]}
+    assert any(c["cause"] == "WAL/CRC corruption" for c in found["members"][names[2]]["causes"]), found
+    deadline = time.monotonic() + 30
+    while found["members"][names[2]]["process"]["restarts"] < 2 and time.monotonic() < deadline:
+        time.sleep(2)
+        found = diagnose(lab)
+    assert found["members"][names[2]]["process"]["restarts"] >= 2, "the kubelet keeps restarting it"
+    assert found["members"][names[0]]["process"]["restarts"] == 0
+    refused = etcdrescue("check", "-i", str(lab.inventory_path))
+    assert refused.returncode == 2
+    assert f"not healthy: {names[2]}" in refused.stdout, refused.stdout
+    assert f"diagnose says: replace ({names[2]})" in refused.stdout, refused.stdout
+    assert found["next"][0].startswith(f"etcdrescue replace -i {lab.inventory_path} {names[2]}")
+
+    lab.break_quorum([1])
+    found = until(lab, "recover")
+    assert found["procedure"] == {"name": "recover", "members": [names[0]]}, found
+    assert any("quorum lost" in line for line in found["evidence"])
+
+
+def test_kubeadm_37_under_a_35_manifest_needs_its_flags_fixed(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """An upgrade that kept the old manifest's `--experimental-*` flags: etcd 3.7 exits at once. Replacing the member
+    would start the same binary on the same flags: the verdict is `fix-flags`, naming the flags."""
+    lab = Lab(tmp_path_factory.mktemp("diag-kubeadm") / "lab", 3, subnet=244, profile="kubeadm", etcd="3.7")
+    try:
+        lab.up(timeout=60)
+        tools = ("--etcd-tools", str(lab.bin_dir))
+        assert diagnose(lab, *tools)["procedure"]["name"] == "none"
+        refused_flags(lab, 2)
+        found = until(lab, "fix-flags", *tools)
+        name = lab.hosts[2].name
+        assert found["procedure"] == {"name": "fix-flags", "members": [name]}, found
+        causes = found["members"][name]["causes"]
+        assert [c["cause"] for c in causes] == ["flag provided but not defined"]
+        assert found["members"][name]["process"]["pid"] is None
+        assert found["members"][name]["process"]["restarts"] >= 1
+        assert "--experimental-initial-corrupt-check" in found["next"][0]
+        assert "--watch-progress-notify-interval=5s --feature-gates=InitialCorruptCheck=true" in found["next"][0]
+    finally:
+        lab.down()
+
+
+def test_kubeadm_without_tools_says_health_unknown_not_a_procedure(tmp_path_factory: pytest.TempPathFactory) -> None:
+    lab = Lab(tmp_path_factory.mktemp("diag-notools") / "lab", 3, subnet=245, profile="kubeadm", etcd="3.6")
+    try:
+        lab.up(timeout=60)
+        found = diagnose(lab)
+        assert found["procedure"]["name"] == "unknown"
+        assert any("--etcd-tools" in line for line in found["evidence"])
+    finally:
+        lab.down()
