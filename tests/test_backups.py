@@ -416,3 +416,20 @@ def test_a_session_opened_on_a_bastion_backup_restores_its_copy_on_the_seed(snap
         session.close()
     with pytest.raises(InputError, match="another cluster"):
         RecoverySession.open(RecoveryOptions(inventory("10.9.9.9"), backup=f"bastion:{db}"))
+
+
+def test_the_runbook_shows_the_copy_without_asking_the_seed(snapshot: Path, tmp_path: Path) -> None:
+    import yaml
+
+    from etcdrescue.cli import main
+
+    db = copy(snapshot, tmp_path)
+    inv = tmp_path / "inventory.yaml"
+    inv.write_text(yaml.safe_dump({"cluster": "solo", "members": [
+        {"name": "solo", "host": IP, "peer_url": PEER, "client_url": CLIENT}]}))
+    out = tmp_path / "runbook.md"
+    assert main(["runbook", "-i", str(inv), "--backup", f"bastion:{db}", "--format", "md", "-o", str(out)]) == 0
+    text = out.read_text()
+    assert "Copy the backup from this machine to solo" in text
+    assert f"by hand: scp {db} {IP}:/tmp/.etcdrescue-backup-" in text
+    assert f"{bastion.FROM_BASTION}/{sha256_file(db)[:16]}-{db.name}" in text
