@@ -42,6 +42,7 @@ from etcdrescue.inventory.model import Inventory, parse_inventory
 from etcdrescue.model import BackupKind, Context, Method, Revisions, Step
 from etcdrescue.plan import Plan, build_plan
 from etcdrescue.preflight.verdict import HostFacts
+from etcdrescue.probes import ALARM_ERROR
 from etcdrescue.ssh.transport import Result
 
 IP = "127.0.212.250"  # this module's own address (subnet 212), not a lab host's (.1-.7)
@@ -305,6 +306,9 @@ def test_a_follower_is_chosen_before_the_leader() -> None:
     healthy = (HostFacts("m1", reachable=True, healthy=True), HostFacts("m2", reachable=True, healthy=True))
     member, st = choose_member(THREE.members, healthy, status)
     assert member.name == "m1" and st.member_id != st.leader
+    alarmed = (HostFacts("m1", reachable=True, health_error=f"{ALARM_ERROR} NOSPACE"),
+               HostFacts("m2", reachable=True, healthy=True))
+    assert choose_member(THREE.members, alarmed, status)[0].name == "m1", "an alarm still serves a snapshot"
     only_leader = (HostFacts("m1", reachable=True), HostFacts("m2", reachable=True, healthy=True))
     member, st = choose_member(THREE.members, only_leader, status)
     assert member.name == "m2" and st.member_id == st.leader

@@ -105,9 +105,10 @@ def survey(session: RecoverySession) -> tuple[HostFacts, ...]:
 
 def choose_member(inv_members: tuple[Member, ...], facts: tuple[HostFacts, ...],
                   status: list[MemberStatus]) -> tuple[Member, MemberStatus]:
-    """A healthy follower in inventory order; the leader only when no follower is healthy."""
+    """A serving follower in inventory order (healthy, or healthy but for an alarm); the leader only when no
+    follower serves."""
     by_url = {s.endpoint.rstrip("/"): s for s in status}
-    healthy = {f.name for f in facts if f.healthy}
+    healthy = {f.name for f in facts if f.serves}
     candidates = [(m, by_url[m.client_url.rstrip("/")]) for m in inv_members
                   if m.name in healthy and m.client_url.rstrip("/") in by_url]
     if not candidates:
@@ -136,9 +137,9 @@ def take_backup(session: RecoverySession, out_dir: Path, keep: int, say: Say) ->
         raise InputError(f"{choice.problems[0] if choice.problems else 'no etcd tools'}; nothing changed")
     session.use_tools(choice.tools)
     tools = session.inv.platform.tools
-    healthy = [f.name for f in facts if f.healthy]
+    healthy = [f.name for f in facts if f.serves]  # an alarm (NOSPACE) still serves reads: a snapshot works
     if len(healthy) < inv.quorum:
-        why = "; ".join(f"{f.name}: {f.health_error or 'unhealthy'}" for f in facts if not f.healthy)
+        why = "; ".join(f"{f.name}: {f.health_error or 'unhealthy'}" for f in facts if not f.serves)
         raise InputError(f"{inv.cluster} has no quorum ({len(healthy)}/{len(facts)} healthy, {inv.quorum} needed: "
                          f"{why}): a snapshot now would not be of the cluster; nothing changed")
     held = HostLocks(session.hosts, session.stamp).read()
