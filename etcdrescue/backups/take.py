@@ -117,12 +117,23 @@ def choose_member(inv_members: tuple[Member, ...], facts: tuple[HostFacts, ...],
     return (followers or candidates)[0]
 
 
-def take_backup(session: RecoverySession, out_dir: Path, keep: int, say: Say) -> BackupResult:
-    """The whole backup; `InputError` (nothing changed) for every refusal before the snapshot."""
+@dataclass(frozen=True)
+class Source:
+    """The member the snapshot comes from, as the cluster saw it when it was chosen."""
+
+    member: Member
+    status: MemberStatus
+    members: list[MemberInfo]
+    """The cluster's member list (for the sidecar)."""
+
+    @property
+    def leader(self) -> bool:
+        return self.status.member_id == self.status.leader
+
+
+def choose_source(session: RecoverySession) -> Source:
+    """Every refusal before the snapshot (`InputError`, nothing changed), then the member to take it from."""
     inv = session.inv
-    problem = writable_dir(out_dir)
-    if problem:
-        raise InputError(f"-o: {problem}; nothing changed")
     session.lock_here()
     try:
         session.prepare()
@@ -137,35 +148,44 @@ def take_backup(session: RecoverySession, out_dir: Path, keep: int, say: Say) ->
         raise InputError(f"{choice.problems[0] if choice.problems else 'no etcd tools'}; nothing changed")
     session.use_tools(choice.tools)
     tools = session.inv.platform.tools
-    healthy = [f.name for f in facts if f.serves]  # an alarm (NOSPACE) still serves reads: a snapshot works
-    if len(healthy) < inv.quorum:
+    serving = [f.name for f in facts if f.serves]  # an alarm (NOSPACE) still serves reads: a snapshot works
+    if len(serving) < inv.quorum:
         why = "; ".join(f"{f.name}: {f.health_error or 'unhealthy'}" for f in facts if not f.serves)
-        raise InputError(f"{inv.cluster} has no quorum ({len(healthy)}/{len(facts)} healthy, {inv.quorum} needed: "
+        raise InputError(f"{inv.cluster} has no quorum ({len(serving)}/{len(facts)} healthy, {inv.quorum} needed: "
                          f"{why}): a snapshot now would not be of the cluster; nothing changed")
     held = HostLocks(session.hosts, session.stamp).read()
     if held:
         name, holder = next(iter(held.items()))
         raise InputError(f"{name}: {holder.describe()} holds the lock of this cluster (a recovery or another "
                          "change is under way): a backup now would be of a half-built cluster; nothing changed")
-    asker = healthy[0]
+    asker = serving[0]
     try:
         status = session.hosts.fact(asker, cluster_status(tools, [m.client_url for m in inv.members
-                                                                   if m.name in healthy]))
+                                                                   if m.name in serving]))
         listed = session.hosts.fact(asker, member_list(tools, [inv.member(asker).client_url]))
     except (ParseError, TransportError) as exc:
         raise InputError(f"cannot read the cluster's status from {asker}: {exc}; nothing changed") from None
     member, st = choose_member(inv.members, facts, status)
-    role = "the leader (no healthy follower)" if st.member_id == st.leader else "a follower"
-    name = backup_name(inv.cluster, session.stamp)
-    final = out_dir / name
+    return Source(member, st, listed)
+
+
+def take_backup(session: RecoverySession, out_dir: Path, keep: int, say: Say) -> BackupResult:
+    """The whole backup; `InputError` (nothing changed) for every refusal before the snapshot."""
+    problem = writable_dir(out_dir)
+    if problem:
+        raise InputError(f"-o: {problem}; nothing changed")
+    source = choose_source(session)
+    inv = session.inv  # with the tools it chose
+    final = out_dir / backup_name(inv.cluster, session.stamp)
     if final.exists():
         raise InputError(f"{final} exists already; nothing changed")
+    role = "the leader (no serving follower)" if source.leader else "a follower"
     journal = Journal.create(session.journal_dir, f"{inv.cluster}-backup", session.stamp, session.secrets.values)
     try:
-        journal.write("backup_start", cluster=inv.cluster, member=member.name, role=role, out=str(out_dir),
-                      keep=keep, tools=tools.etcdctl)
-        say(f"snapshot of {member.name}, {role}, into {host_copy(inv.cluster)} there ...")
-        result = _take(session, member, st, listed, final, say, journal)
+        journal.write("backup_start", cluster=inv.cluster, member=source.member.name, role=role, out=str(out_dir),
+                      keep=keep, tools=inv.platform.tools.etcdctl)
+        say(f"snapshot of {source.member.name}, {role}, into {host_copy(inv.cluster)} there ...")
+        result = _take(session, source, final, journal)
         removed = tuple(rotate(out_dir, inv.cluster, result.cluster_id, keep))
         journal.write("backup_end", ok=True, db=str(final), sha256=result.sha256, revision=result.revision,
                       seconds=result.seconds, removed=[str(p) for p in removed])
@@ -177,9 +197,9 @@ def take_backup(session: RecoverySession, out_dir: Path, keep: int, say: Say) ->
     return BackupResult(final, result, removed, journal.path)
 
 
-def _take(session: RecoverySession, member: Member, st: MemberStatus, listed: list[MemberInfo], final: Path, say: Say,
-          journal: Journal) -> Sidecar:
+def _take(session: RecoverySession, source: Source, final: Path, journal: Journal) -> Sidecar:
     inv, hosts = session.inv, session.hosts
+    member, st = source.member, source.status
     tools = inv.platform.tools
     started = time.time()
     script = snapshot_script(tools, member, inv.cluster)
@@ -213,11 +233,11 @@ def _take(session: RecoverySession, member: Member, st: MemberStatus, listed: li
     now = time.time()
     sidecar = Sidecar(
         cluster=inv.cluster, cluster_id=f"{st.cluster_id:x}", profile=inv.platform.name,
-        members=tuple(SidecarMember(m.hex_id, m.name, tuple(m.peer_urls)) for m in listed),
+        members=tuple(SidecarMember(m.hex_id, m.name, tuple(m.peer_urls)) for m in source.members),
         revision=facts.revision, etcd_version=st.version,
         storage_version=facts.storage_version or st.storage_version,
         taken_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)), taken_epoch=round(started, 3),
-        seconds=round(now - started, 3), taken_from=member.name, taken_from_leader=st.member_id == st.leader,
+        seconds=round(now - started, 3), taken_from=member.name, taken_from_leader=source.leader,
         size=final.stat().st_size, sha256=local_sha, host_copy=host_copy(inv.cluster))
     save(final, sidecar)
     journal.write("backup_file", sidecar=json.loads(sidecar.to_json()))
