@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import EXIT_OK, InputError, RescueError
-from .lab import ETCD_RELEASES, add_shape_options
+from ..platform.profiles import PROFILES
+from .lab import ETCD_RELEASES
 
 if TYPE_CHECKING:
     import subprocess
@@ -34,7 +35,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("drill", help="restore a backup in a throwaway local lab with the recovery's own steps and "
                                      "check every member serves the same data (root)")
     p.add_argument("--backup", required=True, type=Path, metavar="FILE", help="a snapshot file on this machine")
-    add_shape_options(p)
+    p.add_argument("--profile", choices=PROFILES, help="platform of the lab (default: the sidecar's, else okd3)")
+    p.add_argument("--etcd", choices=ETCD_RELEASES, help="etcd release of the lab (default: the sidecar's etcd "
+                                                         "version, else 3.4)")
     p.add_argument("--subnet", type=int, default=DEFAULT_SUBNET,
                    help=f"the lab uses 127.0.<subnet>.x (default {DEFAULT_SUBNET})")
     p.add_argument("--tmp", type=Path, help="where the lab's temporary directory goes (default $TMPDIR or /tmp)")
