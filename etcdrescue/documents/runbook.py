@@ -23,8 +23,9 @@ from ..model import Gate, Step
 from ..plan import Plan
 from ..platform.tools import TOOLS_ROOT, EtcdTools
 from ..preflight.verdict import survey_expectations
-from ..probes import backup_survey, endpoint_health, host_survey, restore_can_bump, snapshot_status
+from ..probes import backup_survey, host_survey, restore_can_bump, snapshot_status
 from ..procedures import named
+from ..procedures.base import HandCheck, Procedure
 from .helpers import SUMS, Shelf, slug
 
 PHASES = {
@@ -89,7 +90,8 @@ def render(plan: Plan, *, date: str, helpers_dir: str = "") -> Runbook:
             number = list(dict.fromkeys(s.phase for s in plan.steps)).index(phase) + 1
             out += [f"## Phase {number}: {PHASES.get(phase, phase)}", ""]
         out += _step(plan, step, i)
-    out += [_sign_off(), "", "## Done", "", f"- [ ] {inv.cluster} recovered: every member healthy, one leader", "",
+    proc = _procedure(plan)
+    out += [_sign_off(), "", "## Done", "", f"- [ ] {inv.cluster} {proc.done.lower()}: {proc.outcome}", "",
             "Keep the directories and files with the suffix "
             f"`.etcdrescue-{ctx.stamp}` until the cluster has run normally for a while; they are the way back.",
             "", *_by_hand(plan), _sign_off(), ""]
@@ -164,7 +166,7 @@ def _prerequisites(plan: Plan) -> list[str]:
            f"- [ ] SSH as `{inv.ssh.user}` to every master (port {inv.ssh.port} unless the table says otherwise)"
            + (", with sudo" if inv.ssh.sudo else "") + _ssh_config_note(inv),
            *_tools_lines(ctx.platform.tools),
-           f"- [ ] The cluster has really lost quorum: fewer than {inv.quorum} of {len(inv.members)} members healthy",
+           *([f"- [ ] {check.prerequisite}"] if (check := _condition(plan)) else []),
            "- [ ] Nobody else is working on these masters (the kubelet restarts etcd when its manifest returns)"]
     if ctx.backup:
         out.append(f"- [ ] The backup `{ctx.backup}` is on `{ctx.seed.name}` and recent enough: "
@@ -197,6 +199,16 @@ def _tools_lines(tools: EtcdTools) -> list[str]:
             + ", ".join(f"`{t}`" for t in copies) + f" (a private directory under `{TOOLS_ROOT}`)"]
 
 
+def _procedure(plan: Plan) -> Procedure:
+    return named(plan.procedure)
+
+
+def _condition(plan: Plan) -> HandCheck | None:
+    """The procedure's own "is this the state I am for" check, by hand."""
+    make = _procedure(plan).condition
+    return make(plan.ctx) if make is not None else None
+
+
 def _preflight(plan: Plan, shelf: Shelf) -> list[str]:
     """The read-only facts `etcdrescue check` gathers, as commands to run by hand."""
     ctx, inv = plan.ctx, plan.ctx.inv
@@ -208,11 +220,10 @@ def _preflight(plan: Plan, shelf: Shelf) -> list[str]:
         out += [f"On `{m.name}`:", "",
                 *fence(shelf.probe(host_survey(ctx.platform, m).script, f"host-survey-{slug(m.name)}.sh")), ""]
     out += [f"Expected on each: {survey_expectations()} (on the seed `{ctx.seed.name}`).", ""]
-    urls = [m.client_url for m in inv.members]
-    out += ["### Quorum really lost", "", f"On `{ctx.seed.name}`:", "",
-            *fence(endpoint_health(tools, urls).script), "",
-            f"Expected: fewer than {inv.quorum} entries with `\"health\":true`. If {inv.quorum} or more are "
-            "healthy the cluster still works: **stop here**, do not recover a working cluster.", ""]
+    check = _condition(plan)
+    if check is not None:
+        out += [f"### {check.title}", "", f"On `{check.host}`:", "", *fence(check.script), "",
+                f"Expected: {check.expected}", ""]
     if ctx.backup:
         out += ["### The backup", "", f"On `{ctx.seed.name}`:", "", *fence(backup_survey(ctx.backup).script), "",
                 "Expected: `kind=dir` with `db=yes` (a data-dir backup) or `kind=file` (a snapshot file).", "",

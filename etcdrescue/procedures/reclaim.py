@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from ..model import Context, Method, RevisionPath, Revisions, Step
 from ..preflight.verdict import HostFacts, PreflightReport, ToolChoice, host_problems
-from ..probes import AlarmKind
+from ..probes import AlarmKind, alarm_list
 from ..space import MAX_RECOMMENDED_QUOTA, human, near_quota, reclaimable
 from ..steps.space import reclaim_steps
-from .base import Procedure
+from .base import HandCheck, Procedure
 
 if TYPE_CHECKING:
     from ..preflight.cluster import ClusterFacts
@@ -128,5 +128,14 @@ def mode(ctx: Context) -> str:
             f"{ctx.seed.name}{quota}; disarm the alarm")
 
 
+def condition(ctx: Context) -> HandCheck:
+    return HandCheck(
+        "The NOSPACE alarm", "The cluster keeps its quorum and raised the NOSPACE alarm (`database space exceeded`)",
+        ctx.seed.name, str(alarm_list(ctx.platform.tools, [ctx.seed.client_url]).script),
+        "one line of JSON whose `alarms` hold `\"alarm\":1` (NOSPACE). No alarm: nothing to reclaim unless the "
+        "databases hold much free space (`endpoint status`: `dbSize` far above `dbSizeInUse`).")
+
+
 RECLAIM_SPACE = Procedure(name=NAME, title="etcd reclaim-space", done="RECLAIMED", judge=judge, steps=steps,
-                          mode=mode, needs_cluster=True, takes_options=True)
+                          mode=mode, needs_cluster=True, takes_options=True, condition=condition,
+                          outcome="no alarm, every member healthy, one leader, writes accepted")
