@@ -12,6 +12,7 @@ import enum
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .checks import MemberHealth
 from .command import Command
@@ -312,6 +313,10 @@ class Engine:
         if cmd.mutates and not self._looked:
             self._looked = True
             self.guard.before_first_change()
+        if cmd.upload is not None:
+            self.changed = True
+            self._log("upload", step=step.key, host=cmd.host, local=cmd.upload[0], remote=cmd.upload[1])
+            self.hosts[cmd.host].put_file(Path(cmd.upload[0]), cmd.upload[1])
         deadline = time.monotonic() + cmd.retry_for
         attempt = 0
         while True:

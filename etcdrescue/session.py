@@ -19,6 +19,8 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .backups.bastion import BastionBackup, is_bastion
+from .backups.bastion import check as check_bastion
 from .engine import Callbacks, Engine, Guard, RunResult
 from .errors import InputError, RescueError, StalePicture
 from .inventory.model import Inventory, load_inventory
@@ -30,7 +32,7 @@ from .platform.tools import EtcdTools
 from .preflight.options import RecoveryOptions, RevisionOptions
 from .preflight.picture import Picture, changes, drift
 from .preflight.survey import PreflightProgress, Uploaded, run_preflight
-from .preflight.verdict import PreflightReport, SeedChoice
+from .preflight.verdict import BackupFacts, PreflightReport, SeedChoice
 from .procedures import QUORUM_RECOVERY, named
 from .procedures.base import Procedure
 from .resume import Unfinished, find_unfinished
@@ -62,11 +64,18 @@ class Secrets:
 
 
 def check_options(inv: Inventory, backup: str | None, method: str | None) -> tuple[str | None, Method]:
+    """The backup and method as given (a `bastion:` file is checked by `open`, it takes a while)."""
     if method and not backup:
         raise InputError("--method applies to a backup; without --backup the seed's own data is used "
                          "(quorum restore with --force-new-cluster)")
+    if is_bastion(backup):
+        if method == Method.FORCE_NEW_CLUSTER.value:
+            raise InputError("--method force-new-cluster needs a data-dir copy on the seed; a bastion: backup is a "
+                             "snapshot file (restored with snapshot-restore)")
+        return backup, Method.SNAPSHOT_RESTORE
     if backup and not backup.startswith("/"):
-        raise InputError(f"--backup must be an absolute path on {inv.seed.name}, got {backup!r}")
+        raise InputError(f"--backup must be an absolute path on {inv.seed.name} (or bastion:PATH for a file on this "
+                         f"machine), got {backup!r}")
     chosen = Method(method) if method else Method.SNAPSHOT_RESTORE if backup else Method.FORCE_NEW_CLUSTER
     return backup or None, chosen
 
@@ -86,6 +95,9 @@ class RecoverySession(Guard):
         inv = options.inventory if isinstance(options.inventory, Inventory) else load_inventory(options.inventory)
         inv = inv.with_seed(options.seed)
         backup, method = check_options(inv, options.backup, options.method)
+        bastion = check_bastion(backup, inv, any_cluster=options.any_cluster) if is_bastion(backup) else None
+        if bastion is not None:
+            backup = bastion.seed_path
         tools = find_local(options.etcd_tools) if options.etcd_tools else None
         if options.target is not None and options.target not in {m.name for m in inv.members}:
             raise InputError(f"no member {options.target!r} in the inventory: its members are "
@@ -97,6 +109,8 @@ class RecoverySession(Guard):
                       gate_timeout=options.gate_timeout, secrets=secrets, etcd_tools=tools, learners=options.learners,
                       seed=SeedChoice(explicit=options.seed is not None, accept_older=options.accept_older_seed),
                       revisions=options.revisions, target=options.target, quota=options.quota, force=options.force)
+        session.any_cluster = options.any_cluster
+        session.bastion = bastion
         if options.stamp is not None:
             session.stamp = options.stamp
         if not isinstance(options.inventory, Inventory):
@@ -125,6 +139,10 @@ class RecoverySession(Guard):
         """The member the procedure acts on (`replace MEMBER`); None for the quorum recovery."""
         self.quota = quota
         self.force = force
+        self.any_cluster = False
+        """The backup's own member list is not checked against the inventory (a drill's lab)."""
+        self.bastion: BastionBackup | None = None
+        """`--backup bastion:PATH`: the file on this machine, checked; the plan copies it to `backup` first."""
         self.uploaded: Uploaded | None = None
         """The tools `prepare` put on every host (`--etcd-tools`)."""
         self.unfinished: Unfinished | None = None
@@ -158,6 +176,8 @@ class RecoverySession(Guard):
         self.inv = self.inv.with_seed(unfinished.seed)
         self.backup, self.method = unfinished.backup, Method(unfinished.method)
         self.learners, self.stamp = unfinished.learners, unfinished.stamp
+        if self.bastion is not None and self.backup != self.bastion.seed_path:
+            self.bastion = None
         self.unfinished = unfinished
 
     # -- locks ------------------------------------------------------------------------
@@ -281,7 +301,8 @@ class RecoverySession(Guard):
         return replace(run_preflight(self.hosts, backup=self.backup, method=self.method, resuming=self.resuming,
                                      uploaded=self.uploaded, seed=self.seed_choice, revisions=self.revision_options,
                                      progress=progress, rules=self.rules,
-                                     cluster=self.procedure.needs_cluster, target=self.target),
+                                     cluster=self.procedure.needs_cluster, target=self.target,
+                                     identity=not self.any_cluster, staged=self.staged_facts()),
                        started=started)
 
     @property
@@ -289,6 +310,14 @@ class RecoverySession(Guard):
         """The procedure's pre-flight rules, with the operator's `force` and `quota` where it takes them."""
         judge = self.procedure.judge
         return partial(judge, force=self.force, quota=self.quota) if self.procedure.takes_options else judge
+
+    def staged_facts(self) -> BackupFacts | None:
+        """The bastion file as the pre-flight sees a backup: at its place on the seed, a snapshot file."""
+        b = self.bastion
+        if b is None or self.backup is None:
+            return None
+        return BackupFacts(self.backup, kind=BackupKind.FILE, size_kb=b.size // 1024, mtime=int(b.mtime),
+                           snapshot=b.snapshot)
 
     def plan(self, report: PreflightReport) -> Plan:
         """The plan for a report that passed: with the tools it chose, on every host. The fresh look compares
@@ -306,7 +335,8 @@ class RecoverySession(Guard):
         u = self.unfinished
         return Context(self.inv, self.backup, self.method, self.stamp, gate_timeout=self.gate_timeout,
                        backup_kind=u.backup_kind if u else backup_kind, learners=self.learners,
-                       revisions=u.revisions if u else revisions, target=self.target, quota=self.quota)
+                       revisions=u.revisions if u else revisions, target=self.target, quota=self.quota,
+                       bastion=self.bastion.copy if self.bastion else None)
 
     # -- the fresh look ---------------------------------------------------------------
     def before_step(self) -> None:

@@ -52,7 +52,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     finally:
         session.close()
     print(f"Pre-flight of {inv.cluster} ({len(inv.members)} members, seed {inv.seed.name}):")
-    print("\n".join(preflight_lines(report)))
+    print("\n".join(preflight_lines(report) + (session.bastion.lines() if session.bastion else [])))
     for problem in report.problems[1:]:
         print(f"  problem: {problem}")
     for line in advice:
@@ -112,7 +112,7 @@ def drive(session: RecoverySession, *, dry_run: bool = False, confirm: bool = Fa
     try:
         report = session.preflight()
         print(f"Pre-flight of {inv.cluster} ({len(inv.members)} members, seed {inv.seed.name}):")
-        print("\n".join(preflight_lines(report)))
+        print("\n".join(preflight_lines(report) + (session.bastion.lines() if session.bastion else [])))
         if not report.ok:
             for problem in report.problems[1:]:
                 print(f"  problem: {problem}")

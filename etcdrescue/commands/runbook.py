@@ -124,6 +124,8 @@ def backup_kind(args: argparse.Namespace, session: RecoverySession) -> BackupKin
         if args.backup_kind:
             raise InputError("--backup-kind describes a backup: give --backup PATH too, or drop --backup-kind")
         return BackupKindType.DIR
+    if session.bastion is not None:  # checked on this machine already: a snapshot file, copied to the seed first
+        return BackupKindType.FILE
     return BackupKindType(args.backup_kind) if args.backup_kind else probe_backup_kind(session, args.backup)
 
 

@@ -48,3 +48,5 @@ class RecoveryOptions:
     """`reclaim-space --quota BYTES`: the backend quota to raise every member to; None: leave it."""
     force: bool = False
     """`reclaim-space --force`: run although there is no alarm and little to give back."""
+    any_cluster: bool = False
+    """Restore a backup of another cluster (`drill`: its lab is another cluster by design); never for a recovery."""

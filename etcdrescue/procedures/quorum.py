@@ -6,6 +6,7 @@ from __future__ import annotations
 from ..model import Context, Step
 from ..preflight.verdict import judge
 from ..probes import endpoint_health
+from ..steps.bastion import copy_backup
 from ..steps.join import join
 from ..steps.kubernetes import control_plane_restart
 from ..steps.seed import seed_steps
@@ -15,7 +16,7 @@ from .base import HandCheck, Procedure
 
 
 def steps(ctx: Context) -> tuple[Step, ...]:
-    out = [stop_all(ctx), *seed_steps(ctx)]
+    out = [*([copy_backup(ctx)] if ctx.bastion else []), stop_all(ctx), *seed_steps(ctx)]
     out += [s for i in range(1, len(ctx.inv.members)) for s in join(ctx, i)]
     out.append(final_check(ctx))
     out += control_plane_restart(ctx)
