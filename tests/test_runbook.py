@@ -312,6 +312,10 @@ PRINTED = {
     "kubeadm-control-plane-restart": [str(DOCS["kubeadm"][0]), "--backup", DOCS["kubeadm"][1], "--backup-kind", "file"],
     "kubeadm-force-new-cluster": [str(DOCS["kubeadm"][0]), "--backup", "/var/lib/etcd/copy", "--backup-kind", "dir",
                                   "--method", "force-new-cluster"],
+    "okd3-replace": [str(EXAMPLE), "--procedure", "replace", "--member", "master03.example.com"],
+    "kubeadm-replace": [str(DOCS["kubeadm"][0]), "--procedure", "replace", "--member", "cp3.example.com"],
+    "okd3-reclaim-space": [str(EXAMPLE), "--procedure", "reclaim-space"],
+    "kubeadm-reclaim-space": [str(DOCS["kubeadm"][0]), "--procedure", "reclaim-space", "--quota", "8589934592"],
 }
 """3-master plans on both platforms; the longest: kubeadm from a data-dir copy with --force-new-cluster (the flag
 added and dropped by manifest edits) and six control-plane restarts (revisions go back)."""
@@ -335,7 +339,9 @@ def test_printed_runbook_fits_ten_numbered_pages(shape: str, tmp_path: Path) -> 
     per_page = text.split("\f")[:pages]
     for n, page in enumerate(per_page, 1):
         assert f"page {n} of {pages}" in page, f"page {n} has no page number"
-    assert "etcd recovery runbook: " in per_page[0] and "Helper files" in per_page[0]
+    title = {"replace": "etcd member replacement", "reclaim-space": "etcd reclaim-space"}
+    kind = next((v for k, v in title.items() if shape.endswith(k)), "etcd recovery")
+    assert f"{kind} runbook: " in per_page[0] and "Helper files" in per_page[0], per_page[0][:300]
     helpers = tmp_path / "runbook-helpers"
     assert (helpers / "SHA256SUMS").is_file() and any(helpers.glob("host-survey-*.sh"))
 
