@@ -28,6 +28,7 @@ def run_diagnosis(hosts: Hosts, *, uploaded: Uploaded | None = None, inventory_f
     with cf.ThreadPoolExecutor(max_workers=min(8, len(inv.members))) as pool:
         looked = [f.result() for f in [pool.submit(one, m) for m in inv.members]]
     facts = tuple(f for f, _ in looked)
-    tools = tool_choice(hosts, facts, uploaded=uploaded, restores=False).tools
-    cluster = survey_cluster(hosts, [h.name for h in facts if h.healthy], tools)
+    choice = tool_choice(hosts, facts, uploaded=uploaded, restores=False)
+    healthy = [h.name for h in facts if h.healthy]
+    cluster = survey_cluster(hosts, healthy, choice.on(healthy[0]) if healthy else None)
     return diagnose(tuple(lk for _, lk in looked), cluster, inv, inventory_file=inventory_file)

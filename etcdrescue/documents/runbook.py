@@ -26,6 +26,7 @@ from ..probes import backup_survey, endpoint_health, host_survey, restore_can_bu
 from ..procedures import named
 
 PHASES = {
+    "tools": "Put the etcd image's tools in place",
     "stop": "Stop etcd everywhere",
     "seed": "Rebuild the seed",
     "join": "Join the other members",
