@@ -13,10 +13,12 @@ from etcdrescue.plan import build_plan
 from etcdrescue.platform import PLATFORMS
 from etcdrescue.platform.tools import TOOLS_ROOT, EtcdTools, ImageBinaries, Tool, matching_image, parse_images
 from etcdrescue.preflight.verdict import HostFacts, choose_tools
-from etcdrescue.probes import parse_host_survey
-from tests.test_preflight_judge import GOOD
+from etcdrescue.probes import HostSurvey, parse_host_survey
 
 PATHS = PLATFORMS["kubeadm"].default_paths
+GOOD = HostSurvey(manifest=True, disabled=False, conf=True, data_dir=True, member=True, member_kb=1000,
+                  free_kb=900000, etcd_pid=None, client_port_open=False, peer_port_open=False,
+                  etcdctl=None, etcdutl=None, bash="5.2", tls=True)
 LAYERS = "/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots"
 
 
