@@ -226,6 +226,14 @@ def tool_choice(hosts: Hosts, facts: tuple[HostFacts, ...], *, uploaded: Uploade
                         uploaded_version=uploaded.version if uploaded else "", restores=restores)
 
 
+def survey_tools(hosts: Hosts, *, restores: bool) -> ToolChoice:
+    """Which etcd tools a run would use, asked of every host (read-only; no `--etcd-tools`): for a document that
+    prints a run's commands without running its pre-flight (`etcdrescue runbook`)."""
+    with cf.ThreadPoolExecutor(max_workers=min(8, len(hosts.inv.members))) as pool:
+        facts = tuple(pool.map(lambda m: survey_host(hosts, m), hosts.inv.members))
+    return tool_choice(hosts, facts, uploaded=None, restores=restores)
+
+
 class PreflightProgress:
     """What a front end hears while the pre-flight runs (from its worker threads); no-op defaults."""
 

@@ -169,7 +169,8 @@ HOST_RULES = (
     HostRule(lambda s: bool(s.bash), "bash not available", "`bash=` followed by a version"),
 )
 MANIFEST_EXPECT = "`manifest=yes` (or `disabled=yes`, not both)"
-TOOLS_EXPECT = "`etcdctl=` followed by a path (and `etcdctl_version=` its version)"
+TOOLS_EXPECT = ("`etcdctl=` followed by a path (and `etcdctl_version=` its version), or `images=` naming a "
+                "layer whose etcdctl has the version etcd runs")
 DISK_EXPECT = "`free_kb` well above `member_kb`"
 
 
