@@ -328,13 +328,17 @@ class ToolChoice:
 NO_TOOLS = "give --etcd-tools DIR (a directory on this machine holding etcdctl, and etcdutl for 3.5+)"
 
 
-def needs_line(server: str | None) -> str:
-    """What `--etcd-tools` must hold for a member whose etcd runs `server`."""
+def needs_line(server: str | None, images: tuple[ImageBinaries, ...] = ()) -> str:
+    """What `--etcd-tools` must hold for a member whose etcd runs `server`, and why its image's binaries do not
+    serve (`images`: those found, none of that version)."""
+    layers = f" (layers: {', '.join(i.directory for i in images)})" if images else ""
     minor = EtcdRelease(server or "").minor
     if minor is None:
-        return NO_TOOLS
+        why = "; the manifest does not say which etcd version runs, so its etcd image's binaries cannot be matched"
+        return NO_TOOLS + (why + layers if images else "")
     what = "etcdctl and etcdutl" if EtcdRelease(server or "").has_etcdutl else "etcdctl"
-    return f"etcd {server} runs there: give --etcd-tools DIR with {what} of {minor[0]}.{minor[1]}"
+    held = f", its image layers hold etcdctl {', '.join(i.etcdctl_version for i in images)}" if images else ""
+    return f"etcd {server} runs there{held}: give --etcd-tools DIR with {what} of {minor[0]}.{minor[1]}{layers}"
 
 
 def choose_tools(hosts: tuple[HostFacts, ...], paths: Paths, *, seed: str, uploaded: EtcdTools | None,
@@ -367,7 +371,7 @@ def choose_tools(hosts: tuple[HostFacts, ...], paths: Paths, *, seed: str, uploa
         tool = ctl[h.name]
         if tool is None and images[h.name] is None:
             problems.append(f"{h.name}: etcdctl not found (PATH, {', '.join(SEARCH)}, the etcd image's unpacked "
-                            f"layers){image_mismatch(h)}: {needs_line(h.server_version)}")
+                            f"layers): {needs_line(h.server_version, h.survey.images if h.survey else ())}")
         elif tool is not None and h.name in servers and not EtcdRelease(tool.version).same_minor(
                 EtcdRelease(servers[h.name])):
             warnings.append(f"{h.name}: etcdctl {tool.version or '(version unknown)'} with etcd {servers[h.name]}")
@@ -395,16 +399,6 @@ def choose_tools(hosts: tuple[HostFacts, ...], paths: Paths, *, seed: str, uploa
     tools = EtcdTools(paths, etcdctl, (etcdutl.path if etcdutl.on_path is False else "etcdutl")
                       if use_util and etcdutl else "")
     return ToolChoice(None if problems else tools, tuple(problems), tuple(warnings))
-
-
-def image_mismatch(h: HostFacts) -> str:
-    """Why the host's etcd image binaries do not serve: "" when it has none."""
-    if h.survey is None or not h.survey.images:
-        return ""
-    found = ", ".join(f"{i.etcdctl_version or '?'} in {i.directory}" for i in h.survey.images)
-    if not h.server_version:
-        return f"; etcd image binaries found ({found}), but the manifest does not say which etcd version runs"
-    return f"; the etcd image binaries found are of another version than etcd {h.server_version} ({found})"
 
 
 def image_tools(paths: Paths, images: dict[str, ImageBinaries], *, seed: str, restores: bool) -> ToolChoice:
