@@ -108,6 +108,15 @@ def matching_image(images: Iterable[ImageBinaries], server_version: str | None) 
     return next((i for i in images if want is not None and EtcdRelease(i.etcdctl_version).patch == want), None)
 
 
+MEMBER_ROWS = (
+    r"""grep -o '{"ID":[0-9]*[^{}]*}' | while IFS= read -r m; do id=${m#*\"ID\":}; id=${id%%[!0-9]*}; """
+    r"""urls=${m#*\"peerURLs\":[}; urls=${urls%%]*}; urls=${urls//\"/}; """
+    r"""case $m in *'"name":"'[!\"]*) s=started;; *) s=unstarted;; esac; """
+    r"""case $m in *'"isLearner":true'*) l=true;; *) l=false;; esac; """
+    r"""printf '%x\t%s\t%s\t%s\n' "$((id))" "$s" "$urls" "$l"; done""")
+"""Shell reading `member list -w json` on stdin, printing `EtcdTools.member_rows`' rows."""
+
+
 @dataclass(frozen=True)
 class EtcdTools:
     """Builds every etcdctl/etcdutl call a step, probe, gate or runbook shows.
@@ -142,6 +151,19 @@ class EtcdTools:
         """
         own = ("--consistency=s",) if EtcdRelease(self.version).lists_members_serializably else ()
         return self.ctl(endpoints, "member", "list", "-w", "json", *own, *args)
+
+    def member_rows(self, endpoints: Iterable[str]) -> Raw:
+        """`member list -w json` as one tab-separated row per member, for a shell step that decides on the host:
+        `ID<TAB>STATUS<TAB>PEER_URLS<TAB>LEARNER` (ID in hex as `member promote/remove` take it; STATUS `started`
+        or `unstarted`; PEER_URLS comma-joined; LEARNER `true` or `false`), the columns of etcdctl's table.
+
+        Why JSON, not the table: the table is for people (its columns and spacing are not a contract); the JSON
+        keys are etcd's API. Hosts have no jq: each member is one `{"ID":...}` object with no nested object
+        (its lists are arrays), which `grep -o` cuts out; IDs are decimal there (unsigned 64-bit) and bash's
+        arithmetic wraps them into the two's complement `printf %x` prints as the unsigned hex. `--hex` is no
+        help: 3.5 and 3.6 then drop `isLearner`.
+        """
+        return Raw(f"{self.ctl(endpoints, 'member', 'list', '-w', 'json')} | {MEMBER_ROWS}")
 
     def ctl_listening(self, endpoints: Iterable[str], *args: object) -> Raw:
         """`ctl` asked only of the endpoints whose port takes a TCP connection now; `[]` when none does.

@@ -35,16 +35,17 @@ def _member_add_check(expected: str) -> Check:
 
 
 def listed(ctx: Context, member: Member, condition: str = "") -> Raw:
-    """Read-only: exit 0 when the seed's member list has `member`'s peer URL (and `condition`, an awk test)."""
-    test = f"$4 == u{' && ' + condition if condition else ''}"
-    return Raw(ctx.platform.tools.ctl([ctx.seed.client_url], "member", "list")
-               + f" | awk -F', ' -v u={q(member.peer_url)} '{test} {{f = 1}} END {{exit !f}}'")
+    """Read-only: exit 0 when the seed's member list has `member`'s peer URL (and `condition`, an awk test over
+    `EtcdTools.member_rows`: $2 the status, $4 whether a learner)."""
+    test = f"$3 == u{' && ' + condition if condition else ''}"
+    return Raw(ctx.platform.tools.member_rows([ctx.seed.client_url])
+               + f" | awk -F'\\t' -v u={q(member.peer_url)} '{test} {{f = 1}} END {{exit !f}}'")
 
 
 def member_id(ctx: Context, member: Member) -> Raw:
     """Shell setting $id to `member`'s ID in hex, as `promote` and `remove` take it."""
-    return Raw("id=$(" + ctx.platform.tools.ctl([ctx.seed.client_url], "member", "list")
-               + f" | awk -F', ' -v u={q(member.peer_url)} '$4 == u {{print $1}}') && test -n \"$id\"")
+    return Raw("id=$(" + ctx.platform.tools.member_rows([ctx.seed.client_url])
+               + f" | awk -F'\\t' -v u={q(member.peer_url)} '$3 == u {{print $1}}') && test -n \"$id\"")
 
 
 STUCK_GRACE_MS = 1000
@@ -154,7 +155,7 @@ def join(ctx: Context, index: int) -> list[Step]:
         why="A learner that caught up becomes a voter; only then does the next member join.",
         commands=(Command(
             seed.name, chain(member_id(ctx, member), tools.ctl([seed.client_url], "member", "promote", Raw('"$id"'))),
-            "promote the learner (through a voter)", skip_if=listed(ctx, member, '$6 == "false"'),
+            "promote the learner (through a voter)", skip_if=listed(ctx, member, '$4 == "false"'),
             retry_on=(IN_SYNC, "unhealthy cluster"), retry_for=120.0),),
         gate=healthy_gate(ctx, f"{member.name} a healthy voter, caught up", names, peer_urls=True, caught_up=True),
         undo_note="A promoted member is undone with the join's undo (stop it, remove it from the member list).",
