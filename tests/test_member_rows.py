@@ -1,7 +1,7 @@
-"""The member list as the shell steps read it: etcdctl's JSON, never its table, turned into rows on the host by
-plain bash (hosts have no jq). Run here on `member list -w json` as etcd 3.4.23, 3.5.36, 3.6.17 and 3.7.4 print it
-(tests/data/member_list/, recorded with a started voter and an unstarted learner with two peer URLs; some IDs
-above 2^63), and checked against the table the same etcdctl printed for the same cluster."""
+"""The member list (and `member add`) as the steps read them: etcdctl's JSON, never its table; the list turned
+into rows on the host by plain bash (hosts have no jq). Run here on `member list -w json` as etcd 3.4.23, 3.5.36,
+3.6.17 and 3.7.4 print it (tests/data/member_list/, recorded with a started voter and an unstarted learner with two
+peer URLs; some IDs above 2^63), and checked against the table the same etcdctl printed for the same cluster."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 from etcdrescue.inventory.model import parse_inventory
 from etcdrescue.model import Context, Method
 from etcdrescue.platform.tools import MEMBER_ROWS, EtcdTools
-from etcdrescue.steps.join import listed, member_id
+from etcdrescue.steps.join import _member_add_check, added_cluster, listed, member_id
 from etcdrescue.steps.seed import member_id_of_single, stray_learners
 
 DATA = Path(__file__).parent / "data" / "member_list"
@@ -83,3 +83,24 @@ def test_the_steps_decide_from_the_json(version: str, tmp_path: Path) -> None:
     alone = lab(version, tmp_path, only_voter=True)
     assert bash(f"{member_id_of_single(alone)} && echo $id").stdout.strip() == voter[0]
     assert bash(stray_learners(alone, "f = 1", " END {exit f}")).returncode == 0, "no stray learner left"
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_member_add_is_read_from_its_json_as_etcdctl_would_print_the_cluster(version: str) -> None:
+    """Recorded: a learner `j` added as JSON; then `k` added with the table output, whose ETCD_INITIAL_CLUSTER
+    also names `j` (unstarted: no name). The JSON answer of `j`'s add, read for `j`, gives the same items less `k`'s."""
+    answer = (DATA.parent / "member_add" / f"{version}.json").read_text()
+    printed = (DATA.parent / "member_add" / f"{version}.txt").read_text()
+    line = next(x for x in printed.splitlines() if x.startswith("ETCD_INITIAL_CLUSTER="))
+    table_items = set(line.partition("=")[2].strip('"').split(","))
+    n = VERSIONS.index(version) + 1
+    later = f"k{n}=http://127.189.0.{n}:2391"
+    unstarted_j = f"=http://127.189.0.{n}:2390"
+    assert later in table_items and unstarted_j in table_items
+    got = added_cluster(answer, f"j{n}")
+    assert got == (table_items - {later, unstarted_j}) | {f"j{n}=http://127.189.0.{n}:2390"}
+    check = _member_add_check(",".join(sorted(got)), f"j{n}")
+    assert check(answer) is None
+    assert check("Member 1 added to cluster 2\n") == (
+        "member add printed no JSON answer with the member and the member list")
+    assert "expected" in (_member_add_check(f"j{n}=x", f"j{n}")(answer) or "")

@@ -9,6 +9,9 @@ member list), started but not promoted, promoted already (each command's probe s
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from ..command import Check, Command, Raw, chain, q, sh
 from ..inventory.model import Member
 from ..model import Context, Step
@@ -19,17 +22,29 @@ IN_SYNC = "in sync with leader"
 """etcd refuses to promote a learner that has not caught up ("... which is in sync with leader"): retried."""
 
 
-def _member_add_check(expected: str) -> Check:
+def added_cluster(output: str, name: str) -> set[str] | None:
+    """The cluster `member add -w json` answered, as the `name=peerURL` items etcdctl's table output would print in
+    ETCD_INITIAL_CLUSTER (the new member under `name`, an unstarted one under ""); None when it is not that JSON."""
+    answer = next((line for line in output.splitlines() if line.startswith("{")), "")
+    try:
+        data: Any = json.loads(answer)
+        added = data["member"]["ID"]
+        return {f"{name if m['ID'] == added else m.get('name', '')}={url}"
+                for m in data["members"] for url in m.get("peerURLs", [])}
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _member_add_check(expected: str, name: str) -> Check:
     want = set(expected.split(","))
 
     def check(output: str) -> str | None:
-        for line in output.splitlines():
-            if line.startswith("ETCD_INITIAL_CLUSTER="):
-                got = set(line.partition("=")[2].strip().strip('"').split(","))
-                if got == want:
-                    return None
-                return f"member add returned ETCD_INITIAL_CLUSTER={','.join(sorted(got))}, expected {expected}"
-        return "member add printed no ETCD_INITIAL_CLUSTER"
+        got = added_cluster(output, name)
+        if got is None:
+            return "member add printed no JSON answer with the member and the member list"
+        if got == want:
+            return None
+        return f"member add returned the cluster {','.join(sorted(got))}, expected {expected}"
 
     return check
 
@@ -121,10 +136,12 @@ def join(ctx: Context, index: int) -> list[Step]:
              "cost the quorum." if ctx.learners else
              "One member at a time: two unstarted members at once would cost the cluster its quorum."),
         commands=(
-            Command(seed.name, tools.ctl([seed.client_url], *add), f"announce {member.name} to the cluster {as_what}",
+            Command(seed.name, tools.ctl([seed.client_url], *add, "-w", "json"),
+                    f"announce {member.name} to the cluster {as_what}",
                     skip_if=listed(ctx, member), retry_on=("unhealthy cluster", "too many learner members"),
-                    retry_for=60.0, check=_member_add_check(initial),
-                    expect=f'ETCD_INITIAL_CLUSTER="{initial}" (any order) and ETCD_INITIAL_CLUSTER_STATE="existing"'),
+                    retry_for=60.0, check=_member_add_check(initial, member.name),
+                    expect=f"JSON whose `members`, the new one named {member.name}, are {initial} "
+                           "(name=peerURL, any order)"),
             keep_settings(ctx, member.name),
             *platform.settings.set(member.name, values),
             Command(member.name, sh("mv", p.member_dir, data_aside),
