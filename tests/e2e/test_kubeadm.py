@@ -152,6 +152,7 @@ def test_recover_kubeadm_without_host_tools(matrix_lab: Lab, tmp_path: Path, bac
     assert code == 0, out
     tools = f"/var/lib/etcdrescue/tools/{full}"
     assert f"etcd tools: {tools}/etcdctl, snapshots with {tools}/etcdutl" in out
+    assert image == (f"(copies of each master's etcd image binaries {full}, made by the plan's first step)" in out)
     assert_kubeadm_recovered(b, before, keys=500, post=post, forced=backup != "snapshot")
     if backup == "snapshot":
         assert_really_bumped(lab, tmp_path / "j", backup_revision, 1_000_000_000)
