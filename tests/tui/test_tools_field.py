@@ -3,6 +3,7 @@ version shown, and the directory handed to the session, which uploads it before 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,35 @@ async def test_the_tools_field_names_its_version_and_reaches_the_session(
         await wait_until(pilot, lambda: isinstance(app.screen, InventoryScreen), what="back to the form")
         assert app.screen.query_one("#etcd-tools", Input).value == str(tools), "the field keeps its answer"
         assert shown(app, "#tools-found") == "etcdctl and etcdutl 3.6.17: for masters where etcd 3.6 runs"
+
+
+@sync
+async def test_the_preflight_says_which_tools_version_a_master_needs(
+        offline_inventory: Path, canned_preflight: CannedPreflight, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A master without etcdctl whose image layers hold another version than its etcd: the verdict names the
+    version etcd runs there and the minor `--etcd-tools` must be of."""
+    from etcdrescue.inventory.model import Member
+    from etcdrescue.platform.tools import ImageBinaries
+    from etcdrescue.preflight.verdict import HostFacts
+
+    from .conftest import broken_facts
+
+    canned_preflight(False)
+    layer = ImageBinaries("/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots/9/fs/usr/local/bin",
+                          "3.5.36", "3.5.36")
+
+    def survey_host(hosts: Hosts, member: Member, *, uploaded: bool = False) -> HostFacts:
+        facts = broken_facts(member)
+        assert facts.survey is not None
+        return replace(facts, server_version="3.6.17",
+                       survey=replace(facts.survey, etcdctl=None, etcdutl=None, images=(layer,)))
+
+    monkeypatch.setattr("etcdrescue.preflight.survey.survey_host", survey_host)
+    app = RescueApp(offline_inventory, BACKUP)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, PreflightScreen) and app.screen.report is not None,
+                         what="verdict")
+        said = shown(app, "#verdict") + shown(app, "#problems")
+        assert ("etcd 3.6.17 runs there, its image layers hold etcdctl 3.5.36: give --etcd-tools DIR with etcdctl "
+                "and etcdutl of 3.6") in " ".join(said.split()), said
