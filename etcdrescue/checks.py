@@ -317,3 +317,33 @@ class LearnerCaughtUp:
                                       f"Expected: `{inv.member(self.learner).client_url}` reports "
                                       "`\"isLearner\":true` and a `raftAppliedIndex` at or past the leader's "
                                       "`raftIndex` (the learner caught up)." + REPEAT))]
+
+
+@dataclass(frozen=True)
+class EntryGone:
+    """The member list has no entry with `member`'s peer URL, but an unstarted learner (its add, taken over).
+
+    Why a check of its own: after a replace removed a dead member's entry, the others must agree it is gone
+    before its new etcd is announced; a half-added learner with its peer URL is the one entry that may stay.
+    """
+
+    member: str
+
+    def judge(self, members: tuple[str, ...], hosts: Prober, state: Round) -> list[str]:
+        inv = hosts.inv
+        try:
+            listed = hosts.fact(inv.seed.name, member_list(inv.platform.tools, [inv.seed.client_url]))
+        except ParseError:
+            listed = []
+        if not listed:
+            return ["member list unavailable"]
+        url = inv.member(self.member).peer_url
+        return [f"{self.member}'s old entry {m.hex_id} ({'learner' if m.is_learner else 'voter'}) still listed"
+                for m in listed if url in m.peer_urls and (m.started or not m.is_learner)]
+
+    def instructions(self, members: tuple[str, ...], inv: Inventory) -> list[Block]:
+        url = inv.member(self.member).peer_url
+        return [Block(inv.seed.name, (*fence(member_list(inv.platform.tools, [inv.seed.client_url]).script), "",
+                                      f"Expected: no member with `peerURLs` `{url}`, or only one without a name "
+                                      "and with `\"isLearner\":true` (added, never started)."))]
+

@@ -11,13 +11,27 @@ from .errors import EXIT_INTERRUPTED, RescueError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .commands import diagnose, inventory, lab, recover, rehearse, report, runbook, tui
+    from .commands import (
+        backup,
+        diagnose,
+        drill,
+        inventory,
+        lab,
+        reclaim,
+        recover,
+        rehearse,
+        replace,
+        report,
+        runbook,
+        tui,
+    )
 
     parser = argparse.ArgumentParser(prog="etcdrescue", description=__doc__)
     parser.add_argument("--version", action="version", version=f"etcdrescue {__version__}")
     sub = parser.add_subparsers(dest="cmd", required=True)
 
-    for module in (diagnose, recover, inventory, runbook, report, lab, rehearse, tui):
+    for module in (diagnose, recover, replace, reclaim, backup, drill, inventory, runbook, report, lab, rehearse,
+                   tui):
         module.register(sub)
     return parser
 

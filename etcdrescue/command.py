@@ -49,6 +49,9 @@ class Command:
     check: Check | None = field(default=None, compare=False)
     expect: str = ""
     """What `check` wants to see in the output, in words (for the runbook and the wizard)."""
+    upload: tuple[str, str] | None = None
+    """(a file on this machine, a path on the host): the engine sends it over SFTP just before `script` runs,
+    which then checks it and moves it into place (`--backup bastion:PATH`)."""
     while_gate: bool = False
     """Runs while the step's gate is held, after the step's other commands: only for work that touches
     no live path (the snapshot restore into a fresh directory during the stop gate's settle)."""

@@ -12,6 +12,7 @@ import enum
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .checks import MemberHealth
 from .command import Command
@@ -19,6 +20,7 @@ from .errors import EXIT_INTERRUPTED, GateTimeout, InputError, Interrupted, Step
 from .faults import maybe_die
 from .gates import GateReport, wait_gate
 from .journal import Journal
+from .leftovers import leftovers, leftovers_probe
 from .model import Gate, Step
 from .plan import Plan
 from .probes import ParseError, endpoint_status, member_list
@@ -28,6 +30,10 @@ from .ssh.transport import Result
 RETRY_INTERVAL = 0.2
 """Seconds between tries of a command etcd refused for now: its "unhealthy cluster" after a join
 lifts at a moment the tool cannot see coming, so a short interval wastes the least of it."""
+
+
+HUMAN = 0.05
+"""Seconds: a wait shorter than this was no person's (a front end that answers for the operator, `--yes`)."""
 
 
 class StepStatus(enum.IntEnum):
@@ -162,6 +168,8 @@ class Engine:
                 result.outcomes.append(outcome)
                 self._run_step(step, i, len(steps), outcome)
         except ENDS as exc:
+            if self.changed:
+                self.record_leftovers()
             self._log("run_end", ok=False, error=str(exc), exit_code=exc.exit_code, changed=self.changed,
                       interrupted=isinstance(exc, Interrupted))
             raise
@@ -172,38 +180,80 @@ class Engine:
         finally:
             result.duration = time.monotonic() - t0
         self.record_members("after")
+        self.record_leftovers()
         self._log("run_end", ok=True, duration=round(result.duration, 3))
         return result
+
+    def _operator_wait(self, what: str, step: Step, since: float, **fields: object) -> None:
+        """Journal the time a front end held the run for the operator (a pause, a confirmation), so the report
+        tells it from the tool's own. Under `HUMAN` nobody was asked (`--yes`, no pause): nothing to journal."""
+        waited = time.monotonic() - since
+        if waited >= HUMAN:
+            self._log("operator_wait", what=what, step=step.key, seconds=round(waited, 3), **fields)
+
+    def record_leftovers(self) -> None:
+        """Journal what the run's stamp names on every master as the run ends (read-only, best effort): what
+        was moved aside, and what the report tells the operator how to tidy (`leftovers`)."""
+        if self.dry_run or self.hosts is None or self.journal is None:
+            return
+        ctx = self.plan.ctx
+        found: dict[str, object] = {}
+        for m in ctx.inv.members:
+            try:
+                seen = self.hosts.fact(m.name, leftovers_probe(ctx.platform, ctx.stamp))
+            except (ParseError, TransportError) as exc:
+                found[m.name] = {"error": str(exc)[:300]}
+            else:
+                found[m.name] = [x.record() for x in leftovers(seen, ctx.platform, ctx.stamp)]
+        self._log("leftovers", stamp=ctx.stamp, hosts=found)
 
     def record_members(self, phase: str) -> None:
         """Journal the member list as the seed sees it (for the run report); best effort.
 
         Asked only when the seed has a leader: without one, `member list` waits out its whole timeout
         (5 s, before every recovery of a cluster that lost its quorum), where `endpoint status` says so at once.
+        That status, of every member that answers, is journaled too: each one's ID and revision, leader or not
+        (before the run the survivors' own view, after it the new cluster's).
         """
         if self.dry_run or self.hosts is None or self.journal is None:
             return
         inv = self.plan.ctx.inv
         tools, seed = inv.platform.tools, inv.seed
+        names = {m.client_url: m.name for m in inv.members}
         try:
-            status = self.hosts.fact(seed.name, endpoint_status(tools, [seed.client_url]))
-            if not status or status[0].leader is None:
-                self._log("members", phase=phase, error=f"{seed.name} has no leader: the member list needs one")
-                return
+            every = self.hosts.fact(seed.name, endpoint_status(tools, names))
+        except (ParseError, TransportError) as exc:
+            every, error = [], str(exc)[:300]
+        else:
+            error = ""
+        status = [{"name": names.get(s.endpoint, s.endpoint), "id": f"{s.member_id:x}", "revision": s.revision,
+                   "raft_index": s.raft_index, "leader": s.is_leader, "learner": s.is_learner} for s in every]
+        ours = next((s for s in every if s.endpoint == seed.client_url), None)
+        if ours is None or ours.leader is None:
+            self._log("members", phase=phase, status=status,
+                      error=error or f"{seed.name} has no leader: the member list needs one")
+            return
+        try:
             members = self.hosts.fact(seed.name, member_list(tools, [seed.client_url]))
         except (ParseError, TransportError) as exc:
-            self._log("members", phase=phase, error=str(exc)[:300])
+            self._log("members", phase=phase, status=status, error=str(exc)[:300])
             return
-        self._log("members", phase=phase, members=[
+        self._log("members", phase=phase, status=status, members=[
             {"id": m.hex_id, "name": m.name, "peer_urls": list(m.peer_urls), "client_urls": list(m.client_urls)}
             for m in members])
 
     def _run_step(self, step: Step, index: int, total: int, outcome: StepOutcome) -> None:
+        asked = time.monotonic()
         self.cb.checkpoint(step)
+        self._operator_wait("pause", step, asked)
         if self.cancel.is_set():
             raise Interrupted(f"interrupted before step {step.key}")
-        if step.destructive and not self.dry_run and not self.cb.confirm(step):
-            raise Interrupted(f"operator declined: {step.destructive}")
+        if step.destructive and not self.dry_run:
+            asked = time.monotonic()
+            answer = self.cb.confirm(step)
+            self._operator_wait("confirmation", step, asked, answer=answer)
+            if not answer:
+                raise Interrupted(f"operator declined: {step.destructive}")
         if not self.dry_run:
             self.guard.before_step()
         start = time.monotonic()
@@ -263,6 +313,10 @@ class Engine:
         if cmd.mutates and not self._looked:
             self._looked = True
             self.guard.before_first_change()
+        if cmd.upload is not None:
+            self.changed = True
+            self._log("upload", step=step.key, host=cmd.host, local=cmd.upload[0], remote=cmd.upload[1])
+            self.hosts[cmd.host].put_file(Path(cmd.upload[0]), cmd.upload[1])
         deadline = time.monotonic() + cmd.retry_for
         attempt = 0
         while True:

@@ -136,6 +136,16 @@ class Step:
 
 
 @dataclass(frozen=True)
+class BastionCopy:
+    """A backup on this machine that the plan copies to the seed first (`--backup bastion:PATH`); `backup` is
+    then where the copy goes."""
+
+    local: str
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
 class Context:
     """Everything a step needs to declare its commands; built once per run, before any step."""
 
@@ -152,6 +162,9 @@ class Context:
     revisions: Revisions = field(default_factory=Revisions)
     target: str | None = None
     """The member a procedure acts on (`replace MEMBER`); None for the quorum recovery."""
+    quota: int | None = None
+    """The backend quota (`--quota-backend-bytes`) `reclaim-space --quota` raises every member to."""
+    bastion: BastionCopy | None = None
 
     @property
     def paths(self) -> Paths:

@@ -68,6 +68,10 @@ class EndpointStatus:
         return self.leader is not None and self.leader == self.member_id
 
 
+ALARM_ERROR = "Active Alarm(s):"
+"""How etcdctl 3.5+ `endpoint health` calls a member unhealthy for its alarms alone (3.4's does not look at them)."""
+
+
 @dataclass(frozen=True)
 class EndpointHealth:
     endpoint: str

@@ -13,10 +13,14 @@ import contextlib
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .backups.bastion import BastionBackup, is_bastion
+from .backups.bastion import check as check_bastion
 from .engine import Callbacks, Engine, Guard, RunResult
 from .errors import InputError, RescueError, StalePicture
 from .inventory.model import Inventory, load_inventory
@@ -28,7 +32,7 @@ from .platform.tools import EtcdTools
 from .preflight.options import RecoveryOptions, RevisionOptions
 from .preflight.picture import Picture, changes, drift
 from .preflight.survey import PreflightProgress, Uploaded, run_preflight
-from .preflight.verdict import PreflightReport, SeedChoice
+from .preflight.verdict import BackupFacts, PreflightReport, SeedChoice
 from .procedures import QUORUM_RECOVERY, named
 from .procedures.base import Procedure
 from .resume import Unfinished, find_unfinished
@@ -60,11 +64,18 @@ class Secrets:
 
 
 def check_options(inv: Inventory, backup: str | None, method: str | None) -> tuple[str | None, Method]:
+    """The backup and method as given (a `bastion:` file is checked by `open`, it takes a while)."""
     if method and not backup:
         raise InputError("--method applies to a backup; without --backup the seed's own data is used "
                          "(quorum restore with --force-new-cluster)")
+    if is_bastion(backup):
+        if method == Method.FORCE_NEW_CLUSTER.value:
+            raise InputError("--method force-new-cluster needs a data-dir copy on the seed; a bastion: backup is a "
+                             "snapshot file (restored with snapshot-restore)")
+        return backup, Method.SNAPSHOT_RESTORE
     if backup and not backup.startswith("/"):
-        raise InputError(f"--backup must be an absolute path on {inv.seed.name}, got {backup!r}")
+        raise InputError(f"--backup must be an absolute path on {inv.seed.name} (or bastion:PATH for a file on this "
+                         f"machine), got {backup!r}")
     chosen = Method(method) if method else Method.SNAPSHOT_RESTORE if backup else Method.FORCE_NEW_CLUSTER
     return backup or None, chosen
 
@@ -84,6 +95,9 @@ class RecoverySession(Guard):
         inv = options.inventory if isinstance(options.inventory, Inventory) else load_inventory(options.inventory)
         inv = inv.with_seed(options.seed)
         backup, method = check_options(inv, options.backup, options.method)
+        bastion = check_bastion(backup, inv, any_cluster=options.any_cluster) if is_bastion(backup) else None
+        if bastion is not None:
+            backup = bastion.seed_path
         tools = find_local(options.etcd_tools) if options.etcd_tools else None
         if options.target is not None and options.target not in {m.name for m in inv.members}:
             raise InputError(f"no member {options.target!r} in the inventory: its members are "
@@ -94,16 +108,20 @@ class RecoverySession(Guard):
                       procedure=named(options.procedure),
                       gate_timeout=options.gate_timeout, secrets=secrets, etcd_tools=tools, learners=options.learners,
                       seed=SeedChoice(explicit=options.seed is not None, accept_older=options.accept_older_seed),
-                      revisions=options.revisions, target=options.target)
+                      revisions=options.revisions, target=options.target, quota=options.quota, force=options.force)
+        session.any_cluster = options.any_cluster
+        session.bastion = bastion
         if options.stamp is not None:
             session.stamp = options.stamp
+        if not isinstance(options.inventory, Inventory):
+            session.inventory_file = str(options.inventory)
         return session
 
     def __init__(self, inv: Inventory, *, backup: str | None, method: Method, journal_dir: Path | None = None,
                  gate_timeout: float = 120.0, secrets: Secrets | None = None, etcd_tools: LocalTools | None = None,
                  learners: bool = True, seed: SeedChoice | None = None,
                  revisions: RevisionOptions | None = None, procedure: Procedure = QUORUM_RECOVERY,
-                 target: str | None = None) -> None:
+                 target: str | None = None, quota: int | None = None, force: bool = False) -> None:
         self.inv = inv
         self.procedure = procedure
         self.backup = backup
@@ -116,7 +134,15 @@ class RecoverySession(Guard):
         self.seed_choice = seed or SeedChoice()
         self.revision_options = revisions or RevisionOptions()
         self.target = target
+        self.inventory_file = "INV"
+        """The inventory's file as the operator named it, for the commands a diagnosis suggests."""
         """The member the procedure acts on (`replace MEMBER`); None for the quorum recovery."""
+        self.quota = quota
+        self.force = force
+        self.any_cluster = False
+        """The backup's own member list is not checked against the inventory (a drill's lab)."""
+        self.bastion: BastionBackup | None = None
+        """`--backup bastion:PATH`: the file on this machine, checked; the plan copies it to `backup` first."""
         self.uploaded: Uploaded | None = None
         """The tools `prepare` put on every host (`--etcd-tools`)."""
         self.unfinished: Unfinished | None = None
@@ -133,6 +159,8 @@ class RecoverySession(Guard):
         self._engine: Engine | None = None
         self._changed_before = False
         """An earlier engine of this session (before a retry) changed a host."""
+        self._waits: list[tuple[str, float]] = []
+        """Operator waits before the journal opened (`operator_waited`)."""
 
     # -- resume -----------------------------------------------------------------------
     def find_unfinished(self) -> Unfinished | None:
@@ -148,6 +176,8 @@ class RecoverySession(Guard):
         self.inv = self.inv.with_seed(unfinished.seed)
         self.backup, self.method = unfinished.backup, Method(unfinished.method)
         self.learners, self.stamp = unfinished.learners, unfinished.stamp
+        if self.bastion is not None and self.backup != self.bastion.seed_path:
+            self.bastion = None
         self.unfinished = unfinished
 
     # -- locks ------------------------------------------------------------------------
@@ -237,7 +267,7 @@ class RecoverySession(Guard):
         self.report = self.survey(progress)
         return self.report
 
-    def diagnose(self, inventory_file: str = "INV") -> Diagnosis:
+    def diagnose(self, inventory_file: str | None = None) -> Diagnosis:
         """What is wrong with each member and which procedure fits: read-only, no lock (`etcdrescue diagnose`,
         the wizard's first look)."""
         from .diagnose.run import run_diagnosis
@@ -246,7 +276,21 @@ class RecoverySession(Guard):
             self.prepare()
         except RescueError as exc:
             raise InputError(f"cannot put the etcd tools on the hosts: {exc}") from None
-        return run_diagnosis(self.hosts, uploaded=self.uploaded, inventory_file=inventory_file)
+        return run_diagnosis(self.hosts, uploaded=self.uploaded, inventory_file=inventory_file or self.inventory_file)
+
+    def advice(self) -> list[str]:
+        """After a refused pre-flight: the procedure the diagnosis names instead, and how to run it ([] when it
+        names this one, or for a resumed run, which finishes what it started)."""
+        if self.resuming:
+            return []
+        try:
+            found = self.diagnose()
+        except RescueError:
+            return []
+        if found.procedure.value == self.procedure.name:
+            return []
+        members = f" ({', '.join(found.members)})" if found.members else ""
+        return [f"diagnose says: {found.procedure.value}{members}", *(f"next: {s}" for s in found.next_steps)]
 
     def survey(self, progress: PreflightProgress | None = None) -> PreflightReport:
         started = time.time()
@@ -256,9 +300,24 @@ class RecoverySession(Guard):
             raise InputError(f"cannot put the etcd tools on the hosts: {exc}") from None
         return replace(run_preflight(self.hosts, backup=self.backup, method=self.method, resuming=self.resuming,
                                      uploaded=self.uploaded, seed=self.seed_choice, revisions=self.revision_options,
-                                     progress=progress, rules=self.procedure.judge,
-                                     cluster=self.procedure.needs_cluster, target=self.target),
+                                     progress=progress, rules=self.rules,
+                                     cluster=self.procedure.needs_cluster, target=self.target,
+                                     identity=not self.any_cluster, staged=self.staged_facts()),
                        started=started)
+
+    @property
+    def rules(self) -> Callable[..., PreflightReport]:
+        """The procedure's pre-flight rules, with the operator's `force` and `quota` where it takes them."""
+        judge = self.procedure.judge
+        return partial(judge, force=self.force, quota=self.quota) if self.procedure.takes_options else judge
+
+    def staged_facts(self) -> BackupFacts | None:
+        """The bastion file as the pre-flight sees a backup: at its place on the seed, a snapshot file."""
+        b = self.bastion
+        if b is None or self.backup is None:
+            return None
+        return BackupFacts(self.backup, kind=BackupKind.FILE, size_kb=b.size // 1024, mtime=int(b.mtime),
+                           snapshot=b.snapshot)
 
     def plan(self, report: PreflightReport) -> Plan:
         """The plan for a report that passed: with the tools it chose, on every host. The fresh look compares
@@ -276,7 +335,8 @@ class RecoverySession(Guard):
         u = self.unfinished
         return Context(self.inv, self.backup, self.method, self.stamp, gate_timeout=self.gate_timeout,
                        backup_kind=u.backup_kind if u else backup_kind, learners=self.learners,
-                       revisions=u.revisions if u else revisions, target=self.target)
+                       revisions=u.revisions if u else revisions, target=self.target, quota=self.quota,
+                       bastion=self.bastion.copy if self.bastion else None)
 
     # -- the fresh look ---------------------------------------------------------------
     def before_step(self) -> None:
@@ -319,7 +379,18 @@ class RecoverySession(Guard):
         self.journal = (Journal(self.unfinished.path, secrets) if self.unfinished is not None
                         else Journal.create(self.journal_dir, self.inv.cluster, plan.ctx.stamp, secrets))
         self.journal.write("preflight", **report.journal_fields())
+        for what, seconds in self._waits:
+            self.journal.write("operator_wait", what=what, seconds=round(seconds, 3))
+        self._waits = []
         return self.journal
+
+    def operator_waited(self, what: str, seconds: float) -> None:
+        """A front end held the run for the operator (a prompt, a dialog): journaled, so the report can tell the
+        operator's time from the tool's; kept until the journal opens when it came before."""
+        if self.journal is not None:
+            self.journal.write("operator_wait", what=what, seconds=round(seconds, 3))
+        else:
+            self._waits.append((what, seconds))
 
     def engine(self, plan: Plan, callbacks: Callbacks, *, dry_run: bool = False,
                cancel: threading.Event | None = None) -> Engine:

@@ -247,14 +247,20 @@ class Asked(FakeHosts):
 STATUS = ('[{"Endpoint":"https://127.0.0.1:2379","Status":{"header":{"member_id":90},"raftIndex":5%s}}]')
 
 
+def status_row(leader: bool) -> dict[str, object]:
+    return {"name": "m1", "id": "5a", "revision": 0, "raft_index": 5, "leader": leader, "learner": False}
+
+
 @pytest.mark.parametrize(("leader", "asked", "logged"), [
-    (False, ["endpoint status"], {"error": "m1 has no leader: the member list needs one"}),
-    (True, ["endpoint status", "member list"], {"members": [
+    (False, ["endpoint status"],
+     {"status": [status_row(False)], "error": "m1 has no leader: the member list needs one"}),
+    (True, ["endpoint status", "member list"], {"status": [status_row(True)], "members": [
         {"id": "5a", "name": "m1", "peer_urls": ["https://127.0.0.1:2380"], "client_urls": []}]}),
 ])
 def test_the_member_list_is_asked_for_the_report_only_with_a_leader(
         tmp_path: Path, leader: bool, asked: list[str], logged: dict[str, object]) -> None:
-    """Without a leader `member list` waits out its 5 s timeout before every recovery of a broken cluster."""
+    """Without a leader `member list` waits out its 5 s timeout before every recovery of a broken cluster; the
+    status of every member that answers (its ID and revision) is journaled either way."""
     hosts = Asked(STATUS % (',"leader":90' if leader else ""))
     plan = Plan(Context(INV, None, Method.FORCE_NEW_CLUSTER, "s"), ())
     journal = Journal(tmp_path / "j.jsonl")

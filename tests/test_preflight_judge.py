@@ -251,3 +251,15 @@ def test_a_backup_below_a_survivor_says_which_revisions_it_compared() -> None:
     assert bumped.path is RevisionPath.BUMPED and bumped.why.endswith("newest survivor m2 at 502")
     asked = restore_over((900, 600), can_bump=True, bump=5000).revisions
     assert asked.path is RevisionPath.BUMPED and asked.bump == 5000, "an asked-for bump is the operator's call"
+
+
+def test_members_serving_under_an_alarm_are_a_working_cluster() -> None:
+    """etcdctl 3.5+ calls a member with the NOSPACE alarm unhealthy: it still has a leader and serves reads. A quorum
+    of them is a working cluster (reclaim-space's, not a recovery's): stopping it would make things worse."""
+    alarm = "Active Alarm(s): NOSPACE"
+    hosts = tuple(HostFacts(f"m{i}", reachable=True, survey=GOOD, health_error=alarm) for i in (1, 2, 3))
+    r = judge(hosts, seed="m1", quorum=2, data_dir="/var/lib/etcd", backup_path=None, backup=None,
+              method=Method.FORCE_NEW_CLUSTER)
+    assert not r.ok
+    assert r.problems[0].startswith("cluster still has a healthy quorum (3/3 members serving)")
+    assert "serving with an alarm: m1, m2, m3" in r.problems[0]

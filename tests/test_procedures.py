@@ -21,17 +21,17 @@ from etcdrescue.session import RecoverySession
 
 def test_the_quorum_recovery_is_the_default_procedure(tmp_path: Path) -> None:
     session = RecoverySession.open(RecoveryOptions(inventory(tmp_path)))
-    assert session.procedure is QUORUM_RECOVERY and PROCEDURES == {"recover": QUORUM_RECOVERY}
+    assert session.procedure is QUORUM_RECOVERY and PROCEDURES["recover"] is QUORUM_RECOVERY
     plan = build_plan(session.context(BackupKind.DIR, Revisions()), session.procedure)
     assert plan.procedure == "recover" and plan.mode.startswith("quorum restore from the seed's own data")
     assert plan.steps[0].key == "stop-etcd"
 
 
 def test_an_unknown_procedure_is_bad_input(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="no procedure 'defrag': known are recover"):
+    with pytest.raises(InputError, match="no procedure 'defrag': known are recover, "):
         RecoverySession.open(RecoveryOptions(inventory(tmp_path), procedure="defrag"))
     with pytest.raises(InputError):
-        named("replace")
+        named("defrag")
 
 
 def test_a_plan_is_what_its_procedure_declares(tmp_path: Path) -> None:

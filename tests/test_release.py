@@ -39,3 +39,14 @@ def test_flag_names_by_minor() -> None:
     assert not EtcdRelease("unknown").lacks_36_flag_names
     assert EtcdRelease("3.5.1").same_minor(EtcdRelease("v3.5.36")) and not EtcdRelease("3.5.1").same_minor(
         EtcdRelease("3.6.0"))
+
+
+def test_the_36_forms_of_35_flags_merge_the_feature_gates() -> None:
+    from etcdrescue.platform.release import flags_for_36
+
+    flags = {"experimental-initial-corrupt-check": "true", "experimental-watch-progress-notify-interval": "5s",
+             "feature-gates": "InitialCorruptCheck=false,CompactHashCheck=true", "name": "m1"}
+    assert flags_for_36(flags) == ["--watch-progress-notify-interval=5s",
+                                   "--feature-gates=InitialCorruptCheck=true,CompactHashCheck=true"]
+    assert flags_for_36({"experimental-compaction-batch-limit": "1000"}) == ["--compaction-batch-limit=1000"]
+    assert flags_for_36({"name": "m1"}) == []

@@ -11,9 +11,11 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from runbook_reader import expected, read
 
 from etcdrescue import cli
 from etcdrescue.checks import RunsWithout
+from etcdrescue.documents.helpers import Shelf
 from etcdrescue.documents.runbook import fence, render_html, render_markdown
 from etcdrescue.inventory.model import load_inventory
 from etcdrescue.model import DOWN_SETTLE_ENV, BackupKind, Context, Method
@@ -55,32 +57,26 @@ def five(tmp_path: Path) -> Path:
     return p
 
 
-def assert_in_order(doc: str, scripts: list[str]) -> None:
-    pos = 0
-    for i, s in enumerate(scripts):
-        block = "\n".join(fence(s))
-        found = doc.find(block, pos)
-        assert found >= 0, f"command {i} missing (or out of order) in the runbook: {s[:120]}"
-        pos = found + len(block)
+def assert_runs_the_plan(doc: str, plan: Plan) -> None:
+    """Read as an operator would (references to a command printed once expanded), the runbook is the engine's
+    commands, host for host and in order, each behind its own skip check; the same for every undo."""
+    steps, undos = read(doc), read(doc, undo=True)
+    for i, step in enumerate(plan.steps, 1):
+        assert steps[i] == expected(step.commands, plan.ctx.stamp), f"step {i} {step.key}"
+        assert undos[i] == expected(step.undo, plan.ctx.stamp), f"undo of step {i} {step.key}"
 
 
 @pytest.mark.parametrize("index", range(4))
 def test_every_engine_command_appears_in_order(index: int) -> None:
     plan = plans()[index]
-    doc = render_markdown(plan, date="2024-03-01")
-    assert_in_order(doc, [c.script for c in plan.commands()])
-    # each skip_if is shown as such, right before its command
-    for c in plan.commands():
-        if c.skip_if:
-            assert "Skip if this succeeds:\n\n" + "\n".join(fence(c.skip_if)) + "\n\nOtherwise run:\n\n" + \
-                "\n".join(fence(c.script)) in doc
+    assert_runs_the_plan(render_markdown(plan, date="2024-03-01"), plan)
 
 
 def test_five_members_with_sudo(five: Path) -> None:
     inv = load_inventory(five)
     plan = build_plan(Context(inv, None, Method.FORCE_NEW_CLUSTER, DOC_STAMP))
     doc = render_markdown(plan, date="2024-03-01")
-    assert_in_order(doc, [c.script for c in plan.commands()])
+    assert_runs_the_plan(doc, plan)
     assert "sudo -i" in doc
     assert doc.count("- [ ] Step ") == len(plan.steps) == 16
     for m in inv.members[1:]:
@@ -114,13 +110,15 @@ def test_structure_gates_undo_and_signoff() -> None:
     for step_no, step in enumerate(plan.steps, 1):
         section = doc.split(f"### Step {step_no}/{len(plan.steps)}: {step.title}\n")[1].split("### Step ")[0]
         assert f"- [ ] Step {step_no} `{step.key}` done" in section
-        assert "Signed off by: ____" in section
         assert f"Why: {step.why}" in section
         assert f"**Undo step {step_no}:**" in section
-        for u in step.undo:
-            assert "\n".join(fence(u.script)) in section
+        for u in step.undo:  # as printed: a shipped program read from its helper file
+            assert "\n".join(fence(Shelf(plan.ctx.stamp).command(u.script))) in section
         if step.undo_note:
             assert step.undo_note in section
+    phases = list(dict.fromkeys(step.phase for step in plan.steps))
+    signed = [len(part.split("\n## ")) for part in doc.split("Signed off by: ____")]
+    assert len(signed) - 1 == 1 + len(phases) + 1, "pre-flight, each phase and the end are signed off"
     assert [h for h in re.findall(r"^## (Phase .*)$", doc, re.M)] == [
         "Phase 1: Stop etcd everywhere", "Phase 2: Rebuild the seed", "Phase 3: Join the other members",
         "Phase 4: Verify"]
@@ -150,23 +148,28 @@ DOCS = {
 """The okd3 example shows the path without a revision bump (3.4.23's etcdctl has none), the kubeadm one the bump."""
 
 
-def regenerate(fmt: str, profile: str = "okd3") -> str:
-    inventory, backup, kind, _, extra = DOCS[profile]
+def regenerate(fmt: str, profile: str = "okd3") -> tuple[str, dict[str, str]]:
+    inventory, backup, kind, name, extra = DOCS[profile]
     args = cli.build_parser().parse_args(
         ["runbook", "-i", str(inventory), "--backup", backup, "--backup-kind", kind, "--stamp", DOC_STAMP,
-         "--format", fmt, *extra])
+         "--format", fmt, "-o", str(ROOT / "docs" / f"{name}.{fmt}"), *extra])
     from etcdrescue.commands.runbook import build
 
-    return build(args)[0]
+    text, book = build(args)
+    return text, book.helpers
 
 
 @pytest.mark.parametrize("profile", list(DOCS))
 def test_docs_runbook_is_current(monkeypatch: pytest.MonkeyPatch, profile: str) -> None:
-    """Fails when a docs runbook is stale: regenerate it with the command in its example inventory."""
+    """Fails when a docs runbook or its helper files are stale: regenerate them with the command in its example
+    inventory."""
     monkeypatch.delenv(DOWN_SETTLE_ENV, raising=False)  # the documented default, not the lab's
     name = DOCS[profile][3]
-    assert (ROOT / "docs" / f"{name}.md").read_text() == regenerate("md", profile)
-    assert (ROOT / "docs" / f"{name}.html").read_text() == regenerate("html", profile)
+    md, helpers = regenerate("md", profile)
+    assert (ROOT / "docs" / f"{name}.md").read_text() == md
+    assert (ROOT / "docs" / f"{name}.html").read_text() == regenerate("html", profile)[0]
+    shipped = ROOT / "docs" / f"{name}-helpers"
+    assert helpers and {p.name: p.read_text() for p in shipped.iterdir()} == helpers
 
 
 def test_cli_writes_file_and_is_reproducible(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -204,7 +207,7 @@ def test_backup_kind_decides_the_restore_not_the_name(kind: str, tmp_path: Path,
     doc = out.read_text()
     plan = build_plan(Context(load_inventory(EXAMPLE), SNAPSHOT, Method.SNAPSHOT_RESTORE, DOC_STAMP,
                               backup_kind=BackupKind(kind)))
-    assert_in_order(doc, [c.script for c in plan.commands()])
+    assert_runs_the_plan(doc, plan)
     (restore,) = [c.script for c in plan.step("stop-etcd").commands if "snapshot restore" in c.script]
     survey = "\n".join(fence(backup_survey(SNAPSHOT).script))
     beyond_survey = doc.replace(survey, "")
@@ -284,12 +287,10 @@ def test_html_structure_every_command_in_a_pre() -> None:
     p.feed(page)
     p.close()
     assert p.stack == [], "unclosed tags"
-    pres = [t.rstrip("\n") for t in p.pres]
-    pos = 0
-    for c in plan.commands():
-        assert c.script in pres[pos:], f"not in a <pre> (in order): {c.script[:100]}"
-        pos = pres.index(c.script, pos) + 1
-    for needed in ("@page", "white-space: pre-wrap", "word-break: break-all", "h2.phase", "break-before: page"):
+    pres = {t.rstrip("\n") for t in p.pres}
+    for e in expected(plan.commands(), plan.ctx.stamp):
+        assert e.script in pres, f"not in a <pre>: {e.script[:100]}"
+    for needed in ("@page", "white-space: pre-wrap", "word-break: break-all", "h2.phase", "counter(page)"):
         assert needed in p.style
     assert sum(1 for t, a in p.tags if t == "h2" and a.get("class") == "phase") == 4
     checkboxes = [a for t, a in p.tags if t == "input" and a.get("type") == "checkbox"]
@@ -303,30 +304,47 @@ def pdf_pages(pdfinfo: str) -> int:
     return int(found.group(1))
 
 
-@pytest.mark.skipif(not (shutil.which("chromium") and shutil.which("pdfinfo")), reason="chromium/pdfinfo not installed")
-def test_html_prints_to_pdf(tmp_path: Path) -> None:
-    html = tmp_path / "rb.html"
-    html.write_text(render_html(plans()[0], date="2024-03-01"))
-    pdf = tmp_path / "rb.pdf"
-    subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", f"--print-to-pdf={pdf}",
-                    html.as_uri()], check=True, capture_output=True, timeout=120)
-    info = subprocess.run(["pdfinfo", str(pdf)], check=True, capture_output=True, text=True).stdout
-    assert pdf_pages(info) >= 5  # title/pre-flight + one page per phase at least
+PRINTED = {
+    "okd3": [str(EXAMPLE), "--backup", DOC_BACKUP, "--backup-kind", "dir"],
+    "okd3-force-new-cluster": [str(EXAMPLE), "--backup", DOC_BACKUP, "--backup-kind", "dir", "--method",
+                               "force-new-cluster"],
+    "kubeadm-bump": [str(DOCS["kubeadm"][0]), "--backup", DOCS["kubeadm"][1], "--backup-kind", "file",
+                     "--bump-revision", "1000000000"],
+    "kubeadm-control-plane-restart": [str(DOCS["kubeadm"][0]), "--backup", DOCS["kubeadm"][1], "--backup-kind", "file"],
+    "kubeadm-force-new-cluster": [str(DOCS["kubeadm"][0]), "--backup", "/var/lib/etcd/copy", "--backup-kind", "dir",
+                                  "--method", "force-new-cluster"],
+    "okd3-replace": [str(EXAMPLE), "--procedure", "replace", "--member", "master03.example.com"],
+    "kubeadm-replace": [str(DOCS["kubeadm"][0]), "--procedure", "replace", "--member", "cp3.example.com"],
+    "okd3-reclaim-space": [str(EXAMPLE), "--procedure", "reclaim-space"],
+    "kubeadm-reclaim-space": [str(DOCS["kubeadm"][0]), "--procedure", "reclaim-space", "--quota", "8589934592"],
+}
+"""3-master plans on both platforms; the longest: kubeadm from a data-dir copy with --force-new-cluster (the flag
+added and dropped by manifest edits) and six control-plane restarts (revisions go back)."""
 
 
-@pytest.mark.skipif(not (shutil.which("chromium") and shutil.which("pdfinfo")), reason="chromium/pdfinfo not installed")
-def test_runbook_pdf_option(tmp_path: Path) -> None:
+@pytest.mark.skipif(not (shutil.which("chromium") and shutil.which("pdfinfo") and shutil.which("pdftotext")),
+                    reason="chromium/poppler-utils not installed")
+@pytest.mark.parametrize("shape", list(PRINTED))
+def test_printed_runbook_fits_ten_numbered_pages(shape: str, tmp_path: Path) -> None:
+    """The PDF of a 3-master runbook is at most 10 A4 pages, each numbered "page N of M" in its footer (CSS
+    `@page` margin boxes, which this Chromium prints), and its helper files lie beside it."""
     pdf = tmp_path / "runbook.pdf"
-    inv = str(ROOT / "docs/example-inventory.yaml")
-    res = subprocess.run([sys.executable, "-m", "etcdrescue", "runbook", "-i", inv,
-                          "--format", "pdf", "-o", str(pdf), "--stamp", "20240301T120000Z"],
-                         capture_output=True, text=True, timeout=180)
+    res = subprocess.run([sys.executable, "-m", "etcdrescue", "runbook", "-i", *PRINTED[shape], "--stamp", DOC_STAMP,
+                          "--format", "pdf", "-o", str(pdf)], capture_output=True, text=True, timeout=180)
     assert res.returncode == 0, res.stderr
     info = subprocess.run(["pdfinfo", str(pdf)], check=True, capture_output=True, text=True).stdout
-    assert pdf_pages(info) >= 5
+    assert "A4" in info
+    pages = pdf_pages(info)
+    assert 3 <= pages <= 10
     text = subprocess.run(["pdftotext", str(pdf), "-"], check=True, capture_output=True, text=True).stdout
-    assert "etcd recovery runbook: okd-prod" in text and "Join master03.example.com" in text
-
+    per_page = text.split("\f")[:pages]
+    for n, page in enumerate(per_page, 1):
+        assert f"page {n} of {pages}" in page, f"page {n} has no page number"
+    title = {"replace": "etcd member replacement", "reclaim-space": "etcd reclaim-space"}
+    kind = next((v for k, v in title.items() if shape.endswith(k)), "etcd recovery")
+    assert f"{kind} runbook: " in per_page[0] and "Helper files" in per_page[0], per_page[0][:300]
+    helpers = tmp_path / "runbook-helpers"
+    assert (helpers / "SHA256SUMS").is_file() and any(helpers.glob("host-survey-*.sh"))
 
 
 def test_ssh_settings_left_to_the_ssh_config_are_named(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 
     session = RecoverySession.open(RecoveryOptions(args.inventory, etcd_tools=args.etcd_tools))
     try:
-        found = session.diagnose(inventory_file=args.inventory)
+        found = session.diagnose()
     finally:
         session.close()
     if args.json:

@@ -45,13 +45,25 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--host-tools", action="store_true",
                    help="up: etcd, etcdctl and etcdutl on the hosts' PATH even where the platform has none "
                         "(kubeadm)")
-    p.add_argument("--mode", choices=["quorum", "seed-corrupt", "all"], default="quorum",
+    p.add_argument("--mode", choices=["quorum", "seed-corrupt", "all", *NOSPACE_MODES, *ONE_MEMBER, *BY_HAND],
+                   default="quorum",
                    help="break: quorum = all but the first member; seed-corrupt = that and a corrupt db on the "
-                        "first; all = every member (default quorum)")
+                        "first; all = every member; nospace = a small quota filled with old revisions (NOSPACE "
+                        "alarm; reclaim-space gives the space back); nospace-data = filled with live data (only "
+                        "reclaim-space --quota helps); wal-lost = the last member's WAL removed; wiped = the last "
+                        "member's data wiped and etcd restarted under its old identity (the quorum holds in "
+                        "both: `etcdrescue replace`); cert-expired = the last member's peer certificate expired; "
+                        "old-flags = kubeadm: --experimental-* flags in the last member's manifest, which etcd "
+                        "3.7 refuses (both: `etcdrescue diagnose` says how to fix them by hand) (default quorum)")
     p.add_argument("--destroy", action="store_true", help="down: also remove the lab's files")
     p.set_defaults(func=cmd_lab)
 
 
+NOSPACE_MODES = ("nospace", "nospace-data")
+ONE_MEMBER = ("wal-lost", "wiped")
+BY_HAND = ("cert-expired", "old-flags")
+"""Break modes whose fix `diagnose` gives by hand (the platform's certificate renewal, the manifest's flags)."""
+"""`lab.data_breaks.MODES`, spelled out for the same reason as `ETCD_RELEASES`."""
 ETCD_RELEASES = ("3.4", "3.5", "3.6", "3.7")
 """`lab.versions.RELEASES`, spelled out: importing the lab (cryptography) would cost every `etcdrescue` start
 ~0.2 s. A test keeps them equal."""
@@ -174,6 +186,28 @@ def lab_break(args: argparse.Namespace, root: Path) -> int:
     lab = open_lab(root, args.members, args.subnet, create=False, profile=args.profile, etcd=args.etcd)
     if any(lab.supervisor_pid(h) is None for h in lab.hosts):
         raise InputError("the lab is not (fully) up: `etcdrescue lab up` first")
+    if args.mode in NOSPACE_MODES:
+        from ..lab.nospace import break_nospace
+
+        quota = break_nospace(lab, history=args.mode == "nospace")
+        say(f"NOSPACE alarm raised: --quota-backend-bytes={quota} on every member, filled with "
+            + ("old revisions of a few keys" if args.mode == "nospace" else "live keys"))
+        return EXIT_OK
+    if args.mode in ONE_MEMBER:
+        from ..lab.data_breaks import MODES
+
+        MODES[args.mode](lab, lab.hosts[-1])
+        say(f"broke {lab.hosts[-1].name} ({args.mode}); the others keep the quorum")
+        return EXIT_OK
+    if args.mode in BY_HAND:
+        from ..lab.breaks import expire_peer_cert, refused_flags
+
+        if args.mode == "old-flags" and lab.profile != "kubeadm":
+            raise InputError("--mode old-flags needs a kubeadm lab (okd3 keeps etcd's flags in etcd.conf, where "
+                             "etcd ignores the names it does not know)")
+        changed = (expire_peer_cert if args.mode == "cert-expired" else refused_flags)(lab, lab.hosts[-1])
+        say(f"broke {lab.hosts[-1].name} ({args.mode}: {changed}); the others keep the quorum")
+        return EXIT_OK
     targets = lab.hosts if args.mode == "all" else lab.hosts[1:]
     lab.break_quorum(targets)
     if args.mode == "seed-corrupt":

@@ -12,7 +12,9 @@ if TYPE_CHECKING:
 
 def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-i", "--inventory", required=True, help="inventory YAML")
-    p.add_argument("--backup", help="backup on the seed: a data-dir backup (has member/snap/db) or a snapshot file")
+    p.add_argument("--backup", help="backup on the seed: a data-dir backup (has member/snap/db) or a snapshot file; "
+                                    "bastion:PATH is a snapshot file on this machine, checked here and copied to "
+                                    "the seed first")
     p.add_argument("--method", choices=["snapshot-restore", "force-new-cluster"],
                    help="how to restore a backup (default snapshot-restore; needs --backup)")
     p.add_argument("--seed", help="member to rebuild first (default: with a backup the inventory's first; without, "

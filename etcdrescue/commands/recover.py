@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -47,12 +48,15 @@ def cmd_check(args: argparse.Namespace) -> int:
     inv = session.inv
     try:
         report = session.preflight()
+        advice = [] if report.ok else session.advice()
     finally:
         session.close()
     print(f"Pre-flight of {inv.cluster} ({len(inv.members)} members, seed {inv.seed.name}):")
-    print("\n".join(preflight_lines(report)))
+    print("\n".join(preflight_lines(report) + (session.bastion.lines() if session.bastion else [])))
     for problem in report.problems[1:]:
         print(f"  problem: {problem}")
+    for line in advice:
+        print(f"  {line}")
     print(f"verdict: {report.verdict}")
     return EXIT_OK if report.ok else EXIT_REFUSED
 
@@ -108,10 +112,12 @@ def drive(session: RecoverySession, *, dry_run: bool = False, confirm: bool = Fa
     try:
         report = session.preflight()
         print(f"Pre-flight of {inv.cluster} ({len(inv.members)} members, seed {inv.seed.name}):")
-        print("\n".join(preflight_lines(report)))
+        print("\n".join(preflight_lines(report) + (session.bastion.lines() if session.bastion else [])))
         if not report.ok:
             for problem in report.problems[1:]:
                 print(f"  problem: {problem}")
+            for line in session.advice():
+                print(f"  {line}")
             raise InputError(report.problems[0])
         print(f"verdict: {report.verdict}")
         plan = session.plan(report)
@@ -123,7 +129,9 @@ def drive(session: RecoverySession, *, dry_run: bool = False, confirm: bool = Fa
             return EXIT_OK
         if confirm:
             print("\n".join(plan_lines(plan)))
+            asked = time.monotonic()
             answer = input(f"Type the cluster name ({inv.cluster}) to start the recovery: ").strip()
+            session.operator_waited("start confirmation (typing the cluster name)", time.monotonic() - asked)
             if answer != inv.cluster:
                 raise InputError("not confirmed: nothing changed; the locks are released")
         journal = session.start(plan, report)
@@ -144,7 +152,8 @@ def drive(session: RecoverySession, *, dry_run: bool = False, confirm: bool = Fa
         session.finish(ok=True)
     finally:
         session.close()
-    print(f"recovered {inv.cluster}: {len(inv.members)} members healthy in {result.duration:.1f}s; "
+    print(f"{session.procedure.done.lower()} {inv.cluster}: {len(inv.members)} members healthy in "
+          f"{result.duration:.1f}s; "
           f"old data kept beside the new with suffix .etcdrescue-{plan.ctx.stamp}")
     for line in by_hand_lines(plan.ctx.revisions):
         print(line)

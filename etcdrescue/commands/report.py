@@ -10,10 +10,13 @@ from . import write_document
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = subparsers.add_parser("report", help="render a run's journal as a report (what ran, where, results)")
+    p = subparsers.add_parser("report", help="render a run's journal as a report (what changed, "
+                                                 "where, the operator's time; every command in an appendix)")
     p.add_argument("journal", type=Path, help="journal file (.jsonl), or a directory: its newest journal")
     p.add_argument("--format", choices=["md", "html"], default="md", help="output format (default md)")
     p.add_argument("-o", "--output", type=Path, help="write to FILE instead of stdout")
+    p.add_argument("--no-commands", action="store_true",
+                   help="leave out the appendix of every command with its output (what changed stays)")
     p.set_defaults(func=cmd_report)
 
 
@@ -39,5 +42,5 @@ def cmd_report(args: argparse.Namespace) -> int:
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot read journal: {exc}") from None
     render = render_html if args.format == "html" else render_markdown
-    write_document(render(events, str(path)), args.output, "report")
+    write_document(render(events, str(path), commands=not args.no_commands), args.output, "report")
     return EXIT_OK

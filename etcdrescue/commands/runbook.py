@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING
 
 from ..errors import EXIT_OK, InputError, RescueError
 from . import write_document
+from .reclaim import quota_bytes
 
 if TYPE_CHECKING:
+    from ..documents.runbook import Runbook
     from ..inventory.model import Inventory
     from ..model import BackupKind, Method, Revisions
     from ..platform.tools import EtcdTools
@@ -39,6 +41,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--stamp", help="fixed stamp (suffix of everything moved aside) for reproducible output; "
                                    "a recovery run later uses its own stamp")
     p.add_argument("--date", help="date printed on the runbook (default: today, or the stamp's date)")
+    p.add_argument("--procedure", choices=["recover", "reclaim-space", "replace"], default="recover",
+                   help="the procedure to render (default recover; reclaim-space: --seed names the leader, "
+                        "defragmented last; replace: --member names the member rebuilt)")
+    p.add_argument("--quota", type=quota_bytes, metavar="BYTES", help="reclaim-space: raise the quota to BYTES")
+    p.add_argument("--member", help="replace: the member rebuilt while the others keep the quorum")
     p.set_defaults(func=cmd_runbook)
 
 
@@ -50,27 +57,40 @@ def stamp_date(stamp: str) -> str | None:
         return None
 
 
-def build(args: argparse.Namespace) -> tuple[str, str]:
-    """(document, format) for the parsed options; shared with tests."""
-    from ..documents.runbook import render_html, render_markdown
+def helpers_dir(output: Path | None) -> str:
+    """The directory beside `-o` that holds the runbook's helper files; none on stdout (they go in an appendix)."""
+    return f"{output.stem}-helpers" if output else ""
+
+
+def build(args: argparse.Namespace) -> tuple[str, Runbook]:
+    """(document in its format, the rendered runbook) for the parsed options; shared with tests."""
+    from ..documents.runbook import render, to_html
     from ..plan import build_plan
+    from ..procedures.replace_rules import NO_RESTORE
     from ..session import RecoverySession
     from .options import recovery_options
 
-    session = RecoverySession.open(recovery_options(args, stamp=args.stamp))
+    replacing = args.procedure == "replace"
+    if replacing != (args.member is not None) or (replacing and args.backup):
+        raise InputError("--procedure replace takes --member MEMBER (and no --backup); --member only goes with it")
+    session = RecoverySession.open(recovery_options(args, stamp=args.stamp, procedure=args.procedure,
+                                                    quota=args.quota, target=args.member))
     try:
         if session.etcd_tools is not None:
             session.use_tools(session.etcd_tools.tools(session.inv.platform.tools))
+        if replacing and session.inv.seed.name == args.member:
+            session.rebind(session.inv.with_seed(next(m.name for m in session.inv.members if m.name != args.member)))
         kind = backup_kind(args, session)
         if session.etcd_tools is None and args.backup and not args.backup_kind:
             session.use_tools(hosts_tools(session))
         inv = session.inv
-        plan = build_plan(session.context(kind, revisions(args, inv, session.backup, session.method)))
+        path = NO_RESTORE if replacing else revisions(args, inv, session.backup, session.method)
+        plan = build_plan(session.context(kind, path), session.procedure)
     finally:
         session.close()
     date = args.date or stamp_date(session.stamp) or time.strftime("%Y-%m-%d")
-    render = render_markdown if args.format == "md" else render_html
-    return render(plan, date=date), args.format
+    book = render(plan, date=date, helpers_dir=helpers_dir(args.output))
+    return (book.markdown if args.format == "md" else to_html(plan, book.markdown)), book
 
 
 def hosts_tools(session: RecoverySession) -> EtcdTools:
@@ -120,6 +140,8 @@ def backup_kind(args: argparse.Namespace, session: RecoverySession) -> BackupKin
         if args.backup_kind:
             raise InputError("--backup-kind describes a backup: give --backup PATH too, or drop --backup-kind")
         return BackupKindType.DIR
+    if session.bastion is not None:  # checked on this machine already: a snapshot file, copied to the seed first
+        return BackupKindType.FILE
     return BackupKindType(args.backup_kind) if args.backup_kind else probe_backup_kind(session, args.backup)
 
 
@@ -145,7 +167,7 @@ def probe_backup_kind(session: RecoverySession, path: str) -> BackupKind:
 
 
 def print_pdf(html: str, output: Path) -> None:
-    """Chromium prints the self-contained HTML with its print stylesheet (a page per phase)."""
+    """Chromium prints the self-contained HTML with its print stylesheet (A4, "page N of M" in each footer)."""
     import shutil
     import subprocess
     import tempfile
@@ -168,10 +190,20 @@ def print_pdf(html: str, output: Path) -> None:
 def cmd_runbook(args: argparse.Namespace) -> int:
     if args.format == "pdf" and not args.output:
         raise InputError("--format pdf writes a file: give -o FILE.pdf")
-    text, _ = build(args)
+    text, book = build(args)
     if args.format == "pdf":
         print_pdf(text, args.output)
         print(f"runbook written to {args.output}", file=sys.stderr)
-        return EXIT_OK
-    write_document(text, args.output, "runbook")
+    else:
+        write_document(text, args.output, "runbook")
+    if book.helpers:
+        write_helpers(args.output.parent / book.helpers_dir, book.helpers)
     return EXIT_OK
+
+
+def write_helpers(directory: Path, files: dict[str, str]) -> None:
+    """The helper files beside the document (rewritten on each render: they are generated, like the document)."""
+    directory.mkdir(exist_ok=True)
+    for name, text in files.items():
+        (directory / name).write_text(text, encoding="utf-8")
+    print(f"helper files written to {directory}/ (copy them to every master as the runbook says)", file=sys.stderr)

@@ -10,6 +10,7 @@ from ..errors import RescueError
 from ..inventory.model import Member
 from ..preflight.verdict import HostFacts
 from ..probes import ParseError
+from ..space import effective_quota
 from ..ssh.hosts import Hosts
 from .certs import SETTINGS_FLAG, CertFact, CertRole, read_cert
 from .signatures import Finding, classify
@@ -17,8 +18,6 @@ from .signatures import Finding, classify
 LOG_LINES = 300
 """Enough to reach back past a refused flag's usage text (21-25 lines, after the line naming the flag) and a
 few restarts' worth of start-up lines."""
-DEFAULT_QUOTA = 2 * 1024**3
-"""etcd's `--quota-backend-bytes` when unset (0 means the default too)."""
 
 
 @dataclass(frozen=True)
@@ -26,12 +25,15 @@ class Process:
     pid: int | None
     uptime_s: int | None = None
     """Seconds since the process started: a crash-looping etcd never gets far."""
+    restarts: int | None = None
+    """The kubelet's restart count of etcd's container (None: the runtime did not say)."""
 
     @property
     def words(self) -> str:
+        restarts = f", {self.restarts} restarts" if self.restarts else ""
         if self.pid is None:
-            return "not running"
-        return f"running, pid {self.pid}" + (f", up {self.uptime_s}s" if self.uptime_s is not None else "")
+            return "not running" + restarts
+        return f"running, pid {self.pid}" + (f", up {self.uptime_s}s" if self.uptime_s is not None else "") + restarts
 
 
 @dataclass(frozen=True)
@@ -53,8 +55,7 @@ class MemberLook:
 
     @property
     def quota(self) -> int:
-        raw = dict(self.flags).get("quota-backend-bytes", "")
-        return int(raw) if raw.isdigit() and int(raw) > 0 else DEFAULT_QUOTA
+        return effective_quota(dict(self.flags).get("quota-backend-bytes"))
 
 
 def look_at(hosts: Hosts, member: Member, facts: HostFacts) -> MemberLook:
@@ -63,10 +64,11 @@ def look_at(hosts: Hosts, member: Member, facts: HostFacts) -> MemberLook:
         return MemberLook(facts)
     inv = hosts.inv
     pid = facts.survey.etcd_pid
-    with cf.ThreadPoolExecutor(3) as pool:
+    with cf.ThreadPoolExecutor(4) as pool:
         log = pool.submit(hosts.run, member.name, str(inv.platform.pod.logs(LOG_LINES)), 20)
         up = pool.submit(hosts.run, member.name, f"ps -o etimes= -p {int(pid)}", 10) if pid else None
         settings = pool.submit(read_flags, hosts, member)
+        counted = pool.submit(hosts.run, member.name, inv.platform.restarts, 10) if inv.platform.restarts else None
     errors: list[str] = []
     tail = ""
     try:
@@ -80,13 +82,20 @@ def look_at(hosts: Hosts, member: Member, facts: HostFacts) -> MemberLook:
             uptime = int(text) if text.isdigit() else None
         except RescueError as exc:
             errors.append(f"process: {exc}")
+    restarts = None
+    if counted is not None:
+        try:
+            text = counted.result().stdout.strip()
+            restarts = int(text) if text.isdigit() else None
+        except RescueError as exc:
+            errors.append(f"restarts: {exc}")
     flags: dict[str, str] = {}
     try:
         flags = settings.result()
     except (RescueError, ParseError) as exc:
         errors.append(f"settings: {exc}")
     certs = read_certs(hosts, member, flags)
-    return MemberLook(facts, Process(pid, uptime), tail, classify(tail), tuple(sorted(flags.items())), certs,
+    return MemberLook(facts, Process(pid, uptime, restarts), tail, classify(tail), tuple(sorted(flags.items())), certs,
                       "; ".join(errors))
 
 

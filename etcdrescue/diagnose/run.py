@@ -29,6 +29,6 @@ def run_diagnosis(hosts: Hosts, *, uploaded: Uploaded | None = None, inventory_f
         looked = [f.result() for f in [pool.submit(one, m) for m in inv.members]]
     facts = tuple(f for f, _ in looked)
     choice = tool_choice(hosts, facts, uploaded=uploaded, restores=False)
-    healthy = [h.name for h in facts if h.healthy]
-    cluster = survey_cluster(hosts, healthy, choice.on(healthy[0]) if healthy else None)
+    serving = [h.name for h in sorted(facts, key=lambda h: not h.healthy) if h.serves]
+    cluster = survey_cluster(hosts, serving, choice.on(serving[0]) if serving else None)
     return diagnose(tuple(lk for _, lk in looked), cluster, inv, inventory_file=inventory_file)

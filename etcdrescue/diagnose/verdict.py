@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..inventory.model import Inventory
+from ..platform.release import flags_for_36
 from ..preflight.cluster import ClusterFacts
 from ..preflight.verdict import SeedChoice, choose_seed
 from ..probes import AlarmKind, MemberInfo
@@ -66,7 +67,8 @@ class Diagnosis:
                 "findings": list(self.findings[look.name]),
                 "reachable": h.reachable, "healthy": h.healthy, "health_unknown": h.health_unknown,
                 "manifest": h.manifest_state.value,
-                "process": ({"pid": look.process.pid, "uptime_s": look.process.uptime_s}
+                "process": ({"pid": look.process.pid, "uptime_s": look.process.uptime_s,
+                             "restarts": look.process.restarts}
                             if look.process else None),
                 "causes": [{"cause": f.cause.value, "line": f.line} for f in look.findings],
                 "db_size": status.db_size if status else None,
@@ -114,6 +116,8 @@ def member_findings(look: MemberLook, cluster: ClusterFacts | None, inv: Invento
         out.append(f"etcd {look.process.words}")
     if h.healthy:
         out.append("healthy")
+    elif h.serves:
+        out.append(f"serving, with an alarm ({h.health_error})")
     elif h.health_unknown:
         out.append(h.health_error or "health unknown")
     else:
@@ -167,10 +171,10 @@ def diagnose(looks: tuple[MemberLook, ...], cluster: ClusterFacts | None, inv: I
 
 def decide(looks: tuple[MemberLook, ...], cluster: ClusterFacts | None, inv: Inventory, now: dt.datetime
            ) -> tuple[Procedure, tuple[str, ...], list[str]]:
-    healthy = [lk.name for lk in looks if lk.host.healthy]
-    down = [lk for lk in looks if not lk.host.healthy]
+    healthy = [lk.name for lk in looks if lk.host.serves]
+    down = [lk for lk in looks if not lk.host.serves]
     troubles = {lk.name: trouble(lk, now) for lk in down}
-    evidence = [f"{len(healthy)}/{len(looks)} members healthy, {inv.quorum} needed for quorum"]
+    evidence = [f"{len(healthy)}/{len(looks)} members serving, {inv.quorum} needed for quorum"]
     unreachable = [lk.name for lk in looks if not lk.host.reachable]
     if unreachable:
         evidence.append(f"unreachable: {', '.join(unreachable)}")
@@ -261,6 +265,19 @@ def _trouble_lines(look: MemberLook, now: dt.datetime) -> list[str]:
     return lines
 
 
+def fix_flags_line(look: MemberLook, inv: Inventory) -> str:
+    """Which flag the binary refused, and the items etcd 3.6+ takes instead where the refused ones are the
+    `--experimental-*` forms 3.7 removed."""
+    refused = sorted({f.detail.rsplit(": ", 1)[-1].lstrip("-") for f in look.findings
+                      if f.cause is Cause.FLAG_UNDEFINED})
+    flags = dict(look.flags)
+    old = {n: v for n, v in flags.items() if n.startswith("experimental-")}
+    instead = (f"; for etcd 3.6+ replace every --experimental-* item with: {' '.join(flags_for_36(old))}"
+               if old and any(r.startswith("experimental-") for r in refused) else "")
+    return (f"on {look.name} (by hand): etcd refuses --{', --'.join(refused) or '?'} in its "
+            f"{inv.platform.settings.label}: copy it aside, then correct the flags{instead}")
+
+
 def next_steps(procedure: Procedure, members: tuple[str, ...], looks: tuple[MemberLook, ...], inv: Inventory,
                inventory_file: str) -> tuple[str, ...]:
     i = f"-i {inventory_file}"
@@ -276,9 +293,5 @@ def next_steps(procedure: Procedure, members: tuple[str, ...], looks: tuple[Memb
     if procedure is Procedure.RENEW_CERTS:
         return (f"by hand, for {', '.join(members)}:", *inv.platform.renew_certs)
     if procedure is Procedure.FIX_FLAGS:
-        flags = sorted({f.detail.rsplit(": ", 1)[-1] for lk in looks if lk.name in members for f in lk.findings
-                        if f.cause is Cause.FLAG_UNDEFINED})
-        return (f"on {', '.join(members)} (by hand): the etcd binary refuses {', '.join(flags) or 'a flag'} in "
-                f"{inv.platform.settings.label}: copy it aside, then rename or drop the flag (etcd 3.6 renamed the "
-                "--experimental-* flags; 3.7 removed the old names: see `etcd --help`)",)
+        return tuple(fix_flags_line(lk, inv) for lk in looks if lk.name in members)
     return ("look at the evidence above; `etcdrescue check -i INV` shows the pre-flight",)

@@ -15,6 +15,7 @@ from typing import Any
 from ..model import Revisions
 from ..procedures import DEFAULT, named
 from ..procedures.base import Procedure
+from .changes import leftovers, members_and_revisions, moved_aside, time_split
 from .runbook import fence, markdown_to_html
 
 Event = dict[str, Any]
@@ -78,6 +79,10 @@ class RunRecord:
     end: Event | None = None
     members: list[Event] = field(default_factory=list)
     preflight: Event | None = None
+    waits: list[Event] = field(default_factory=list)
+    """`operator_wait` events: prompts, confirmations, dialogs and pauses (before the run and during it)."""
+    leftovers: Event | None = None
+    """The `leftovers` event the session writes when the run ends: what the stamp names on every master."""
 
     def members_event(self, when: str) -> Event | None:
         """The engine's `members` event for "before"/"after" (keyed `phase`; `when` also accepted)."""
@@ -114,23 +119,31 @@ def parse_runs(events: list[Event]) -> list[RunRecord]:
     runs: list[RunRecord] = []
     current: StepRecord | None = None
     preflight: Event | None = None
+    waits: list[Event] = []
     for e in events:
         kind = e.get("event")
         if kind == "preflight":  # written by `recover` before the engine's run_start
             preflight = e
             continue
+        if kind == "operator_wait" and (not runs or runs[-1].end is not None):
+            waits.append(e)  # a prompt before the run it starts
+            continue
         if kind == "run_start":
             keys = list(e.get("steps", []))
             skip = keys.index(e["start_at"]) if e.get("start_at") in keys else 0
             runs.append(RunRecord(e, [StepRecord(k, status="before resume point" if i < skip else "not run")
-                                      for i, k in enumerate(keys)], preflight=preflight))
-            current, preflight = None, None
+                                      for i, k in enumerate(keys)], preflight=preflight, waits=waits))
+            current, preflight, waits = None, None, []
             continue
         if not runs:
             continue
         run = runs[-1]
         if kind == "run_end":
             run.end = e
+        elif kind == "operator_wait":
+            run.waits.append(e)
+        elif kind == "leftovers":
+            run.leftovers = e
         elif kind == "members":
             run.members.append(e)
         elif kind == "step_start":
@@ -235,14 +248,18 @@ def _split(st: StepRecord) -> str:
     return f"{_secs(t.commands)} | {_secs(t.gates)} | {_secs(t.retries)}"
 
 
-def _wall(run: RunRecord) -> str:
+def _wall_parts(run: RunRecord) -> tuple[float, str] | None:
     """From the start of the pre-flight (where it was recorded), else of the run, to its end."""
     end = run.end.get("ts") if run.end else None
     start = (run.preflight or {}).get("started") or run.start.get("ts")
     if end is None or start is None:
-        return "not known (the run did not end)"
-    since = "pre-flight included" if (run.preflight or {}).get("started") else "from the run's start"
-    return f"{_secs(end - start)} ({since})"
+        return None
+    return end - start, "pre-flight included" if (run.preflight or {}).get("started") else "from the run's start"
+
+
+def _wall(run: RunRecord) -> str:
+    parts = _wall_parts(run)
+    return "not known (the run did not end)" if parts is None else f"{_secs(parts[0])} ({parts[1]})"
 
 
 def _gate_lines(g: Event, since: float | None) -> list[str]:
@@ -275,7 +292,9 @@ def _command_lines(c: Event) -> list[str]:
     return out
 
 
-def render_markdown(events: list[Event], source: str = "journal") -> str:
+def render_markdown(events: list[Event], source: str = "journal", *, commands: bool = True) -> str:
+    """The report: what changed first, then the steps; every command with its output in an appendix (unless
+    `commands` is False)."""
     name = Path(source).name
     runs = parse_runs(events)
     out = [f"# {title(runs)} report: {name}", ""]
@@ -297,6 +316,12 @@ def render_markdown(events: list[Event], source: str = "journal") -> str:
                 f"- Started: {_when(s.get('ts'))}", f"- Finished: {_when(end_ts)}",
                 f"- Duration: {_secs(run.end.get('duration') if run.end else None)}", f"- Wall time: {_wall(run)}",
                 f"- Journal: `{source}`", ""]
+        if not s.get("dry_run"):
+            out += ["## What changed", "",
+                    *members_and_revisions(s, run.preflight, run.members_event("before"),
+                                           run.members_event("after") or _after_from_gates(run)),
+                    *moved_aside(stamp, run.leftovers), *time_split(_wall_parts(run), run.waits),
+                    *leftovers(stamp, run.leftovers, lock_released=run.ok)]
         if run.preflight is not None:
             out += _preflight_lines(run.preflight)
         out += _members_section("Members before", run.members_event("before"))
@@ -309,6 +334,15 @@ def render_markdown(events: list[Event], source: str = "journal") -> str:
             out.append(f"| {i} | `{st.key}` | {_cell(st.title)} | {st.status} | {_when(st.started)} | "
                        f"{_secs(st.duration)} | {_split(st)} | {gate} |")
         out.append("")
+        out += _members_section("Members after", run.members_event("after") or _after_from_gates(run))
+        todo = Revisions.from_record(s.get("revisions")).restart_by_hand
+        if todo and run.ok:
+            out += ["## Restart by hand", "", "etcd's revisions went backwards; these still remember the old ones:",
+                    "", *(f"- [ ] {t}" for t in todo), ""]
+        if not commands:
+            out += ["Every command with its output: `etcdrescue report` without `--no-commands`.", ""]
+            continue
+        out += ["## Appendix: what ran, step by step", ""]
         for i, st in enumerate(run.steps, 1):
             out += [f"### {i}. `{st.key}`: {st.title or '(not started)'}", "",
                     f"Status: **{st.status}**, {_secs(st.duration)}, started {_when(st.started)}", ""]
@@ -321,11 +355,6 @@ def render_markdown(events: list[Event], source: str = "journal") -> str:
                 elif e.get("event") == "gate":
                     out += _gate_lines(e, since)
                 since = e.get("ts", since)
-        out += _members_section("Members after", run.members_event("after") or _after_from_gates(run))
-        todo = Revisions.from_record(s.get("revisions")).restart_by_hand
-        if todo and run.ok:
-            out += ["## Restart by hand", "", "etcd's revisions went backwards; these still remember the old ones:",
-                    "", *(f"- [ ] {t}" for t in todo), ""]
     return "\n".join(out)
 
 
@@ -333,6 +362,7 @@ def title(runs: list[RunRecord]) -> str:
     return runs[0].procedure.title if runs else named(DEFAULT).title
 
 
-def render_html(events: list[Event], source: str = "journal") -> str:
-    return markdown_to_html(render_markdown(events, source), f"{title(parse_runs(events))} report: {Path(source).name}",
+def render_html(events: list[Event], source: str = "journal", *, commands: bool = True) -> str:
+    return markdown_to_html(render_markdown(events, source, commands=commands),
+                            f"{title(parse_runs(events))} report: {Path(source).name}",
                             phase_prefix="Run ")

@@ -12,18 +12,21 @@ from __future__ import annotations
 
 import html
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import PurePath
 
 from .. import __version__
 from ..checks import fence
-from ..command import Command
+from ..command import Command, Raw, chain, q, sh
 from ..inventory.model import Inventory
 from ..model import Gate, Step
 from ..plan import Plan
 from ..platform.tools import TOOLS_ROOT, EtcdTools
 from ..preflight.verdict import survey_expectations
-from ..probes import backup_survey, endpoint_health, host_survey, restore_can_bump, snapshot_status
+from ..probes import backup_survey, host_survey, restore_can_bump, snapshot_status
 from ..procedures import named
+from ..procedures.base import HandCheck, Procedure
+from .helpers import SUMS, Shelf, slug
 
 PHASES = {
     "tools": "Put the etcd image's tools in place",
@@ -32,6 +35,9 @@ PHASES = {
     "join": "Join the other members",
     "verify": "Verify",
     "kubernetes": "Restart the control plane",
+    "stop-member": "Stop the member",
+    "remove": "Remove its old entry",
+    "rejoin": "Add it back and promote it",
 }
 
 
@@ -39,10 +45,23 @@ def _sign_off() -> str:
     return "Signed off by: ____________________  Time: ____________"
 
 
-def render_markdown(plan: Plan, *, date: str) -> str:
-    """The whole runbook as Markdown (also the source of the HTML version)."""
+@dataclass(frozen=True)
+class Runbook:
+    markdown: str
+    helpers: dict[str, str]
+    """File name -> text, to write into `helpers_dir` beside the document; empty when none or in the appendix."""
+    helpers_dir: str = ""
+
+
+HELPERS_SLOT = "<!-- helper files -->"
+
+
+def render(plan: Plan, *, date: str, helpers_dir: str = "") -> Runbook:
+    """The runbook; with `helpers_dir` (a directory name beside the document) its helper files ship there,
+    without it they are printed once each in an appendix, so the Markdown stands alone."""
     ctx = plan.ctx
     inv = ctx.inv
+    shelf = Shelf(ctx.stamp)
     out: list[str] = [
         f"# {named(plan.procedure).title} runbook: {inv.cluster}",
         "",
@@ -62,21 +81,66 @@ def render_markdown(plan: Plan, *, date: str) -> str:
         "use the step's **Undo** instead, or stop and ask.",
         "",
     ]
-    out += _members(inv)
+    out += _members(inv, ctx.target)
     out += _prerequisites(plan)
-    out += _preflight(plan)
+    out += [HELPERS_SLOT]
+    out += _preflight(plan, shelf)
     phase = None
     for i, step in enumerate(plan.steps, 1):
         if step.phase != phase:
+            if phase is not None:
+                out += [_sign_off(), ""]
             phase = step.phase
             number = list(dict.fromkeys(s.phase for s in plan.steps)).index(phase) + 1
             out += [f"## Phase {number}: {PHASES.get(phase, phase)}", ""]
         out += _step(plan, step, i)
-    out += ["## Done", "", f"- [ ] {inv.cluster} recovered: every member healthy, one leader", "",
+    proc = _procedure(plan)
+    out += [_sign_off(), "", "## Done", "", f"- [ ] {inv.cluster} {proc.done.lower()}: {proc.outcome}", "",
             "Keep the directories and files with the suffix "
             f"`.etcdrescue-{ctx.stamp}` until the cluster has run normally for a while; they are the way back.",
             "", *_by_hand(plan), _sign_off(), ""]
-    return "\n".join(out)
+    text = shelf.command("\n".join(out))
+    files = shelf.shipped()
+    slot = "\n".join(_helpers_section(plan, shelf, helpers_dir)) + "\n" if files else ""
+    text = text.replace(HELPERS_SLOT + "\n", slot)
+    if files and not helpers_dir:
+        return Runbook(text + "\n".join(_appendix(files)), {})
+    return Runbook(text, files, helpers_dir)
+
+
+def render_markdown(plan: Plan, *, date: str) -> str:
+    """The whole runbook as one Markdown document, helper files in an appendix (the wizard's export)."""
+    return render(plan, date=date).markdown
+
+
+def _helpers_section(plan: Plan, shelf: Shelf, helpers_dir: str) -> list[str]:
+    """How the shipped files reach every master: copied once, checked against the digests printed here."""
+    inv = plan.ctx.inv
+    where = (f"the directory `{helpers_dir}` beside this runbook" if helpers_dir
+             else "the appendix at the end of this runbook (save each file under its name)")
+    staged = f"etcdrescue-runbook-{slug(plan.ctx.stamp)}"
+    out = ["## Helper files", "",
+           f"Long scripts are not printed once per host: they are in {where}. Commands read them from "
+           f"`{shelf.dir}` on every master. Copy them there once, before the pre-flight:", "",
+           "From the bastion, for each master:", ""]
+    source = helpers_dir or "DIR"
+    out += fence("\n".join(sh("scp", "-rp", "-P", m.port, source, f"{inv.ssh.user}@{m.host}:{staged}")
+                            for m in inv.members))
+    home = Raw(f'"$(getent passwd {q(inv.ssh.user)} | cut -d: -f6)"/{q(staged)}')
+    out += ["", "Then on every master, as root (the digests are the ones printed here: exit 0 means all match):",
+            "", *fence(chain(sh("install", "-d", "-m", "0700", shelf.dir.rsplit("/", 1)[0]),
+                             sh("test", "!", "-e", shelf.dir), sh("mv", home, shelf.dir))), "",
+            *fence(shelf.check_script()), "", "- [ ] Helper files in place on every master", ""]
+    return out
+
+
+def _appendix(files: dict[str, str]) -> list[str]:
+    out = ["", "## Appendix: helper files", ""]
+    for name, text in files.items():
+        if name == SUMS:
+            continue
+        out += [f"### `{name}`", "", *fence(text.rstrip("\n"), ""), ""]
+    return out
 
 
 def _by_hand(plan: Plan) -> list[str]:
@@ -87,10 +151,13 @@ def _by_hand(plan: Plan) -> list[str]:
             "", *(f"- [ ] {t}" for t in todo), ""]
 
 
-def _members(inv: Inventory) -> list[str]:
+def _members(inv: Inventory, target: str | None = None) -> list[str]:
+    """`target`: the member a replace rebuilds (the others keep running)."""
     out = ["## Members", "", "| # | Name | SSH host | Peer URL | Client URL | Role |", "|---|---|---|---|---|---|"]
     for i, m in enumerate(inv.members):
         role = "seed (rebuilt first)" if i == 0 else f"joiner {i}"
+        if target is not None:
+            role = "replaced" if m.name == target else "asked through" if m is inv.seed else "keeps running"
         out.append(f"| {i + 1} | `{m.name}` | `{m.host}:{m.port}` | `{m.peer_url}` | `{m.client_url}` | {role} |")
     p = inv.paths
     out += ["", "Paths on every master:", "",
@@ -106,12 +173,12 @@ def _prerequisites(plan: Plan) -> list[str]:
            f"- [ ] SSH as `{inv.ssh.user}` to every master (port {inv.ssh.port} unless the table says otherwise)"
            + (", with sudo" if inv.ssh.sudo else "") + _ssh_config_note(inv),
            *_tools_lines(ctx.platform.tools),
-           f"- [ ] The cluster has really lost quorum: fewer than {inv.quorum} of {len(inv.members)} members healthy",
+           *([f"- [ ] {check.prerequisite}"] if (check := _condition(plan)) else []),
            "- [ ] Nobody else is working on these masters (the kubelet restarts etcd when its manifest returns)"]
     if ctx.backup:
         out.append(f"- [ ] The backup `{ctx.backup}` is on `{ctx.seed.name}` and recent enough: "
                    "writes made after it are lost by the restore")
-    else:
+    elif ctx.target is None:
         out.append(f"- [ ] No backup: `{ctx.seed.name}` restarts from its own surviving data with "
                    "`--force-new-cluster`; it must be the member with the most recent data")
     if ctx.revisions.bump:
@@ -139,21 +206,31 @@ def _tools_lines(tools: EtcdTools) -> list[str]:
             + ", ".join(f"`{t}`" for t in copies) + f" (a private directory under `{TOOLS_ROOT}`)"]
 
 
-def _preflight(plan: Plan) -> list[str]:
+def _procedure(plan: Plan) -> Procedure:
+    return named(plan.procedure)
+
+
+def _condition(plan: Plan) -> HandCheck | None:
+    """The procedure's own "is this the state I am for" check, by hand."""
+    make = _procedure(plan).condition
+    return make(plan.ctx) if make is not None else None
+
+
+def _preflight(plan: Plan, shelf: Shelf) -> list[str]:
     """The read-only facts `etcdrescue check` gathers, as commands to run by hand."""
     ctx, inv = plan.ctx, plan.ctx.inv
     tools = ctx.platform.tools
     out = ["## Pre-flight checks (what `etcdrescue check` verifies)", "",
            "Read-only: nothing here changes a host.", ""]
+    out += ["### Survey of every master", ""]
     for m in inv.members:
-        out += [f"### Survey of `{m.name}`", "", f"On `{m.name}`:", "",
-                *fence(host_survey(ctx.platform, m).script), "",
-                f"Expected: {survey_expectations()}" + (" on the seed." if m is ctx.seed else "."), ""]
-    urls = [m.client_url for m in inv.members]
-    out += ["### Quorum really lost", "", f"On `{ctx.seed.name}`:", "",
-            *fence(endpoint_health(tools, urls).script), "",
-            f"Expected: fewer than {inv.quorum} entries with `\"health\":true`. If {inv.quorum} or more are "
-            "healthy the cluster still works: **stop here**, do not recover a working cluster.", ""]
+        out += [f"On `{m.name}`:", "",
+                *fence(shelf.probe(host_survey(ctx.platform, m).script, f"host-survey-{slug(m.name)}.sh")), ""]
+    out += [f"Expected on each: {survey_expectations()} (on the seed `{ctx.seed.name}`).", ""]
+    check = _condition(plan)
+    if check is not None:
+        out += [f"### {check.title}", "", f"On `{check.host}`:", "", *fence(check.script), "",
+                f"Expected: {check.expected}", ""]
     if ctx.backup:
         out += ["### The backup", "", f"On `{ctx.seed.name}`:", "", *fence(backup_survey(ctx.backup).script), "",
                 "Expected: `kind=dir` with `db=yes` (a data-dir backup) or `kind=file` (a snapshot file).", "",
@@ -163,28 +240,54 @@ def _preflight(plan: Plan) -> list[str]:
     return [*out, "- [ ] Pre-flight checks passed", "", _sign_off(), ""]
 
 
-def _runs(commands: Iterable[Command]) -> list[tuple[str, list[Command]]]:
-    """Consecutive commands on the same host, in plan order (order matters more than grouping)."""
-    runs: list[tuple[str, list[Command]]] = []
+def _runs(commands: Iterable[Command]) -> list[tuple[list[str], list[Command]]]:
+    """Consecutive commands on the same host, in plan order (order matters more than grouping); consecutive runs
+    that are the very same commands on other hosts merge into one run naming every host (printed once)."""
+    runs: list[tuple[list[str], list[Command]]] = []
     for c in commands:
-        if runs and runs[-1][0] == c.host:
+        if runs and runs[-1][0][-1] == c.host and len(runs[-1][0]) == 1:
             runs[-1][1].append(c)
         else:
-            runs.append((c.host, [c]))
-    return runs
+            runs.append(([c.host], [c]))
+    merged: list[tuple[list[str], list[Command]]] = []
+    for hosts, cmds in runs:
+        if merged and [_same(c) for c in merged[-1][1]] == [_same(c) for c in cmds] \
+                and hosts[0] not in merged[-1][0]:
+            merged[-1][0].append(hosts[0])
+        else:
+            merged.append((hosts, cmds))
+    return merged
+
+
+def _same(c: Command) -> tuple[object, ...]:
+    return c.script, c.skip_if, c.purpose, c.mutates, c.expect
+
+
+def _on(hosts: Sequence[str]) -> str:
+    if len(hosts) == 1:
+        return f"On `{hosts[0]}`:"
+    names = ", ".join(f"`{h}`" for h in hosts[:-1]) + f" and `{hosts[-1]}`"
+    return f"On {names}, one after the other (the same commands on each):"
 
 
 def _commands(commands: Sequence[Command], number: str) -> list[str]:
     out: list[str] = []
     n = 0
-    for host, cmds in _runs(commands):
-        out += [f"On `{host}`:", ""]
+    for hosts, cmds in _runs(commands):
+        out += [_on(hosts), ""]
+        shown: dict[str, str] = {}
         for c in cmds:
             n += 1
             ro = "" if c.mutates else " (read-only)"
-            out += [f"{number}.{n}. {c.purpose}{ro}", ""]
-            if c.skip_if:
-                out += ["Skip if this succeeds:", "", *fence(c.skip_if), "", "Otherwise run:", ""]
+            if c.skip_if and c.skip_if in shown:
+                out += [f"{number}.{n}. {c.purpose}{ro}. Skip if the check of {shown[c.skip_if]} succeeds now; "
+                        "otherwise run:", ""]
+            elif c.skip_if:
+                shown[c.skip_if] = f"{number}.{n}"
+                out += [f"{number}.{n}. {c.purpose}{ro}. Skip if this succeeds:", "", *fence(c.skip_if), "",
+                        "Otherwise run:", ""]
+            else:
+                out += [f"{number}.{n}. {c.purpose}{ro}", ""]
             out += [*fence(c.script), ""]
             if c.expect:
                 out += [f"Expected output: {c.expect}", ""]
@@ -208,10 +311,49 @@ def gate_lines(plan: Plan, gate: Gate) -> list[str]:
     return out
 
 
+def _one_host(step: Step) -> str | None:
+    hosts = {c.host for c in (*step.commands, *step.undo)}
+    return hosts.pop() if len(hosts) == 1 else None
+
+
+def _repeats(plan: Plan, step: Step, index: int) -> int | None:
+    """The number of an earlier step that is this one on another host: the same commands, checks-free undo and
+    words, each on a single host. Its commands are then printed once (a control-plane restart per master)."""
+    host = _one_host(step)
+    if host is None:
+        return None
+    for i, earlier in enumerate(plan.steps[: index - 1], 1):
+        other = _one_host(earlier)
+        if other is not None and other != host and earlier.why == step.why and \
+                earlier.destructive == step.destructive and earlier.undo_note == step.undo_note and \
+                [_same(c) for c in earlier.commands] == [_same(c) for c in step.commands] and \
+                [_same(c) for c in earlier.undo] == [_same(c) for c in step.undo]:
+            return i
+    return None
+
+
+def _gate_body(plan: Plan, gate: Gate) -> list[str]:
+    """A gate's checks without its title and host headings: equal bodies are the same commands, host for host."""
+    return [line for line in gate_lines(plan, gate)[1:] if not line.startswith("On `")]
+
+
 def _step(plan: Plan, step: Step, index: int) -> list[str]:
     total = len(plan.steps)
-    out = [f"### Step {index}/{total}: {step.title}", "", f"- [ ] Step {index} `{step.key}` done", "",
-           f"Why: {step.why}", ""]
+    out = [f"### Step {index}/{total}: {step.title}", "", f"- [ ] Step {index} `{step.key}` done", ""]
+    like = _repeats(plan, step, index)
+    if like is not None:
+        earlier = plan.steps[like - 1]
+        was, now = _one_host(earlier), _one_host(step)
+        out += [f"The same as step {like}, on `{now}` instead of `{was}`: run the commands {like}.1 to "
+                f"{like}.{len(step.commands)} there, checking each the same way.", ""]
+        if step.gate is not None and earlier.gate is not None and \
+                _gate_body(plan, step.gate) == _gate_body(plan, earlier.gate):
+            out += [f"**Before moving on:** {step.gate.title} (the tool waits up to {step.gate.timeout:.0f} s): "
+                    f"step {like}'s checks, on `{now}`.", ""]
+        elif step.gate is not None:
+            out += gate_lines(plan, step.gate)
+        return [*out, f"**Undo step {index}:** as step {like}'s undo, on `{now}`.", ""]
+    out += [f"Why: {step.why}", ""]
     if step.destructive:
         out += [f"**Destructive:** {step.destructive} Only go on when the answer is yes.", ""]
     out += _commands(step.commands, str(index))
@@ -224,25 +366,28 @@ def _step(plan: Plan, step: Step, index: int) -> list[str]:
         out += [step.undo_note, ""]
     if not step.undo and not step.undo_note:
         out += ["Nothing to undo (read-only, or undone by the undo of an earlier step).", ""]
-    return [*out, _sign_off(), ""]
+    return out
 
 
 # --- HTML ------------------------------------------------------------------
 
 PRINT_CSS = """
-@page { size: A4; margin: 14mm 12mm; }
-body { font-family: "DejaVu Sans", Arial, sans-serif; font-size: 10.5pt; line-height: 1.35; max-width: 60em;
+@page { size: A4; margin: 11mm 11mm 13mm;
+        @bottom-right { content: "page " counter(page) " of " counter(pages); font-size: 8pt; } }
+body { font-family: "DejaVu Sans", Arial, sans-serif; font-size: 8.5pt; line-height: 1.25; max-width: 60em;
        margin: 0 auto; padding: 1em; color: #000; }
-h1 { font-size: 18pt; } h2 { font-size: 15pt; border-bottom: 2px solid #444; }
-h3 { font-size: 12pt; margin-top: 1.4em; }
+h1 { font-size: 15pt; margin: 0 0 0.4em; } h2 { font-size: 12.5pt; border-bottom: 2px solid #444; margin: 1em 0 0.4em; }
+h3 { font-size: 10pt; margin: 0.8em 0 0.2em; }
 h2, h3, h4 { break-after: avoid; page-break-after: avoid; }
-h2.phase { break-before: page; page-break-before: always; }
-pre { white-space: pre-wrap; word-break: break-all; overflow-wrap: anywhere; background: #f4f4f4;
-      border: 1px solid #bbb; padding: 0.4em 0.6em; font-size: 9pt; break-inside: avoid; page-break-inside: avoid; }
+h2.phase { border-bottom-width: 3px; margin-top: 1.4em; }
+p { margin: 0.3em 0; } ul, ol { margin: 0.3em 0; }
+pre { white-space: pre-wrap; word-break: break-all; overflow-wrap: anywhere; background: #f4f4f4; margin: 0.2em 0 0.4em;
+      border: 1px solid #bbb; padding: 0.2em 0.4em; font-size: 7pt; line-height: 1.2; break-inside: avoid;
+      page-break-inside: avoid; }
 code { font-family: "DejaVu Sans Mono", monospace; }
-table { border-collapse: collapse; } th, td { border: 1px solid #888; padding: 0.2em 0.5em; text-align: left; }
+table { border-collapse: collapse; } th, td { border: 1px solid #888; padding: 0.1em 0.4em; text-align: left; }
 ul.contains-task-list { list-style: none; padding-left: 0.5em; }
-input[type=checkbox] { width: 1.1em; height: 1.1em; }
+input[type=checkbox] { width: 1.1em; height: 1.1em; margin: 0 0.3em 0 0; vertical-align: middle; }
 .badge { border: 2px solid #b00; color: #b00; padding: 0 0.4em; font-weight: bold; }
 @media print { body { max-width: none; padding: 0; } a { color: #000; text-decoration: none; } }
 """
@@ -252,7 +397,8 @@ def markdown_to_html(markdown: str, title: str, *, phase_prefix: str = "Phase ")
     """Self-contained HTML (inline print CSS, no external resources) from our own Markdown.
 
     markdown-it-py is imported here, not at module level: the engine and the CLI never need it.
-    `## Phase ...` headings get class `phase` so every phase starts on a new page.
+    `## Phase ...` headings get class `phase` (a heavier rule). Phases run on without page breaks, and every page
+    is numbered by the `@page` margin box, which headless Chromium prints: a 3-master runbook fits 10 A4 pages.
     """
     from markdown_it import MarkdownIt
     from mdit_py_plugins.tasklists import tasklists_plugin
@@ -268,5 +414,8 @@ def markdown_to_html(markdown: str, title: str, *, phase_prefix: str = "Phase ")
 
 
 def render_html(plan: Plan, *, date: str) -> str:
-    return markdown_to_html(render_markdown(plan, date=date),
-                            f"{named(plan.procedure).title} runbook: {plan.ctx.inv.cluster}")
+    return to_html(plan, render(plan, date=date).markdown)
+
+
+def to_html(plan: Plan, markdown: str) -> str:
+    return markdown_to_html(markdown, f"{named(plan.procedure).title} runbook: {plan.ctx.inv.cluster}")

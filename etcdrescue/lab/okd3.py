@@ -235,14 +235,20 @@ DOCKER = f"""\
 set -uo pipefail
 [[ "${{1:-}}" == ps ]] || {{ echo "docker stand-in: only ps" >&2; exit 1; }}
 shift
-name=""
+name=""; format=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --filter) [[ "$2" == label=io.kubernetes.container.name=* ]] && name="${{2#label=io.kubernetes.container.name=}}"
               shift 2 ;;
+    --format) format="$2"; shift 2 ;;
     *) shift ;;
   esac
 done
+if [[ "$format" == *restartCount* ]]; then  # the kubelet's label: the stand-in's starts less the first
+  n=$(sed -n 's/^restarts=//p' /run/etcdlab/state 2>/dev/null)
+  [[ "$name" == etcd && -e /run/etcdlab/etcd.log ]] && echo $(( ${{n:-1}} > 0 ? ${{n:-1}} - 1 : 0 ))
+  exit 0
+fi
 case "$name" in
   etcd) [[ -e /run/etcdlab/etcd.log ]] && echo etcdlab0000etcd ;;
   api) [[ -e {PATHS.pod_dir}/apiserver.yaml ]] && echo etcdlab00000api ;;
@@ -260,15 +266,24 @@ CRICTL = f"""\
 set -uo pipefail
 [[ "${{1:-}}" == ps ]] || {{ echo "crictl stand-in: only ps" >&2; exit 1; }}
 shift
-name=""
+name=""; json=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --label) [[ "$2" == io.kubernetes.container.name=* ]] && name="${{2#io.kubernetes.container.name=}}"; shift 2 ;;
     --label=io.kubernetes.container.name=*) name="${{1#--label=io.kubernetes.container.name=}}"; shift ;;
     --name) name="$2"; shift 2 ;;
+    -o) [[ "$2" == json ]] && json=1; shift 2 ;;
     *) shift ;;
   esac
 done
+if [[ -n "$json" ]]; then  # the newest container's attempt: the stand-in's starts less the first
+  n=$(sed -n 's/^restarts=//p' /run/etcdlab/state 2>/dev/null)
+  if [[ "$name" == etcd && -e /run/etcdlab/etcd.log ]]; then
+    printf '{{"containers": [{{"id": "etcdlab0000etcd", "metadata": {{"name": "etcd", "attempt": %d}}}}]}}\n' \
+      $(( ${{n:-1}} > 0 ? ${{n:-1}} - 1 : 0 ))
+  else echo '{{"containers": []}}'; fi
+  exit 0
+fi
 pid=$(sed -n 's/^etcd_pid=//p' /run/etcdlab/state 2>/dev/null)
 case "$name" in
   etcd) [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null && echo etcdlab0000etcd ;;

@@ -56,6 +56,8 @@ exactly `k=v`). Comparing with index() rather than a regex keeps the key and val
 
 _STATE = "{ " + _CLASSIFY + ' } END { print (n == 0 ? "absent" : stale ? "stale" : "current") }'
 _HAS = "{ " + _CLASSIFY + """ } END { exit !(n > 0 && (last == v || last == "\\"" v "\\"" || last == "'" v "'")) }"""
+PROGRAMS = {"envfile-state.awk": _STATE, "envfile-has.awk": _HAS}
+"""The programs by file name: the runbook ships each once as a file instead of printing it in every command."""
 
 
 def _check(path: str, key: str, value: str) -> None:

@@ -47,6 +47,9 @@ but an operator's `ls` of the manifests dir should not show a stopped etcd as if
 LOGS = "crictl logs --tail 300 $(crictl ps -a --name etcd -q | head -n 1)"
 """The newest etcd container's log (`ps -a`: the one that just exited is the one that says why)."""
 RUNNING = 'test -n "$(crictl ps -q --name {container} --state running)"'
+RESTARTS = ("crictl ps -a --name etcd -o json 2>/dev/null | grep -o '\"attempt\": *[0-9]*' | head -n 1 "
+            "| grep -o '[0-9]*$'")
+"""The newest etcd container's attempt: the kubelet's restart count (crictl lists the newest first)."""
 IMAGE_TAG = re.compile(r"^\s*image:\s*\S*/etcd:v?([0-9]+\.[0-9]+\.[0-9]+)", re.M)
 
 
@@ -183,6 +186,7 @@ def platform(paths: Paths) -> Platform:
         force_flag=CommandListFlag(settings),
         manifest_problem=kubeadm_manifest_problem,
         server_version=server_version,
+        restarts=RESTARTS,
         renew_certs=(
             "kubeadm certs check-expiration",
             "kubeadm certs renew etcd-server && kubeadm certs renew etcd-peer && "

@@ -255,6 +255,10 @@ END {
 """
 
 
+PROGRAMS = {"manifest-edit.awk": _AWK_EDIT, "manifest-probe.awk": _AWK_PROBE}
+"""The programs by file name: the runbook ships each once as a file instead of printing it in every command."""
+
+
 def _tmp_for(dst: str) -> str:
     """A dot file beside `dst`: same filesystem (so `mv` is an atomic rename) and ignored by the kubelet, which
     reads every non-dot file in its manifests dir as a pod."""

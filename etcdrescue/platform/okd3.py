@@ -41,6 +41,11 @@ RUNNING = ('if command -v docker >/dev/null 2>&1; then '
 """OKD 3.x runs its static pods on docker or CRI-O; the kubelet labels each container with its name in the pod.
 Where docker is absent the master runs CRI-O and `crictl` asks it, as openshift-ansible's own `master-restart`
 for CRI-O does. The master-controllers pod runs the controller manager and the scheduler in one container."""
+RESTARTS = ('if command -v docker >/dev/null 2>&1; then docker ps -a --filter label=io.kubernetes.container.name=etcd '
+            '--format \'{{index .Labels "io.kubernetes.container.restartCount"}}\' | head -n 1; '
+            'else crictl ps -a --label io.kubernetes.container.name=etcd -o json 2>/dev/null '
+            '| grep -o \'"attempt": *[0-9]*\' | head -n 1 | grep -o \'[0-9]*$\'; fi')
+"""The kubelet's restart count of etcd's container, from the runtime that runs it."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +112,7 @@ def platform(paths: Paths) -> Platform:
         tools=EtcdTools(paths),
         force_flag=ExecLineFlag(paths.manifest, paths.disabled_manifest),
         manifest_problem=manifest_problem,
+        restarts=RESTARTS,
         renew_certs=(
             "from the openshift-ansible host: ansible-playbook -i <inventory> "
             "playbooks/openshift-etcd/redeploy-certificates.yml",

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..command import Command, Raw, chain, q, sh
+from .envfile import env_key
 
 ETCD_CMDLINES = "for pid in $(pgrep -x etcd); do tr '\\0' ' ' < /proc/$pid/cmdline; echo; done"
 """One line per running etcd process: its command line (the flags the kubelet started it with)."""
@@ -97,6 +98,14 @@ class StaticPod:
         """Exit 0 when no etcd process runs and none of its ports accept connections."""
         checks = " && ".join(f"! {port_probe(host, p)}" for p in ports)
         return Raw(f"! pgrep -x etcd >/dev/null && {checks}")
+
+    @staticmethod
+    def runs_with(flag: str, value: str) -> Raw:
+        """Exit 0 when a running etcd has `--flag=value` on its command line or `ETCD_FLAG=value` in its environment
+        (etcd reads every flag from either: kubeadm's manifest gives the first, okd3's etcd.conf the second)."""
+        return Raw(f"for pid in $(pgrep -x etcd); do tr '\\0' '\\n' < /proc/$pid/cmdline; "
+                   f"tr '\\0' '\\n' < /proc/$pid/environ; done 2>/dev/null | "
+                   f"grep -qx -e {q(f'--{flag}={value}')} -e {q(env_key(flag) + '=' + value)}")
 
     @staticmethod
     def runs_without(flag: str) -> Raw:

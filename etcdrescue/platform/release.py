@@ -76,3 +76,27 @@ class EtcdRelease:
     def lacks_36_flag_names(self) -> bool:
         """3.5 and older know only the `--experimental-*` forms of the flags 3.6 renamed."""
         return self.minor is not None and not self.at_least((3, 6))
+
+
+FEATURE_GATES_36 = {
+    "experimental-initial-corrupt-check": "InitialCorruptCheck",
+    "experimental-compact-hash-check-enabled": "CompactHashCheck",
+    "experimental-enable-lease-checkpoint": "LeaseCheckpoint",
+    "experimental-enable-lease-checkpoint-persist": "LeaseCheckpointPersist",
+    "experimental-stop-grpc-service-on-defrag": "StopGRPCServiceOnDefrag",
+    "experimental-txn-mode-write-with-shared-buffer": "TxnModeWriteWithSharedBuffer",
+}
+"""The 3.5 flags that became feature gates in 3.6 (etcd's `ExperimentalFlagToFeatureMap` @v3.6.14); every other
+`--experimental-X` became `--X`. 3.7 knows only the new forms."""
+
+
+def flags_for_36(flags: dict[str, str]) -> list[str]:
+    """The 3.6+ command items for the `--experimental-*` ones among `flags` (name -> value): renamed, and the
+    feature gates merged into one `--feature-gates` (setting a flag and its gate both is an error in 3.6)."""
+    new = {FEATURE_GATES_36[n]: v for n, v in flags.items() if n in FEATURE_GATES_36}
+    items = [f"--{n.removeprefix('experimental-')}={v}" for n, v in flags.items()
+             if n.startswith("experimental-") and n not in FEATURE_GATES_36]
+    if not new:
+        return items
+    gates = dict(g.split("=", 1) for g in flags.get("feature-gates", "").split(",") if "=" in g)
+    return [*items, "--feature-gates=" + ",".join(f"{k}={v}" for k, v in {**gates, **new}.items())]

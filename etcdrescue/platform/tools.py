@@ -115,6 +115,8 @@ MEMBER_ROWS = (
     r"""case $m in *'"isLearner":true'*) l=true;; *) l=false;; esac; """
     r"""printf '%x\t%s\t%s\t%s\n' "$((id))" "$s" "$urls" "$l"; done""")
 """Shell reading `member list -w json` on stdin, printing `EtcdTools.member_rows`' rows."""
+PROGRAMS = {"rows.sh": MEMBER_ROWS}
+"""The program `member_rows` passes to `bash -c` as one quoted argument, by the file a runbook ships it under."""
 
 
 @dataclass(frozen=True)
@@ -161,9 +163,10 @@ class EtcdTools:
         keys are etcd's API. Hosts have no jq: each member is one `{"ID":...}` object with no nested object
         (its lists are arrays), which `grep -o` cuts out; IDs are decimal there (unsigned 64-bit) and bash's
         arithmetic wraps them into the two's complement `printf %x` prints as the unsigned hex. `--hex` is no
-        help: 3.5 and 3.6 then drop `isLearner`.
+        help: 3.5 and 3.6 then drop `isLearner`. The program is one quoted `bash -c` argument, so a runbook ships
+        it once as a helper file (`PROGRAMS`).
         """
-        return Raw(f"{self.ctl(endpoints, 'member', 'list', '-w', 'json')} | {MEMBER_ROWS}")
+        return Raw(f"{self.ctl(endpoints, 'member', 'list', '-w', 'json')} | bash -c {q(MEMBER_ROWS)}")
 
     def ctl_listening(self, endpoints: Iterable[str], *args: object) -> Raw:
         """`ctl` asked only of the endpoints whose port takes a TCP connection now; `[]` when none does.

@@ -27,6 +27,13 @@ class ClusterFacts:
     """One per member that answered `endpoint status` (a dead member has none)."""
     alarms: tuple[Alarm, ...] = ()
     error: str = ""
+    inventory: tuple[tuple[str, str], ...] = ()
+    """The inventory's members as (name, peer URL), to tell its entries from unknown ones: an added member that
+    never started has no name in the member list, only its peer URL."""
+
+    def listed(self, peer_url: str) -> MemberInfo | None:
+        """The entry with `peer_url` (started or not)."""
+        return next((m for m in self.members if peer_url in m.peer_urls), None)
 
     @property
     def leader_id(self) -> int | None:
@@ -90,4 +97,5 @@ def survey_cluster(hosts: Hosts, healthy: Sequence[str], tools: EtcdTools | None
             return ()
 
     return ClusterFacts(asked, result(listed, "member list"), result(statuses, "endpoint status"),
-                        result(alarms, "alarm list"), "; ".join(errors))
+                        result(alarms, "alarm list"), "; ".join(errors),
+                        tuple((m.name, m.peer_url) for m in inv.members))

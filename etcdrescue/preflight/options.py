@@ -44,3 +44,9 @@ class RecoveryOptions:
     """The procedure the session runs (`procedures.PROCEDURES`)."""
     target: str | None = None
     """The member a procedure acts on (`replace MEMBER`); the quorum recovery acts on all."""
+    quota: int | None = None
+    """`reclaim-space --quota BYTES`: the backend quota to raise every member to; None: leave it."""
+    force: bool = False
+    """`reclaim-space --force`: run although there is no alarm and little to give back."""
+    any_cluster: bool = False
+    """Restore a backup of another cluster (`drill`: its lab is another cluster by design); never for a recovery."""

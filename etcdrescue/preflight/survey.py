@@ -28,6 +28,7 @@ from ..probes import (
     restore_can_bump,
     snapshot_status,
 )
+from ..space import effective_quota
 from ..ssh.hosts import Hosts
 from .cluster import survey_cluster
 from .verdict import (
@@ -86,8 +87,8 @@ def survey_host(hosts: Hosts, member: Member, *, uploaded: bool = False) -> Host
 
 
 def read_config(hosts: Hosts, member: Member, survey: HostSurvey) -> dict[str, Any]:
-    """The manifest in use (or the disabled one) and the settings' member name."""
-    inv, out = hosts.inv, {}
+    """The manifest in use (or the disabled one), the settings' member name and backend quota."""
+    inv, out = hosts.inv, dict[str, Any]()
     platform = inv.platform
     if survey.manifest != survey.disabled:
         path = inv.paths.manifest if survey.manifest else inv.paths.disabled_manifest
@@ -96,7 +97,9 @@ def read_config(hosts: Hosts, member: Member, survey: HostSurvey) -> dict[str, A
                "server_version": platform.server_version(text)}
     if survey.conf and out.get("manifest_problem") is None:
         s = platform.settings
-        out["conf_name"] = hosts.fact(member.name, Fact(s.label, s.values_script(), s.parse_values)).get("name", "")
+        values = hosts.fact(member.name, Fact(s.label, s.values_script(), s.parse_values))
+        out["conf_name"] = values.get("name", "")
+        out["quota"] = effective_quota(values.get("quota-backend-bytes"))
     return out
 
 
@@ -171,16 +174,18 @@ def backup_db(path: str, kind: BackupKind) -> str:
     return path if kind is BackupKind.FILE else path.rstrip("/") + "/member/snap/db"
 
 
-def check_backup(hosts: Hosts, seed: str, found: BackupFacts, tools: EtcdTools) -> BackupFacts:
-    """The located backup read: its snapshot status and whether it is this cluster's, and which restore flags
-    the chosen tools have, side by side."""
+def check_backup(hosts: Hosts, seed: str, found: BackupFacts, tools: EtcdTools, *, identity: bool = True
+                 ) -> BackupFacts:
+    """The located backup read: its snapshot status and whether it is this cluster's (unless `identity` is off:
+    a drill restores into a lab that is another cluster by design), and which restore flags the chosen tools
+    have, side by side."""
     if found.kind is None or found.error:
         return found
     path, db = found.path, backup_db(found.path, found.kind)
     with cf.ThreadPoolExecutor(3) as pool:
         status = pool.submit(hosts.fact, seed, snapshot_status(tools, db))
         flags = pool.submit(hosts.fact, seed, restore_can_bump(tools))
-        foreign = pool.submit(wrong_cluster, hosts, seed, path, db)
+        foreign = pool.submit(wrong_cluster, hosts, seed, path, db) if identity else None
     try:
         snapshot: SnapshotInfo = status.result()
     except (RescueError, ParseError):
@@ -189,7 +194,7 @@ def check_backup(hosts: Hosts, seed: str, found: BackupFacts, tools: EtcdTools) 
         can_bump = flags.result()
     except (RescueError, ParseError) as exc:
         return found.failed(f"{seed}: cannot ask {tools.restore_tool} which restore flags it has ({exc})")
-    return replace(found, snapshot=snapshot, can_bump=can_bump, error=foreign.result())
+    return replace(found, snapshot=snapshot, can_bump=can_bump, error=foreign.result() if foreign else "")
 
 
 def wrong_cluster(hosts: Hosts, seed: str, path: str, db: str) -> str:
@@ -209,6 +214,14 @@ def wrong_cluster(hosts: Hosts, seed: str, path: str, db: str) -> str:
     problem = identity_problem(members, [m.peer_url for m in inv.members],
                                [h for m in inv.members for h in (m.host, m.name, m.peer_host)])
     return f"backup {path} on {seed}: {problem}" if problem else ""
+
+
+def restore_flags(hosts: Hosts, seed: str, staged: BackupFacts, tools: EtcdTools) -> BackupFacts:
+    """A backup still on this machine: only whether the seed's restore tool can bump revisions."""
+    try:
+        return replace(staged, can_bump=hosts.fact(seed, restore_can_bump(tools)))
+    except (RescueError, ParseError) as exc:
+        return staged.failed(f"{seed}: cannot ask {tools.restore_tool} which restore flags it has ({exc})")
 
 
 @dataclass(frozen=True)
@@ -245,10 +258,13 @@ def run_preflight(hosts: Hosts, *, backup: str | None, method: Method, resuming:
                   uploaded: Uploaded | None = None, seed: SeedChoice | None = None,
                   revisions: RevisionOptions | None = None, progress: PreflightProgress | None = None,
                   rules: Callable[..., PreflightReport] = judge, cluster: bool = False,
-                  target: str | None = None) -> PreflightReport:
+                  target: str | None = None, identity: bool = True,
+                  staged: BackupFacts | None = None) -> PreflightReport:
     """Every host and the backup's location in parallel, then the backup read with the tools the hosts' survey
     chose; `rules` (the procedure's) judge the facts. With `cluster`, the cluster as a healthy member sees it is
-    read too (with the chosen tools) and the rules get it, and the `target` member, as keywords."""
+    read too (with the chosen tools) and the rules get it, and the `target` member, as keywords. `staged`: the
+    facts of a backup checked on this machine that the plan copies to the seed first (`bastion:`); only the
+    seed's restore flags are asked then. `identity=False` (a drill's lab): the backup's members are not matched."""
     inv = hosts.inv
     said = progress or PreflightProgress()
 
@@ -262,25 +278,30 @@ def run_preflight(hosts: Hosts, *, backup: str | None, method: Method, resuming:
 
     def read_backup(path: str, found: BackupFacts, tools: EtcdTools) -> BackupFacts:
         try:
-            return check_backup(hosts, inv.seed.name, found, tools)
+            return check_backup(hosts, inv.seed.name, found, tools, identity=identity)
         except Exception as exc:
             raise SurveyFailed.of(f"backup {path}", exc) from exc
 
     with cf.ThreadPoolExecutor(max_workers=min(8, len(inv.members)) + 1) as pool:
         surveys = [pool.submit(one, m) for m in inv.members]
-        located = pool.submit(locate_backup, hosts, inv.seed.name, backup) if backup is not None else None
+        located = (pool.submit(locate_backup, hosts, inv.seed.name, backup) if backup is not None and staged is None
+                   else None)
         facts = tuple(f.result() for f in surveys)
     tools = tool_choice(hosts, facts, uploaded=uploaded, restores=backup is not None)
     backup_facts = None
-    if backup is not None and located is not None:
-        seed_tools = tools.on(inv.seed.name)
+    seed_tools = tools.on(inv.seed.name)
+    if staged is not None:
+        backup_facts = (restore_flags(hosts, inv.seed.name, staged, seed_tools) if seed_tools is not None
+                        else staged.failed(f"backup {staged.path}: not checked (no etcd tools to restore it)"))
+        said.backup_surveyed(backup_facts)
+    elif backup is not None and located is not None:
         backup_facts = (read_backup(backup, located.result(), seed_tools) if seed_tools is not None
                         else BackupFacts(backup, error=f"backup {backup}: not checked (no etcd tools to read it)"))
         said.backup_surveyed(backup_facts)
     extra: dict[str, Any] = {}
     if cluster:
-        healthy = [h.name for h in facts if h.healthy]
-        seen = survey_cluster(hosts, healthy, tools.on(healthy[0]) if healthy else None)
+        serving = [h.name for h in sorted(facts, key=lambda h: not h.healthy) if h.serves]
+        seen = survey_cluster(hosts, serving, tools.on(serving[0]) if serving else None)
         extra = {"cluster": seen, "target": target}
     report = rules(facts, seed=inv.seed.name, quorum=inv.quorum, data_dir=inv.paths.data_dir, backup_path=backup,
                    backup=backup_facts, method=method, resuming=resuming, settings=inv.platform.settings.label,

@@ -19,7 +19,7 @@ from ..model import DEFAULT_BUMP, BackupKind, Method, RevisionPath, Revisions
 from ..platform import ManifestProblem, Paths, Severity
 from ..platform.release import EtcdRelease
 from ..platform.tools import SEARCH, TOOLS_ROOT, EtcdTools, ImageBinaries, matching_image
-from ..probes import HostSurvey, SnapshotInfo
+from ..probes import ALARM_ERROR, HostSurvey, SnapshotInfo
 from .options import RevisionOptions
 
 if TYPE_CHECKING:
@@ -53,6 +53,14 @@ class HostFacts:
     freshness: Freshness | None = None
     """How far its own data goes (read offline), when it has member data."""
     freshness_error: str = ""
+    quota: int | None = None
+    """The backend quota its settings give etcd (`--quota-backend-bytes`, etcd's default when unset); None: unread."""
+
+    @property
+    def serves(self) -> bool:
+        """Healthy, or healthy but for its alarms: etcdctl 3.5+ calls a member with an active alarm (NOSPACE)
+        unhealthy, yet it has a leader and answers reads, the member list and the alarms included."""
+        return self.healthy or self.health_error.startswith(ALARM_ERROR)
 
     @property
     def manifest_state(self) -> ManifestState:
@@ -169,8 +177,7 @@ HOST_RULES = (
     HostRule(lambda s: bool(s.bash), "bash not available", "`bash=` followed by a version"),
 )
 MANIFEST_EXPECT = "`manifest=yes` (or `disabled=yes`, not both)"
-TOOLS_EXPECT = ("`etcdctl=` followed by a path (and `etcdctl_version=` its version), or `images=` naming a "
-                "layer whose etcdctl has the version etcd runs")
+TOOLS_EXPECT = "`etcdctl=` followed by a path (or `images=` one of etcd's version)"
 DISK_EXPECT = "`free_kb` well above `member_kb`"
 
 
@@ -464,11 +471,13 @@ def judge(hosts: tuple[HostFacts, ...], *, seed: str, quorum: int, data_dir: str
         survivor=newest_survivor(hosts))
     p += refused
     warnings += warned
-    healthy = sum(h.healthy for h in hosts)
-    if all(h.reachable for h in hosts) and healthy >= quorum and not resuming:
-        sick = [h.name for h in hosts if not h.healthy]
-        p.insert(0, f"cluster still has a healthy quorum ({healthy}/{len(hosts)} members "
-                    "healthy): refusing to recover a working cluster"
+    serving = sum(h.serves for h in hosts)
+    if all(h.reachable for h in hosts) and serving >= quorum and not resuming:
+        sick = [h.name for h in hosts if not h.serves]
+        alarmed = [h.name for h in hosts if h.serves and not h.healthy]
+        p.insert(0, f"cluster still has a healthy quorum ({serving}/{len(hosts)} members "
+                    "serving): refusing to recover a working cluster"
+                    + (f"; serving with an alarm: {', '.join(alarmed)}" if alarmed else "")
                     + (f"; not healthy: {', '.join(sick)}" if sick else "")
                     + "; `etcdrescue diagnose` names the procedure that fits")
     return PreflightReport(hosts, seed, quorum, backup, tuple(p), tuple(warnings),

@@ -1,12 +1,15 @@
-"""The procedures a session can run, by name. Today: the quorum recovery (`recover`)."""
+"""The procedures a session can run, by name: the quorum recovery (`recover`), `reclaim-space`, a member's
+replacement (`replace`)."""
 
 from __future__ import annotations
 
 from ..errors import InputError
 from .base import Procedure
 from .quorum import QUORUM_RECOVERY
+from .reclaim import RECLAIM_SPACE
+from .replace import REPLACE
 
-PROCEDURES: dict[str, Procedure] = {p.name: p for p in (QUORUM_RECOVERY,)}
+PROCEDURES: dict[str, Procedure] = {p.name: p for p in (QUORUM_RECOVERY, RECLAIM_SPACE, REPLACE)}
 DEFAULT = QUORUM_RECOVERY.name
 
 

@@ -32,3 +32,21 @@ class Procedure:
     needs_cluster: bool = False
     """Its rules read the cluster as a healthy member sees it (`preflight.cluster.ClusterFacts`): the member
     list, every member's status and the alarms. The quorum recovery has no healthy member to ask."""
+    takes_options: bool = False
+    """Its rules take the operator's `force` and `quota` (`RecoveryOptions`) as keywords."""
+    condition: Callable[[Context], HandCheck] | None = None
+    """The state of the cluster it is for, as the runbook checks it by hand before anything changes."""
+    outcome: str = "every member healthy, one leader"
+    """What holds when it ended well (the runbook's last check)."""
+
+
+@dataclass(frozen=True)
+class HandCheck:
+    """A read-only check an operator runs by hand: the runbook's prerequisite line, then the command and what
+    it must show."""
+
+    title: str
+    prerequisite: str
+    host: str
+    script: str
+    expected: str

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 from ..model import Context, Step
 from ..preflight.verdict import judge
+from ..probes import endpoint_health
+from ..steps.bastion import copy_backup
 from ..steps.join import join
 from ..steps.kubernetes import control_plane_restart
 from ..steps.seed import seed_steps
 from ..steps.stop import stop_all
 from ..steps.verify import final_check
-from .base import Procedure
+from .base import HandCheck, Procedure
 
 
 def steps(ctx: Context) -> tuple[Step, ...]:
-    out = [stop_all(ctx), *seed_steps(ctx)]
+    out = [*([copy_backup(ctx)] if ctx.bastion else []), stop_all(ctx), *seed_steps(ctx)]
     out += [s for i in range(1, len(ctx.inv.members)) for s in join(ctx, i)]
     out.append(final_check(ctx))
     out += control_plane_restart(ctx)
@@ -29,5 +31,15 @@ def mode(ctx: Context) -> str:
     return f"restore from backup {ctx.backup} ({ctx.method.value}); {joins}; {revisions}"
 
 
+def condition(ctx: Context) -> HandCheck:
+    inv = ctx.inv
+    return HandCheck(
+        "Quorum really lost",
+        f"The cluster has really lost quorum: fewer than {inv.quorum} of {len(inv.members)} members healthy",
+        ctx.seed.name, str(endpoint_health(ctx.platform.tools, [m.client_url for m in inv.members]).script),
+        f"fewer than {inv.quorum} entries with `\"health\":true`. If {inv.quorum} or more are healthy the cluster "
+        "still works: **stop here**, do not recover a working cluster.")
+
+
 QUORUM_RECOVERY = Procedure(name="recover", title="etcd recovery", done="RECOVERED", judge=judge, steps=steps,
-                            mode=mode)
+                            mode=mode, condition=condition)

@@ -10,6 +10,7 @@ module only decides which screen to show with it.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
@@ -128,8 +129,11 @@ class RescueApp(App[int]):
                 await asyncio.to_thread(session.release)
                 return False
             plan = session.plan(report)
+            shown = time.monotonic()
             picked = await self.push_screen_wait(PlanScreen(plan, dry_run=self.status.dry_run, ask=not self.yes,
                                                             fixed_seed=session.resuming, documents=session.journal_dir))
+            if picked.action == "start" and not picked.dry_run:
+                session.operator_waited("plan screen (reading the plan, then start)", time.monotonic() - shown)
             self.status.dry_run = picked.dry_run
             if picked.action == "reseed" and not session.resuming:
                 older = behind(report, picked.seed)

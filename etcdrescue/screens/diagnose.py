@@ -84,7 +84,7 @@ class DiagnoseScreen(Screen[DiagnoseChoice | None]):
 
     @work(thread=True, exit_on_error=False, group="diagnose")
     def look(self) -> None:
-        self.post_message(Diagnosed(self.session.diagnose(inventory_file=self.inventory_file)))
+        self.post_message(Diagnosed(self.session.diagnose(self.inventory_file)))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state is WorkerState.ERROR and event.worker is self.worker:

@@ -21,6 +21,7 @@ from textual.widgets import DataTable, Static
 
 from ..engine import StepStatus
 from ..journal import read_journal
+from ..procedures import named
 from .run import RunOutcome, WizardRun, yn
 from .widgets import RescueFooter, RescueHeader
 
@@ -88,7 +89,8 @@ class SummaryScreen(Screen[None]):
         cluster = r.plan.ctx.inv.cluster
         healthy = sum(m.healthy for m in r.members)
         return {
-            RunOutcome.RECOVERED: f"RECOVERED {cluster}: {healthy}/{len(r.plan.ctx.inv.members)} members healthy",
+            RunOutcome.RECOVERED: f"{named(r.plan.procedure).done} {cluster}: {healthy}/{len(r.plan.ctx.inv.members)} "
+                                  "members healthy",
             RunOutcome.PLANNED: f"DRY RUN of {cluster}: every step shown, nothing changed",
             RunOutcome.ABORTED: f"ABORTED: {r.error}",
             RunOutcome.FAILED: f"FAILED: {r.error}",

@@ -231,3 +231,13 @@ class SSHHost:
                 sftp.put(str(local), remote)
         except (OSError, paramiko.SSHException, EOFError) as exc:
             raise TransportError(f"{self.name}: cannot upload {local.name} to {remote}: {exc}") from None
+
+    def get_file(self, remote: str, local: Path) -> None:
+        """Copy `remote` to a local file over SFTP on this host's connection, as the login user."""
+        self.connect()
+        assert self._client is not None
+        try:
+            with self._client.open_sftp() as sftp:
+                sftp.get(remote, str(local))
+        except (OSError, paramiko.SSHException, EOFError) as exc:
+            raise TransportError(f"{self.name}: cannot download {remote}: {exc}") from None

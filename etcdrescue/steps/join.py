@@ -114,10 +114,21 @@ def unstick(ctx: Context, member: Member) -> Command:
 
 
 def join(ctx: Context, index: int) -> list[Step]:
+    """The quorum recovery's join of the inventory's member `index`: the members before it are in."""
+    member: Member = ctx.inv.members[index]
+    names = tuple(m.name for m in ctx.inv.members[: index + 1])
+    title = f"Join {member.name} ({index} of {len(ctx.joiners)})" + (" as a learner" if ctx.learners else "")
+    return join_member(ctx, member, names[:-1], ctx.initial_cluster(index), title,
+                       f"Join {member.name}? Its old data moves aside and it syncs from {ctx.seed.name}.")
+
+
+def join_member(ctx: Context, member: Member, voters: tuple[str, ...], initial: str, title: str,
+                destructive: str, phase: str = "join") -> list[Step]:
+    """`member` joins the cluster of `voters` (healthy, the seed among them) with `initial` as its initial
+    cluster: announced (as a learner by default), its settings set, its old data moved aside, started; then
+    promoted. Its etcd must be stopped before (the quorum recovery's stop, a replace's own)."""
     p, seed, platform = ctx.paths, ctx.seed, ctx.platform
     tools = platform.tools
-    member: Member = ctx.inv.members[index]
-    initial = ctx.initial_cluster(index)
     data_aside = ctx.aside(p.member_dir)
     values = {
         "name": member.name,
@@ -125,13 +136,13 @@ def join(ctx: Context, index: int) -> list[Step]:
         "initial-cluster-state": "existing",
         "initial-advertise-peer-urls": member.peer_url,
     }
-    names = tuple(m.name for m in ctx.inv.members[: index + 1])
+    names = (*voters, member.name)
     add = ["member", "add", member.name, f"--peer-urls={member.peer_url}", *(["--learner"] if ctx.learners else [])]
     as_what = "as a learner" if ctx.learners else "as a voting member"
     start = Step(
         key=f"join-{member.name}",
-        title=f"Join {member.name} ({index} of {len(ctx.joiners)})" + (" as a learner" if ctx.learners else ""),
-        phase="join",
+        title=title,
+        phase=phase,
         why=("One member at a time, as a learner: it cannot vote until it caught up, so a slow joiner cannot "
              "cost the quorum." if ctx.learners else
              "One member at a time: two unstarted members at once would cost the cluster its quorum."),
@@ -140,8 +151,7 @@ def join(ctx: Context, index: int) -> list[Step]:
                     f"announce {member.name} to the cluster {as_what}",
                     skip_if=listed(ctx, member), retry_on=("unhealthy cluster", "too many learner members"),
                     retry_for=60.0, check=_member_add_check(initial, member.name),
-                    expect=f"JSON whose `members`, the new one named {member.name}, are {initial} "
-                           "(name=peerURL, any order)"),
+                    expect=f'JSON whose members make ETCD_INITIAL_CLUSTER="{initial}" (any order)'),
             keep_settings(ctx, member.name),
             *platform.settings.set(member.name, values),
             Command(member.name, sh("mv", p.member_dir, data_aside),
@@ -161,14 +171,14 @@ def join(ctx: Context, index: int) -> list[Step]:
                     "remove it from the member list"),
             restore_settings(ctx, member.name),
         ),
-        destructive=f"Join {member.name}? Its old data moves aside and it syncs from {seed.name}.",
+        destructive=destructive,
     )
     if not ctx.learners:
         return [start]
     promote = Step(
         key=f"promote-{member.name}",
         title=f"Promote {member.name} to a voting member",
-        phase="join",
+        phase=phase,
         why="A learner that caught up becomes a voter; only then does the next member join.",
         commands=(Command(
             seed.name, chain(member_id(ctx, member), tools.ctl([seed.client_url], "member", "promote", Raw('"$id"'))),

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from ..checks import GateCheck
 from ..model import Context, Step
 from .health import healthy_gate
 
 
-def final_check(ctx: Context) -> Step:
+def final_check(ctx: Context, extra: tuple[GateCheck, ...] = ()) -> Step:
+    """`extra`: checks a procedure adds to the final gate (a replace: no alarm)."""
     names = tuple(m.name for m in ctx.inv.members)
     commands = tuple(ctx.platform.settled(n) for n in names)
     return Step(
@@ -14,5 +16,5 @@ def final_check(ctx: Context) -> Step:
         why="Done means: every inventory member started and healthy, one leader, the inventory's peer URLs.",
         commands=commands,
         gate=healthy_gate(ctx, "all members healthy, one leader, peer URLs as in the inventory", names,
-                          peer_urls=True, caught_up=True),
+                          peer_urls=True, caught_up=True, extra=extra),
     )

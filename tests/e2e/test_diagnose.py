@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from etcdrescue.lab import Lab
-from etcdrescue.lab.breaks import expire_peer_cert, refused_flags
+from etcdrescue.lab.breaks import refused_flags
 
 from .conftest import requires_lab
 from .helpers import etcdrescue, hide_image, tree_digest
@@ -59,16 +59,18 @@ def test_okd3_healthy_expired_peer_certificate_broken_member_lost_quorum(okd3: L
     assert all(m["healthy"] and m["certs"] and not any(c["expired"] for c in m["certs"])
                for m in found["members"].values())
 
-    cert = expire_peer_cert(lab, 1)
+    broke = etcdrescue("lab", "break", "--mode", "cert-expired", "--root", str(lab.root))
+    assert broke.returncode == 0, broke.stderr
+    cert = "/etc/etcd/peer.crt"
     found = until(lab, "renew-certs")
-    assert found["procedure"] == {"name": "renew-certs", "members": [names[1]]}
-    assert any(c["path"] == cert and c["expired"] for c in found["members"][names[1]]["certs"])
+    assert found["procedure"] == {"name": "renew-certs", "members": [names[2]]}
+    assert any(c["path"] == cert and c["expired"] for c in found["members"][names[2]]["certs"])
     assert any("redeploy-certificates" in line for line in found["next"])
     for path in (cert, cert.replace(".crt", ".key")):
-        real = lab.host_path(1, path)
+        real = lab.host_path(2, path)
         real.with_name(real.name + ".lab-before").replace(real)
-    lab.stop_etcd(1)
-    lab.start_etcd(1)
+    lab.stop_etcd(2)
+    lab.start_etcd(2)
     lab.wait_healthy(timeout=60)
     assert diagnose(lab)["procedure"]["name"] == "none"
 
@@ -76,6 +78,16 @@ def test_okd3_healthy_expired_peer_certificate_broken_member_lost_quorum(okd3: L
     found = until(lab, "replace")
     assert found["procedure"] == {"name": "replace", "members": [names[2]]}
     assert any(c["cause"] == "WAL/CRC corruption" for c in found["members"][names[2]]["causes"]), found
+    deadline = time.monotonic() + 30
+    while found["members"][names[2]]["process"]["restarts"] < 2 and time.monotonic() < deadline:
+        time.sleep(2)
+        found = diagnose(lab)
+    assert found["members"][names[2]]["process"]["restarts"] >= 2, "the kubelet keeps restarting it"
+    assert found["members"][names[0]]["process"]["restarts"] == 0
+    refused = etcdrescue("check", "-i", str(lab.inventory_path))
+    assert refused.returncode == 2
+    assert f"not healthy: {names[2]}" in refused.stdout, refused.stdout
+    assert f"diagnose says: replace ({names[2]})" in refused.stdout, refused.stdout
     assert found["next"][0].startswith(f"etcdrescue replace -i {lab.inventory_path} {names[2]}")
 
     lab.break_quorum([1])
@@ -98,7 +110,10 @@ def test_kubeadm_37_under_a_35_manifest_needs_its_flags_fixed(tmp_path_factory: 
         assert found["procedure"] == {"name": "fix-flags", "members": [name]}, found
         causes = found["members"][name]["causes"]
         assert [c["cause"] for c in causes] == ["flag provided but not defined"]
-        assert "-experimental-" in found["next"][0]
+        assert found["members"][name]["process"]["pid"] is None
+        assert found["members"][name]["process"]["restarts"] >= 1
+        assert "--experimental-initial-corrupt-check" in found["next"][0]
+        assert "--watch-progress-notify-interval=5s --feature-gates=InitialCorruptCheck=true" in found["next"][0]
     finally:
         lab.down()
 

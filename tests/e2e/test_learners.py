@@ -13,11 +13,12 @@ import pytest
 
 from etcdrescue.inventory.model import load_inventory
 from etcdrescue.lab import Lab
-from etcdrescue.model import Context, Method
+from etcdrescue.model import BackupKind, Context, Method
 from etcdrescue.plan import build_plan
 
 from .conftest import requires_lab
 from .helpers import break_lab, etcdrescue
+from .test_kubeadm import assert_kubeadm_recovered, originals
 from .test_recover import assert_recovered
 from .test_resume import assert_nothing_redone
 
@@ -31,12 +32,20 @@ def events(journal: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def test_kill_inside_a_learner_join_then_resume(lab_factory: LabFactory, tmp_path: Path) -> None:
-    b = break_lab(lab_factory(3, subnet=110), "openshift")
+@pytest.mark.parametrize(("profile", "etcd", "subnet"), [("okd3", "3.4", 110), ("kubeadm", "3.6", 231)])
+def test_kill_inside_a_learner_join_then_resume(lab_factory: LabFactory, tmp_path: Path, profile: str, etcd: str,
+                                                subnet: int) -> None:
+    """Killed after the learner is added, after it started, and inside its promotion; each resume goes on. On
+    kubeadm 3.6 too: learners, restore and membership as etcd 3.6 keeps them (v3 backend), tools uploaded."""
+    kubeadm = profile == "kubeadm"
+    lab = lab_factory(3, subnet=subnet, profile=profile, etcd=etcd)
+    before = originals(lab) if kubeadm else {}
+    b = break_lab(lab, "snapshot" if kubeadm else "openshift")
     assert b.backup
-    lab = b.lab
+    tools = ["--etcd-tools", str(lab.bin_dir)] if kubeadm else []
     joiner = lab.hosts[1].name
-    plan = build_plan(Context(load_inventory(lab.inventory_path), b.backup, Method.SNAPSHOT_RESTORE, "x"))
+    plan = build_plan(Context(load_inventory(lab.inventory_path), b.backup, Method.SNAPSHOT_RESTORE, "x",
+                              backup_kind=BackupKind.FILE if kubeadm else BackupKind.DIR))
     join = plan.step(f"join-{joiner}")
     assert "--learner" in join.commands[0].script
     started = len(join.commands)  # the last command moves the manifest back: the learner starts
@@ -45,15 +54,19 @@ def test_kill_inside_a_learner_join_then_resume(lab_factory: LabFactory, tmp_pat
     journal = tmp_path / "j"
     for i, fault in enumerate(faults):
         res = etcdrescue("recover", "-i", str(lab.inventory_path), "--backup", b.backup, "--yes", "--journal",
-                         str(journal), *(["--resume"] if i else []), env={"ETCDRESCUE_FAULT": fault})
+                         str(journal), *tools, *(["--resume"] if i else []), env={"ETCDRESCUE_FAULT": fault})
         assert res.returncode == -9, (fault, res.stdout[-1500:], res.stderr)
         listed = [u for m in lab.member_list() for u in m["peer_urls"]]
         if i == 0:
             assert lab.hosts[1].peer_url in listed, "added, never started: no name yet"
     res = etcdrescue("recover", "-i", str(lab.inventory_path), "--backup", b.backup, "--yes", "--journal",
-                     str(journal), "--resume")
+                     str(journal), *tools, "--resume")
     assert res.returncode == 0, res.stdout + res.stderr
-    assert_recovered(b, journal, keys=500, post=0)
+    if kubeadm:
+        assert_kubeadm_recovered(b, before, keys=500, post=0, forced=False)
+        assert events(journal)[-1]["event"] == "run_end" and events(journal)[-1]["ok"] is True
+    else:
+        assert_recovered(b, journal, keys=500, post=0)
     assert_nothing_redone(journal)
     ran = [(e["step"], e["script"]) for e in events(journal) if e["event"] == "command" and e.get("exit") == 0
            and not e.get("skipped")]

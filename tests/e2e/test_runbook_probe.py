@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from runbook_reader import read
 
+from etcdrescue.documents.helpers import Shelf
 from etcdrescue.documents.runbook import fence
 from etcdrescue.inventory.model import load_inventory
 from etcdrescue.lab import Lab
@@ -102,16 +104,13 @@ def test_runbook_probes_a_snapshot_file_and_matches_the_run(lab_factory: LabFact
     events = [json.loads(line) for line in path.read_text().splitlines()]
     start = next(e for e in events if e["event"] == "run_start")
     assert start["backup_kind"] == "file"
-    ran = [e["script"].replace(start["stamp"], STAMP) for e in events
+    shelf = Shelf(STAMP)
+    ran = [(e["host"], shelf.command(e["script"].replace(start["stamp"], STAMP))) for e in events
            if e["event"] == "command" and e.get("attempt", 1) == 1]  # a retried command is one runbook entry
     # etcdctl 3.4.23 cannot bump: the run, like the runbook, restarts the control plane after the verify
     plan = build_plan(Context(load_inventory(inv), SNAPSHOT, Method.SNAPSHOT_RESTORE, STAMP,
                               backup_kind=BackupKind.FILE,
                               revisions=Revisions(RevisionPath.BACKWARDS, restart_control_plane=True)))
     assert len(ran) == len(plan.commands())
-    pos = 0
-    for script in ran:
-        block = "\n".join(fence(script))
-        found = doc.find(block, pos)
-        assert found >= 0, f"run command missing (or out of order) in the runbook: {script[:160]}"
-        pos = found + len(block)
+    read_by_hand = [(e.host, e.script) for entries in read(doc).values() for e in entries]
+    assert ran == read_by_hand, "the run's commands are not the runbook's, host for host and in order"

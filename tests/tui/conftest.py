@@ -94,7 +94,8 @@ def canned_preflight(monkeypatch: pytest.MonkeyPatch) -> CannedPreflight:
         def locate_backup(hosts: Hosts, seed: str, path: str) -> BackupFacts:
             return BackupFacts(path, kind=BackupKind.DIR, size_kb=20480, mtime=0)
 
-        def check_backup(hosts: Hosts, seed: str, found: BackupFacts, tools: object) -> BackupFacts:
+        def check_backup(hosts: Hosts, seed: str, found: BackupFacts, tools: object, *, identity: bool = True
+                         ) -> BackupFacts:
             return replace(found, snapshot=SnapshotInfo(hash=1, revision=1234, total_keys=600, total_size=20971520))
 
         def run(hosts: Hosts, name: str, script: str, timeout: float = 60.0, on_output: object = None) -> Result:

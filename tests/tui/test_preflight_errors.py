@@ -36,10 +36,11 @@ def install_failure(monkeypatch: pytest.MonkeyPatch, target: str) -> None:
             raise RuntimeError("probe exploded\nsecond line of the traceback text")
         return canned_host(hosts, member, uploaded=uploaded)
 
-    def check_backup(hosts: Hosts, seed: str, found: BackupFacts, tools: EtcdTools) -> BackupFacts:
+    def check_backup(hosts: Hosts, seed: str, found: BackupFacts, tools: EtcdTools, *, identity: bool = True
+                     ) -> BackupFacts:
         if target == "backup":
             raise RuntimeError("probe exploded")
-        return canned_backup(hosts, seed, found, tools)
+        return canned_backup(hosts, seed, found, tools, identity=identity)
 
     monkeypatch.setattr("etcdrescue.preflight.survey.survey_host", survey_host)
     monkeypatch.setattr("etcdrescue.preflight.survey.check_backup", check_backup)

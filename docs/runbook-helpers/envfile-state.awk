@@ -1,0 +1,1 @@
+{ line = $0; sub(/^[ \t]+/, "", line); if (line ~ /^export[ \t]/) { line = substr(line, 7); sub(/^[ \t]+/, "", line) } if (index(line, k "=") != 1) next; n++; last = substr(line, length(k) + 2); if (last != v) stale = 1 } END { print (n == 0 ? "absent" : stale ? "stale" : "current") }

@@ -1,0 +1,67 @@
+"""The wizard replaces the member the diagnosis names, on a real lab: a wiped member restarted under its old
+identity (the `tocommit` panic) -> diagnosis `replace` -> pre-flight -> plan -> run -> summary."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from conftest_lab import LabFactory
+
+from etcdrescue.journal import read_journal
+from etcdrescue.lab.data_breaks import wipe
+from etcdrescue.screens.app import RescueApp
+from etcdrescue.screens.diagnose import DiagnoseScreen
+from etcdrescue.screens.plan import PlanScreen
+from etcdrescue.screens.preflight import PreflightScreen
+from etcdrescue.screens.run import Phase, RunOutcome, RunScreen
+from etcdrescue.screens.summary import SummaryScreen
+from etcdrescue.screens.widgets import ConfirmScreen
+
+from .conftest import SIZE, requires_lab, sync, wait_until
+from .test_lab_wizard import run_screen, static_text
+
+pytestmark = [pytest.mark.lab, requires_lab, pytest.mark.timeout(400)]
+
+
+@sync
+async def test_the_wizard_replaces_the_member_the_diagnosis_names(lab_factory: LabFactory, tmp_path: Path) -> None:
+    lab = lab_factory(3, subnet=195)
+    lab.put_keys("/pre/", 200)
+    broken = lab.hosts[-1]
+    wipe(lab, broken)
+    journal = tmp_path / "journal"
+    app = RescueApp(lab.inventory_path, journal_dir=journal, gate_timeout=90, yes=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, DiagnoseScreen) and app.screen.diagnosis is not None
+                         and app.screen.diagnosis.procedure.value == "replace", timeout=90, what="the diagnosis")
+        assert "verdict: replace" in static_text(app, "#verdict")
+        await pilot.press("n")
+        await wait_until(pilot, lambda: isinstance(app.screen, PreflightScreen) and app.screen.report is not None,
+                         timeout=60, what="the pre-flight")
+        assert isinstance(app.screen, PreflightScreen) and app.screen.report is not None
+        assert app.screen.report.ok, app.screen.report.problems
+        assert app.screen.report.verdict.startswith(f"{broken.name}: voter ")
+        await pilot.press("n")
+        await wait_until(pilot, lambda: isinstance(app.screen, PlanScreen), what="plan screen")
+        await pilot.press("s")
+        await wait_until(pilot, lambda: any(isinstance(s, RunScreen) for s in app.screen_stack), what="run screen")
+        run = run_screen(app)
+        deadline = time.monotonic() + 200
+        while run.phase is not Phase.ENDED:
+            assert time.monotonic() < deadline and run.phase is not Phase.FAILED, run.record.error
+            if isinstance(app.screen, ConfirmScreen):
+                await pilot.press("y")
+            await pilot.pause(0.05)
+        assert run.record.status is RunOutcome.RECOVERED, run.record.error
+        await pilot.press("n")
+        await wait_until(pilot, lambda: isinstance(app.screen, SummaryScreen), what="summary")
+        assert static_text(app, "#verdict").startswith("REPLACED lab: 3/3 members healthy")
+        await pilot.press("q")
+    assert app.return_code == 0
+    (path,) = journal.glob("*.jsonl")
+    assert [e["procedure"] for e in read_journal(path) if e["event"] == "run_start"] == ["replace"]
+    for h in lab.hosts:
+        assert lab.healthy(h) and len(lab.read_prefix("/pre/", host=h)) == 200
