@@ -104,3 +104,21 @@ def test_member_add_is_read_from_its_json_as_etcdctl_would_print_the_cluster(ver
     assert check("Member 1 added to cluster 2\n") == (
         "member add printed no JSON answer with the member and the member list")
     assert "expected" in (_member_add_check(f"j{n}=x", f"j{n}")(answer) or "")
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_the_replace_reads_the_old_entry_from_the_json(version: str, tmp_path: Path) -> None:
+    """`replace`: the target's entry by peer URL (a half-added learner is not an old entry), and a failed read
+    fails the script instead of looking like "no entry"."""
+    from etcdrescue.inventory.model import Member
+    from etcdrescue.procedures.replace import old_entry
+
+    ctx = lab(version, tmp_path)
+    voter, learner = sorted(table(version), key=lambda t: t[5] == "true")
+    seed = ctx.inv.members[0]
+    assert bash(old_entry(ctx, seed, "{print $1}")).stdout.strip() == voter[0]
+    half = Member("half", "10.0.0.9", 22, learner[3], "https://10.0.0.9:2379")
+    assert bash(old_entry(ctx, half, "{f = 1} END {exit !f}", negate=True)).returncode == 0, "no old entry"
+    (tmp_path / "etcdctl").write_text("#!/bin/sh\necho 'Error: context deadline exceeded' >&2\nexit 1\n")
+    failed = bash(old_entry(ctx, seed, "{f = 1} END {exit !f}", negate=True))
+    assert failed.returncode != 0, "a failed read is not 'no entry'"
