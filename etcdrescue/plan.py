@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from .command import Command
 from .model import Context, Step
+from .steps.tools import image_copies
 
 if TYPE_CHECKING:
     from .procedures.base import Procedure
@@ -33,9 +34,10 @@ class Plan:
 
 
 def build_plan(ctx: Context, procedure: Procedure | None = None) -> Plan:
-    """The plan of `procedure` (default: the quorum recovery) for `ctx`."""
+    """The plan of `procedure` (default: the quorum recovery) for `ctx`: first, where the tools are copies of the
+    nodes' etcd image binaries, the step putting them in place (every procedure's commands use them)."""
     if procedure is None:
         from .procedures import QUORUM_RECOVERY
 
         procedure = QUORUM_RECOVERY
-    return Plan(ctx, procedure.steps(ctx), procedure.name, procedure.mode(ctx))
+    return Plan(ctx, (*image_copies(ctx), *procedure.steps(ctx)), procedure.name, procedure.mode(ctx))

@@ -15,7 +15,7 @@ from .command import Raw, q
 from .inventory.model import Member
 from .platform import Platform
 from .platform.pod import port_probe
-from .platform.tools import NAMES, EtcdTools, Tool, find_script, parse_tool
+from .platform.tools import NAMES, EtcdTools, ImageBinaries, Tool, find_script, image_script, parse_images, parse_tool
 
 T = TypeVar("T")
 
@@ -247,6 +247,8 @@ class HostSurvey:
     tls: bool
     pod_copies: tuple[str, ...] = ()
     """Other files in the pod dir that define the etcd pod (each would run as a second etcd)."""
+    images: tuple[ImageBinaries, ...] = ()
+    """The etcd tools of every image layer the container runtime unpacked on the host, with their versions."""
 
     def journal(self) -> dict[str, str]:
         """The journal's spelling (what `etcdrescue report` prints, for old and new journals alike)."""
@@ -279,11 +281,13 @@ def parse_host_survey(text: str) -> HostSurvey:
         peer_port_open=kv.get("peer_port") == "open", etcdctl=parse_tool(kv, "etcdctl"),
         etcdutl=parse_tool(kv, "etcdutl"), bash=kv.get("bash", ""),
         tls=kv["tls"] == "yes", pod_copies=tuple(kv.get("pod_copies", "").split()),
+        images=parse_images(kv.get("images", "")),
     )
 
 
 def host_survey(platform: Platform, member: Member) -> Fact[HostSurvey]:
-    """One round trip for the pre-flight: where the manifest is, whether etcd runs, sizes, free disk, tools."""
+    """One round trip for the pre-flight: where the manifest is, whether etcd runs, sizes, free disk, tools (the
+    host's own, and those of the etcd images its runtime unpacked)."""
     paths, host, client_port, peer_port = platform.paths, member.client_host, member.client_port, member.peer_port
     settings_readable, copies_script = platform.settings.readable_script(), platform.pod.copies_script()
     m, d, dd, md = q(paths.manifest), q(paths.disabled_manifest), q(paths.data_dir), q(paths.member_dir)
@@ -299,6 +303,7 @@ def host_survey(platform: Platform, member: Member) -> Fact[HostSurvey]:
         f"echo client_port=$({port_probe(host, client_port)} && echo open || echo closed)",
         f"echo peer_port=$({port_probe(host, peer_port)} && echo open || echo closed)",
         *(find_script(name) for name in NAMES),
+        image_script(),
         "echo bash=$BASH_VERSION",
         f"echo tls=$(test -r {q(paths.ca)} && test -r {q(paths.cert)} && test -r {q(paths.key)} "
         "&& echo yes || echo no)",

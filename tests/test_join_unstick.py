@@ -25,10 +25,12 @@ ETCDCTL = """#!/bin/bash
 # endpoint status answers once $STATE/serves exists; member list shows the joiner started once $STATE/published does
 case " $* " in
   *" endpoint status "*) test -e "$STATE/serves" ;;
-  *" member list"*)
-    echo "1, started, cp1, https://127.0.209.1:2380, https://127.0.209.1:2379, false"
-    if test -e "$STATE/published"; then echo "2, started, cp2, https://127.0.209.2:2380, https://127.0.209.2:2379, true"
-    else echo "2, unstarted, , https://127.0.209.2:2380, , true"; fi ;;
+  *" member list -w json"*)
+    one='{"ID":1,"name":"cp1","peerURLs":["https://127.0.209.1:2380"],"clientURLs":["https://127.0.209.1:2379"]}'
+    if test -e "$STATE/published"; then
+      two='{"ID":2,"name":"cp2","peerURLs":["https://127.0.209.2:2380"],"clientURLs":["https://127.0.209.2:2379"],"isLearner":true}'
+    else two='{"ID":2,"peerURLs":["https://127.0.209.2:2380"],"isLearner":true}'; fi
+    echo "{\"header\":{\"cluster_id\":7,\"member_id\":1,\"raft_term\":2},\"members\":[$one,$two]}" ;;
   *) exit 2 ;;
 esac
 """

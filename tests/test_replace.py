@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -140,8 +141,8 @@ def test_the_steps_stop_remove_add_promote_verify(tmp_path: Path) -> None:
     assert stop.gate is not None and isinstance(stop.gate.checks[0], EtcdDown) and stop.gate.members == ("m2.test",)
     assert stop.gate.settle == ctx.down_settle
     (rm,) = remove.commands
-    assert rm.host == "m1.test" and " member remove " in rm.script and rm.skip_if and "'$4 == u" in rm.skip_if
-    assert '$2 == "unstarted" && $6 == "true"' in rm.script, "a half-added learner is taken over, not removed"
+    assert rm.host == "m1.test" and " member remove " in rm.script and rm.skip_if and "'$3 == u" in rm.skip_if
+    assert '$2 == "unstarted" && $4 == "true"' in rm.script, "a half-added learner is taken over, not removed"
     assert rm.skip_if.startswith("out=$(") and "&& ! printf" in rm.skip_if, "a failed member list never skips"
     assert remove.gate is not None and remove.gate.members == ("m1.test", "m3.test")
     assert [type(c) for c in remove.gate.checks] == [AllHealthy, EntryGone, OneLeader]
@@ -150,8 +151,11 @@ def test_the_steps_stop_remove_add_promote_verify(tmp_path: Path) -> None:
     assert add_cmd.host == "m1.test"
     assert "member add m2.test --peer-urls=https://10.0.0.2:2380 --learner" in add_cmd.script
     assert add_cmd.check is not None
-    initial = "m1.test=https://10.0.0.1:2380,m2.test=https://10.0.0.2:2380,m3.test=https://10.0.0.3:2380"
-    assert add_cmd.check(f'ETCD_INITIAL_CLUSTER="{initial}"\n') is None, "every member in the initial cluster"
+    members = [{"ID": i, "name": f"m{i}.test", "peerURLs": [f"https://10.0.0.{i}:2380"]} for i in (1, 3)]
+    answer = {"member": {"ID": 2, "peerURLs": ["https://10.0.0.2:2380"], "isLearner": True},
+              "members": [*members, {"ID": 2, "peerURLs": ["https://10.0.0.2:2380"], "isLearner": True}]}
+    assert "-w json" in add_cmd.script
+    assert add_cmd.check(json.dumps(answer) + "\n") is None, "every member in the initial cluster"
     scripts = " ".join(c.script for c in add.commands)
     assert "existing" in scripts and "mv /var/lib/etcd/member /var/lib/etcd/member.etcdrescue-20261207T000000Z" \
         in scripts

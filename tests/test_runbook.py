@@ -15,6 +15,7 @@ from runbook_reader import expected, read
 
 from etcdrescue import cli
 from etcdrescue.checks import RunsWithout
+from etcdrescue.documents.helpers import Shelf
 from etcdrescue.documents.runbook import fence, render_html, render_markdown
 from etcdrescue.inventory.model import load_inventory
 from etcdrescue.model import DOWN_SETTLE_ENV, BackupKind, Context, Method
@@ -111,8 +112,8 @@ def test_structure_gates_undo_and_signoff() -> None:
         assert f"- [ ] Step {step_no} `{step.key}` done" in section
         assert f"Why: {step.why}" in section
         assert f"**Undo step {step_no}:**" in section
-        for u in step.undo:
-            assert "\n".join(fence(u.script)) in section
+        for u in step.undo:  # as printed: a shipped program read from its helper file
+            assert "\n".join(fence(Shelf(plan.ctx.stamp).command(u.script))) in section
         if step.undo_note:
             assert step.undo_note in section
     phases = list(dict.fromkeys(step.phase for step in plan.steps))

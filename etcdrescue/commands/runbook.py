@@ -1,7 +1,9 @@
 """`etcdrescue runbook`: the recovery plan as a printable Markdown or HTML document.
 
-The only SSH is one read-only question to the seed: what `--backup` is (a data-dir backup or a snapshot
-file), which decides the restore command. `--backup-kind` answers it instead, without any connection.
+The only SSH is read-only: what `--backup` is (a data-dir backup or a snapshot file, asked of the seed), which
+decides the restore command, and on the same connections which etcd tools each host has (on kubeadm nodes
+without tools, the etcd image's binaries a run copies into place). `--backup-kind` answers the first instead,
+without any connection; the commands then name the hosts' etcdctl (or `--etcd-tools`' copies).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
     from ..documents.runbook import Runbook
     from ..inventory.model import Inventory
     from ..model import BackupKind, Method, Revisions
+    from ..platform.tools import EtcdTools
     from ..session import RecoverySession
 
 
@@ -77,14 +80,27 @@ def build(args: argparse.Namespace) -> tuple[str, Runbook]:
             session.use_tools(session.etcd_tools.tools(session.inv.platform.tools))
         if replacing and session.inv.seed.name == args.member:
             session.rebind(session.inv.with_seed(next(m.name for m in session.inv.members if m.name != args.member)))
+        kind = backup_kind(args, session)
+        if session.etcd_tools is None and args.backup and not args.backup_kind:
+            session.use_tools(hosts_tools(session))
         inv = session.inv
         path = NO_RESTORE if replacing else revisions(args, inv, session.backup, session.method)
-        plan = build_plan(session.context(backup_kind(args, session), path), session.procedure)
+        plan = build_plan(session.context(kind, path), session.procedure)
     finally:
         session.close()
     date = args.date or stamp_date(session.stamp) or time.strftime("%Y-%m-%d")
     book = render(plan, date=date, helpers_dir=helpers_dir(args.output))
     return (book.markdown if args.format == "md" else to_html(plan, book.markdown)), book
+
+
+def hosts_tools(session: RecoverySession) -> EtcdTools:
+    """The tools a run would use, asked of the hosts (read-only) when the runbook connects anyway: on kubeadm
+    nodes without tools, the copies of their etcd image's binaries (and the step making them). Where the hosts
+    give no usable choice, their etcdctl by name, as without a connection."""
+    from ..preflight.survey import survey_tools
+
+    chosen = survey_tools(session.hosts, restores=session.backup is not None).tools
+    return chosen or session.inv.platform.tools
 
 
 def revisions(args: argparse.Namespace, inv: Inventory, backup: str | None, method: Method) -> Revisions:

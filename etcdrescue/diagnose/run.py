@@ -28,6 +28,7 @@ def run_diagnosis(hosts: Hosts, *, uploaded: Uploaded | None = None, inventory_f
     with cf.ThreadPoolExecutor(max_workers=min(8, len(inv.members))) as pool:
         looked = [f.result() for f in [pool.submit(one, m) for m in inv.members]]
     facts = tuple(f for f, _ in looked)
-    tools = tool_choice(hosts, facts, uploaded=uploaded, restores=False).tools
-    cluster = survey_cluster(hosts, [h.name for h in sorted(facts, key=lambda h: not h.healthy) if h.serves], tools)
+    choice = tool_choice(hosts, facts, uploaded=uploaded, restores=False)
+    serving = [h.name for h in sorted(facts, key=lambda h: not h.healthy) if h.serves]
+    cluster = survey_cluster(hosts, serving, choice.on(serving[0]) if serving else None)
     return diagnose(tuple(lk for _, lk in looked), cluster, inv, inventory_file=inventory_file)

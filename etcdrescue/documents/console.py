@@ -42,7 +42,9 @@ def preflight_lines(report: PreflightReport) -> list[str]:
             lines.append(f"  backup {b.path}: {b.error}")
     if report.tools is not None:
         t = report.tools
-        lines.append(f"  etcd tools: {t.etcdctl}" + (f", snapshots with {t.etcdutl}" if t.etcdutl else ""))
+        lines.append(f"  etcd tools: {t.etcdctl}" + (f", snapshots with {t.etcdutl}" if t.etcdutl else "")
+                     + (f" (copies of each master's etcd image binaries {t.version}, made by the plan's first step)"
+                        if t.copied_from else ""))
     if report.seed_reason:
         lines.append(f"  seed: {report.seed_reason}")
     lines.append(f"  {report.revisions.explained}")

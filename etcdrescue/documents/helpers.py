@@ -19,14 +19,14 @@ import re
 from collections.abc import Mapping
 
 from ..command import q
-from ..platform import envfile, manifest
+from ..platform import envfile, manifest, tools
 from ..platform.tools import STATE_ROOT
 
 LONG_PROBE = 600
 """Characters: a read-only probe longer than this is shipped as a file (a one-liner fits a few printed lines)."""
 SUMS = "SHA256SUMS"
-PROGRAMS = {**manifest.PROGRAMS, **envfile.PROGRAMS}
-"""Every program a platform passes to awk as one quoted argument, by the file name it ships under."""
+PROGRAMS = {**manifest.PROGRAMS, **envfile.PROGRAMS, **tools.PROGRAMS}
+"""Every program a platform passes to awk (or bash) as one quoted argument, by the file name it ships under."""
 
 
 def host_dir(stamp: str) -> str:

@@ -29,6 +29,7 @@ from ..procedures.base import HandCheck, Procedure
 from .helpers import SUMS, Shelf, slug
 
 PHASES = {
+    "tools": "Put the etcd image's tools in place",
     "stop": "Stop etcd everywhere",
     "seed": "Rebuild the seed",
     "join": "Join the other members",

@@ -241,8 +241,8 @@ class Lab:
             bindir = self.host_path(h, self.shape.image_layer.format(layer=layer)) / "usr/local/bin"
             bindir.mkdir(parents=True, exist_ok=True)
             for name, target in binaries.items():
-                if not (bindir / name).is_symlink():
-                    (bindir / name).symlink_to(target)
+                if not (bindir / name).is_symlink() and not (bindir / name).exists():
+                    _place(target, bindir / name)
 
     # -- lifecycle -------------------------------------------------------------------------
     def supervisor_pid(self, host: HostRef) -> int | None:
@@ -580,3 +580,16 @@ cp {data}/member/snap/db {d}/member/snap/db
                         "last_exit": state.get("last_exit") or None,
                         "healthy": up and self.healthy(h)})
         return out
+
+
+def _place(target: Path, dest: Path) -> None:
+    """An image layer's binary: a link to the release's build, but a hard link (or, across file systems, a copy)
+    of one in a system PATH directory (Debian's 3.4), which a host without tools sees whited out: a symbolic link
+    there would dangle inside the host, where the runtime's unpacked file is a real one."""
+    if target.parent in (Path(d) for d in NSENV["PATH"].split(":")):
+        try:
+            os.link(target, dest)
+        except OSError:
+            shutil.copy2(target, dest)
+    else:
+        dest.symlink_to(target)

@@ -15,7 +15,7 @@ from ..etcddata.backup_identity import BackupIdentityError, backup_members, iden
 from ..etcddata.freshness import FreshnessError, read_freshness
 from ..inventory.model import Member
 from ..model import BackupKind, Method
-from ..platform.tools import EtcdTools
+from ..platform.tools import EtcdTools, matching_image
 from ..probes import (
     Fact,
     HostSurvey,
@@ -42,7 +42,7 @@ from .verdict import (
     judge,
 )
 
-NO_ETCDCTL = "health unknown: no etcdctl on the host (give --etcd-tools DIR)"
+NO_ETCDCTL = "health unknown: no etcdctl on the host, nor in its etcd image (give --etcd-tools DIR)"
 
 
 def survey_host(hosts: Hosts, member: Member, *, uploaded: bool = False) -> HostFacts:
@@ -51,8 +51,9 @@ def survey_host(hosts: Hosts, member: Member, *, uploaded: bool = False) -> Host
     Only an unreachable host (or an unreadable survey) is an error: a manifest that is not even YAML must
     still reach the verdict as that host's manifest problem, and a member that cannot be asked its health
     is simply not healthy. After the host's survey, its configuration, its data's freshness and its health
-    are read side by side (each on its own shell of the one connection). A host with no etcdctl (most kubeadm
-    nodes), and none uploaded, is not asked its health: it is unknown, not unhealthy.
+    are read side by side (each on its own shell of the one connection). A host without etcdctl (most kubeadm
+    nodes) is asked its health with its etcd image's binaries of the version its manifest runs (the manifest
+    read first, then); with none of those either, and none uploaded, it is not asked: unknown, not unhealthy.
     """
     inv = hosts.inv
     try:
@@ -60,19 +61,27 @@ def survey_host(hosts: Hosts, member: Member, *, uploaded: bool = False) -> Host
     except (RescueError, ParseError) as exc:
         return HostFacts(member.name, error=str(exc))
     facts = HostFacts(member.name, reachable=True, survey=survey)
+    own = uploaded or survey.etcdctl is not None
     with cf.ThreadPoolExecutor(3) as pool:
         config = pool.submit(read_config, hosts, member, survey)
         fresh = pool.submit(read_member_freshness, hosts, member.name, inv.paths.member_dir) if survey.member else None
-        can_ask = uploaded or survey.etcdctl is not None
-        health = pool.submit(ask_health, hosts, member) if survey.client_port_open and can_ask else None
-    try:
-        facts = replace(facts, **config.result())
-    except (RescueError, ParseError) as exc:
-        return replace(facts, reachable=False, error=f"{member.name}: {exc}")
+        health = None
+        tools: EtcdTools | None = inv.platform.tools if own else None
+        if own and survey.client_port_open:
+            health = pool.submit(ask_health, hosts, member, tools)
+        try:
+            facts = replace(facts, **config.result())
+        except (RescueError, ParseError) as exc:
+            return replace(facts, reachable=False, error=f"{member.name}: {exc}")
+        if not own:
+            image = matching_image(survey.images, facts.server_version)
+            tools = image.tools(inv.paths) if image else None
+            if tools is not None and survey.client_port_open:
+                health = pool.submit(ask_health, hosts, member, tools)
     for part in (fresh, health):
         if part is not None:
             facts = replace(facts, **part.result())
-    if survey.client_port_open and not can_ask:
+    if survey.client_port_open and tools is None:
         facts = replace(facts, health_error=NO_ETCDCTL, health_unknown=True)
     return facts
 
@@ -94,10 +103,11 @@ def read_config(hosts: Hosts, member: Member, survey: HostSurvey) -> dict[str, A
     return out
 
 
-def ask_health(hosts: Hosts, member: Member) -> dict[str, Any]:
+def ask_health(hosts: Hosts, member: Member, tools: EtcdTools | None = None) -> dict[str, Any]:
     """`endpoint status` first: without a leader it answers at once, where `endpoint health` would wait out
-    its timeout (and a member without a leader is not healthy either way)."""
-    tools = hosts.inv.platform.tools
+    its timeout (and a member without a leader is not healthy either way). `tools`: those of this host (the
+    platform's by default)."""
+    tools = tools or hosts.inv.platform.tools
     out: dict[str, Any] = {}
     try:
         status = hosts.fact(member.name, endpoint_status(tools, [member.client_url]))
@@ -229,6 +239,14 @@ def tool_choice(hosts: Hosts, facts: tuple[HostFacts, ...], *, uploaded: Uploade
                         uploaded_version=uploaded.version if uploaded else "", restores=restores)
 
 
+def survey_tools(hosts: Hosts, *, restores: bool) -> ToolChoice:
+    """Which etcd tools a run would use, asked of every host (read-only; no `--etcd-tools`): for a document that
+    prints a run's commands without running its pre-flight (`etcdrescue runbook`)."""
+    with cf.ThreadPoolExecutor(max_workers=min(8, len(hosts.inv.members))) as pool:
+        facts = tuple(pool.map(lambda m: survey_host(hosts, m), hosts.inv.members))
+    return tool_choice(hosts, facts, uploaded=None, restores=restores)
+
+
 class PreflightProgress:
     """What a front end hears while the pre-flight runs (from its worker threads); no-op defaults."""
 
@@ -271,18 +289,19 @@ def run_preflight(hosts: Hosts, *, backup: str | None, method: Method, resuming:
         facts = tuple(f.result() for f in surveys)
     tools = tool_choice(hosts, facts, uploaded=uploaded, restores=backup is not None)
     backup_facts = None
+    seed_tools = tools.on(inv.seed.name)
     if staged is not None:
-        backup_facts = (restore_flags(hosts, inv.seed.name, staged, tools.tools) if tools.tools is not None
+        backup_facts = (restore_flags(hosts, inv.seed.name, staged, seed_tools) if seed_tools is not None
                         else staged.failed(f"backup {staged.path}: not checked (no etcd tools to restore it)"))
         said.backup_surveyed(backup_facts)
     elif backup is not None and located is not None:
-        backup_facts = (read_backup(backup, located.result(), tools.tools) if tools.tools is not None
+        backup_facts = (read_backup(backup, located.result(), seed_tools) if seed_tools is not None
                         else BackupFacts(backup, error=f"backup {backup}: not checked (no etcd tools to read it)"))
         said.backup_surveyed(backup_facts)
     extra: dict[str, Any] = {}
     if cluster:
-        seen = survey_cluster(hosts, [h.name for h in sorted(facts, key=lambda h: not h.healthy) if h.serves],
-                              tools.tools)
+        serving = [h.name for h in sorted(facts, key=lambda h: not h.healthy) if h.serves]
+        seen = survey_cluster(hosts, serving, tools.on(serving[0]) if serving else None)
         extra = {"cluster": seen, "target": target}
     report = rules(facts, seed=inv.seed.name, quorum=inv.quorum, data_dir=inv.paths.data_dir, backup_path=backup,
                    backup=backup_facts, method=method, resuming=resuming, settings=inv.platform.settings.label,

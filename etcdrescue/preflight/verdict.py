@@ -18,7 +18,7 @@ from ..etcddata.freshness import Freshness, freshest
 from ..model import DEFAULT_BUMP, BackupKind, Method, RevisionPath, Revisions
 from ..platform import ManifestProblem, Paths, Severity
 from ..platform.release import EtcdRelease
-from ..platform.tools import SEARCH, EtcdTools
+from ..platform.tools import SEARCH, TOOLS_ROOT, EtcdTools, ImageBinaries, matching_image
 from ..probes import ALARM_ERROR, HostSurvey, SnapshotInfo
 from .options import RevisionOptions
 
@@ -177,7 +177,7 @@ HOST_RULES = (
     HostRule(lambda s: bool(s.bash), "bash not available", "`bash=` followed by a version"),
 )
 MANIFEST_EXPECT = "`manifest=yes` (or `disabled=yes`, not both)"
-TOOLS_EXPECT = "`etcdctl=` followed by a path (and `etcdctl_version=` its version)"
+TOOLS_EXPECT = "`etcdctl=` followed by a path (or `images=` one of etcd's version)"
 DISK_EXPECT = "`free_kb` well above `member_kb`"
 
 
@@ -323,15 +323,41 @@ class ToolChoice:
     tools: EtcdTools | None
     problems: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    local: tuple[tuple[str, EtcdTools], ...] = ()
+    """Per member, the binaries the pre-flight itself runs there where `tools` are copies the plan has yet to make
+    (the etcd image's, where the runtime unpacked them: the read-only pre-flight never copies)."""
+
+    def on(self, name: str) -> EtcdTools | None:
+        """The tools a pre-flight question asked on member `name` runs."""
+        return dict(self.local).get(name, self.tools)
+
+
+NO_TOOLS = "give --etcd-tools DIR (a directory on this machine holding etcdctl, and etcdutl for 3.5+)"
+
+
+def needs_line(server: str | None, images: tuple[ImageBinaries, ...] = ()) -> str:
+    """What `--etcd-tools` must hold for a member whose etcd runs `server`, and why its image's binaries do not
+    serve (`images`: those found, none of that version)."""
+    layers = f" (layers: {', '.join(i.directory for i in images)})" if images else ""
+    minor = EtcdRelease(server or "").minor
+    if minor is None:
+        why = "; the manifest does not say which etcd version runs, so its etcd image's binaries cannot be matched"
+        return NO_TOOLS + (why + layers if images else "")
+    what = "etcdctl and etcdutl" if EtcdRelease(server or "").has_etcdutl else "etcdctl"
+    held = f", its image layers hold etcdctl {', '.join(i.etcdctl_version for i in images)}" if images else ""
+    return f"etcd {server} runs there{held}: give --etcd-tools DIR with {what} of {minor[0]}.{minor[1]}{layers}"
 
 
 def choose_tools(hosts: tuple[HostFacts, ...], paths: Paths, *, seed: str, uploaded: EtcdTools | None,
                  uploaded_version: str = "", restores: bool) -> ToolChoice:
-    """The etcd tools every host runs: the uploaded ones when `--etcd-tools` was given, else the hosts' own.
+    """The etcd tools every host runs, in this order: the uploaded ones when `--etcd-tools` was given; the hosts'
+    own where every host has an etcdctl of the minor its etcd runs; the binaries of each node's own etcd image
+    where every host has them at the version its manifest runs; else the hosts' own, whatever their version.
 
     One command line must work on every host (the runbook prints one), so the hosts' own etcdctl is
     used by name when PATH finds it everywhere, by its path when it sits at the same place everywhere,
-    and refused otherwise. etcdutl is needed only where snapshots are read or restored: on the seed.
+    and refused otherwise; the image's binaries sit at a different place on each node, so the plan copies
+    them to one (`image_tools`). etcdutl is needed only where snapshots are read or restored: on the seed.
     """
     surveyed = [h for h in hosts if h.survey is not None]
     servers = {h.name: h.server_version for h in surveyed if h.server_version}
@@ -340,15 +366,26 @@ def choose_tools(hosts: tuple[HostFacts, ...], paths: Paths, *, seed: str, uploa
                          f"--etcd-tools of the same minor version" for name, v in servers.items()
                          if not EtcdRelease(v).same_minor(EtcdRelease(uploaded_version)))
         return ToolChoice(None if wrong else uploaded, wrong)
+    ctl = {h.name: h.survey.etcdctl for h in surveyed if h.survey}
+    own_fits = all(t is not None and (name not in servers or EtcdRelease(t.version).same_minor(
+        EtcdRelease(servers[name]))) for name, t in ctl.items())
+    images = {h.name: matching_image(h.survey.images, h.server_version) for h in surveyed if h.survey}
+    if surveyed and not own_fits and all(images.values()):
+        return image_tools(paths, {n: i for n, i in images.items() if i is not None}, seed=seed, restores=restores)
     problems: list[str] = []
     warnings: list[str] = []
-    ctl = {h.name: h.survey.etcdctl for h in surveyed if h.survey}
-    for name, tool in ctl.items():
-        if tool is None:
-            problems.append(f"{name}: etcdctl not found (PATH, {', '.join(SEARCH)}): give --etcd-tools DIR "
-                            "(a directory on this machine holding etcdctl, and etcdutl for 3.5+)")
-        elif name in servers and not EtcdRelease(tool.version).same_minor(EtcdRelease(servers[name])):
-            warnings.append(f"{name}: etcdctl {tool.version or '(version unknown)'} with etcd {servers[name]}")
+    for h in surveyed:
+        tool = ctl[h.name]
+        if tool is None and images[h.name] is None:
+            problems.append(f"{h.name}: etcdctl not found (PATH, {', '.join(SEARCH)}, the etcd image's unpacked "
+                            f"layers): {needs_line(h.server_version, h.survey.images if h.survey else ())}")
+        elif tool is not None and h.name in servers and not EtcdRelease(tool.version).same_minor(
+                EtcdRelease(servers[h.name])):
+            warnings.append(f"{h.name}: etcdctl {tool.version or '(version unknown)'} with etcd {servers[h.name]}")
+    if not problems and None in ctl.values():
+        problems.append("one command line cannot serve every master: " + ", ".join(
+            f"{n} has only its etcd image's etcdctl" if t is None else f"{n} its own etcdctl {t.version}"
+            for n, t in ctl.items()) + ": give --etcd-tools DIR")
     found = [t for t in ctl.values() if t is not None]
     if problems or not found:
         return ToolChoice(None, tuple(problems), tuple(warnings))
@@ -369,6 +406,26 @@ def choose_tools(hosts: tuple[HostFacts, ...], paths: Paths, *, seed: str, uploa
     tools = EtcdTools(paths, etcdctl, (etcdutl.path if etcdutl.on_path is False else "etcdutl")
                       if use_util and etcdutl else "")
     return ToolChoice(None if problems else tools, tuple(problems), tuple(warnings))
+
+
+def image_tools(paths: Paths, images: dict[str, ImageBinaries], *, seed: str, restores: bool) -> ToolChoice:
+    """Every node's own etcd image binaries, at the version its manifest runs: copied by the plan into
+    `TOOLS_ROOT/<version>/` on every master (one command line everywhere), run where they are by the pre-flight."""
+    versions = {i.etcdctl_version for i in images.values()}
+    if len(versions) > 1:
+        return ToolChoice(None, ("the masters run different etcd versions ("
+                                 + ", ".join(f"{n}: {i.etcdctl_version}" for n, i in images.items())
+                                 + "): one command line cannot serve them all; give --etcd-tools DIR",))
+    version = versions.pop()
+    local = tuple((n, i.tools(paths)) for n, i in images.items())
+    home = f"{TOOLS_ROOT}/{version}"
+    util = all(i.etcdutl for i in images.values())
+    if restores and not util and not EtcdRelease(version).etcdctl_restores:
+        return ToolChoice(None, (f"{seed}: its etcd image has etcdctl {version} but no etcdutl {version}, which "
+                                 f"restores snapshots from 3.6: {needs_line(version)}",), (), local)
+    copies = EtcdTools(paths, f"{home}/etcdctl", f"{home}/etcdutl" if util else "", version,
+                       copied_from=tuple((n, i.directory) for n, i in images.items()))
+    return ToolChoice(copies, (), (), local)
 
 
 def judge(hosts: tuple[HostFacts, ...], *, seed: str, quorum: int, data_dir: str, backup_path: str | None,

@@ -32,17 +32,18 @@ def others(ctx: Context) -> tuple[str, ...]:
     return tuple(m.name for m in ctx.inv.members if m.name != ctx.target)
 
 
-HALF_ADDED = '$2 == "unstarted" && $6 == "true"'
-"""awk over `member list`'s simple output: an added learner that never started (taken over, not removed)."""
+HALF_ADDED = '$2 == "unstarted" && $4 == "true"'
+"""awk over `EtcdTools.member_rows`: an added learner that never started (taken over, not removed)."""
 
 
 def old_entry(ctx: Context, member: Member, program: str, *, negate: bool = False) -> Raw:
-    """awk over the seed's member list: `program` runs on the entry with `member`'s peer URL, unless it is a
-    half-added learner (`negate`: the awk's exit status inverted). The member list is read first, so a failed
-    read fails the whole script and never looks like "no entry"."""
-    listing = ctx.platform.tools.ctl([ctx.seed.client_url], "member", "list")
-    awk = f"awk -F', ' -v u={q(member.peer_url)} '$4 == u && !({HALF_ADDED}) {program}'"
-    return Raw(f"out=$({listing}) && {'! ' if negate else ''}printf '%s\\n' \"$out\" | {awk}")
+    """awk over the seed's member rows: `program` runs on the entry with `member`'s peer URL, unless it is a
+    half-added learner (`negate`: the awk's exit status inverted). The member list is read first (`pipefail`:
+    etcdctl's own failure, not the rows'), so a failed read fails the whole script and never looks like "no
+    entry"."""
+    listing = ctx.platform.tools.member_rows([ctx.seed.client_url])
+    awk = f"awk -F'\\t' -v u={q(member.peer_url)} '$3 == u && !({HALF_ADDED}) {program}'"
+    return Raw(f"out=$(set -o pipefail; {listing}) && {'! ' if negate else ''}printf '%s\\n' \"$out\" | {awk}")
 
 
 def stop_key(member: str) -> str:

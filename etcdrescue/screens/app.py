@@ -70,11 +70,13 @@ class RescueApp(App[int]):
     async def wizard(self) -> None:
         while True:
             choice = await self.push_screen_wait(
-                InventoryScreen(self.inventory_path, self.backup, self.options.method, self.options.seed))
+                InventoryScreen(self.inventory_path, self.backup, self.options.method, self.options.seed,
+                                str(self.options.etcd_tools or "")))
             if choice is None:
                 self.exit_with(EXIT_REFUSED)
                 return
             self.inventory_path, self.backup = choice.path, choice.backup or ""
+            self.options = replace(self.options, etcd_tools=choice.etcd_tools)
             if await self.recover(choice):
                 return
 

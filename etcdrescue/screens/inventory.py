@@ -9,7 +9,7 @@ from an openshift-ansible file (`new_inventory`); the file written is then picke
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
@@ -34,6 +34,8 @@ class InventoryChoice:
     path: str
     backup: str | None
     method: Method
+    etcd_tools: str | None = None
+    """`--etcd-tools DIR`: tools on this machine for hosts that have none of the version etcd runs there."""
 
 
 def validate(path: str, backup: str, method: str | None, seed: str | None) -> tuple[InventoryChoice | None, str, str]:
@@ -54,12 +56,35 @@ def validate(path: str, backup: str, method: str | None, seed: str | None) -> tu
     return InventoryChoice(inv, path.strip(), chosen, m), "", ""
 
 
+TOOLS_HINT = "etcd tools (optional): a local dir with etcdctl, etcdutl of etcd's minor"
+"""The minor is the one the pre-flight names ("etcd 3.6.17 runs there: give --etcd-tools DIR with etcdctl and etcdutl
+of 3.6"), and the field, once filled, says which version its tools are."""
+
+
+def validate_tools(directory: str) -> tuple[str | None, str, str]:
+    """(directory, what it holds, error) for the `--etcd-tools` field: the CLI's check (`upload.find_local`)."""
+    from ..upload import find_local
+
+    if not directory.strip():
+        return None, "", ""
+    try:
+        found = find_local(directory.strip())
+    except InputError as exc:
+        return None, "", str(exc)
+    minor = ".".join(found.version.split(".")[:2])
+    return (directory.strip(), f"{' and '.join(sorted(found.files))} {found.version}: for masters where etcd "
+                               f"{minor} runs", "")
+
+
 class InventoryScreen(Screen[InventoryChoice | None]):
     DEFAULT_CSS = """
     InventoryScreen #form { padding: 0 2; }
     InventoryScreen Label { margin-top: 1; }
     InventoryScreen .error { color: $error; text-style: bold; height: auto; display: none; }
     InventoryScreen .error.shown { display: block; }
+    InventoryScreen #tools-label { margin-top: 0; }
+    InventoryScreen #tools-found { color: $text-muted; height: auto; display: none; }
+    InventoryScreen #tools-found.shown { display: block; }
     InventoryScreen #recent { height: 1fr; min-height: 3; }
     InventoryScreen #buttons { height: auto; }
     InventoryScreen #buttons Button { margin-right: 2; }
@@ -67,9 +92,10 @@ class InventoryScreen(Screen[InventoryChoice | None]):
     BINDINGS = [Binding("ctrl+n", "submit", "Next"), Binding("f2", "discover", "Discover"),
                 Binding("f3", "import_ansible", "Import Ansible"), Binding("escape", "app.quit", "Quit")]
 
-    def __init__(self, path: str = "", backup: str = "", method: str | None = None, seed: str | None = None) -> None:
+    def __init__(self, path: str = "", backup: str = "", method: str | None = None, seed: str | None = None,
+                 etcd_tools: str = "") -> None:
         super().__init__()
-        self.path, self.backup, self.method, self.seed = path, backup, method, seed
+        self.path, self.backup, self.method, self.seed, self.etcd_tools = path, backup, method, seed, etcd_tools
         self.recent = load_recent()
 
     def compose(self) -> ComposeResult:
@@ -81,6 +107,11 @@ class InventoryScreen(Screen[InventoryChoice | None]):
             yield Label("Backup on the seed (absolute path; empty = use the seed's own data)")
             yield Input(self.backup, placeholder="/var/lib/etcd/openshift-backup-...", id="backup")
             yield Static("", id="backup-error", classes="error")
+            yield Label(TOOLS_HINT, id="tools-label")
+            yield Input(self.etcd_tools, placeholder="empty: the hosts' own tools, or their etcd image's",
+                        id="etcd-tools")
+            yield Static("", id="tools-found")
+            yield Static("", id="tools-error", classes="error")
             yield Label("Recent inventories (enter picks)")
             yield OptionList(*[Option(f"{d['inventory']}  {d['backup']}", id=str(i))
                                for i, d in enumerate(self.recent)], id="recent")
@@ -99,11 +130,17 @@ class InventoryScreen(Screen[InventoryChoice | None]):
         path = self.query_one("#inventory", Input).value
         backup = self.query_one("#backup", Input).value
         choice, inv_err, backup_err = validate(path, backup, self.method, self.seed)
-        for selector, text in (("#inventory-error", inv_err), ("#backup-error", backup_err)):
+        tools, found, tools_err = validate_tools(self.query_one("#etcd-tools", Input).value)
+        self.query_one("#tools-found", Static).update(found)
+        self.query_one("#tools-found", Static).set_class(bool(found), "shown")
+        for selector, text in (("#inventory-error", inv_err), ("#backup-error", backup_err),
+                               ("#tools-error", tools_err)):
             widget = self.query_one(selector, Static)
             widget.update(text)
             widget.set_class(bool(text), "shown")
-        return choice
+        if choice is None or tools_err:
+            return None
+        return replace(choice, etcd_tools=tools)
 
     def action_submit(self) -> None:
         choice = self.check()

@@ -9,6 +9,9 @@ member list), started but not promoted, promoted already (each command's probe s
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from ..command import Check, Command, Raw, chain, q, sh
 from ..inventory.model import Member
 from ..model import Context, Step
@@ -19,32 +22,45 @@ IN_SYNC = "in sync with leader"
 """etcd refuses to promote a learner that has not caught up ("... which is in sync with leader"): retried."""
 
 
-def _member_add_check(expected: str) -> Check:
+def added_cluster(output: str, name: str) -> set[str] | None:
+    """The cluster `member add -w json` answered, as the `name=peerURL` items etcdctl's table output would print in
+    ETCD_INITIAL_CLUSTER (the new member under `name`, an unstarted one under ""); None when it is not that JSON."""
+    answer = next((line for line in output.splitlines() if line.startswith("{")), "")
+    try:
+        data: Any = json.loads(answer)
+        added = data["member"]["ID"]
+        return {f"{name if m['ID'] == added else m.get('name', '')}={url}"
+                for m in data["members"] for url in m.get("peerURLs", [])}
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _member_add_check(expected: str, name: str) -> Check:
     want = set(expected.split(","))
 
     def check(output: str) -> str | None:
-        for line in output.splitlines():
-            if line.startswith("ETCD_INITIAL_CLUSTER="):
-                got = set(line.partition("=")[2].strip().strip('"').split(","))
-                if got == want:
-                    return None
-                return f"member add returned ETCD_INITIAL_CLUSTER={','.join(sorted(got))}, expected {expected}"
-        return "member add printed no ETCD_INITIAL_CLUSTER"
+        got = added_cluster(output, name)
+        if got is None:
+            return "member add printed no JSON answer with the member and the member list"
+        if got == want:
+            return None
+        return f"member add returned the cluster {','.join(sorted(got))}, expected {expected}"
 
     return check
 
 
 def listed(ctx: Context, member: Member, condition: str = "") -> Raw:
-    """Read-only: exit 0 when the seed's member list has `member`'s peer URL (and `condition`, an awk test)."""
-    test = f"$4 == u{' && ' + condition if condition else ''}"
-    return Raw(ctx.platform.tools.ctl([ctx.seed.client_url], "member", "list")
-               + f" | awk -F', ' -v u={q(member.peer_url)} '{test} {{f = 1}} END {{exit !f}}'")
+    """Read-only: exit 0 when the seed's member list has `member`'s peer URL (and `condition`, an awk test over
+    `EtcdTools.member_rows`: $2 the status, $4 whether a learner)."""
+    test = f"$3 == u{' && ' + condition if condition else ''}"
+    return Raw(ctx.platform.tools.member_rows([ctx.seed.client_url])
+               + f" | awk -F'\\t' -v u={q(member.peer_url)} '{test} {{f = 1}} END {{exit !f}}'")
 
 
 def member_id(ctx: Context, member: Member) -> Raw:
     """Shell setting $id to `member`'s ID in hex, as `promote` and `remove` take it."""
-    return Raw("id=$(" + ctx.platform.tools.ctl([ctx.seed.client_url], "member", "list")
-               + f" | awk -F', ' -v u={q(member.peer_url)} '$4 == u {{print $1}}') && test -n \"$id\"")
+    return Raw("id=$(" + ctx.platform.tools.member_rows([ctx.seed.client_url])
+               + f" | awk -F'\\t' -v u={q(member.peer_url)} '$3 == u {{print $1}}') && test -n \"$id\"")
 
 
 STUCK_GRACE_MS = 1000
@@ -131,10 +147,11 @@ def join_member(ctx: Context, member: Member, voters: tuple[str, ...], initial: 
              "cost the quorum." if ctx.learners else
              "One member at a time: two unstarted members at once would cost the cluster its quorum."),
         commands=(
-            Command(seed.name, tools.ctl([seed.client_url], *add), f"announce {member.name} to the cluster {as_what}",
+            Command(seed.name, tools.ctl([seed.client_url], *add, "-w", "json"),
+                    f"announce {member.name} to the cluster {as_what}",
                     skip_if=listed(ctx, member), retry_on=("unhealthy cluster", "too many learner members"),
-                    retry_for=60.0, check=_member_add_check(initial),
-                    expect=f'ETCD_INITIAL_CLUSTER="{initial}" (any order) and ETCD_INITIAL_CLUSTER_STATE="existing"'),
+                    retry_for=60.0, check=_member_add_check(initial, member.name),
+                    expect=f'JSON whose members make ETCD_INITIAL_CLUSTER="{initial}" (any order)'),
             keep_settings(ctx, member.name),
             *platform.settings.set(member.name, values),
             Command(member.name, sh("mv", p.member_dir, data_aside),
@@ -165,7 +182,7 @@ def join_member(ctx: Context, member: Member, voters: tuple[str, ...], initial: 
         why="A learner that caught up becomes a voter; only then does the next member join.",
         commands=(Command(
             seed.name, chain(member_id(ctx, member), tools.ctl([seed.client_url], "member", "promote", Raw('"$id"'))),
-            "promote the learner (through a voter)", skip_if=listed(ctx, member, '$6 == "false"'),
+            "promote the learner (through a voter)", skip_if=listed(ctx, member, '$4 == "false"'),
             retry_on=(IN_SYNC, "unhealthy cluster"), retry_for=120.0),),
         gate=healthy_gate(ctx, f"{member.name} a healthy voter, caught up", names, peer_urls=True, caught_up=True),
         undo_note="A promoted member is undone with the join's undo (stop it, remove it from the member list).",

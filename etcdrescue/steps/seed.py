@@ -156,17 +156,17 @@ def seed_start(ctx: Context) -> Step:
 
 
 def member_id_of_single(ctx: Context) -> Raw:
-    """The seed is the only member here, so its ID is the one line of `member list`."""
+    """The seed is the only member here, so its ID is the one row of the member list."""
     return Raw(
-        "id=$(" + ctx.platform.tools.ctl([ctx.seed.client_url], "member", "list")
-        + " | awk -F', ' 'END {if (NR != 1) exit 1} {print $1}') && test -n \"$id\""
+        "id=$(" + ctx.platform.tools.member_rows([ctx.seed.client_url])
+        + " | awk -F'\\t' 'END {if (NR != 1) exit 1} {print $1}') && test -n \"$id\""
     )
 
 
 def seed_peer_url(ctx: Context) -> Step:
     seed, tools = ctx.seed, ctx.platform.tools
-    listing = tools.ctl([seed.client_url], "member", "list")
-    has_url = Raw(f"{listing} | awk -F', ' -v u={q(seed.peer_url)} '$4 == u {{f = 1}} END {{exit !f}}'")
+    listing = tools.member_rows([seed.client_url])
+    has_url = Raw(f"{listing} | awk -F'\\t' -v u={q(seed.peer_url)} '$3 == u {{f = 1}} END {{exit !f}}'")
     return Step(
         key="seed-peer-url", title=f"Set {seed.name}'s peer URL to {seed.peer_url}", phase="seed",
         why="--force-new-cluster keeps the advertised peer URL of the data (often http://localhost:2380); "
@@ -183,11 +183,11 @@ def seed_peer_url(ctx: Context) -> Step:
 
 
 def stray_learners(ctx: Context, action: str, end: str = "") -> Raw:
-    """awk over the seed's member list: `action` for each learner whose peer URL is not the inventory's."""
+    """awk over the seed's member rows: `action` for each learner whose peer URL is not the inventory's."""
     ours = " ".join(m.peer_url for m in ctx.inv.members)
-    return Raw(ctx.platform.tools.ctl([ctx.seed.client_url], "member", "list")
-               + f" | awk -F', ' -v ours={q(ours)} 'BEGIN {{n = split(ours, a, \" \"); for (i = 1; i <= n; i++) "
-               f"o[a[i]] = 1}} $6 == \"true\" && !($4 in o) {{{action}}}{end}'")
+    return Raw(ctx.platform.tools.member_rows([ctx.seed.client_url])
+               + f" | awk -F'\\t' -v ours={q(ours)} 'BEGIN {{n = split(ours, a, \" \"); for (i = 1; i <= n; i++) "
+               f"o[a[i]] = 1}} $4 == \"true\" && !($3 in o) {{{action}}}{end}'")
 
 
 def seed_strays(ctx: Context) -> Step:

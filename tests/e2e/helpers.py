@@ -13,6 +13,8 @@ from pathlib import Path
 from etcdrescue.lab import Lab
 
 PRE, POST = "/pre/", "/post/"
+IMAGE_LAYERS = "/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots"
+"""Where a kubeadm lab host's containerd unpacked its images (`LabShape.image_layer`)."""
 
 
 @dataclass
@@ -80,3 +82,23 @@ def tree_digest(lab: Lab) -> dict[str, str]:
 
 def host_file(lab: Lab, host: int, path: str) -> Path:
     return lab.host_path(lab.hosts[host], path)
+
+
+def image_bins(lab: Lab, host: int) -> dict[str, Path]:
+    """The etcd image layers the lab unpacked on a host: etcdctl's version -> the layer's usr/local/bin."""
+    out: dict[str, Path] = {}
+    for bindir in sorted(host_file(lab, host, IMAGE_LAYERS).glob("*/fs/usr/local/bin")):
+        ctl = bindir / "etcdctl"
+        if ctl.exists():
+            res = subprocess.run([str(ctl), "version"], capture_output=True, text=True, check=True)
+            out[res.stdout.split("etcdctl version:", 1)[1].split()[0]] = bindir
+    return out
+
+
+def hide_image(lab: Lab, host: int, version: str) -> Path:
+    """Move a host's etcd image layer of `version` out of the runtime's sight (as if garbage-collected); returns
+    where it went."""
+    bindir = image_bins(lab, host)[version]
+    hidden = bindir.with_name("bin.hidden")
+    bindir.rename(hidden)
+    return hidden

@@ -14,7 +14,7 @@ from etcdrescue.lab import Lab
 from etcdrescue.lab.breaks import refused_flags
 
 from .conftest import requires_lab
-from .helpers import etcdrescue, tree_digest
+from .helpers import etcdrescue, hide_image, tree_digest
 
 pytestmark = [pytest.mark.lab, requires_lab, pytest.mark.timeout(600)]
 
@@ -117,10 +117,18 @@ def test_kubeadm_37_under_a_35_manifest_needs_its_flags_fixed(tmp_path_factory: 
         lab.down()
 
 
-def test_kubeadm_without_tools_says_health_unknown_not_a_procedure(tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_kubeadm_without_tools_asks_the_image_else_says_health_unknown(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No etcd tools on the hosts: each member's health is asked with its etcd image's own binaries (a healthy
+    cluster needs nothing); with those gone too (garbage-collected), health is unknown, never "unhealthy"."""
     lab = Lab(tmp_path_factory.mktemp("diag-notools") / "lab", 3, subnet=245, profile="kubeadm", etcd="3.6")
     try:
         lab.up(timeout=60)
+        found = diagnose(lab)
+        assert found["procedure"]["name"] == "none", found
+        assert not any("health unknown" in line for line in found["evidence"]), found["evidence"]
+        for i in range(3):
+            hide_image(lab, i, lab.release.full)
         found = diagnose(lab)
         assert found["procedure"]["name"] == "unknown"
         assert any("--etcd-tools" in line for line in found["evidence"])

@@ -18,7 +18,7 @@ from etcdrescue.platform.kubeadm import DEFAULT_PATHS as P
 from etcdrescue.platform.manifest import command_items, flags
 
 from .conftest import requires_lab
-from .helpers import POST, PRE, Broken, break_lab, etcdrescue, host_file, tree_digest
+from .helpers import POST, PRE, Broken, break_lab, etcdrescue, hide_image, host_file, image_bins, tree_digest
 from .revisions import assert_really_bumped, journal_events, snapshot_revision
 from .test_recover import assert_revision_path
 
@@ -120,24 +120,39 @@ def ready(lab: Lab) -> Lab:
     return lab
 
 
-@pytest.mark.parametrize(("backup", "method", "post"), [
-    ("snapshot", None, 0),
-    ("copy", "force-new-cluster", 0),
-    (None, None, 100),
-], ids=["snapshot-file-real-bump", "stopped-member-copy-force-new-cluster", "quorum-restore"])
+@pytest.mark.parametrize(("backup", "method", "post", "source"), [
+    ("snapshot", None, 0, "etcd-tools"),
+    ("snapshot", None, 0, "image"),
+    ("copy", "force-new-cluster", 0, "etcd-tools"),
+    (None, None, 100, "etcd-tools"),
+], ids=["snapshot-file-real-bump", "snapshot-file-image-binaries", "stopped-member-copy-force-new-cluster",
+        "quorum-restore"])
 def test_recover_kubeadm_without_host_tools(matrix_lab: Lab, tmp_path: Path, backup: str | None,
-                                            method: str | None, post: int) -> None:
-    """kubeadm x {3.5, 3.6, 3.7} x the three ways to a seed, with the lab release's tools via --etcd-tools."""
+                                            method: str | None, post: int, source: str) -> None:
+    """kubeadm x {3.5, 3.6, 3.7} x the three ways to a seed, with the lab release's tools via --etcd-tools; and a
+    snapshot restore with no tools given at all: each node's own etcd image's binaries, where containerd unpacked
+    them (a different layer on each node, beside the previous minor's image), copied into place by the plan."""
     lab = ready(matrix_lab)
     full = lab.release.full
     assert lab.exec(1, "command -v etcdctl etcdutl").stdout.strip() == "", "the hosts have no etcd tools"
+    image = source == "image"
+    if image:
+        for i in range(3):  # no copies an earlier test's --etcd-tools left: the image's binaries are all there is
+            uploads = host_file(lab, i, "/var/lib/etcdrescue/tools")
+            if uploads.exists():
+                uploads.rename(tmp_path / f"uploads-{i}")
+        assert_check_asks_the_image(lab)
     before = originals(lab)
     b = break_lab(lab, backup)
     backup_revision = snapshot_revision(lab, b.backup) if backup == "snapshot" and b.backup else 0
-    code, out = recover(b, tmp_path / "j", *(["--method", method] if method else []))
+    if image:
+        assert b.backup
+        assert_runbook_names_the_image(lab, b.backup, tmp_path)
+    code, out = recover(b, tmp_path / "j", *(["--method", method] if method else []), tools=not image)
     assert code == 0, out
     tools = f"/var/lib/etcdrescue/tools/{full}"
     assert f"etcd tools: {tools}/etcdctl, snapshots with {tools}/etcdutl" in out
+    assert image == (f"(copies of each master's etcd image binaries {full}, made by the plan's first step)" in out)
     assert_kubeadm_recovered(b, before, keys=500, post=post, forced=backup != "snapshot")
     if backup == "snapshot":
         assert_really_bumped(lab, tmp_path / "j", backup_revision, 1_000_000_000)
@@ -153,6 +168,47 @@ def test_recover_kubeadm_without_host_tools(matrix_lab: Lab, tmp_path: Path, bac
     assert len(adds) == 2 and all("--learner" in s for s in adds) and len(promotes) == 2
     for i in range(3):
         assert host_file(lab, i, f"{tools}/etcdctl").exists(), "tools on every host"
+    if image:
+        assert_copied_from_the_image(lab, events, tools)
+
+
+def assert_check_asks_the_image(lab: Lab) -> None:
+    """`check` on the healthy cluster asks each member's health with its image's binaries: all three healthy
+    (never "health unknown"), and nothing on a host changed (no copy in a read-only check)."""
+    before = tree_digest(lab)
+    res = etcdrescue("check", "-i", str(lab.inventory_path))
+    out = res.stdout + res.stderr
+    assert out.count(" healthy (id ") == 3, out
+    assert "health unknown" not in out and "no etcdctl" not in out, out
+    assert tree_digest(lab) == before
+    assert not any(host_file(lab, i, "/var/lib/etcdrescue/tools").exists() for i in range(3)), "check copies nothing"
+
+
+def assert_runbook_names_the_image(lab: Lab, backup: str, tmp_path: Path) -> None:
+    """The runbook names the copies every command runs and, per host, the image layer each comes from."""
+    res = etcdrescue("runbook", "-i", str(lab.inventory_path), "--backup", backup, "-o", str(tmp_path / "rb.md"))
+    assert res.returncode == 0, res.stderr
+    text = (tmp_path / "rb.md").read_text()
+    tools = f"/var/lib/etcdrescue/tools/{lab.release.full}"
+    assert f"{tools}/etcdutl snapshot restore" in text and f"{tools}/etcdctl" in text
+    for i in range(3):
+        layer = image_bins(lab, i)[lab.release.full]
+        inside = "/" + str(layer.relative_to(lab.hosts[i].dir))
+        assert f"cp {inside}/etcdctl " in text and f"cp {inside}/etcdutl " in text, (i, inside)
+
+
+def assert_copied_from_the_image(lab: Lab, events: list[dict[str, Any]], tools: str) -> None:
+    """The plan's first step copied each host's own layer of the version etcd runs (never the previous minor's),
+    and the copies are those very binaries."""
+    copies = [e for e in events if e["event"] == "command" and e.get("step") == "etcd-tools"]
+    assert copies and all(e.get("exit") == 0 for e in copies), copies
+    for i, h in enumerate(lab.hosts):
+        layer = image_bins(lab, i)[lab.release.full]
+        inside = "/" + str(layer.relative_to(h.dir))
+        mine = [e["script"] for e in copies if e["host"] == h.name]
+        assert len(mine) == 2 and all(f"cp {inside}/etcd" in s for s in mine), mine
+        for name in ("etcdctl", "etcdutl"):
+            assert host_file(lab, i, f"{tools}/{name}").read_bytes() == (layer / name).read_bytes()
 
 
 @pytest.mark.parametrize(("members", "etcd", "backup", "method", "post", "subnet"), [
@@ -219,7 +275,9 @@ def test_refusals_on_kubeadm(lab_factory: LabFactory, tmp_path: Path) -> None:
         ("a flag its etcd lacks", lambda: manifest.write_bytes(edited(
             lambda d: d["spec"]["containers"][0]["command"].append("--feature-gates=InitialCorruptCheck=true"))), [],
          f"its image runs etcd {V35}, which refuses --feature-gates"),
-        ("tool missing", lambda: None, ["no-tools"], "etcdctl not found"),
+        ("no tools, and a node's image of another version", lambda: hide_image(lab, 2, V35), ["no-tools"],
+         f"etcd {V35} runs there, its image layers hold etcdctl 3.4.23: give --etcd-tools DIR with etcdctl and "
+         "etcdutl of 3.5"),
         ("uploaded tool of the wrong version", lambda: None, ["--etcd-tools", str(old_tools)],
          f"the uploaded etcdctl is 3.4.23, but etcd there runs {V35}"),
     ]

@@ -1,0 +1,1 @@
+grep -o '{"ID":[0-9]*[^{}]*}' | while IFS= read -r m; do id=${m#*\"ID\":}; id=${id%%[!0-9]*}; urls=${m#*\"peerURLs\":[}; urls=${urls%%]*}; urls=${urls//\"/}; case $m in *'"name":"'[!\"]*) s=started;; *) s=unstarted;; esac; case $m in *'"isLearner":true'*) l=true;; *) l=false;; esac; printf '%x\t%s\t%s\t%s\n' "$((id))" "$s" "$urls" "$l"; done
