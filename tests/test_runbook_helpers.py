@@ -34,7 +34,8 @@ def shipped(tmp: Path, *scripts: str) -> tuple[Shelf, list[str]]:
 
 
 def test_every_program_is_shipped_under_its_own_name() -> None:
-    assert set(PROGRAMS) == {"manifest-edit.awk", "manifest-probe.awk", "envfile-state.awk", "envfile-has.awk"}
+    assert set(PROGRAMS) == {"manifest-edit.awk", "manifest-probe.awk", "envfile-state.awk", "envfile-has.awk",
+                             "rows.sh"}
     assert len(set(PROGRAMS.values())) == len(PROGRAMS)
     assert all("\n" not in name and "/" not in name for name in PROGRAMS)
 
