@@ -29,10 +29,9 @@ from .helpers import PRE, etcdrescue, tree_digest
 pytestmark = [pytest.mark.lab, requires_lab, pytest.mark.timeout(600)]
 
 SHAPES = {"okd3-3.4": ("okd3", "3.4", 193, 3), "kubeadm-3.6": ("kubeadm", "3.6", 194, 3),
-          "okd3-3.5": ("okd3", "3.5", 190, 3), "kubeadm-3.5": ("kubeadm", "3.5", 191, 3),
           "kubeadm-3.7": ("kubeadm", "3.7", 197, 3), "okd3-3.4-five": ("okd3", "3.4", 196, 5)}
 """shape -> (profile, etcd minor, subnet of its module-scoped lab, members)."""
-BROKEN_MEMBER_SHAPES = ("okd3-3.4", "kubeadm-3.6", "okd3-3.5", "kubeadm-3.5", "kubeadm-3.7")
+BROKEN_MEMBER_SHAPES = ("okd3-3.4", "kubeadm-3.6", "kubeadm-3.7")
 SIGNATURES = {"wiped": ("tocommit(",), "wal-lost": ("tocommit(", "has already been bootstrapped")}
 """What the broken member's etcd log says at every start, per break mode (okd3's `new` state: bootstrapped)."""
 

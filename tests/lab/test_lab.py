@@ -212,8 +212,9 @@ def test_break_quorum_crash_loops(lab_factory: LabFactory) -> None:
     wait_for(lambda: int(lab.state(broken)["restarts"]) >= 3, timeout=20, what="crash loop")
     st = lab.status()[1]
     assert st["manifest"] == "enabled" and st["last_exit"] == "1" and not st["healthy"]
-    log = lab.exec(broken, "master-logs etcd etcd").stdout
-    assert "etcdmain: wal:" in log
+    # each start is a new container with a fresh log: read one that etcd already wrote its exit into
+    wait_for(lambda: "etcdmain: wal:" in lab.exec(broken, "master-logs etcd etcd").stdout, timeout=20,
+             what="the crash in the current container's log")
     # etcd opens (creates) an empty member/snap/db before it chokes on the WAL
     wal = lab.host_path(broken, "/var/lib/etcd/member/wal/0000000000000000-0000000000000000.wal")
     assert wal.read_bytes().startswith(b"\xde\xad\xbe\xef")
