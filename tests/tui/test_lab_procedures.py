@@ -4,6 +4,7 @@ summary, with the same engine, locks and journal as the quorum recovery."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,8 @@ from conftest_lab import LabFactory
 from e2e.test_reclaim import alarms
 
 from etcdrescue.journal import read_journal
+from etcdrescue.lab import Lab
+from etcdrescue.lab.data_breaks import wipe
 from etcdrescue.lab.nospace import break_nospace
 from etcdrescue.screens.app import RescueApp
 from etcdrescue.screens.diagnose import DiagnoseScreen
@@ -26,23 +29,44 @@ from .test_lab_wizard import run_screen, static_text
 pytestmark = [pytest.mark.lab, requires_lab, pytest.mark.timeout(400)]
 
 
-@sync
-async def test_the_wizard_reclaims_space_the_diagnosis_names(lab_factory: LabFactory, tmp_path: Path) -> None:
-    lab = lab_factory(3, subnet=247)
-    lab.put_keys("/pre/", 200)
+def nospace(lab: Lab) -> None:
     break_nospace(lab)
+
+
+def wiped(lab: Lab) -> None:
+    """The last member's data wiped and etcd restarted under its old identity (the `tocommit` panic)."""
+    wipe(lab, lab.hosts[-1])
+
+
+CASES: dict[str, tuple[Callable[[Lab], None], int, str]] = {
+    "reclaim-space": (nospace, 247, "RECLAIMED"),
+    "replace": (wiped, 195, "REPLACED"),
+}
+"""procedure -> (its break mode, the lab's subnet, the summary's word)."""
+
+
+@pytest.mark.parametrize("procedure", list(CASES))
+@sync
+async def test_the_wizard_runs_the_procedure_the_diagnosis_names(lab_factory: LabFactory, tmp_path: Path,
+                                                                 procedure: str) -> None:
+    breaks, subnet, word = CASES[procedure]
+    lab = lab_factory(3, subnet=subnet)
+    lab.put_keys("/pre/", 200)
+    breaks(lab)
     journal = tmp_path / "journal"
     app = RescueApp(lab.inventory_path, journal_dir=journal, gate_timeout=90, yes=True)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("enter")
-        await wait_until(pilot, lambda: isinstance(app.screen, DiagnoseScreen) and app.screen.diagnosis is not None,
-                         timeout=60, what="the diagnosis")
-        assert "verdict: reclaim-space" in static_text(app, "#verdict")
+        await wait_until(pilot, lambda: isinstance(app.screen, DiagnoseScreen) and app.screen.diagnosis is not None
+                         and app.screen.diagnosis.procedure.value == procedure, timeout=90, what="the diagnosis")
+        assert f"verdict: {procedure}" in static_text(app, "#verdict")
         await pilot.press("n")
         await wait_until(pilot, lambda: isinstance(app.screen, PreflightScreen) and app.screen.report is not None,
                          timeout=60, what="the pre-flight")
         assert isinstance(app.screen, PreflightScreen) and app.screen.report is not None
         assert app.screen.report.ok, app.screen.report.problems
+        if procedure == "replace":
+            assert app.screen.report.verdict.startswith(f"{lab.hosts[-1].name}: voter ")
         await pilot.press("n")
         await wait_until(pilot, lambda: isinstance(app.screen, PlanScreen), what="plan screen")
         await pilot.press("s")
@@ -57,10 +81,11 @@ async def test_the_wizard_reclaims_space_the_diagnosis_names(lab_factory: LabFac
         assert run.record.status is RunOutcome.RECOVERED, run.record.error
         await pilot.press("n")
         await wait_until(pilot, lambda: isinstance(app.screen, SummaryScreen), what="summary")
-        assert static_text(app, "#verdict").startswith("RECLAIMED lab: 3/3 members healthy")
+        assert static_text(app, "#verdict").startswith(f"{word} lab: 3/3 members healthy")
         await pilot.press("q")
     assert app.return_code == 0
     (path,) = journal.glob("*.jsonl")
-    assert [e["procedure"] for e in read_journal(path) if e["event"] == "run_start"] == ["reclaim-space"]
+    assert [e["procedure"] for e in read_journal(path) if e["event"] == "run_start"] == [procedure]
     assert alarms(lab) == []
-    assert len(lab.read_prefix("/pre/")) == 200
+    for h in lab.hosts:
+        assert lab.healthy(h) and len(lab.read_prefix("/pre/", host=h)) == 200
