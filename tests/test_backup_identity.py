@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from solo_etcd import solo_etcd
 
 from etcdrescue.etcddata.backup_identity import (
     BackupIdentityError,
@@ -31,27 +30,9 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[bytes]:
     if shutil.which("etcd") is None:
         pytest.skip("etcd binary not installed")
     d = tmp_path_factory.mktemp("etcd")
-    proc = subprocess.Popen(
-        ["etcd", "--name", "solo", "--data-dir", str(d / "data"), "--listen-client-urls", CLIENT,
-         "--advertise-client-urls", CLIENT, "--listen-peer-urls", PEER, "--initial-advertise-peer-urls", PEER,
-         "--initial-cluster", f"solo={PEER}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with urllib.request.urlopen(f"{CLIENT}/health", timeout=1) as r:
-                    if b"true" in r.read():
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "etcd did not become healthy"
-            time.sleep(0.1)
+    with solo_etcd(d / "data", IP) as ctl:
         for i in range(50):
-            subprocess.run(["etcdctl", "--endpoints", CLIENT, "put", f"/k{i}", "v" * 100], check=True,
-                           capture_output=True, env={"ETCDCTL_API": "3", "PATH": "/usr/bin:/bin"})
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+            ctl("put", f"/k{i}", "v" * 100)
     yield (d / "data/member/snap/db").read_bytes()
 
 

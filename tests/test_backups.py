@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from solo_etcd import solo_etcd
 
 from etcdrescue.backups import bastion, rotation
 from etcdrescue.backups.drill import (
@@ -64,31 +63,11 @@ def snapshot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     if shutil.which("etcd") is None or shutil.which("etcdctl") is None:
         pytest.skip("etcd and etcdctl not installed")
     d = tmp_path_factory.mktemp("etcd")
-    proc = subprocess.Popen(
-        ["etcd", "--name", "solo", "--data-dir", str(d / "data"), "--listen-client-urls", CLIENT,
-         "--advertise-client-urls", CLIENT, "--listen-peer-urls", PEER, "--initial-advertise-peer-urls", PEER,
-         "--initial-cluster", f"solo={PEER}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    env = {"ETCDCTL_API": "3", "PATH": "/usr/bin:/bin"}
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with urllib.request.urlopen(f"{CLIENT}/health", timeout=1) as r:
-                    if b"true" in r.read():
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "etcd did not become healthy"
-            time.sleep(0.1)
+    path = d / "solo-20261207T100000Z.db"
+    with solo_etcd(d / "data", IP) as ctl:
         for key in KEYS:
-            subprocess.run(["etcdctl", "--endpoints", CLIENT, "put", key, "v"], check=True, capture_output=True,
-                           env=env)
-        path = d / "solo-20261207T100000Z.db"
-        subprocess.run(["etcdctl", "--endpoints", CLIENT, "snapshot", "save", str(path)], check=True,
-                       capture_output=True, env=env)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+            ctl("put", key, "v")
+        ctl("snapshot", "save", str(path))
     yield path
 
 

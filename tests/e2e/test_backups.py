@@ -10,12 +10,12 @@ import json
 import shutil
 import subprocess
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
+from solo_etcd import solo_etcd
 
 from etcdrescue.backups.files import inspect, sha256_file, sha256_line
 from etcdrescue.backups.sidecar import load, sidecar_path, sums_path
@@ -52,30 +52,9 @@ def shaped(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 def foreign(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Another cluster's `etcdctl snapshot save` file."""
     d = tmp_path_factory.mktemp("foreign")
-    peer, client = f"http://{FOREIGN_IP}:23800", f"http://{FOREIGN_IP}:23790"
-    proc = subprocess.Popen(["etcd", "--name", "other", "--data-dir", str(d / "data"), "--listen-client-urls", client,
-                             "--advertise-client-urls", client, "--listen-peer-urls", peer,
-                             "--initial-advertise-peer-urls", peer, "--initial-cluster", f"other={peer}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    env = {"ETCDCTL_API": "3", "PATH": "/usr/bin:/bin"}
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with urllib.request.urlopen(f"{client}/health", timeout=1) as r:
-                    if b"true" in r.read():
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "the foreign etcd did not start"
-            time.sleep(0.1)
-        subprocess.run(["etcdctl", "--endpoints", client, "put", "/foreign", "x"], check=True, capture_output=True,
-                       env=env)
-        subprocess.run(["etcdctl", "--endpoints", client, "snapshot", "save", str(d / "other.db")], check=True,
-                       capture_output=True, env=env)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+    with solo_etcd(d / "data", FOREIGN_IP, "other") as ctl:
+        ctl("put", "/foreign", "x")
+        ctl("snapshot", "save", str(d / "other.db"))
     return d / "other.db"
 
 
