@@ -10,7 +10,7 @@ import pytest
 from etcdrescue.diagnose.certs import CertFact, CertRole
 from etcdrescue.diagnose.facts import MemberLook, Process
 from etcdrescue.diagnose.signatures import Cause, classify
-from etcdrescue.diagnose.verdict import Procedure, diagnose
+from etcdrescue.diagnose.verdict import Remedy, diagnose
 from etcdrescue.inventory.model import parse_inventory
 from etcdrescue.preflight.cluster import ClusterFacts
 from etcdrescue.preflight.verdict import HostFacts
@@ -65,7 +65,7 @@ def cluster(*, alarms: tuple[Alarm, ...] = (), extra: tuple[MemberInfo, ...] = (
     return ClusterFacts("m1", members + extra, statuses, alarms)
 
 
-def verdict(looks: tuple[MemberLook, ...], seen: ClusterFacts | None) -> tuple[Procedure, tuple[str, ...]]:
+def verdict(looks: tuple[MemberLook, ...], seen: ClusterFacts | None) -> tuple[Remedy, tuple[str, ...]]:
     d = diagnose(looks, seen, INV, now=NOW)
     return d.procedure, d.members
 
@@ -75,23 +75,23 @@ FLAG = LINES[Cause.FLAG_UNDEFINED]
 
 
 @pytest.mark.parametrize(("looks", "seen", "want"), [
-    ((look("m1"), look("m2"), look("m3")), cluster(), (Procedure.NONE, ())),
-    ((look("m1"), look("m2"), look("m3", healthy=False, log=WAL)), cluster(), (Procedure.REPLACE, ("m3",))),
+    ((look("m1"), look("m2"), look("m3")), cluster(), (Remedy.NONE, ())),
+    ((look("m1"), look("m2"), look("m3", healthy=False, log=WAL)), cluster(), (Remedy.REPLACE, ("m3",))),
     ((look("m1"), look("m2"), look("m3")), cluster(alarms=(Alarm(0xB2, AlarmKind.NOSPACE),)),
-     (Procedure.RECLAIM_SPACE, ("m1", "m2", "m3"))),
+     (Remedy.RECLAIM_SPACE, ("m1", "m2", "m3"))),
     ((look("m1"), look("m2"), look("m3")), cluster(alarms=(Alarm(0xC3, AlarmKind.CORRUPT),)),
-     (Procedure.REPLACE, ("m3",))),
-    ((look("m1"), look("m2", healthy=False, expired=True), look("m3")), cluster(), (Procedure.RENEW_CERTS, ("m2",))),
+     (Remedy.REPLACE, ("m3",))),
+    ((look("m1"), look("m2", healthy=False, expired=True), look("m3")), cluster(), (Remedy.RENEW_CERTS, ("m2",))),
     ((look("m1"), look("m2", healthy=False, log=FLAG), look("m3", healthy=False, log=WAL)), None,
-     (Procedure.FIX_FLAGS, ("m2",))),
+     (Remedy.FIX_FLAGS, ("m2",))),
     ((look("m1"), look("m2", healthy=False, log=WAL), look("m3", healthy=False, log=WAL)), None,
-     (Procedure.RECOVER, ("m1",))),
+     (Remedy.RECOVER, ("m1",))),
     ((look("m1"), look("m2"), look("m3")),
      cluster(extra=(MemberInfo(0xD4, "", ("https://127.0.9.9:2380",), (), is_learner=True),)),
-     (Procedure.UNKNOWN, ())),
+     (Remedy.UNKNOWN, ())),
 ])
 def test_the_verdict_names_the_procedure_and_its_members(looks: tuple[MemberLook, ...], seen: ClusterFacts | None,
-                                                           want: tuple[Procedure, tuple[str, ...]]) -> None:
+                                                           want: tuple[Remedy, tuple[str, ...]]) -> None:
     assert verdict(looks, seen) == want
 
 
@@ -99,7 +99,7 @@ def test_a_half_added_learner_of_an_inventory_member_is_a_replace() -> None:
     seen = cluster()
     half = replace(seen.members[2], name="", is_learner=True)
     seen = replace(seen, members=(*seen.members[:2], half))
-    assert verdict((look("m1"), look("m2"), look("m3", healthy=False)), seen) == (Procedure.REPLACE, ("m3",))
+    assert verdict((look("m1"), look("m2"), look("m3", healthy=False)), seen) == (Remedy.REPLACE, ("m3",))
 
 
 def test_the_json_has_the_procedure_and_each_members_findings() -> None:

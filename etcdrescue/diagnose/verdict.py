@@ -23,7 +23,9 @@ from .facts import MemberLook
 from .signatures import Cause
 
 
-class Procedure(enum.Enum):
+class Remedy(enum.Enum):
+    """What the diagnosis says fits: a procedure this tool runs (its name), one done by hand, or none."""
+
     NONE = "none"
     REPLACE = "replace"
     RECOVER = "recover"
@@ -47,7 +49,7 @@ class Trouble(enum.Enum):
 
 @dataclass(frozen=True)
 class Diagnosis:
-    procedure: Procedure
+    procedure: Remedy
     members: tuple[str, ...]
     evidence: tuple[str, ...]
     next_steps: tuple[str, ...]
@@ -170,7 +172,7 @@ def diagnose(looks: tuple[MemberLook, ...], cluster: ClusterFacts | None, inv: I
 
 
 def decide(looks: tuple[MemberLook, ...], cluster: ClusterFacts | None, inv: Inventory, now: dt.datetime
-           ) -> tuple[Procedure, tuple[str, ...], list[str]]:
+           ) -> tuple[Remedy, tuple[str, ...], list[str]]:
     healthy = [lk.name for lk in looks if lk.host.serves]
     down = [lk for lk in looks if not lk.host.serves]
     troubles = {lk.name: trouble(lk, now) for lk in down}
@@ -181,7 +183,7 @@ def decide(looks: tuple[MemberLook, ...], cluster: ClusterFacts | None, inv: Inv
     unknown_health = [lk.name for lk in down if lk.host.health_unknown]
     if unknown_health and len(unknown_health) == len(down) and _all_reachable(down):
         evidence.append(f"health unknown on {', '.join(unknown_health)}: no etcdctl (give --etcd-tools DIR)")
-        return Procedure.UNKNOWN, tuple(unknown_health), evidence
+        return Remedy.UNKNOWN, tuple(unknown_health), evidence
 
     def because(kind: Trouble) -> list[str]:
         return [lk.name for lk in down if troubles[lk.name] is kind]
@@ -192,8 +194,8 @@ def decide(looks: tuple[MemberLook, ...], cluster: ClusterFacts | None, inv: Inv
     flags, certs, broken = because(Trouble.FLAGS), because(Trouble.CERTS), because(Trouble.BROKEN)
     if len(healthy) < inv.quorum:
         evidence.append("quorum lost")
-        for kind, names, procedure in ((Trouble.FLAGS, flags, Procedure.FIX_FLAGS),
-                                       (Trouble.CERTS, certs, Procedure.RENEW_CERTS)):
+        for kind, names, procedure in ((Trouble.FLAGS, flags, Remedy.FIX_FLAGS),
+                                       (Trouble.CERTS, certs, Remedy.RENEW_CERTS)):
             if names and len(healthy) + len(names) >= inv.quorum:
                 evidence.append(f"fixing the {kind.value} of {', '.join(names)} brings the quorum back: a recovery "
                                 "would start the same etcd on the same " + kind.value)
@@ -201,47 +203,47 @@ def decide(looks: tuple[MemberLook, ...], cluster: ClusterFacts | None, inv: Inv
         hosts = tuple(lk.host for lk in looks)
         seed, reason, _, _ = choose_seed(hosts, inv.seed.name, SeedChoice())
         evidence.append(f"seed {seed}: {reason}" if reason else f"seed {seed} (the inventory's first)")
-        return Procedure.RECOVER, (seed,), evidence + why([lk.name for lk in down])
+        return Remedy.RECOVER, (seed,), evidence + why([lk.name for lk in down])
     if cluster is not None and cluster.error:
         evidence.append(f"cluster view incomplete: {cluster.error}")
     nospace = cluster.alarmed(AlarmKind.NOSPACE) if cluster else ()
     if nospace and cluster is not None:
         names = _names_of(cluster, [a.member_id for a in nospace])
         evidence.append(f"NOSPACE alarm on {', '.join(names)}: the cluster takes no writes")
-        return Procedure.RECLAIM_SPACE, tuple(lk.name for lk in looks), evidence
+        return Remedy.RECLAIM_SPACE, tuple(lk.name for lk in looks), evidence
     if flags:
-        return Procedure.FIX_FLAGS, tuple(flags), evidence + why(flags)
+        return Remedy.FIX_FLAGS, tuple(flags), evidence + why(flags)
     expired = [lk.name for lk in looks if any(c.expired(now) for c in lk.certs)]
     if certs or expired:
         names = list(dict.fromkeys(certs + expired))
-        return Procedure.RENEW_CERTS, tuple(names), evidence + [
+        return Remedy.RENEW_CERTS, tuple(names), evidence + [
             f"{lk.name}: {c.words(now)}" for lk in looks if lk.name in names for c in lk.certs if c.expired(now)]
     corrupt = cluster.alarmed(AlarmKind.CORRUPT) if cluster else ()
     if corrupt and cluster is not None:
         names = _names_of(cluster, [a.member_id for a in corrupt])
         evidence.append(f"CORRUPT alarm on {', '.join(names)}")
-        return Procedure.REPLACE, tuple(names), evidence
+        return Remedy.REPLACE, tuple(names), evidence
     if broken:
-        return Procedure.REPLACE, tuple(broken), evidence + why(broken)
+        return Remedy.REPLACE, tuple(broken), evidence + why(broken)
     if cluster is not None:
         known = {m.peer_url for m in inv.members}
         strangers = [m for m in cluster.members if not set(m.peer_urls) & known]
         if strangers:
             evidence += [f"member {m.hex_id} ({m.name or 'never started'}, {', '.join(m.peer_urls)}) is not in the "
                          "inventory: remove it by hand (`member remove`) or add it to the inventory" for m in strangers]
-            return Procedure.UNKNOWN, (), evidence
+            return Remedy.UNKNOWN, (), evidence
         stale = [m for m in cluster.members if m.is_learner or not m.started]
         if stale:
             names = [next(x.name for x in inv.members if x.peer_url in m.peer_urls) for m in stale]
             evidence += [f"{n}: {'an unstarted' if not m.started else 'a'} learner entry {m.hex_id} blocks the next "
                          "join" for n, m in zip(names, stale, strict=True)]
-            return Procedure.REPLACE, tuple(names), evidence
+            return Remedy.REPLACE, tuple(names), evidence
     unknown = because(Trouble.UNKNOWN)
     if unknown:
-        return Procedure.UNKNOWN, tuple(unknown), evidence + why(unknown)
+        return Remedy.UNKNOWN, tuple(unknown), evidence + why(unknown)
     soon = [f"{lk.name}: {c.words(now)}" for lk in looks for c in lk.certs
             if (left := c.left(now)) is not None and left < SOON]
-    return Procedure.NONE, (), evidence + soon
+    return Remedy.NONE, (), evidence + soon
 
 
 def _all_reachable(looks: list[MemberLook]) -> bool:
@@ -278,20 +280,20 @@ def fix_flags_line(look: MemberLook, inv: Inventory) -> str:
             f"{inv.platform.settings.label}: copy it aside, then correct the flags{instead}")
 
 
-def next_steps(procedure: Procedure, members: tuple[str, ...], looks: tuple[MemberLook, ...], inv: Inventory,
+def next_steps(procedure: Remedy, members: tuple[str, ...], looks: tuple[MemberLook, ...], inv: Inventory,
                inventory_file: str) -> tuple[str, ...]:
     i = f"-i {inventory_file}"
-    if procedure is Procedure.NONE:
+    if procedure is Remedy.NONE:
         return ("nothing to do",)
-    if procedure is Procedure.REPLACE:
+    if procedure is Remedy.REPLACE:
         return tuple(f"etcdrescue replace {i} {m} --dry-run, then without --dry-run" for m in members)
-    if procedure is Procedure.RECOVER:
+    if procedure is Remedy.RECOVER:
         return (f"etcdrescue recover {i} --dry-run (quorum restore from {members[0]}'s data), or with "
                 "--backup PATH; then without --dry-run",)
-    if procedure is Procedure.RECLAIM_SPACE:
+    if procedure is Remedy.RECLAIM_SPACE:
         return (f"etcdrescue reclaim-space {i} --dry-run, then without --dry-run",)
-    if procedure is Procedure.RENEW_CERTS:
+    if procedure is Remedy.RENEW_CERTS:
         return (f"by hand, for {', '.join(members)}:", *inv.platform.renew_certs)
-    if procedure is Procedure.FIX_FLAGS:
+    if procedure is Remedy.FIX_FLAGS:
         return tuple(fix_flags_line(lk, inv) for lk in looks if lk.name in members)
     return ("look at the evidence above; `etcdrescue check -i INV` shows the pre-flight",)
