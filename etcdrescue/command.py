@@ -35,6 +35,24 @@ Check = Callable[[str], "str | None"]
 
 
 @dataclass(frozen=True)
+class Retry:
+    """A refusal etcd lifts by itself: the command runs again every `every` seconds while its output names one of
+    `on`, for up to `within` seconds. `why` says, for the runbook and for the error when the time runs out, what
+    etcd waits for (its rules differ by version: see `steps.join.member_add_retry`)."""
+
+    on: tuple[str, ...]
+    within: float
+    every: float
+    why: str
+
+    def instruction(self) -> str:
+        """The runbook's words: what an operator does on the refusal."""
+        said = " or ".join(f"`{s}`" for s in self.on)
+        return (f"If it is refused with {said}, run it again every {self.every:g} s for up to {self.within:g} s: "
+                f"{self.why}.")
+
+
+@dataclass(frozen=True)
 class Command:
     host: str
     script: str
@@ -43,9 +61,7 @@ class Command:
     skip_if: str | None = None
     """Read-only script: exit 0 means this command's effect is already in place."""
     timeout: float = 60.0
-    retry_on: tuple[str, ...] = ()
-    """Output fragments that mean 'refused for now, try again' (e.g. etcd's 'unhealthy cluster')."""
-    retry_for: float = 0.0
+    retry: Retry | None = None
     check: Check | None = field(default=None, compare=False)
     expect: str = ""
     """What `check` wants to see in the output, in words (for the runbook and the wizard)."""

@@ -27,13 +27,13 @@ from .probes import ParseError, endpoint_status, member_list
 from .ssh.hosts import Hosts
 from .ssh.transport import Result
 
-RETRY_INTERVAL = 0.2
-"""Seconds between tries of a command etcd refused for now: its "unhealthy cluster" after a join
-lifts at a moment the tool cannot see coming, so a short interval wastes the least of it."""
-
-
 HUMAN = 0.05
 """Seconds: a wait shorter than this was no person's (a front end that answers for the operator, `--yes`)."""
+
+
+def retried(attempts: int, seconds: float) -> str:
+    """The note on a command etcd refused for a while before it answered ("" when the first try answered)."""
+    return f"after {attempts} tries in {seconds:.1f} s" if attempts > 1 else ""
 
 
 class StepStatus(enum.IntEnum):
@@ -317,7 +317,9 @@ class Engine:
             self.changed = True
             self._log("upload", step=step.key, host=cmd.host, local=cmd.upload[0], remote=cmd.upload[1])
             self.hosts[cmd.host].put_file(Path(cmd.upload[0]), cmd.upload[1])
-        deadline = time.monotonic() + cmd.retry_for
+        retry = cmd.retry
+        began = time.monotonic()
+        deadline = began + (retry.within if retry else 0.0)
         attempt = 0
         while True:
             attempt += 1
@@ -329,18 +331,18 @@ class Engine:
                 if self._settled_after_reconnect(step, cmd, exc, attempt):
                     return 1 if cmd.mutates else 0
                 continue
+            refused = retry is not None and not res.ok and any(s in res.output for s in retry.on)
             self._log("command", step=step.key, host=cmd.host, script=cmd.script, mutates=cmd.mutates, exit=res.exited,
                       attempt=attempt, duration=round(res.duration, 3), stdout=res.stdout[-4000:],
-                      stderr=res.stderr[-4000:])
-            retry = (not res.ok and cmd.retry_on and any(s in res.output for s in cmd.retry_on)
-                     and time.monotonic() < deadline and not self.cancel.is_set())
-            if not retry:
+                      stderr=res.stderr[-4000:], **({"refused": retry.why} if retry and refused else {}))
+            if retry is None or not refused or time.monotonic() >= deadline or self.cancel.wait(retry.every):
                 break
-            time.sleep(RETRY_INTERVAL)
-        self.cb.command_finished(cmd, res, "")
+        self.cb.command_finished(cmd, res, retried(attempt, time.monotonic() - began))
         if not res.ok:
             last = (res.stderr.strip() or res.stdout.strip()).splitlines()[-1:] or ["no output"]
-            raise StepFailed(f"{step.key}: {cmd.host}: {cmd.purpose} failed (exit {res.exited}): {last[0][:300]}")
+            still = f" (still after {attempt} tries in {retry.within:g} s: {retry.why})" if retry and refused else ""
+            raise StepFailed(f"{step.key}: {cmd.host}: {cmd.purpose} failed (exit {res.exited}): "
+                             f"{last[0][:300]}{still}")
         if cmd.check is not None:
             problem = cmd.check(res.stdout)
             if problem:

@@ -17,6 +17,7 @@ from .checks import GateCheck
 from .command import Command
 from .inventory.model import Inventory, Member
 from .platform import Paths, Platform
+from .platform.release import EtcdRelease
 
 
 class BackupKind(enum.Enum):
@@ -165,6 +166,12 @@ class Context:
     quota: int | None = None
     """The backend quota (`--quota-backend-bytes`) `reclaim-space --quota` raises every member to."""
     bastion: BastionCopy | None = None
+    etcd: str | None = None
+    """The etcd version the seed's manifest runs, where the platform can tell (kubeadm's image tag); None: unknown."""
+
+    @property
+    def release(self) -> EtcdRelease:
+        return EtcdRelease(self.etcd or "")
 
     @property
     def paths(self) -> Paths:

@@ -327,16 +327,17 @@ class RecoverySession(Guard):
             self.rebind(self.inv.with_seed(report.seed))
         if report.tools is not None:
             self.use_tools(report.tools)
-        self.planned = build_plan(self.context(report.backup_kind, report.revisions), self.procedure)
+        self.planned = build_plan(self.context(report.backup_kind, report.revisions, report.seed_etcd), self.procedure)
         return self.planned
 
-    def context(self, backup_kind: BackupKind, revisions: Revisions) -> Context:
-        """The only place a Context is built: a resumed run's comes from its journal."""
+    def context(self, backup_kind: BackupKind, revisions: Revisions, etcd: str | None = None) -> Context:
+        """The only place a Context is built: a resumed run's comes from its journal. `etcd`: the version the
+        seed's manifest runs, as the pre-flight read it (the member add's retries fit it)."""
         u = self.unfinished
         return Context(self.inv, self.backup, self.method, self.stamp, gate_timeout=self.gate_timeout,
                        backup_kind=u.backup_kind if u else backup_kind, learners=self.learners,
                        revisions=u.revisions if u else revisions, target=self.target, quota=self.quota,
-                       bastion=self.bastion.copy if self.bastion else None)
+                       bastion=self.bastion.copy if self.bastion else None, etcd=etcd)
 
     # -- the fresh look ---------------------------------------------------------------
     def before_step(self) -> None:
@@ -361,9 +362,10 @@ class RecoverySession(Guard):
         again = self.survey()
         was, now = Picture.of(before, resuming=self.resuming), Picture.of(again, resuming=self.resuming)
         diff, drifted = changes(was, now), drift(was, now)
-        if not diff and not self.resuming and again.ok and plan_commands(
-                build_plan(self.context(again.backup_kind, again.revisions), self.procedure)) != plan_commands(planned):
-            diff = ["the plan built from it differs"]
+        if not diff and not self.resuming and again.ok:
+            rebuilt = build_plan(self.context(again.backup_kind, again.revisions, again.seed_etcd), self.procedure)
+            if plan_commands(rebuilt) != plan_commands(planned):
+                diff = ["the plan built from it differs"]
         if self.journal is not None:
             self.journal.write("fresh_look", age=round(age, 1), changes=diff, drift=drifted)
         if diff:

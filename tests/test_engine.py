@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import TypeVar
 import pytest
 
 from etcdrescue.checks import EtcdDown
-from etcdrescue.command import Command
+from etcdrescue.command import Command, Retry
 from etcdrescue.engine import Callbacks, DryRunMark, Engine, RunResult, StepStatus
 from etcdrescue.errors import StepFailed, TransportError
 from etcdrescue.inventory.model import parse_inventory
@@ -63,8 +64,28 @@ def test_refusal_is_retried_until_it_passes() -> None:
     def answer(s: str, n: int) -> Result:
         return Result("m1", s, 1, "", "etcdserver: unhealthy cluster", 0.0) if n < 3 else ok(s)
     hosts = FakeHosts(answer)
-    engine((Command("m1", "member add", "add", retry_on=("unhealthy cluster",), retry_for=10),), hosts).run()
+    notes = Notes()
+    plan = Plan(Context(INV, None, Method.FORCE_NEW_CLUSTER, "s"), (Step("k", "t", "p", "w", (
+        Command("m1", "member add", "add", retry=Retry(("unhealthy cluster",), 10, 0.01, "why")),)),))
+    Engine(plan, hosts, callbacks=notes).run()  # type: ignore[arg-type]
     assert hosts.ran.count("member add") == 3
+    assert re.fullmatch(r"after 3 tries in \d+\.\d s", notes.notes[0]), notes.notes
+
+
+def test_refusal_that_outlasts_its_retry_says_what_etcd_waits_for() -> None:
+    hosts = FakeHosts(lambda s, n: Result("m1", s, 1, "", "etcdserver: unhealthy cluster", 0.0))
+    retry = Retry(("unhealthy cluster",), 0.05, 0.01, "etcd 3.4.23 waits for every voter")
+    with pytest.raises(StepFailed, match=r"unhealthy cluster \(still after \d+ tries in 0.05 s: etcd 3.4.23 waits"):
+        engine((Command("m1", "member add", "add", retry=retry),), hosts).run()
+    assert hosts.ran.count("member add") >= 2
+
+
+def test_other_failure_is_not_retried() -> None:
+    hosts = FakeHosts(lambda s, n: Result("m1", s, 1, "", "etcdserver: peerURL exists", 0.0))
+    with pytest.raises(StepFailed, match=r"peerURL exists$"):
+        engine((Command("m1", "member add", "add", retry=Retry(("unhealthy cluster",), 10, 0.01, "why")),),
+               hosts).run()
+    assert hosts.ran.count("member add") == 1
 
 
 def test_failed_check_stops_the_step() -> None:

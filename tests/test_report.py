@@ -176,6 +176,24 @@ def test_a_steps_time_is_split_into_commands_gates_and_retries() -> None:
     assert "- Wall time: " in doc and "(from the run's start)" in doc
 
 
+def test_refusals_say_what_etcd_waited_for() -> None:
+    """The engine journals each refused try with the retry's why; the report gives one line per retried command."""
+    evs = events()
+    why = "etcd 3.6.17 accepts a member add once a quorum of the voting members has been connected for 5 s"
+    adds = [e for e in evs if e.get("event") == "command" and " member add " in str(e.get("script"))]
+    for e in adds[:-1]:
+        if e.get("exit") != 0:
+            e["refused"] = why
+    refused = sum(1 for e in adds if e.get("refused"))
+    assert refused == 2, "the recorded run's add was refused twice"
+    doc = render_markdown(evs, "lab.jsonl")
+    step = next(e["step"] for e in adds if e.get("refused"))
+    line = next(ln for ln in doc.splitlines() if ln.startswith(f"- `{step}` on "))
+    assert ": refused 2 times over " in line and line.endswith(f", then answered: {why}."), line
+    assert "Refused, then tried again:" in doc
+    assert "Refused, then tried again:" not in render_markdown(events(), "lab.jsonl"), "no refusal, no section"
+
+
 def test_wall_time_counts_from_the_pre_flight() -> None:
     evs = events()
     start = next(e for e in evs if e["event"] == "run_start")

@@ -112,7 +112,7 @@ class ConsoleCallbacks(Callbacks):
             self._p(f"    {cmd.host}: {cmd.purpose}: {note}" if not self.verbose else f"      {note}")
             return
         status = "ok" if result.ok else f"FAILED (exit {result.exited})"
-        self._p(f"    {cmd.host}: {cmd.purpose}: {status} ({result.duration:.2f}s)")
+        self._p(f"    {cmd.host}: {cmd.purpose}: {status} ({result.duration:.2f}s)" + (f", {note}" if note else ""))
         if not result.ok:
             for line in result.output.splitlines()[-10:]:
                 self._p(f"      | {line}")

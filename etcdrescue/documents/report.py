@@ -65,6 +65,24 @@ class StepRecord:
         return TimeSplit(commands, gates, retries)
 
 
+def refusals(steps: list[StepRecord]) -> list[str]:
+    """What etcd refused for a while and the run tried again, with what etcd waited for: the Retries column's why."""
+    out: list[str] = []
+    for st in steps:
+        tries: dict[tuple[object, object], list[Event]] = {}
+        for e in st.commands:
+            if "duration" in e:
+                tries.setdefault((e.get("host"), e.get("script")), []).append(e)
+        for runs in tries.values():
+            refused = [e for e in runs if e.get("refused")]
+            if refused:
+                last = runs[-1]
+                spent = (last["ts"] - last["duration"]) - (runs[0]["ts"] - runs[0]["duration"])
+                out.append(f"- `{st.key}` on `{last.get('host')}`: refused {len(refused)} times over {_secs(spent)}, "
+                           f"then {'answered' if last.get('exit') == 0 else 'gave up'}: {refused[0]['refused']}.")
+    return ["Refused, then tried again:", "", *out, ""] if out else []
+
+
 @dataclass(frozen=True)
 class TimeSplit:
     commands: float
@@ -334,6 +352,7 @@ def render_markdown(events: list[Event], source: str = "journal", *, commands: b
             out.append(f"| {i} | `{st.key}` | {_cell(st.title)} | {st.status} | {_when(st.started)} | "
                        f"{_secs(st.duration)} | {_split(st)} | {gate} |")
         out.append("")
+        out += refusals(run.steps)
         out += _members_section("Members after", run.members_event("after") or _after_from_gates(run))
         todo = Revisions.from_record(s.get("revisions")).restart_by_hand
         if todo and run.ok:

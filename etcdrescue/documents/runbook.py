@@ -260,7 +260,7 @@ def _runs(commands: Iterable[Command]) -> list[tuple[list[str], list[Command]]]:
 
 
 def _same(c: Command) -> tuple[object, ...]:
-    return c.script, c.skip_if, c.purpose, c.mutates, c.expect
+    return c.script, c.skip_if, c.purpose, c.mutates, c.expect, c.retry
 
 
 def _on(hosts: Sequence[str]) -> str:
@@ -291,6 +291,8 @@ def _commands(commands: Sequence[Command], number: str) -> list[str]:
             out += [*fence(c.script), ""]
             if c.expect:
                 out += [f"Expected output: {c.expect}", ""]
+            if c.retry:
+                out += [c.retry.instruction(), ""]
     return out
 
 

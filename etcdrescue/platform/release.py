@@ -60,6 +60,14 @@ class EtcdRelease:
         p = self.patch
         return p is not None and (p < (3, 5, 25) or (3, 6, 0) <= p < (3, 6, 6))
 
+    @property
+    def adds_only_when_all_connected(self) -> bool:
+        """`member add` is refused ("unhealthy cluster") until the member asked has been connected to every voter
+        for 5 s: all 3.4, 3.5 up to 3.5.29, 3.6 up to 3.6.10; from 3.5.30/3.6.11 (and in 3.7) a quorum is enough
+        (etcd PRs 21641, 21667, 21669). Unknown counts as old: its wait is the longer one."""
+        p = self.patch
+        return p is None or p < (3, 5, 30) or (3, 6, 0) <= p < (3, 6, 11)
+
     def starts_on(self, storage: EtcdRelease) -> bool:
         """This etcd starts on data of `storage`'s version: not on a newer minor's (unknown: assumed yes)."""
         mine, theirs = self.minor, storage.minor

@@ -127,6 +127,11 @@ class PreflightReport:
     """The verdict's line when the rules passed: the procedure's own words (the quorum recovery's by default)."""
 
     @property
+    def seed_etcd(self) -> str | None:
+        """The etcd version the seed's manifest runs, where the platform can tell."""
+        return next((h.server_version for h in self.hosts if h.name == self.seed), None)
+
+    @property
     def healthy_count(self) -> int:
         return sum(h.healthy for h in self.hosts)
 

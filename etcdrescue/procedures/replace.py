@@ -11,7 +11,7 @@ quorum.
 from __future__ import annotations
 
 from ..checks import AllHealthy, EntryGone, EtcdDown, OneLeader
-from ..command import Command, Raw, chain, q
+from ..command import Command, Raw, Retry, chain, q
 from ..inventory.model import Member
 from ..model import Context, Gate, Step
 from ..probes import endpoint_health
@@ -33,6 +33,8 @@ def others(ctx: Context) -> tuple[str, ...]:
 
 
 HALF_ADDED = '$2 == "unstarted" && $4 == "true"'
+REMOVE = Retry(("unhealthy cluster",), 60.0, 1.0,
+               "etcd removes a member only while the members left keep a quorum connected for 5 s")
 """awk over `EtcdTools.member_rows`: an added learner that never started (taken over, not removed)."""
 
 
@@ -78,7 +80,7 @@ def remove(ctx: Context) -> Step:
             "etcd starts as it.",
         commands=(Command(seed.name, chain(find_id, tools.ctl([seed.client_url], "member", "remove", Raw('"$id"'))),
                           f"remove {t.name}'s entry (by the ID listed for {t.peer_url}) through {seed.name}",
-                          skip_if=gone, retry_on=("unhealthy cluster",), retry_for=60.0),),
+                          skip_if=gone, retry=REMOVE),),
         gate=Gate(f"{t.name}'s old entry gone; the others healthy with one leader", others(ctx), ctx.gate_timeout,
                   (AllHealthy(), EntryGone(t.name), OneLeader())),
         undo_note=f"A removed member does not come back under its old ID: go on (--resume) to add {t.name} back, "

@@ -146,7 +146,8 @@ class Bridge(Callbacks):
             done = note == "already done"
         else:
             done = result.ok
-            self.log(f"  {'ok' if result.ok else f'FAILED (exit {result.exited})'} ({result.duration:.2f}s)")
+            self.log(f"  {'ok' if result.ok else f'FAILED (exit {result.exited})'} ({result.duration:.2f}s)"
+                     + (f", {note}" if note else ""))
             if not result.ok:
                 for line in result.output.splitlines()[-10:]:
                     self.log(f"  | {line}")

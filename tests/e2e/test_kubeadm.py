@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -166,10 +167,31 @@ def test_recover_kubeadm_without_host_tools(matrix_lab: Lab, tmp_path: Path, bac
     adds = [s for s in scripts if " member add " in s]
     promotes = [s for s in scripts if " member promote " in s]
     assert len(adds) == 2 and all("--learner" in s for s in adds) and len(promotes) == 2
+    assert_adds_retried_as_the_version_needs(events, out, full)
     for i in range(3):
         assert host_file(lab, i, f"{tools}/etcdctl").exists(), "tools on every host"
     if image:
         assert_copied_from_the_image(lab, events, tools)
+
+
+def assert_adds_retried_as_the_version_needs(events: list[dict[str, Any]], out: str, full: str) -> None:
+    """Every refused `member add` was refused for what the retry waits out, its why names the version the
+    pre-flight read from the manifest (these patches need a connected quorum, not every voter), the tries are
+    a second apart, and the console says how many it took."""
+    tries: dict[str, list[dict[str, Any]]] = {}
+    for e in events:
+        if e["event"] == "command" and " member add " in e["script"] and "exit" in e:
+            tries.setdefault(e["step"], []).append(e)
+    assert len(tries) == 2 and all(runs[-1]["exit"] == 0 for runs in tries.values()), tries
+    for runs in tries.values():
+        for e in runs[:-1]:
+            assert "unhealthy cluster" in e["stderr"] or "too many learner members" in e["stderr"], e
+            assert e["refused"] == (f"etcd {full} accepts a member add once a quorum of the voting members has "
+                                    "been connected for 5 s"), e
+        for a, b in itertools.pairwise(runs):
+            assert (b["ts"] - b["duration"]) - a["ts"] >= 0.9, (a, b)
+        if len(runs) > 1:
+            assert f"after {len(runs)} tries in " in out, out
 
 
 def assert_check_asks_the_image(lab: Lab) -> None:
