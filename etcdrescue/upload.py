@@ -40,7 +40,8 @@ class LocalTools:
 
     def tools(self, base: EtcdTools) -> EtcdTools:
         util = self.files.get("etcdutl") if EtcdRelease(self.version).has_etcdutl else None
-        return EtcdTools(base.paths, f"{self.remote_dir}/etcdctl", f"{self.remote_dir}/etcdutl" if util else "")
+        return EtcdTools(base.paths, f"{self.remote_dir}/etcdctl", f"{self.remote_dir}/etcdutl" if util else "",
+                         self.version)
 
 
 def local_version(path: Path) -> str:

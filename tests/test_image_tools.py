@@ -156,3 +156,12 @@ def test_some_with_their_own_tools_and_some_with_only_the_image_is_refused() -> 
     assert choice.tools is None and choice.problems == (
         "one command line cannot serve every master: m2 has only its etcd image's etcdctl, m3 has only its etcd "
         "image's etcdctl, m1 its own etcdctl 3.6.4: give --etcd-tools DIR",)
+
+
+@pytest.mark.parametrize(("version", "api"), [("", True), ("3.4.23", True), ("3.5.36", True), ("3.6.17", False),
+                                              ("3.7.4", False)])
+def test_etcdctl_is_told_the_v3_api_only_where_it_knows_another(version: str, api: bool) -> None:
+    """3.6 removed the v2 API: its etcdctl warns "unrecognized environment variable" on every call given
+    ETCDCTL_API, which would fill every output and journal entry."""
+    tools = EtcdTools(PATHS, "etcdctl", version=version)
+    assert str(tools.ctl(["https://127.0.0.1:2379"], "endpoint", "status")).startswith("ETCDCTL_API=3 ") is api

@@ -142,8 +142,14 @@ class EtcdTools:
 
     def _ctl(self, endpoints: str, *args: object) -> Raw:
         p = self.paths
-        return sh(Raw("ETCDCTL_API=3"), self.etcdctl, "--cacert", p.ca, "--cert", p.cert, "--key", p.key,
+        return sh(*self._api, self.etcdctl, "--cacert", p.ca, "--cert", p.cert, "--key", p.key,
                   "--endpoints", endpoints, *args)
+
+    @property
+    def _api(self) -> tuple[Raw, ...]:
+        """`ETCDCTL_API=3` where etcdctl may still speak v2 by default (before 3.4) or where its version is unknown;
+        3.6 removed the v2 API and warns "unrecognized environment variable" on every call that sets it."""
+        return () if EtcdRelease(self.version).at_least((3, 6)) else (Raw("ETCDCTL_API=3"),)
 
     def member_list_own_view(self, endpoints: Iterable[str], *args: object) -> Raw:
         """`member list -w json` as the asked member itself sees it, quorum or not.

@@ -408,8 +408,9 @@ def choose_tools(hosts: tuple[HostFacts, ...], paths: Paths, *, seed: str, uploa
     if restores and not use_util and not EtcdRelease(found[0].version).etcdctl_restores:
         problems.append(f"{seed}: etcdctl {found[0].version} cannot restore snapshots and etcdutl was not found: "
                         "give --etcd-tools DIR with etcdutl")
+    same = {t.version for t in found}
     tools = EtcdTools(paths, etcdctl, (etcdutl.path if etcdutl.on_path is False else "etcdutl")
-                      if use_util and etcdutl else "")
+                      if use_util and etcdutl else "", same.pop() if len(same) == 1 else "")
     return ToolChoice(None if problems else tools, tuple(problems), tuple(warnings))
 
 
