@@ -82,8 +82,9 @@ def test_headless_rehearsal_then_report(tmp_path: Path) -> None:
 @pytest.mark.timeout(200)
 @pytest.mark.parametrize(("etcd", "subnet"), [("3.6", 234), ("3.7", 235)])
 def test_headless_rehearsal_on_kubeadm(tmp_path: Path, etcd: str, subnet: int) -> None:
-    """`rehearse --profile kubeadm --etcd 3.6|3.7`, as the README offers it: the lab's tools are copied in as
-    --etcd-tools would, and the restore bumps revisions for real (nothing to restart by hand)."""
+    """`rehearse --profile kubeadm --etcd 3.6|3.7`, as the README offers it: no tools given, as on a real kubeadm
+    node the plan copies each node's etcd image binaries into place, and the restore bumps revisions for real
+    (nothing to restart by hand)."""
     root, journals = tmp_path / "rehearsal", tmp_path / "journals"
     res = run_cli("rehearse", "--headless", "--profile", "kubeadm", "--etcd", etcd, "--subnet", str(subnet),
                   "--root", str(root), "--journal", str(journals))
@@ -92,6 +93,7 @@ def test_headless_rehearsal_on_kubeadm(tmp_path: Path, etcd: str, subnet: int) -
     assert "REHEARSAL PASSED" in out and "members healthy: 3/3" in out and "pre-backup keys back: 500/500" in out
     full = Lab(root, profile="kubeadm", etcd=etcd).release.full
     assert f"etcd tools: /var/lib/etcdrescue/tools/{full}/etcdctl" in out
+    assert f"(copies of each master's etcd image binaries {full}, made by the plan's first step)" in out
     assert "revisions bumped by 1,000,000,000 with --mark-compacted" in out and "restart by hand" not in out
     assert "lab torn down" in out and not root.exists()
 

@@ -117,8 +117,9 @@ def run_wizard(lab: Lab, backup: str, journal_dir: Path) -> None:
 
 
 def lab_tools(lab: Lab) -> Path | None:
-    """Hosts that hide etcdctl (kubeadm's) get the lab's own release copied in, as `--etcd-tools` would."""
-    return None if lab.host_tools else lab.bin_dir
+    """None where the tool finds tools itself: on the hosts, or (kubeadm) in each node's unpacked etcd image, as
+    on a real node; else the lab's own release, copied in as `--etcd-tools` would."""
+    return None if lab.host_tools or lab.shape.image_layer else lab.bin_dir
 
 
 def run_headless(lab: Lab, backup: str, journal_dir: Path) -> int:
