@@ -137,9 +137,11 @@ def test_kubeadm_manifest_moved_aside_is_read_and_the_stop_said() -> None:
     answers: Answers = {"echo okd3=": (0, "okd3=no\nkubeadm=yes\n", ""),
                         "cat /etc/kubernetes/manifests/etcd.yaml": (0, manifest, ""),
                         "test -e /etc/kubernetes/manifests/etcd.yaml": (1, "", ""),
-                        "command -v": (0, NO_ETCDCTL, "")}
+                        "command -v": (0, NO_ETCDCTL, ""), "echo images=": (0, "images=\n", "")}
     found = discover_with(host(answers), Target("10.0.0.13"))
     doc = loaded(found.text)
+    assert any("nor etcdctl 3.5.15 in an unpacked etcd image): the live member list was not read" in u
+               for u in found.draft.unknown), found.draft.unknown
     assert doc["profile"] == "kubeadm"
     assert [m["name"] for m in doc["members"]] == ["cp2", "cp1", "cp3"]
     assert any("not in /etc/kubernetes/manifests" in u and "etcd is stopped" in u for u in found.draft.unknown)
@@ -150,11 +152,30 @@ def test_kubeadm_init_node_lists_only_itself_and_says_so() -> None:
     manifest = (DATA / "kubeadm" / "v1.29-ipv6.yaml").read_text()
     answers: Answers = {"echo okd3=": (0, "okd3=no\nkubeadm=yes\n", ""),
                         "cat /etc/kubernetes/manifests/etcd.yaml": (0, manifest, ""),
-                        "test -e": (0, "", ""), "command -v": (0, NO_ETCDCTL, "")}
+                        "test -e": (0, "", ""), "command -v": (0, NO_ETCDCTL, ""), "echo images=": (0, "images=\n", "")}
     found = discover_with(host(answers), Target("fd00::10"))
     (member,) = loaded(found.text)["members"]
     assert member["peer_url"] == "https://[fd00::10]:2380" and member["host"] == "fd00::10"
     assert any("only one member is known" in u for u in found.draft.unknown)
+
+
+def test_kubeadm_without_etcdctl_asks_with_its_etcd_images_etcdctl_in_place() -> None:
+    """No etcdctl on the node: the layer whose etcdctl is the manifest's etcd version (not the older image's) asks
+    the member list and health, run where the runtime unpacked it."""
+    manifest = (DATA / "kubeadm" / "v1.31-joined.yaml").read_text()
+    layer = "/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots/{}/fs/usr/local/bin"
+    images = f"images={layer.format(9)}|3.4.23| {layer.format(17)}|3.5.15|3.5.15 \n"
+    members = (DATA / "healthy_member_list.json").read_text()
+    answers: Answers = {"echo okd3=": (0, "okd3=no\nkubeadm=yes\n", ""),
+                        "cat /etc/kubernetes/manifests/etcd.yaml": (0, manifest, ""),
+                        "test -e": (0, "", ""), "command -v": (0, NO_ETCDCTL, ""), "echo images=": (0, images, ""),
+                        "member list": (0, members, ""),
+                        "endpoint health": (0, (DATA / "healthy_endpoint_health.json").read_text(), "")}
+    sent: list[str] = []
+    found = discover_with(host(answers, sent), Target("10.0.0.13"))
+    asked = [s for s in sent if "member list" in s or "endpoint health" in s]
+    assert len(asked) == 2 and all(f"{layer.format(17)}/etcdctl " in s for s in asked), asked
+    assert any("the live member list" in line for line in found.draft.source), found.draft.source
 
 
 @pytest.mark.parametrize(("detect", "message"), [

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 from ..command import Raw, q
 from ..errors import InputError
 from ..platform import PLATFORMS, Platform
-from ..platform.tools import EtcdTools, find_script, parse_tool
+from ..platform.tools import EtcdTools, find_script, image_script, matching_image, parse_images, parse_tool
 from ..probes import MemberInfo, ParseError, parse_endpoint_health, parse_kv, parse_member_list
 from ..ssh.route import load_config, member_route
 from ..ssh.transport import SSHConfig, SSHHost
@@ -99,7 +99,7 @@ def _given(target: Target, key: str, value: T) -> T | None:
 
 def discover_with(run: Run, target: Target, profile: str | None = None, cluster: str | None = None) -> Discovery:
     platform = _platform(run, target.host, profile)
-    settings = _settings(run, target.host, platform)
+    settings, version = _settings(run, target.host, platform)
     unknown: list[str] = []
     source = [f"Written by `etcdrescue inventory discover` from {target.host} ({platform.name}): "
               f"etcd's settings from its {platform.settings.label}."]
@@ -107,7 +107,7 @@ def discover_with(run: Run, target: Target, profile: str | None = None, cluster:
     if code != 0:
         unknown.append(f"the etcd manifest is not in {platform.paths.pod_dir} on {target.host}: etcd is stopped "
                        f"there (a recovery under way?); settings read from {platform.settings.file}")
-    live, quorum_note = _live_members(run, target.host, platform, settings)
+    live, quorum_note = _live_members(run, target.host, platform, settings, version)
     if quorum_note:
         unknown.append(quorum_note)
     members = _members(target, settings, live, unknown)
@@ -149,7 +149,8 @@ def _platform(run: Run, host: str, profile: str | None) -> Platform:
     return kinds[found[0]]
 
 
-def _settings(run: Run, host: str, platform: Platform) -> dict[str, str]:
+def _settings(run: Run, host: str, platform: Platform) -> tuple[dict[str, str], str | None]:
+    """etcd's settings, and the version its manifest runs where the platform can tell (kubeadm's image tag)."""
     code, out, err = run(platform.settings.values_script(), 20)
     if code != 0:
         raise InputError(f"{host}: cannot read {platform.settings.file}: {err.strip()[:200] or f'exit {code}'}")
@@ -161,7 +162,7 @@ def _settings(run: Run, host: str, platform: Platform) -> dict[str, str]:
     if missing:
         raise InputError(f"{host}: {platform.settings.label} sets no {' and no '.join(missing)}: cannot tell the "
                          "members; write the inventory by hand (docs/example-inventory.yaml)")
-    return values
+    return values, platform.server_version(out)
 
 
 def _urls(value: str) -> list[str]:
@@ -179,18 +180,32 @@ def initial_cluster(value: str) -> dict[str, list[str]]:
     return out
 
 
-def _live_members(run: Run, host: str, platform: Platform,
-                  settings: dict[str, str]) -> tuple[list[MemberInfo] | None, str]:
-    """(live member list or None, a note on the quorum or on why there is no list)."""
+def _etcdctl(run: Run, host: str, platform: Platform, version: str | None) -> tuple[EtcdTools | None, str]:
+    """The host's own etcdctl; else (kubeadm) its etcd image's, of the version the manifest runs, where the
+    runtime unpacked it and run in place (nothing is copied: discovery changes nothing); else a note why none."""
     code, out, _ = run(find_script("etcdctl"), 20)
     tool = parse_tool(parse_kv(out), "etcdctl") if code == 0 else None
-    if tool is None:
-        return None, (f"no etcdctl on {host} (PATH or the usual places): the live member list was not read; "
-                      "members are the initial cluster's")
+    if tool is not None:
+        return EtcdTools(platform.paths, etcdctl=tool.path, version=tool.version), ""
+    none = f"no etcdctl on {host} (PATH or the usual places"
+    if version is None:
+        return None, f"{none})"
+    code, out, _ = run(image_script(), 20)
+    image = matching_image(parse_images(parse_kv(out).get("images", "")), version) if code == 0 else None
+    if image is None:
+        return None, f"{none}, nor etcdctl {version} in an unpacked etcd image)"
+    return image.tools(platform.paths), ""
+
+
+def _live_members(run: Run, host: str, platform: Platform, settings: dict[str, str],
+                  version: str | None) -> tuple[list[MemberInfo] | None, str]:
+    """(live member list or None, a note on the quorum or on why there is no list)."""
+    tools, none = _etcdctl(run, host, platform, version)
+    if tools is None:
+        return None, f"{none}: the live member list was not read; members are the initial cluster's"
     endpoints = _urls(settings.get("advertise-client-urls", "")) or _urls(settings.get("listen-client-urls", ""))
     if not endpoints:
         return None, f"{host}'s settings name no client URL: the live member list was not read"
-    tools = EtcdTools(platform.paths, etcdctl=tool.path, version=tool.version)
     code, out, err = run(tools.member_list_own_view(endpoints, *TIMEOUTS), 20)
     try:
         members = parse_member_list(out) if code == 0 else None

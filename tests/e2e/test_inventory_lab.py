@@ -23,7 +23,7 @@ from etcdrescue.lab import Lab
 from etcdrescue.platform.kubeadm import DEFAULT_PATHS as KUBEADM
 
 from .conftest import requires_lab
-from .helpers import PRE, etcdrescue, host_file, tree_digest
+from .helpers import PRE, etcdrescue, hide_image, host_file, tree_digest
 
 pytestmark = [pytest.mark.lab, requires_lab, pytest.mark.timeout(300)]
 
@@ -122,12 +122,24 @@ def test_okd3_recover_with_an_imported_ansible_inventory(okd3_lab: Lab, tmp_path
 
 
 def test_kubeadm_discover_healthy_without_host_tools(kubeadm_lab: Lab, tmp_path: Path) -> None:
-    """No etcdctl on kubeadm hosts: the manifest's --initial-cluster is all there is, and it differs per node."""
-    first, err = discover(kubeadm_lab, 0, tmp_path / "first.yaml")
-    assert "no etcdctl on 127.0.132.1" in err and "only one member is known" in err
-    assert [m["name"] for m in yaml.safe_load(first)["members"]] == [kubeadm_lab.hosts[0].name]
-    discover(kubeadm_lab, 2, tmp_path / "last.yaml")
-    assert_matches_lab(kubeadm_lab, tmp_path / "last.yaml", "kubeadm")
+    """No etcdctl on kubeadm hosts: the node's own etcd image's etcdctl, run where the runtime unpacked it, reads
+    the live member list, so even the first node gives all three. Without that image, the manifest's
+    --initial-cluster is all there is, and it differs per node (the first one's names only itself)."""
+    lab = kubeadm_lab
+    live, _ = discover(lab, 0, tmp_path / "live.yaml")
+    assert "live member list" in live
+    assert_matches_lab(lab, tmp_path / "live.yaml", "kubeadm")
+    full = lab.release.full
+    hidden = hide_image(lab, 0, full)
+    try:
+        first, err = discover(lab, 0, tmp_path / "first.yaml")
+    finally:
+        hidden.rename(hidden.with_name("bin"))
+    assert f"no etcdctl on 127.0.132.1 (PATH or the usual places, nor etcdctl {full} in an unpacked etcd image)" in err
+    assert "only one member is known" in err
+    assert [m["name"] for m in yaml.safe_load(first)["members"]] == [lab.hosts[0].name]
+    discover(lab, 2, tmp_path / "last.yaml")
+    assert_matches_lab(lab, tmp_path / "last.yaml", "kubeadm")
 
 
 def test_kubeadm_discover_with_the_manifest_aside_then_recover(kubeadm_lab: Lab, tmp_path: Path) -> None:
