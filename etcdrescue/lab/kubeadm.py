@@ -31,7 +31,7 @@ from typing import Any
 
 from ..platform import kubeadm
 from ..platform.tools import TOOLS_ROOT
-from .shape import CertSpec, HostContext, HostFile, HostLike, KubeletRules, LabShape, Mount, PodStart
+from .shape import CertSpec, HostContext, HostFile, HostLike, KubeletRules, LabShape, Mount, PodStart, Runtime
 
 PATHS = kubeadm.DEFAULT_PATHS
 MANIFESTS = PATHS.pod_dir
@@ -41,6 +41,7 @@ KUBEADM = {"3.4": "v1.31.1", "3.5": "v1.33.7", "3.6": "v1.36.2", "3.7": "v1.37.1
 """The Kubernetes (kubeadm) version whose manifests a lab on each etcd minor imitates."""
 METRICS_PORT = 2381
 CONTAINERD = "/var/lib/containerd"
+CRIO = "/var/lib/containers"
 """containerd's state: its overlayfs snapshotter unpacks each image layer into `snapshots/<n>/fs/`."""
 CONTAINER = "etcd"
 
@@ -365,12 +366,19 @@ CRICTL = CRICTL.replace("MANIFESTS", MANIFESTS)
 """kubeadm nodes read etcd's log with `crictl logs`: the platform's log command runs unchanged in the lab; `crictl
 exec` runs a program of the etcd image as the real one does (never through a shell: the image has none)."""
 
+RUNTIMES = (Runtime("containerd", ()),
+            Runtime("crio", (), image_layer=f"{CRIO}/storage/overlay/{{layer}}/diff"))
+"""kubeadm nodes run containerd (kubeadm's default) or CRI-O: both answer `crictl`, and unpack images to different
+places (`platform.tools.IMAGE_DIRS`)."""
+
 SHAPE = LabShape(
     platform=kubeadm.NAME,
     paths=PATHS,
     mounts=(Mount("/etc/kubernetes", "etc/kubernetes"), Mount(PATHS.data_dir, "var/lib/etcd"),
-            Mount(TOOLS_ROOT.rsplit("/", 1)[0], "var/lib/etcdrescue"), Mount(CONTAINERD, "var/lib/containerd")),
+            Mount(TOOLS_ROOT.rsplit("/", 1)[0], "var/lib/etcdrescue"), Mount(CONTAINERD, "var/lib/containerd"),
+            Mount(CRIO, "var/lib/containers")),
     image_layer=f"{CONTAINERD}/io.containerd.snapshotter.v1.overlayfs/snapshots/{{layer}}/fs",
+    runtimes=RUNTIMES,
     dirs=(MANIFESTS, ETCD_PKI),
     kubelet=KubeletRules(pod_dir=MANIFESTS, pod_label=CONTAINER, is_etcd_pod=_is_etcd_pod, start=_start),
     certificates=_certificates,

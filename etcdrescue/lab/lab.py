@@ -42,8 +42,8 @@ class Lab:
     `profile`: "okd3" (OKD 3.10 masters) or "kubeadm" (kubeadm control-plane nodes); `etcd`: "3.4"
     (Debian's 3.4.23), "3.5", "3.6" or "3.7" (the pinned builds, see `versions.EtcdRelease`); `host_tools`:
     whether a login on a host finds etcd/etcdctl/etcdutl on its PATH (default: the shape's; okd3 yes,
-    kubeadm no, as on real hosts of each); `runtime`: okd3's container runtime, "docker" (default) or "crio"
-    (no docker: `crictl`).
+    kubeadm no, as on real hosts of each); `runtime`: the container runtime, okd3's "docker" (default) or "crio"
+    (no docker: `crictl`), kubeadm's "containerd" (default) or "crio" (its images unpacked where CRI-O does).
     """
 
     def __init__(self, root: Path, members: int = 3, *, subnet: int = 10, ssh_port: int = 2222,
@@ -200,7 +200,7 @@ class Lab:
                 pem, key = ca.issue(spec.common_name, list(spec.dns), list(spec.ips), server_auth=spec.server_auth)
                 write_atomic(self.host_path(h, spec.key or spec.cert + ".key"), key, 0o600)
                 write_atomic(crt, pem)
-        if self.shape.image_layer:
+        if self.image_layer:
             self._unpack_images(h)
         marker = h.dir / ".created"
         if not marker.exists():  # first creation only: later the tool owns etcd's settings and the manifests
@@ -223,6 +223,11 @@ class Lab:
             hidden.unlink(missing_ok=True)
             os.mknod(hidden, stat.S_IFCHR | 0o600, os.makedev(0, 0))
 
+    @property
+    def image_layer(self) -> str:
+        """Where this lab's runtime unpacks an image layer ("": its etcd image is not unpacked)."""
+        return (self.runtime.image_layer if self.runtime else "") or self.shape.image_layer
+
     def _unpack_images(self, h: LabHost) -> None:
         """The node's image layers where its runtime unpacked them: a pause image, the etcd image its manifest
         names (`/usr/local/bin/{etcd,etcdctl,etcdutl}`, links to the lab's release) and, where this machine has
@@ -233,12 +238,12 @@ class Lab:
         before = RELEASES[RELEASES.index(self.release.minor) - 1] if self.release.minor != RELEASES[0] else None
         if before is not None and release(before).available():
             layers.append((9 + 2 * index, release(before).binaries()))
-        pause = self.host_path(h, self.shape.image_layer.format(layer=3 + index))
+        pause = self.host_path(h, self.image_layer.format(layer=3 + index))
         if not (pause / "pause").exists():
             pause.mkdir(parents=True, exist_ok=True)
             write_atomic(pause / "pause", "#!/bin/sh\nexec sleep infinity\n", 0o755)
         for layer, binaries in layers:
-            bindir = self.host_path(h, self.shape.image_layer.format(layer=layer)) / "usr/local/bin"
+            bindir = self.host_path(h, self.image_layer.format(layer=layer)) / "usr/local/bin"
             bindir.mkdir(parents=True, exist_ok=True)
             for name, target in binaries.items():
                 if not (bindir / name).is_symlink() and not (bindir / name).exists():

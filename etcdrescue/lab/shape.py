@@ -110,6 +110,8 @@ class Runtime:
     files: tuple[HostFile, ...]
     hides: tuple[str, ...] = ()
     """Programs in /usr/local/bin a master on this runtime does not have (whited out in the host's own layer)."""
+    image_layer: str = ""
+    """Where this runtime unpacks an image layer, where it differs from the shape's `image_layer`."""
 
 
 FilesFor = Callable[[HostContext], tuple[HostFile, ...]]

@@ -13,8 +13,6 @@ from pathlib import Path
 from etcdrescue.lab import Lab
 
 PRE, POST = "/pre/", "/post/"
-IMAGE_LAYERS = "/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots"
-"""Where a kubeadm lab host's containerd unpacked its images (`LabShape.image_layer`)."""
 
 
 @dataclass
@@ -87,7 +85,8 @@ def host_file(lab: Lab, host: int, path: str) -> Path:
 def image_bins(lab: Lab, host: int) -> dict[str, Path]:
     """The etcd image layers the lab unpacked on a host: etcdctl's version -> the layer's usr/local/bin."""
     out: dict[str, Path] = {}
-    for bindir in sorted(host_file(lab, host, IMAGE_LAYERS).glob("*/fs/usr/local/bin")):
+    layers, _, inside = lab.image_layer.partition("{layer}")
+    for bindir in sorted(host_file(lab, host, layers).glob(f"*{inside}/usr/local/bin")):
         ctl = bindir / "etcdctl"
         if ctl.exists():
             res = subprocess.run([str(ctl), "version"], capture_output=True, text=True, check=True)

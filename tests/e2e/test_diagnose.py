@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +15,8 @@ from etcdrescue.lab import Lab
 from etcdrescue.lab.breaks import refused_flags
 
 from .conftest import requires_lab
-from .helpers import etcdrescue, hide_image, tree_digest
+from .helpers import PRE, etcdrescue, hide_image, host_file, tree_digest
+from .revisions import journal_events
 
 pytestmark = [pytest.mark.lab, requires_lab, pytest.mark.timeout(600)]
 
@@ -117,16 +119,33 @@ def test_kubeadm_37_under_a_35_manifest_needs_its_flags_fixed(tmp_path_factory: 
         lab.down()
 
 
-def test_kubeadm_without_tools_asks_the_image_else_says_health_unknown(
-        tmp_path_factory: pytest.TempPathFactory) -> None:
-    """No etcd tools on the hosts: each member's health is asked with its etcd image's own binaries (a healthy
-    cluster needs nothing); with those gone too (garbage-collected), health is unknown, never "unhealthy"."""
-    lab = Lab(tmp_path_factory.mktemp("diag-notools") / "lab", 3, subnet=245, profile="kubeadm", etcd="3.6")
+def test_kubeadm_on_cri_o_without_tools_uses_the_image_else_says_health_unknown(
+        tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
+    """kubeadm nodes on CRI-O, no etcd tools on the hosts: each member's health is asked with its etcd image's own
+    binaries where CRI-O unpacked them (a healthy cluster needs nothing), and a quorum recovery copies and runs
+    them; with those gone too (garbage-collected), health is unknown, never "unhealthy"."""
+    lab = Lab(tmp_path_factory.mktemp("diag-notools") / "lab", 3, subnet=245, profile="kubeadm", etcd="3.6",
+              runtime="crio")
     try:
         lab.up(timeout=60)
         found = diagnose(lab)
         assert found["procedure"]["name"] == "none", found
         assert not any("health unknown" in line for line in found["evidence"]), found["evidence"]
+        assert not host_file(lab, 0, "/var/lib/containerd").exists() or not any(
+            host_file(lab, 0, "/var/lib/containerd").rglob("etcdctl")), "CRI-O's places only"
+        lab.put_keys(PRE, 50)
+        time.sleep(0.6)
+        lab.break_quorum(lab.hosts[1:])
+        res = etcdrescue("recover", "-i", str(lab.inventory_path), "--yes", "--journal", str(tmp_path / "j"))
+        out = res.stdout + res.stderr
+        assert res.returncode == 0, out[-3000:]
+        full = lab.release.full
+        assert f"(copies of each master's etcd image binaries {full}, made by the plan's first step)" in out, out
+        copies = [e["script"] for e in journal_events(tmp_path / "j")
+                  if e["event"] == "command" and e.get("step") == "etcd-tools" and e.get("exit") == 0]
+        assert copies and all(" /var/lib/containers/storage/overlay/" in c for c in copies), copies
+        lab.wait_healthy(timeout=30)
+        assert len(lab.read_prefix(PRE)) == 50
         for i in range(3):
             hide_image(lab, i, lab.release.full)
         found = diagnose(lab)
