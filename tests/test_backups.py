@@ -42,6 +42,7 @@ from etcdrescue.model import BackupKind, Context, Method, Revisions, Step
 from etcdrescue.plan import Plan, build_plan
 from etcdrescue.preflight.verdict import HostFacts
 from etcdrescue.probes import ALARM_ERROR
+from etcdrescue.screens.preflight import backup_text
 from etcdrescue.ssh.transport import Result
 
 IP = "127.0.212.250"  # this module's own address (subnet 212), not a lab host's (.1-.7)
@@ -317,6 +318,17 @@ def test_bastion_backup_checked_here(snapshot: Path, tmp_path: Path) -> None:
     text.write_text("not etcd")
     with pytest.raises(InputError, match="not an etcd snapshot"):
         bastion.check(f"bastion:{text}", inventory())
+
+
+def test_the_wizards_backup_line_says_what_the_console_says_of_a_bastion_file(snapshot: Path, tmp_path: Path) -> None:
+    db = copy(snapshot, tmp_path)
+    b = bastion.check(f"bastion:{db}", inventory())
+    for shown in (backup_text(None, b.seed_path, b.lines()), backup_text(None, b.seed_path)):
+        assert shown.startswith(f"Backup {b.seed_path}: checking…")
+    lines = backup_text(None, b.seed_path, b.lines()).splitlines()[1:]
+    assert lines == [line.strip() for line in b.lines()]
+    assert f"backup on this machine {db}: " in lines[0] and "sha256 computed here" in lines[0]
+    assert lines[1].endswith(f"copied to the seed as {b.seed_path} before the restore")
 
 
 def test_the_copy_step_comes_first_and_declares_its_upload(snapshot: Path, tmp_path: Path) -> None:

@@ -146,16 +146,19 @@ def describe(exc: BaseException | None) -> str:
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
-def backup_text(b: BackupFacts | None, path: str | None) -> str:
+def backup_text(b: BackupFacts | None, path: str | None, bastion: list[str] | None = None) -> str:
+    """The backup line; with a `bastion:` file, also what the console prints about it (its size, sha256, revision,
+    cluster, and where it is copied on the seed)."""
     if path is None:
         return "Backup: none (quorum restore from the seed's own surviving data)"
+    more = "".join(f"\n{line.strip()}" for line in bastion or ())
     if b is None:
-        return f"Backup {path}: checking…"
+        return f"Backup {path}: checking…{more}"
     if b.snapshot is None:
-        return f"Backup {path}: {b.error or 'unreadable'}"
+        return f"Backup {path}: {b.error or 'unreadable'}{more}"
     age = f", {(time.time() - b.mtime) / 3600:.1f} h old" if b.mtime else ""
     return (f"Backup {path}: {b.kind_label}, {size(b.size_kb)}, revision {b.snapshot.revision}, "
-            f"{b.snapshot.total_keys} keys{age}")
+            f"{b.snapshot.total_keys} keys{age}{more}")
 
 
 class PreflightScreen(Screen[PreflightReport | None]):
@@ -179,6 +182,7 @@ class PreflightScreen(Screen[PreflightReport | None]):
         super().__init__()
         self.session = session
         self.inv, self.backup = session.inv, session.backup
+        self.bastion = session.bastion.lines() if session.bastion else None
         self.generation = 0
         self.report: PreflightReport | None = None
         self.survey_worker: Worker[None] | None = None
@@ -253,7 +257,7 @@ class PreflightScreen(Screen[PreflightReport | None]):
         self.cells = {m.name: [self.names[m.name], *(["…"] * (len(COLUMNS) - 1))] for m in self.inv.members}
         self.errors = {}
         self.render_table()
-        self.query_one("#backup-line", Static).update(backup_text(None, self.backup))
+        self.query_one("#backup-line", Static).update(backup_text(None, self.backup, self.bastion))
         verdict = self.query_one("#verdict", Static)
         verdict.update("Surveying…")
         verdict.set_classes("")
@@ -301,7 +305,7 @@ class PreflightScreen(Screen[PreflightReport | None]):
 
     def on_backup_surveyed(self, msg: BackupSurveyed) -> None:
         if msg.generation == self.generation:
-            self.query_one("#backup-line", Static).update(backup_text(msg.facts, self.backup))
+            self.query_one("#backup-line", Static).update(backup_text(msg.facts, self.backup, self.bastion))
 
     def on_judged(self, msg: Judged) -> None:
         if msg.generation != self.generation:
