@@ -95,9 +95,14 @@ def cell_len(value: str | Text) -> int:
     return value.cell_len if isinstance(value, Text) else Text(value).cell_len
 
 
+def content_widths(rows: list[Cells]) -> dict[str, int]:
+    """Each column's widest cell, its header included."""
+    return {c: max([cell_len(c), *(cell_len(r[i]) for r in rows)]) for i, c in enumerate(COLUMNS)}
+
+
 def fit_columns(rows: list[Cells], width: int) -> tuple[str, ...]:
     """The columns that fit `width` cells whole (content plus a cell of padding each side)."""
-    need = {c: max([cell_len(c), *(cell_len(r[i]) for r in rows)]) + 2 for i, c in enumerate(COLUMNS)}
+    need = {c: w + 2 for c, w in content_widths(rows).items()}
     shown = list(COLUMNS)
     for column in DROP_ORDER:
         if sum(need[c] for c in shown) <= width:
@@ -224,16 +229,19 @@ class PreflightScreen(Screen[PreflightReport | None]):
         self.render_table()
 
     def render_table(self) -> None:
-        """Rebuilt whole on every change: the set of columns that fits depends on every cell."""
+        """Rebuilt whole on every change: the set of columns that fits depends on every cell. Each column gets
+        its width here, not from the table's own measure, which waits for the table's next idle moment: a
+        rebuild that posts the table no message (the cursor already on its row) left the headers' widths."""
         if not self.cells:
             return
         table = self.query_one(DataTable)
         rows = [self.cells[m.name] for m in self.inv.members]
         self.shown = fit_columns(rows, self.size.width - 2)
+        widths = content_widths(rows)
         cursor = table.cursor_row
         table.clear(columns=True)
         for c in self.shown:
-            table.add_column(c, key=c)
+            table.add_column(c, width=widths[c], key=c)
         for m, row in zip(self.inv.members, rows, strict=True):
             table.add_row(*(row[COLUMNS.index(c)] for c in self.shown), key=m.name)
         table.move_cursor(row=cursor)

@@ -15,6 +15,7 @@ import yaml
 from rich.text import Text
 from textual.app import App
 from textual.pilot import Pilot
+from textual.widgets import DataTable
 
 from etcdrescue.checks import MemberHealth
 from etcdrescue.inventory.model import load_inventory
@@ -125,6 +126,27 @@ async def test_preflight_at_120x40_shows_every_column(offline_inventory: Path,
         assert app.screen.shown == COLUMNS
         rows = member_rows(screen_text(app))
         assert [r.split()[1] for r in rows] == [f"8e9e05c5216469{i}d" for i in (1, 2, 3)]
+
+
+@sync
+async def test_a_rebuilt_table_is_as_wide_as_its_cells_at_once(offline_inventory: Path,
+                                                               canned_preflight: CannedPreflight) -> None:
+    """A rebuild with the cursor already on its row posts the table no message, so nothing but the rebuild itself
+    may size the columns: under load, the table's own measure (at its next idle moment) never came, and the rows
+    stayed cut at the headers' widths ("master", "pid", "20.0")."""
+    canned_preflight(True)
+    app = RescueApp(offline_inventory, BACKUP)
+    async with app.run_test(size=NARROW) as pilot:
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, PreflightScreen) and app.screen.report is not None,
+                         what="verdict")
+        screen = app.screen
+        assert isinstance(screen, PreflightScreen)
+        table = screen.query_one(DataTable)
+        screen.render_table()
+        widths = {str(c.key.value): c.get_render_width(table) - 2 * table.cell_padding for c in table.ordered_columns}
+        rows = [screen.cells[m.name] for m in screen.inv.members]
+        assert widths == {c: max(len(c), *(len(r[COLUMNS.index(c)]) for r in rows)) for c in screen.shown}
 
 
 async def to_plan(app: RescueApp, pilot: Pilot[Any]) -> Plan:
