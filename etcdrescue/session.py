@@ -28,6 +28,7 @@ from .journal import Journal, default_dir
 from .locks import HostLocks, LocalLock
 from .model import BackupKind, Context, Method, Revisions, Step, new_stamp
 from .plan import Plan, build_plan
+from .platform.release import FlagRewrite
 from .platform.tools import EtcdTools
 from .preflight.options import RecoveryOptions, RevisionOptions
 from .preflight.picture import Picture, changes, drift
@@ -104,8 +105,12 @@ class RecoverySession(Guard):
                              f"{', '.join(m.name for m in inv.members)}")
         if options.stamp is not None and not all(ch.isalnum() or ch in "-_." for ch in options.stamp):
             raise InputError(f"--stamp may hold letters, digits, '-', '_' and '.', got {options.stamp!r}")
+        procedure = named(options.procedure)
+        if procedure.platforms and inv.platform.name not in procedure.platforms:
+            raise InputError(f"{procedure.name} is for {' and '.join(procedure.platforms)} control planes; this "
+                             f"inventory's profile is {inv.platform.name}")
         session = cls(inv, backup=backup, method=method, journal_dir=options.journal_dir,
-                      procedure=named(options.procedure),
+                      procedure=procedure,
                       gate_timeout=options.gate_timeout, secrets=secrets, etcd_tools=tools, learners=options.learners,
                       seed=SeedChoice(explicit=options.seed is not None, accept_older=options.accept_older_seed),
                       revisions=options.revisions, target=options.target, quota=options.quota, force=options.force)
@@ -327,16 +332,18 @@ class RecoverySession(Guard):
             self.rebind(self.inv.with_seed(report.seed))
         if report.tools is not None:
             self.use_tools(report.tools)
-        self.planned = build_plan(self.context(report.backup_kind, report.revisions), self.procedure)
+        self.planned = build_plan(self.context(report.backup_kind, report.revisions, report.fixes), self.procedure)
         return self.planned
 
-    def context(self, backup_kind: BackupKind, revisions: Revisions) -> Context:
+    def context(self, backup_kind: BackupKind, revisions: Revisions,
+                fixes: tuple[tuple[str, FlagRewrite], ...] = ()) -> Context:
         """The only place a Context is built: a resumed run's comes from its journal."""
         u = self.unfinished
         return Context(self.inv, self.backup, self.method, self.stamp, gate_timeout=self.gate_timeout,
                        backup_kind=u.backup_kind if u else backup_kind, learners=self.learners,
                        revisions=u.revisions if u else revisions, target=self.target, quota=self.quota,
-                       bastion=self.bastion.copy if self.bastion else None)
+                       bastion=self.bastion.copy if self.bastion else None,
+                       fixes=u.fixes if u and u.fixes else fixes)
 
     # -- the fresh look ---------------------------------------------------------------
     def before_step(self) -> None:
@@ -362,7 +369,8 @@ class RecoverySession(Guard):
         was, now = Picture.of(before, resuming=self.resuming), Picture.of(again, resuming=self.resuming)
         diff, drifted = changes(was, now), drift(was, now)
         if not diff and not self.resuming and again.ok and plan_commands(
-                build_plan(self.context(again.backup_kind, again.revisions), self.procedure)) != plan_commands(planned):
+                build_plan(self.context(again.backup_kind, again.revisions, again.fixes),
+                           self.procedure)) != plan_commands(planned):
             diff = ["the plan built from it differs"]
         if self.journal is not None:
             self.journal.write("fresh_look", age=round(age, 1), changes=diff, drift=drifted)

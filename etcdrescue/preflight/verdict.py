@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ..etcddata.freshness import Freshness, freshest
 from ..model import DEFAULT_BUMP, BackupKind, Method, RevisionPath, Revisions
 from ..platform import ManifestProblem, Paths, Severity
-from ..platform.release import EtcdRelease
+from ..platform.release import EtcdRelease, FlagRewrite
 from ..platform.tools import SEARCH, TOOLS_ROOT, EtcdTools, ImageBinaries, matching_image
 from ..probes import ALARM_ERROR, HostSurvey, SnapshotInfo
 from .options import RevisionOptions
@@ -55,6 +55,8 @@ class HostFacts:
     freshness_error: str = ""
     quota: int | None = None
     """The backend quota its settings give etcd (`--quota-backend-bytes`, etcd's default when unset); None: unread."""
+    flag_rewrite: FlagRewrite | None = None
+    """What its manifest's flags need for the etcd its image runs (`Platform.flag_rewrite`); None: nothing."""
 
     @property
     def serves(self) -> bool:
@@ -125,6 +127,8 @@ class PreflightReport:
     """The cluster as a healthy member sees it, for procedures that ask (`Procedure.needs_cluster`)."""
     ok_line: str = ""
     """The verdict's line when the rules passed: the procedure's own words (the quorum recovery's by default)."""
+    fixes: tuple[tuple[str, FlagRewrite], ...] = ()
+    """Member -> the rewrite of its manifest's flags, for the procedure that makes them (`fix-flags`)."""
 
     @property
     def healthy_count(self) -> int:

@@ -1,0 +1,164 @@
+"""fix-flags offline: its pre-flight rules on typed facts, its plan (one stop/rewrite/start per member behind a gate,
+then the verify), the journal's record of its rewrites for a resume, the kubeadm-only door, and the diagnosis that
+names it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from test_preflight_judge import GOOD
+
+from etcdrescue.errors import InputError
+from etcdrescue.inventory.model import load_inventory
+from etcdrescue.model import Context, Method
+from etcdrescue.plan import build_plan
+from etcdrescue.platform import PLATFORMS, ManifestProblem, Severity
+from etcdrescue.platform.kubeadm import flag_rewrite, kubeadm_manifest_problem
+from etcdrescue.platform.release import FlagRewrite
+from etcdrescue.platform.tools import EtcdTools
+from etcdrescue.preflight.options import RecoveryOptions
+from etcdrescue.preflight.verdict import HostFacts, PreflightReport, ToolChoice
+from etcdrescue.procedures.flags import FIX_FLAGS, NOTHING, judge
+from etcdrescue.session import RecoverySession
+
+DATA = Path(__file__).parent / "data" / "kubeadm"
+TOOLS = ToolChoice(EtcdTools(PLATFORMS["kubeadm"].default_paths))
+OLD_ON_37 = (DATA / "v1.29-init.yaml").read_text().replace("etcd:3.5.10-0", "etcd:3.7.4-0")
+REWRITE = FlagRewrite("3.7.4",
+                      (("watch-progress-notify-interval", "5s"), ("feature-gates", "InitialCorruptCheck=true")),
+                      ("experimental-initial-corrupt-check", "experimental-watch-progress-notify-interval"))
+
+
+def host(name: str, text: str | None = None, **kw: Any) -> HostFacts:
+    """A member as the survey sees it, its manifest problem and rewrite read from `text` as the survey reads them."""
+    if text is not None:
+        kw |= {"manifest_problem": kubeadm_manifest_problem(text), "flag_rewrite": flag_rewrite(text)}
+    return HostFacts(name, **{"reachable": True, "survey": GOOD, **kw})
+
+
+def verdict(*hosts: HostFacts, resuming: bool = False) -> PreflightReport:
+    return judge(hosts, seed="m1", quorum=2, data_dir="/var/lib/etcd", backup_path=None, backup=None,
+                 method=Method.SNAPSHOT_RESTORE, resuming=resuming, settings="etcd manifest", tools=TOOLS)
+
+
+def test_the_manifest_and_its_rewrite_as_the_survey_reads_them() -> None:
+    found = kubeadm_manifest_problem(OLD_ON_37)
+    assert found is not None and found.flags and found.severity is Severity.ALWAYS
+    assert flag_rewrite(OLD_ON_37) == REWRITE
+
+
+def test_the_members_on_refused_flags_are_fixed_and_their_refusal_does_not_stop_it() -> None:
+    r = verdict(host("m1"), host("m2", OLD_ON_37), host("m3", OLD_ON_37))
+    assert r.ok, r.problems
+    assert r.fixes == (("m2", REWRITE), ("m3", REWRITE))
+    assert r.tools is not None and r.verdict.startswith("m2, m3: their etcd refuses the manifest's flags")
+
+
+def test_every_other_host_problem_still_stops_it() -> None:
+    r = verdict(host("m1", manifest_problem=ManifestProblem("malformed YAML", Severity.ALWAYS)),
+                host("m2", OLD_ON_37), HostFacts("m3", error="m3: unreachable"))
+    assert not r.ok and r.tools is None
+    assert r.problems[:2] == ("m1: : malformed YAML", "m3: unreachable")
+
+
+def test_a_flag_problem_without_a_rewrite_stops_it() -> None:
+    """A gate 3.5 has no flag for: the refusal stands, with its reason."""
+    text = (DATA / "v1.34-init.yaml").read_text().replace("InitialCorruptCheck=true", "SomethingNew=true")
+    text = text.replace("registry.k8s.io/etcd:3.6.5-0", "registry.k8s.io/etcd:3.5.36-0")
+    h = host("m2", text)
+    assert h.flag_rewrite is not None and h.flag_rewrite.problem
+    r = verdict(host("m1"), h)
+    assert not r.ok and "`etcdrescue fix-flags` cannot: etcd 3.5.36 has no flag for the feature gate" in r.problems[0]
+
+
+def test_nothing_to_fix_is_refused_unless_resuming() -> None:
+    assert verdict(host("m1"), host("m2")).problems == (NOTHING,)
+    assert verdict(host("m1"), host("m2"), resuming=True).ok
+
+
+def context(tmp_path: Path, fixes: tuple[tuple[str, FlagRewrite], ...]) -> Context:
+    return Context(load_inventory(kubeadm_inventory(tmp_path)), None, Method.SNAPSHOT_RESTORE, "20260101T000000Z",
+                   fixes=fixes)
+
+
+def kubeadm_inventory(tmp_path: Path) -> Path:
+    data = {"cluster": "unit", "profile": "kubeadm", "ssh": {"user": "root"},
+            "members": [{"name": f"m{i}.test", "host": f"10.0.0.{i}", "peer_url": f"https://10.0.0.{i}:2380",
+                         "client_url": f"https://10.0.0.{i}:2379"} for i in (1, 2, 3)]}
+    p = tmp_path / "kubeadm.yaml"
+    p.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return p
+
+
+def test_one_step_per_member_to_fix_then_the_verify(tmp_path: Path) -> None:
+    plan = build_plan(context(tmp_path, (("m3.test", REWRITE), ("m1.test", REWRITE))), FIX_FLAGS)
+    assert [s.key for s in plan.steps] == ["flags-m1.test", "flags-m3.test", "verify"], "inventory order"
+    assert plan.mode.startswith("fix flags, one member at a time: m3.test (etcd 3.7.4): "
+                                "--experimental-initial-corrupt-check --experimental-watch-progress-notify-interval"
+                                " -> --watch-progress-notify-interval=5s --feature-gates=InitialCorruptCheck=true")
+    step = plan.step("flags-m3.test")
+    assert {c.host for c in step.commands} == {"m3.test"}
+    assert all(c.skip_if for c in step.commands if c.mutates), "every change has its already-done probe"
+    purposes = [c.purpose for c in step.commands]
+    assert purposes[0] == "move the etcd manifest out of the kubelet's pod directory"
+    assert "keep a copy of the etcd manifest" in purposes
+    assert any(p.startswith("write the manifest with --watch-progress-notify-interval=5s, "
+                            "--feature-gates=InitialCorruptCheck=true and without --experimental-initial-corrupt"
+                            "-check") for p in purposes)
+    assert purposes[-1].startswith("move the etcd manifest back")
+    assert step.undo and any("put the original etcd manifest back" in c.purpose for c in step.undo)
+    assert ".etcdrescue-20260101T000000Z" in step.undo_note
+    assert step.gate is not None and step.gate.members == ("m3.test",)
+    assert {type(c).__name__ for c in step.gate.checks} == {"RunsWith", "RunsWithout", "Answers"}
+    assert not any(c.mutates for c in plan.step("verify").commands)
+
+
+def test_the_journal_keeps_the_rewrites_for_a_resume(tmp_path: Path) -> None:
+    """A resumed survey may find a manifest already rewritten (no rewrite left to find): the plan comes from what
+    the run recorded."""
+    from etcdrescue.resume import find_unfinished
+
+    ctx = context(tmp_path, (("m2.test", REWRITE),))
+    plan = build_plan(ctx, FIX_FLAGS)
+    journal = tmp_path / "j"
+    journal.mkdir()
+    events = [{"event": "run_start", "cluster": "unit", "procedure": "fix-flags", "steps": [s.key for s in plan.steps],
+               "mode": plan.mode, "seed": "m1.test", "stamp": ctx.stamp, "backup": None, "method": "snapshot-restore",
+               "backup_kind": "dir", "learners": True, "fixes": {"m2.test": REWRITE.record()}},
+              {"event": "step_end", "step": "tools", "status": "done"}]
+    (journal / f"unit-{ctx.stamp}.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    u = find_unfinished(journal, "unit")
+    assert u is not None and u.fixes == (("m2.test", REWRITE),)
+    session = RecoverySession.open(RecoveryOptions(kubeadm_inventory(tmp_path), procedure="fix-flags"))
+    session.resume(u)
+    from etcdrescue.model import BackupKind, Revisions
+
+    assert session.context(BackupKind.DIR, Revisions()).fixes == (("m2.test", REWRITE),)
+
+
+def test_okd3_is_refused_before_any_connection(tmp_path: Path) -> None:
+    from test_resume_unit import inventory
+
+    with pytest.raises(InputError, match="fix-flags is for kubeadm control planes; this inventory's profile is okd3"):
+        RecoverySession.open(RecoveryOptions(inventory(tmp_path), procedure="fix-flags"))
+
+
+def test_okd3_settings_refuse_a_drop() -> None:
+    with pytest.raises(ValueError, match="never dropped"):
+        PLATFORMS["okd3"].build(PLATFORMS["okd3"].default_paths).settings.set("m1", {"name": "m1"}, ("x",))
+
+
+def test_the_wizard_offers_the_procedure_the_diagnosis_names() -> None:
+    import datetime as dt
+
+    from etcdrescue.diagnose.verdict import Diagnosis, Remedy
+    from etcdrescue.screens.diagnose import offered
+
+    d = Diagnosis(Remedy.FIX_FLAGS, ("m2",), (), (), {}, (), None, dt.datetime.now(dt.UTC))
+    choice = offered(d)
+    assert choice is not None and choice.procedure == "fix-flags" and choice.target is None
+    assert offered(Diagnosis(Remedy.RENEW_CERTS, ("m2",), (), (), {}, (), None, dt.datetime.now(dt.UTC))) is None
