@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from etcdrescue.lab import Lab
 from etcdrescue.lab.breaks import refused_flags
 
 from .conftest import requires_lab
-from .helpers import etcdrescue, hide_image, tree_digest
+from .helpers import etcdrescue, hide_image, host_file, tree_digest
 
 pytestmark = [pytest.mark.lab, requires_lab, pytest.mark.timeout(600)]
 
@@ -111,10 +112,60 @@ def test_kubeadm_37_under_a_35_manifest_needs_its_flags_fixed(tmp_path_factory: 
         causes = found["members"][name]["causes"]
         assert [c["cause"] for c in causes] == ["flag provided but not defined"]
         assert found["members"][name]["process"]["restarts"] >= 1
-        assert "--experimental-initial-corrupt-check" in found["next"][0]
-        assert "--watch-progress-notify-interval=5s --feature-gates=InitialCorruptCheck=true" in found["next"][0]
+        assert found["next"][0].startswith(f"etcdrescue fix-flags -i {lab.inventory_path} --dry-run")
+        assert "--experimental-initial-corrupt-check" in found["next"][1]
+        assert "--watch-progress-notify-interval=5s --feature-gates=InitialCorruptCheck=true" in found["next"][1]
+        fixed = fix_flags(lab, 2, tmp_path_factory.mktemp("fix-37"), *tools)
+        assert "- --feature-gates=InitialCorruptCheck=true\n" in fixed and "experimental" not in fixed
     finally:
         lab.down()
+
+
+def test_kubeadm_35_under_a_36_manifest_gets_its_flags_rewritten(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The other direction: a 3.5 image under the names 3.6 introduced (kubeadm 1.34+ writes them) exits at once;
+    fix-flags writes them back as the `--experimental-*` flags 3.5 knows."""
+    lab = Lab(tmp_path_factory.mktemp("fix-kubeadm35") / "lab", 3, subnet=236, profile="kubeadm", etcd="3.5")
+    try:
+        lab.up(timeout=60)
+        tools = ("--etcd-tools", str(lab.bin_dir))
+        refused_flags(lab, 1, ("--watch-progress-notify-interval=5s", "--feature-gates=InitialCorruptCheck=true"))
+        found = until(lab, "fix-flags", *tools)
+        assert found["procedure"] == {"name": "fix-flags", "members": [lab.hosts[1].name]}, found
+        fixed = fix_flags(lab, 1, tmp_path_factory.mktemp("fix-35"), *tools)
+        assert "- --experimental-watch-progress-notify-interval=5s\n" in fixed
+        assert "- --experimental-initial-corrupt-check=true\n" in fixed
+        assert "feature-gates" not in fixed and "- --watch-progress" not in fixed
+    finally:
+        lab.down()
+
+
+def fix_flags(lab: Lab, host: int, journal: Path, *extra: str) -> str:
+    """`fix-flags` on a lab whose member `host` crash-loops on refused flags: the dry run changes nothing, the run
+    ends with diagnose's `none` and every member healthy, the manifest as it was kept aside, no file gone; a second
+    run is refused (exit 2) and changes nothing. Returns the member's manifest as fixed."""
+    inv = ("-i", str(lab.inventory_path), "--journal", str(journal), *extra)
+    manifest = host_file(lab, host, "/etc/kubernetes/manifests/etcd.yaml")
+    was = manifest.read_text()
+    before = tree_digest(lab)
+    dry = etcdrescue("fix-flags", *inv, "--dry-run")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert "would run" in dry.stdout
+    assert tree_digest(lab) == before, "the dry run changed a host"
+    done = etcdrescue("fix-flags", *inv, "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert diagnose(lab, *extra)["procedure"]["name"] == "none"
+    assert all(lab.healthy(h) for h in lab.hosts)
+    kept = list(host_file(lab, host, "/etc/kubernetes/manifests-disabled").glob("etcd.yaml.etcdrescue-*"))
+    assert [p.read_text() for p in kept] == [was], "the manifest as it was, kept aside with the run's stamp"
+    after = tree_digest(lab)
+    assert set(before) <= set(after), f"removed: {sorted(set(before) - set(after))}"
+    h = lab.hosts[host]
+    new = {k for k in after if k not in before}
+    assert new - {f"{h.name}:etc/kubernetes/manifests-disabled/"} == {f"{h.name}:{kept[0].relative_to(h.dir)}"}
+    again = etcdrescue("fix-flags", *inv, "--yes")
+    assert again.returncode == 2 and "every manifest's flags suit its etcd" in again.stdout + again.stderr, again.stdout
+    assert tree_digest(lab) == after, "a refused run changed a host"
+    return manifest.read_text()
 
 
 def test_kubeadm_without_tools_asks_the_image_else_says_health_unknown(
