@@ -162,3 +162,18 @@ def test_the_wizard_offers_the_procedure_the_diagnosis_names() -> None:
     choice = offered(d)
     assert choice is not None and choice.procedure == "fix-flags" and choice.target is None
     assert offered(Diagnosis(Remedy.RENEW_CERTS, ("m2",), (), (), {}, (), None, dt.datetime.now(dt.UTC))) is None
+
+
+def test_its_runbook_prints_the_commands_the_engine_runs(tmp_path: Path) -> None:
+    """The plan renders as every procedure's does: each engine command, in order, behind its skip check; each
+    undo; the hand check of the refused flags and the gate's checks with their own scripts."""
+    from test_runbook import assert_runs_the_plan
+
+    from etcdrescue.documents.runbook import render_markdown
+
+    plan = build_plan(context(tmp_path, (("m2.test", REWRITE),)), FIX_FLAGS)
+    doc = render_markdown(plan, date="2026-01-01")
+    assert doc.startswith("# etcd fix-flags runbook: unit")
+    assert_runs_the_plan(doc, plan)
+    assert "flag provided but not defined: -experimental-initial-corrupt-check" in doc
+    assert "--feature-gates=InitialCorruptCheck=true" in doc and "endpoint status" in doc

@@ -663,7 +663,7 @@ def test_random_drops(awk_envs: dict[str, Env], manifest: str, awk: str, values:
     re-parsing check agree with `edited_items`."""
     env = awk_envs[awk]
     text = recorded(manifest)
-    names = sorted(set(flags(text)) | {"feature-gates", "max-learners"} - set(values))
+    names = sorted((set(flags(text)) | {"feature-gates", "max-learners"}) - set(values))
     drop = data.draw(st.lists(st.sampled_from(names), min_size=1, max_size=4, unique=True))
     with tempfile.TemporaryDirectory() as d:
         src, dst = setup(Path(d), text)

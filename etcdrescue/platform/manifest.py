@@ -127,6 +127,12 @@ def _want(values: Mapping[str, str]) -> str:
     return ";".join(f"--{name}={value}" for name, value in values.items())
 
 
+def _drop_arg(drop: Sequence[str]) -> tuple[str, ...]:
+    """`-v drop=NAME;NAME` for the awk; none without a drop (an unset awk variable is empty), so every command
+    that only sets flags reads as it did before drops existed."""
+    return ("-v", f"drop={';'.join(drop)}") if drop else ()
+
+
 _AWK_LIB = r"""
 function fail(msg) { printf "%s: %s\n", f, msg > "/dev/stderr"; exit 3 }
 function value_of(v,   c) {
@@ -295,7 +301,7 @@ def set_flags_script(src: str, dst: str, values: Mapping[str, str], drop: Sequen
         _check_path(path)
     tmp = _tmp_for(dst)
     awk = sh(Raw("LC_ALL=C"), "awk", "-v", f"f={src}", "-v", f"tmp={tmp}", "-v", Raw('eol="$manifest_eol"'),
-             "-v", f"want={_want(values)}", "-v", f"drop={';'.join(drop)}", _AWK_EDIT, src)
+             "-v", f"want={_want(values)}", *_drop_arg(drop), _AWK_EDIT, src)
     missing = sh("printf", "%s\\n", f"{src}: not a regular file", Raw(">&2"))
     return Raw(
         f"if test -f {q(src)}; then manifest_eol=$(tail -c 1 {q(src)} | wc -l) && {awk} && "
@@ -315,8 +321,7 @@ def flags_present(path: str, values: Mapping[str, str], drop: Sequence[str] = ()
     _check(values, drop)
     _check_path(path)
     return Raw(f"test -f {q(path)} && " + sh(Raw("LC_ALL=C"), "awk", "-v", f"f={path}", "-v",
-                                             f"want={_want(values)}", "-v", f"drop={';'.join(drop)}", _AWK_PROBE,
-                                             path))
+                                             f"want={_want(values)}", *_drop_arg(drop), _AWK_PROBE, path))
 
 
 def show_both(pristine: str, edited: str) -> Raw:

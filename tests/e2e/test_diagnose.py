@@ -140,13 +140,16 @@ def test_kubeadm_35_under_a_36_manifest_gets_its_flags_rewritten(tmp_path_factor
 
 
 def fix_flags(lab: Lab, host: int, journal: Path, *extra: str) -> str:
-    """`fix-flags` on a lab whose member `host` crash-loops on refused flags: the dry run changes nothing, the run
-    ends with diagnose's `none` and every member healthy, the manifest as it was kept aside, no file gone; a second
-    run is refused (exit 2) and changes nothing. Returns the member's manifest as fixed."""
+    """`fix-flags` on a lab whose member `host` crash-loops on refused flags: its runbook and its dry run change
+    nothing; the run ends with diagnose's `none` and every member healthy, the manifest as it was kept aside, no
+    file gone; a second run is refused (exit 2) and changes nothing. Returns the member's manifest as fixed."""
     inv = ("-i", str(lab.inventory_path), "--journal", str(journal), *extra)
     manifest = host_file(lab, host, "/etc/kubernetes/manifests/etcd.yaml")
     was = manifest.read_text()
     before = tree_digest(lab)
+    book = etcdrescue("runbook", "-i", str(lab.inventory_path), "--procedure", "fix-flags", *extra)
+    assert book.returncode == 0, book.stderr
+    assert f"Rewrite {lab.hosts[host].name}'s etcd flags" in book.stdout
     dry = etcdrescue("fix-flags", *inv, "--dry-run")
     assert dry.returncode == 0, dry.stdout + dry.stderr
     assert "would run" in dry.stdout
