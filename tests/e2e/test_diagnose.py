@@ -115,8 +115,15 @@ def test_kubeadm_37_under_a_35_manifest_needs_its_flags_fixed(tmp_path_factory: 
         assert found["next"][0].startswith(f"etcdrescue fix-flags -i {lab.inventory_path} --dry-run")
         assert "--experimental-initial-corrupt-check" in found["next"][1]
         assert "--watch-progress-notify-interval=5s --feature-gates=InitialCorruptCheck=true" in found["next"][1]
-        fixed = fix_flags(lab, 2, tmp_path_factory.mktemp("fix-37"), *tools)
-        assert "- --feature-gates=InitialCorruptCheck=true\n" in fixed and "experimental" not in fixed
+        refused_flags(lab, 0)  # two of three: the quorum is lost, and fix-flags needs none
+        both = [lab.hosts[0].name, name]
+        deadline = time.monotonic() + 60
+        while (found := diagnose(lab, *tools))["procedure"] != {"name": "fix-flags", "members": both}:
+            assert time.monotonic() < deadline, found["procedure"]
+            time.sleep(2)
+        assert "quorum lost" in found["evidence"]
+        for fixed in fix_flags(lab, (0, 2), tmp_path_factory.mktemp("fix-37"), *tools):
+            assert "- --feature-gates=InitialCorruptCheck=true\n" in fixed and "experimental" not in fixed
     finally:
         lab.down()
 
@@ -131,7 +138,7 @@ def test_kubeadm_35_under_a_36_manifest_gets_its_flags_rewritten(tmp_path_factor
         refused_flags(lab, 1, ("--watch-progress-notify-interval=5s", "--feature-gates=InitialCorruptCheck=true"))
         found = until(lab, "fix-flags", *tools)
         assert found["procedure"] == {"name": "fix-flags", "members": [lab.hosts[1].name]}, found
-        fixed = fix_flags(lab, 1, tmp_path_factory.mktemp("fix-35"), *tools)
+        (fixed,) = fix_flags(lab, (1,), tmp_path_factory.mktemp("fix-35"), *tools)
         assert "- --experimental-watch-progress-notify-interval=5s\n" in fixed
         assert "- --experimental-initial-corrupt-check=true\n" in fixed
         assert "feature-gates" not in fixed and "- --watch-progress" not in fixed
@@ -139,17 +146,17 @@ def test_kubeadm_35_under_a_36_manifest_gets_its_flags_rewritten(tmp_path_factor
         lab.down()
 
 
-def fix_flags(lab: Lab, host: int, journal: Path, *extra: str) -> str:
-    """`fix-flags` on a lab whose member `host` crash-loops on refused flags: its runbook and its dry run change
-    nothing; the run ends with diagnose's `none` and every member healthy, the manifest as it was kept aside, no
-    file gone; a second run is refused (exit 2) and changes nothing. Returns the member's manifest as fixed."""
+def fix_flags(lab: Lab, hosts: tuple[int, ...], journal: Path, *extra: str) -> list[str]:
+    """`fix-flags` on a lab whose members `hosts` crash-loop on refused flags: its runbook and its dry run change
+    nothing; the run ends with diagnose's `none` and every member healthy, each manifest as it was kept aside, no
+    file gone; a second run is refused (exit 2) and changes nothing. Returns their manifests as fixed."""
     inv = ("-i", str(lab.inventory_path), "--journal", str(journal), *extra)
-    manifest = host_file(lab, host, "/etc/kubernetes/manifests/etcd.yaml")
-    was = manifest.read_text()
+    manifests = [host_file(lab, i, "/etc/kubernetes/manifests/etcd.yaml") for i in hosts]
+    was = [m.read_text() for m in manifests]
     before = tree_digest(lab)
     book = etcdrescue("runbook", "-i", str(lab.inventory_path), "--procedure", "fix-flags", *extra)
     assert book.returncode == 0, book.stderr
-    assert f"Rewrite {lab.hosts[host].name}'s etcd flags" in book.stdout
+    assert all(f"Rewrite {lab.hosts[i].name}'s etcd flags" in book.stdout for i in hosts)
     dry = etcdrescue("fix-flags", *inv, "--dry-run")
     assert dry.returncode == 0, dry.stdout + dry.stderr
     assert "would run" in dry.stdout
@@ -158,17 +165,19 @@ def fix_flags(lab: Lab, host: int, journal: Path, *extra: str) -> str:
     assert done.returncode == 0, done.stdout + done.stderr
     assert diagnose(lab, *extra)["procedure"]["name"] == "none"
     assert all(lab.healthy(h) for h in lab.hosts)
-    kept = list(host_file(lab, host, "/etc/kubernetes/manifests-disabled").glob("etcd.yaml.etcdrescue-*"))
-    assert [p.read_text() for p in kept] == [was], "the manifest as it was, kept aside with the run's stamp"
     after = tree_digest(lab)
     assert set(before) <= set(after), f"removed: {sorted(set(before) - set(after))}"
-    h = lab.hosts[host]
     new = {k for k in after if k not in before}
-    assert new - {f"{h.name}:etc/kubernetes/manifests-disabled/"} == {f"{h.name}:{kept[0].relative_to(h.dir)}"}
+    for i, old in zip(hosts, was, strict=True):
+        h = lab.hosts[i]
+        kept = list(host_file(lab, i, "/etc/kubernetes/manifests-disabled").glob("etcd.yaml.etcdrescue-*"))
+        assert [p.read_text() for p in kept] == [old], "the manifest as it was, kept aside with the run's stamp"
+        new -= {f"{h.name}:etc/kubernetes/manifests-disabled/", f"{h.name}:{kept[0].relative_to(h.dir)}"}
+    assert not new, f"more than the kept manifests: {sorted(new)}"
     again = etcdrescue("fix-flags", *inv, "--yes")
     assert again.returncode == 2 and "every manifest's flags suit its etcd" in again.stdout + again.stderr, again.stdout
     assert tree_digest(lab) == after, "a refused run changed a host"
-    return manifest.read_text()
+    return [m.read_text() for m in manifests]
 
 
 def test_kubeadm_without_tools_asks_the_image_else_says_health_unknown(
