@@ -34,7 +34,7 @@ from .preflight.options import RecoveryOptions, RevisionOptions
 from .preflight.picture import Picture, changes, drift
 from .preflight.survey import PreflightProgress, Uploaded, run_preflight
 from .preflight.verdict import BackupFacts, PreflightReport, SeedChoice
-from .procedures import QUORUM_RECOVERY, named
+from .procedures import DEFAULT, QUORUM_RECOVERY, named
 from .procedures.base import Procedure
 from .resume import Unfinished, find_unfinished
 from .ssh.hosts import Hosts
@@ -114,6 +114,9 @@ class RecoverySession(Guard):
                       gate_timeout=options.gate_timeout, secrets=secrets, etcd_tools=tools, learners=options.learners,
                       seed=SeedChoice(explicit=options.seed is not None, accept_older=options.accept_older_seed),
                       revisions=options.revisions, target=options.target, quota=options.quota, force=options.force)
+        if options.fix_flags and procedure.name != DEFAULT:
+            raise InputError(f"--fix-flags goes with the quorum recovery, not {procedure.name}")
+        session.fix_flags = options.fix_flags
         session.any_cluster = options.any_cluster
         session.bastion = bastion
         if options.stamp is not None:
@@ -144,6 +147,8 @@ class RecoverySession(Guard):
         """The member the procedure acts on (`replace MEMBER`); None for the quorum recovery."""
         self.quota = quota
         self.force = force
+        self.fix_flags = False
+        """`recover --fix-flags`: the quorum recovery's rules warn about (and its plan rewrites) refused flags."""
         self.any_cluster = False
         """The backup's own member list is not checked against the inventory (a drill's lab)."""
         self.bastion: BastionBackup | None = None
@@ -314,6 +319,8 @@ class RecoverySession(Guard):
     def rules(self) -> Callable[..., PreflightReport]:
         """The procedure's pre-flight rules, with the operator's `force` and `quota` where it takes them."""
         judge = self.procedure.judge
+        if self.fix_flags:
+            return partial(judge, fix_flags=True)
         return partial(judge, force=self.force, quota=self.quota) if self.procedure.takes_options else judge
 
     def staged_facts(self) -> BackupFacts | None:

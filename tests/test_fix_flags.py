@@ -5,6 +5,7 @@ names it."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -177,3 +178,81 @@ def test_its_runbook_prints_the_commands_the_engine_runs(tmp_path: Path) -> None
     assert_runs_the_plan(doc, plan)
     assert "flag provided but not defined: -experimental-initial-corrupt-check" in doc
     assert "--feature-gates=InitialCorruptCheck=true" in doc and "endpoint status" in doc
+
+
+# --- recover --fix-flags -----------------------------------------------------------------------------------------
+
+
+def recover_verdict(*hosts: HostFacts, fix_flags: bool) -> PreflightReport:
+    from etcdrescue.preflight.verdict import judge as recover_judge
+
+    return recover_judge(hosts, seed="m1", quorum=2, data_dir="/var/lib/etcd", backup_path=None, backup=None,
+                         method=Method.FORCE_NEW_CLUSTER, settings="etcd manifest", tools=TOOLS, fix_flags=fix_flags)
+
+
+def test_recover_refuses_refused_flags_unless_it_rewrites_them() -> None:
+    hosts = (host("m1"), host("m2", OLD_ON_37), host("m3", OLD_ON_37))
+    refused = recover_verdict(*hosts, fix_flags=False)
+    assert not refused.ok and "`etcdrescue fix-flags` rewrites them" in refused.problems[0]
+    assert refused.fixes == ()
+    fixing = recover_verdict(*hosts, fix_flags=True)
+    assert fixing.ok, fixing.problems
+    assert fixing.fixes == (("m2", REWRITE), ("m3", REWRITE))
+    assert any(w.startswith("m2: etcd 3.7.4 refuses its manifest's flags: --fix-flags rewrites them") for w in
+               fixing.warnings)
+    assert "nothing to rewrite" in " ".join(recover_verdict(host("m1"), host("m2"), host("m3"),
+                                                            fix_flags=True).warnings)
+
+
+def test_recover_with_fixes_rewrites_in_its_own_settings_edits(tmp_path: Path) -> None:
+    """The seed's and each joiner's one verified manifest edit carries the rewrite of that member: no extra start."""
+    from etcdrescue.procedures import QUORUM_RECOVERY
+
+    inv = load_inventory(kubeadm_inventory(tmp_path))
+    ctx = Context(inv, None, Method.FORCE_NEW_CLUSTER, "20260101T000000Z",
+                  fixes=(("m1.test", REWRITE), ("m3.test", REWRITE)))
+    plan = build_plan(ctx, QUORUM_RECOVERY)
+    assert "m1.test's flags rewritten for etcd 3.7.4" in plan.mode and "m2.test's flags" not in plan.mode
+
+    def writes(key: str) -> list[str]:
+        return [c.purpose for c in plan.step(key).commands if c.purpose.startswith("write the manifest")]
+
+    assert writes("seed-conf") == [
+        "write the manifest with --name=m1.test, --initial-cluster=m1.test=https://10.0.0.1:2380, "
+        "--initial-cluster-state=new, --initial-advertise-peer-urls=https://10.0.0.1:2380, "
+        "--watch-progress-notify-interval=5s, --feature-gates=InitialCorruptCheck=true and without "
+        "--experimental-initial-corrupt-check, --experimental-watch-progress-notify-interval"]
+    assert all("without" in w for w in writes("join-m3.test"))
+    assert not any("without" in w for w in writes("join-m2.test"))
+    assert build_plan(replace(ctx, fixes=()), QUORUM_RECOVERY).step("seed-conf").commands == build_plan(
+        Context(inv, None, Method.FORCE_NEW_CLUSTER, "20260101T000000Z"), QUORUM_RECOVERY).step("seed-conf").commands
+
+
+def test_fix_flags_goes_only_with_the_quorum_recovery(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="--fix-flags goes with the quorum recovery, not fix-flags"):
+        RecoverySession.open(RecoveryOptions(kubeadm_inventory(tmp_path), procedure="fix-flags", fix_flags=True))
+    session = RecoverySession.open(RecoveryOptions(kubeadm_inventory(tmp_path), fix_flags=True))
+    rules: Any = session.rules
+    assert rules.keywords == {"fix_flags": True}
+
+
+def test_a_forced_seed_whose_flags_are_rewritten_gets_its_rewritten_manifest_back(tmp_path: Path) -> None:
+    """After its one start with `--force-new-cluster` the seed gets back the manifest kept before the flag went in:
+    the original bytes would carry the refused flags again, so with a rewrite it is the manifest as seed-conf
+    left it (kept under its own name; the original stays aside for the undo)."""
+    from etcdrescue.procedures import QUORUM_RECOVERY
+
+    inv = load_inventory(kubeadm_inventory(tmp_path))
+    stamp = "20260101T000000Z"
+    fixed = build_plan(Context(inv, None, Method.FORCE_NEW_CLUSTER, stamp, fixes=(("m1.test", REWRITE),)),
+                       QUORUM_RECOVERY)
+    plain = build_plan(Context(inv, None, Method.FORCE_NEW_CLUSTER, stamp), QUORUM_RECOVERY)
+    disabled = "/etc/kubernetes/manifests-disabled/etcd.yaml"
+
+    def kept(plan: Any) -> list[str]:
+        return [c.script for c in plan.step("seed-start").commands if c.purpose.startswith("keep the original")]
+
+    assert kept(fixed) == [f"cp -p {disabled} {disabled}.unforced-{stamp}"]
+    assert kept(plain) == [f"cp -p {disabled} {disabled}.etcdrescue-{stamp}"]
+    back = " ".join(c.script for c in fixed.step("seed-drop-flag").commands)
+    assert f"{disabled}.unforced-{stamp}" in back and f"{disabled}.etcdrescue-{stamp}" not in back

@@ -435,9 +435,12 @@ def image_tools(paths: Paths, images: dict[str, ImageBinaries], *, seed: str, re
 def judge(hosts: tuple[HostFacts, ...], *, seed: str, quorum: int, data_dir: str, backup_path: str | None,
           backup: BackupFacts | None, method: Method, resuming: bool = False, settings: str = "etcd.conf",
           tools: ToolChoice | None = None, choice: SeedChoice | None = None,
-          revision_options: RevisionOptions | None = None) -> PreflightReport:
+          revision_options: RevisionOptions | None = None, fix_flags: bool = False) -> PreflightReport:
+    """The quorum recovery's rules. `fix_flags` (`recover --fix-flags`): a manifest whose flags its etcd refuses is
+    a warning, and its rewrite goes with the report for the plan's settings edits."""
     p: list[str] = []
     warnings: list[str] = []
+    fixes: list[tuple[str, FlagRewrite]] = []
     reason = ""
     older_seed = False
     if backup_path is None and not resuming:
@@ -448,6 +451,12 @@ def judge(hosts: tuple[HostFacts, ...], *, seed: str, quorum: int, data_dir: str
         p += storage_too_new(hosts, seed, backup)
         p += live_backup(backup_path, data_dir)
     for h in hosts:
+        problem, rewrite = h.manifest_problem, h.flag_rewrite
+        if fix_flags and problem is not None and problem.flags and rewrite is not None:
+            warnings.append(f"{h.name}: etcd {rewrite.release} refuses its manifest's flags: --fix-flags rewrites them "
+                            f"({rewrite.words})")
+            fixes.append((h.name, rewrite))
+            h = replace(h, manifest_problem=None)
         p += host_problems(h, data_dir, method=method, resuming=resuming, settings=settings)
         if h.conf_name and h.conf_name != h.name:
             warnings.append(f"{h.name}: {settings} names the member {h.conf_name}; the recovery sets it to "
@@ -484,8 +493,11 @@ def judge(hosts: tuple[HostFacts, ...], *, seed: str, quorum: int, data_dir: str
                     + (f"; serving with an alarm: {', '.join(alarmed)}" if alarmed else "")
                     + (f"; not healthy: {', '.join(sick)}" if sick else "")
                     + "; `etcdrescue diagnose` names the procedure that fits")
+    if fix_flags and not fixes and not resuming:
+        warnings.append("--fix-flags: every manifest's flags suit its etcd; nothing to rewrite")
     return PreflightReport(hosts, seed, quorum, backup, tuple(p), tuple(warnings),
-                           tools.tools if tools is not None and not p else None, reason, revisions)
+                           tools.tools if tools is not None and not p else None, reason, revisions,
+                           fixes=tuple(fixes))
 
 
 def live_backup(backup_path: str, data_dir: str) -> list[str]:

@@ -146,6 +146,42 @@ def test_kubeadm_35_under_a_36_manifest_gets_its_flags_rewritten(tmp_path_factor
         lab.down()
 
 
+def test_kubeadm_37_recover_fix_flags_rewrites_them_in_its_own_edits(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Two of three members on refused flags lost the quorum: `recover` refuses them and names the way out;
+    `recover --fix-flags` restores the quorum from the freshest member's data and its settings edits rewrite the
+    flags of those members, so every member starts, keys intact."""
+    lab = Lab(tmp_path_factory.mktemp("recover-fix") / "lab", 3, subnet=238, profile="kubeadm", etcd="3.7")
+    try:
+        lab.up(timeout=60)
+        lab.put_keys("/pre/", 50)
+        tools = ("--etcd-tools", str(lab.bin_dir))
+        refused_flags(lab, 1)
+        refused_flags(lab, 2)
+        both = [lab.hosts[1].name, lab.hosts[2].name]
+        deadline = time.monotonic() + 60
+        while (found := diagnose(lab, *tools))["procedure"] != {"name": "fix-flags", "members": both}:
+            assert time.monotonic() < deadline, found["procedure"]
+            time.sleep(2)
+        inv = ("-i", str(lab.inventory_path), "--journal", str(tmp_path_factory.mktemp("recover-fix-j")), *tools)
+        before = tree_digest(lab)
+        refused = etcdrescue("recover", *inv, "--yes")
+        assert refused.returncode == 2 and "`etcdrescue fix-flags` rewrites them" in refused.stderr, refused.stdout
+        assert tree_digest(lab) == before, "a refused recovery changed a host"
+        seed = ("--seed", lab.hosts[2].name, "--accept-older-seed")  # a seed whose flags are rewritten, forced
+        done = etcdrescue("recover", *inv, *seed, "--fix-flags", "--yes")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "--fix-flags rewrites them" in done.stdout and f"seed {lab.hosts[2].name}" in done.stdout
+        assert diagnose(lab, *tools)["procedure"]["name"] == "none"
+        for i, h in enumerate(lab.hosts):
+            assert lab.healthy(h) and len(lab.read_prefix("/pre/", host=h)) == 50
+            text = host_file(lab, i, "/etc/kubernetes/manifests/etcd.yaml").read_text()
+            assert "experimental" not in text and "- --feature-gates=InitialCorruptCheck=true\n" in text
+            assert list(host_file(lab, i, "/etc/kubernetes/manifests-disabled").glob("etcd.yaml.etcdrescue-*"))
+    finally:
+        lab.down()
+
+
 def fix_flags(lab: Lab, hosts: tuple[int, ...], journal: Path, *extra: str) -> list[str]:
     """`fix-flags` on a lab whose members `hosts` crash-loop on refused flags: its runbook and its dry run change
     nothing; the run ends with diagnose's `none` and every member healthy, each manifest as it was kept aside, no
