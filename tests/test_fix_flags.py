@@ -256,3 +256,15 @@ def test_a_forced_seed_whose_flags_are_rewritten_gets_its_rewritten_manifest_bac
     assert kept(plain) == [f"cp -p {disabled} {disabled}.etcdrescue-{stamp}"]
     back = " ".join(c.script for c in fixed.step("seed-drop-flag").commands)
     assert f"{disabled}.unforced-{stamp}" in back and f"{disabled}.etcdrescue-{stamp}" not in back
+
+
+def test_a_value_the_edit_cannot_write_is_a_problem_not_a_plan() -> None:
+    """A value read off the host that the awk edit would refuse (a blank in a quoted item) never reaches a plan."""
+    text = OLD_ON_37.replace("- --experimental-watch-progress-notify-interval=5s",
+                             "- '--experimental-watch-progress-notify-interval=5 s'")
+    h = host("m2", text)
+    assert h.flag_rewrite is not None and h.flag_rewrite.problem.startswith(
+        "the rewrite cannot be written: etcd flag value must be literal")
+    assert h.manifest_problem is not None and not h.manifest_problem.flags
+    r = verdict(host("m1"), h)
+    assert not r.ok and "`etcdrescue fix-flags` cannot: the rewrite cannot be written" in r.problems[0]

@@ -16,6 +16,7 @@ from .base import ManifestProblem, Platform, Severity
 from .controlplane import Component, ControlPlane
 from .manifest import (
     command_items,
+    edit_problem,
     flags,
     flags_present,
     manifest_problem,
@@ -173,7 +174,13 @@ def flag_rewrite(text: str) -> FlagRewrite | None:
         found = flags(text)
     except ValueError:
         return None
-    return rewrite_for(EtcdRelease(server_version(text) or ""), found)
+    rewrite = rewrite_for(EtcdRelease(server_version(text) or ""), found)
+    if rewrite is None or rewrite.problem:
+        return rewrite
+    problem = edit_problem(dict(rewrite.set), rewrite.drop)
+    if problem is not None:
+        return FlagRewrite(rewrite.release, problem=f"the rewrite cannot be written: {problem}")
+    return rewrite
 
 
 def kubeadm_manifest_problem(text: str) -> ManifestProblem | None:

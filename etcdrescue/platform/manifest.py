@@ -118,6 +118,16 @@ def _check(values: Mapping[str, str], drop: Sequence[str] = ()) -> None:
                              f"backslash, no final colon): {value!r}")
 
 
+def edit_problem(values: Mapping[str, str], drop: Sequence[str] = ()) -> str | None:
+    """Why the edit could not write these items (a value its awk or YAML could misread), or None: asked of values
+    read off a host (a rewrite of a manifest's own flags) before a plan carries them."""
+    try:
+        _check(values, drop)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 def _check_path(path: str) -> None:
     if not path.startswith("/") or "\\" in path or "\n" in path:
         raise ValueError(f"manifest path must be absolute, without backslash or newline (awk reads them): {path!r}")
