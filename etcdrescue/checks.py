@@ -347,3 +347,30 @@ class EntryGone:
                                       f"Expected: no member with `peerURLs` `{url}`, or only one without a name "
                                       "and with `\"isLearner\":true` (added, never started)."))]
 
+
+
+@dataclass(frozen=True)
+class Answers:
+    """The member's etcd answers `endpoint status`, asked on the member itself.
+
+    Why not health: a member restarted while the others still crash-loop has no leader and is never healthy on its
+    own; answering status says its etcd started on its flags and serves its port. Why on the member: the seed may
+    be one of those still down."""
+
+    member: str
+
+    def judge(self, members: tuple[str, ...], hosts: Prober, state: Round) -> list[str]:
+        url = hosts.inv.member(self.member).client_url
+        try:
+            status = hosts.fact(self.member, endpoint_status(hosts.inv.platform.tools, [url]))
+        except ParseError:
+            status = []
+        if self.member in state.rows:
+            state.update(self.member, up=bool(status), detail="" if status else "no answer")
+        return [] if status else [f"{self.member}: etcd does not answer yet"]
+
+    def instructions(self, members: tuple[str, ...], inv: Inventory) -> list[Block]:
+        url = inv.member(self.member).client_url
+        return [Block(self.member, (*fence(endpoint_status(inv.platform.tools, [url]).script), "",
+                                    f"Expected: one line of JSON for `{url}` (its etcd answers; a leader may still "
+                                    "be missing while other members are down)." + REPEAT))]

@@ -15,6 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
         backup,
         diagnose,
         drill,
+        fix_flags,
         inventory,
         lab,
         reclaim,
@@ -30,8 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"etcdrescue {__version__}")
     sub = parser.add_subparsers(dest="cmd", required=True)
 
-    for module in (diagnose, recover, replace, reclaim, backup, drill, inventory, runbook, report, lab, rehearse,
-                   tui):
+    for module in (diagnose, recover, replace, reclaim, fix_flags, backup, drill, inventory, runbook, report, lab,
+                   rehearse, tui):
         module.register(sub)
     return parser
 

@@ -156,7 +156,8 @@ class Engine:
                   steps=[s.key for s in steps],
                   mode=self.plan.mode, seed=ctx.seed.name, stamp=ctx.stamp, backup=ctx.backup, method=ctx.method.value,
                   backup_kind=ctx.backup_kind.value, learners=ctx.learners, start_at=start_at,
-                  revisions=ctx.revisions.record())
+                  revisions=ctx.revisions.record(),
+                  **({"fixes": {m: r.record() for m, r in ctx.fixes}} if ctx.fixes else {}))
         self.record_members("before")
         started = start_at is None
         try:

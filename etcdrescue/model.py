@@ -17,7 +17,7 @@ from .checks import GateCheck
 from .command import Command
 from .inventory.model import Inventory, Member
 from .platform import Paths, Platform
-from .platform.release import EtcdRelease
+from .platform.release import EtcdRelease, FlagRewrite
 
 
 class BackupKind(enum.Enum):
@@ -166,6 +166,9 @@ class Context:
     quota: int | None = None
     """The backend quota (`--quota-backend-bytes`) `reclaim-space --quota` raises every member to."""
     bastion: BastionCopy | None = None
+    fixes: tuple[tuple[str, FlagRewrite], ...] = ()
+    """Member -> the rewrite of its manifest's flags (`fix-flags`), as the pre-flight found it (a resumed run: as
+    its journal recorded it, since by then the edit may be made)."""
     etcd: str | None = None
     """The etcd version the seed's manifest runs, where the platform can tell (kubeadm's image tag); None: unknown."""
 

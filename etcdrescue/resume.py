@@ -14,6 +14,7 @@ from typing import Any
 
 from .journal import read_journal
 from .model import BackupKind, Revisions
+from .platform.release import FlagRewrite
 
 FINISHED = ("done", "skipped")
 
@@ -33,6 +34,8 @@ class Unfinished:
     last_error: str
     procedure: str = "recover"
     """The procedure it ran (journals before procedures had a name ran the quorum recovery)."""
+    fixes: tuple[tuple[str, FlagRewrite], ...] = ()
+    """`fix-flags`: the rewrites it planned (a resumed survey may see them half made)."""
 
     @property
     def next_step(self) -> str | None:
@@ -56,6 +59,7 @@ def _runs(events: list[dict[str, Any]]) -> Unfinished | None:
         revisions=Revisions.from_record(start.get("revisions")),
         done=done, steps=tuple(start["steps"]), last_error=ends[-1].get("error", "") if ends else "killed",
         procedure=start.get("procedure", "recover"),
+        fixes=tuple((m, FlagRewrite.from_record(r)) for m, r in (start.get("fixes") or {}).items()),
     )
 
 

@@ -28,12 +28,13 @@ from .journal import Journal, default_dir
 from .locks import HostLocks, LocalLock
 from .model import BackupKind, Context, Method, Revisions, Step, new_stamp
 from .plan import Plan, build_plan
+from .platform.release import FlagRewrite
 from .platform.tools import EtcdTools
 from .preflight.options import RecoveryOptions, RevisionOptions
 from .preflight.picture import Picture, changes, drift
 from .preflight.survey import PreflightProgress, Uploaded, run_preflight
 from .preflight.verdict import BackupFacts, PreflightReport, SeedChoice
-from .procedures import QUORUM_RECOVERY, named
+from .procedures import DEFAULT, QUORUM_RECOVERY, named
 from .procedures.base import Procedure
 from .resume import Unfinished, find_unfinished
 from .ssh.hosts import Hosts
@@ -104,11 +105,18 @@ class RecoverySession(Guard):
                              f"{', '.join(m.name for m in inv.members)}")
         if options.stamp is not None and not all(ch.isalnum() or ch in "-_." for ch in options.stamp):
             raise InputError(f"--stamp may hold letters, digits, '-', '_' and '.', got {options.stamp!r}")
+        procedure = named(options.procedure)
+        if procedure.platforms and inv.platform.name not in procedure.platforms:
+            raise InputError(f"{procedure.name} is for {' and '.join(procedure.platforms)} control planes; this "
+                             f"inventory's profile is {inv.platform.name}")
         session = cls(inv, backup=backup, method=method, journal_dir=options.journal_dir,
-                      procedure=named(options.procedure),
+                      procedure=procedure,
                       gate_timeout=options.gate_timeout, secrets=secrets, etcd_tools=tools, learners=options.learners,
                       seed=SeedChoice(explicit=options.seed is not None, accept_older=options.accept_older_seed),
                       revisions=options.revisions, target=options.target, quota=options.quota, force=options.force)
+        if options.fix_flags and procedure.name != DEFAULT:
+            raise InputError(f"--fix-flags goes with the quorum recovery, not {procedure.name}")
+        session.fix_flags = options.fix_flags
         session.any_cluster = options.any_cluster
         session.bastion = bastion
         if options.stamp is not None:
@@ -139,6 +147,8 @@ class RecoverySession(Guard):
         """The member the procedure acts on (`replace MEMBER`); None for the quorum recovery."""
         self.quota = quota
         self.force = force
+        self.fix_flags = False
+        """`recover --fix-flags`: the quorum recovery's rules warn about (and its plan rewrites) refused flags."""
         self.any_cluster = False
         """The backup's own member list is not checked against the inventory (a drill's lab)."""
         self.bastion: BastionBackup | None = None
@@ -309,6 +319,8 @@ class RecoverySession(Guard):
     def rules(self) -> Callable[..., PreflightReport]:
         """The procedure's pre-flight rules, with the operator's `force` and `quota` where it takes them."""
         judge = self.procedure.judge
+        if self.fix_flags:
+            return partial(judge, fix_flags=True)
         return partial(judge, force=self.force, quota=self.quota) if self.procedure.takes_options else judge
 
     def staged_facts(self) -> BackupFacts | None:
@@ -327,17 +339,20 @@ class RecoverySession(Guard):
             self.rebind(self.inv.with_seed(report.seed))
         if report.tools is not None:
             self.use_tools(report.tools)
-        self.planned = build_plan(self.context(report.backup_kind, report.revisions, report.seed_etcd), self.procedure)
+        self.planned = build_plan(self.context(report.backup_kind, report.revisions, fixes=report.fixes,
+                                               etcd=report.seed_etcd), self.procedure)
         return self.planned
 
-    def context(self, backup_kind: BackupKind, revisions: Revisions, etcd: str | None = None) -> Context:
-        """The only place a Context is built: a resumed run's comes from its journal. `etcd`: the version the
-        seed's manifest runs, as the pre-flight read it (the member add's retries fit it)."""
+    def context(self, backup_kind: BackupKind, revisions: Revisions, *,
+                fixes: tuple[tuple[str, FlagRewrite], ...] = (), etcd: str | None = None) -> Context:
+        """The only place a Context is built: a resumed run's comes from its journal. `fixes` and `etcd` (the
+        version the seed's manifest runs; the member add's retries fit it) as the pre-flight read them."""
         u = self.unfinished
         return Context(self.inv, self.backup, self.method, self.stamp, gate_timeout=self.gate_timeout,
                        backup_kind=u.backup_kind if u else backup_kind, learners=self.learners,
                        revisions=u.revisions if u else revisions, target=self.target, quota=self.quota,
-                       bastion=self.bastion.copy if self.bastion else None, etcd=etcd)
+                       bastion=self.bastion.copy if self.bastion else None,
+                       fixes=u.fixes if u and u.fixes else fixes, etcd=etcd)
 
     # -- the fresh look ---------------------------------------------------------------
     def before_step(self) -> None:
@@ -363,7 +378,8 @@ class RecoverySession(Guard):
         was, now = Picture.of(before, resuming=self.resuming), Picture.of(again, resuming=self.resuming)
         diff, drifted = changes(was, now), drift(was, now)
         if not diff and not self.resuming and again.ok:
-            rebuilt = build_plan(self.context(again.backup_kind, again.revisions, again.seed_etcd), self.procedure)
+            rebuilt = build_plan(self.context(again.backup_kind, again.revisions, fixes=again.fixes,
+                                              etcd=again.seed_etcd), self.procedure)
             if plan_commands(rebuilt) != plan_commands(planned):
                 diff = ["the plan built from it differs"]
         if self.journal is not None:

@@ -12,7 +12,7 @@ import json
 import stat
 import subprocess
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -44,21 +44,21 @@ def recorded(name: str) -> str:
     return (DATA / name).read_text()
 
 
-def edit(src: Path, dst: Path, values: Mapping[str, str], env: Env) -> bytes:
+def edit(src: Path, dst: Path, values: Mapping[str, str], env: Env, drop: Sequence[str] = ()) -> bytes:
     """set_flags_script, then again from the same source and again in place: same bytes every time."""
-    done = bash(set_flags_script(str(src), str(dst), values), env)
+    done = bash(set_flags_script(str(src), str(dst), values, drop), env)
     assert done.returncode == 0, done.stderr
     out = dst.read_bytes()
-    assert bash(set_flags_script(str(src), str(dst), values), env).returncode == 0
+    assert bash(set_flags_script(str(src), str(dst), values, drop), env).returncode == 0
     assert dst.read_bytes() == out
-    assert bash(set_flags_script(str(dst), str(dst), values), env).returncode == 0
+    assert bash(set_flags_script(str(dst), str(dst), values, drop), env).returncode == 0
     assert dst.read_bytes() == out
     assert not list(dst.parent.glob(f".*{TMP_SUFFIX}"))
     return out
 
 
-def present(path: Path, values: Mapping[str, str], env: Env) -> bool:
-    return bash(flags_present(str(path), values), env).returncode == 0
+def present(path: Path, values: Mapping[str, str], env: Env, drop: Sequence[str] = ()) -> bool:
+    return bash(flags_present(str(path), values, drop), env).returncode == 0
 
 
 def changes(before: str, after: str) -> list[tuple[list[str], list[str]]]:
@@ -484,6 +484,73 @@ def test_edited_items_rule() -> None:
     assert edited_items(["etcd"], {"a": "1"}) == ["etcd", "--a=1"]
 
 
+
+def test_edited_items_rule_with_drop() -> None:
+    items = ["etcd", "--a=1", "--x-a=2", "--b", "--c=3"]
+    assert edited_items(items, {"d": "4"}, ("a", "b")) == ["etcd", "--x-a=2", "--c=3", "--d=4"]
+    assert edited_items(items, {"d": "4"}, ("c",)) == ["etcd", "--a=1", "--x-a=2", "--b", "--d=4"]
+    assert edited_items(items, {}, ("x-a", "nothere")) == ["etcd", "--a=1", "--b", "--c=3"]
+
+
+# --- dropping items ------------------------------------------------------------------------------------------
+
+TO_36 = {"watch-progress-notify-interval": "5s", "feature-gates": "InitialCorruptCheck=true"}
+OLD_NAMES = ("experimental-initial-corrupt-check", "experimental-watch-progress-notify-interval")
+
+
+@pytest.mark.parametrize("name", [n for n in MANIFESTS if "experimental-" in recorded(n)])
+def test_drop_removes_exactly_those_lines(tmp_path: Path, env: Env, name: str) -> None:
+    """The 3.5 names out, the 3.6 ones in after the last flag: a diff shows only those lines; the probe says no
+    before and yes after, and the re-parsing check accepts it."""
+    text = recorded(name)
+    src, dst = setup(tmp_path, text)
+    assert not present(src, TO_36, env, OLD_NAMES)
+    out = edit(src, dst, TO_36, env, OLD_NAMES).decode()
+    assert changes(text, out) == [
+        (["    - --experimental-initial-corrupt-check=true\n",
+          "    - --experimental-watch-progress-notify-interval=5s\n"], []),
+        ([], ["    - --watch-progress-notify-interval=5s\n", "    - --feature-gates=InitialCorruptCheck=true\n"])]
+    assert command_items(out) == edited_items(command_items(text), TO_36, OLD_NAMES)
+    assert present(dst, TO_36, env, OLD_NAMES)
+    assert not present(dst, TO_36, env, ("snapshot-count",))
+    assert verify_edit(TO_36, OLD_NAMES)(both(src, dst)) is None
+    assert verify_edit(TO_36)(both(src, dst)) is not None, "a drop the check was not told of is a wrong edit"
+    assert src.read_text() == text
+
+
+def test_dropping_the_last_flag_adds_in_its_place(tmp_path: Path, env: Env) -> None:
+    text = recorded("v1.29-init.yaml")
+    src, dst = setup(tmp_path, text)
+    out = edit(src, dst, {"name": "m9", "max-learners": "2"}, env, ("trusted-ca-file",)).decode()
+    assert changes(text, out)[-1] == (["    - --trusted-ca-file=/etc/kubernetes/pki/etcd/ca.crt\n"],
+                                      ["    - --max-learners=2\n"])
+    assert command_items(out)[-2:] == ["--snapshot-count=10000", "--max-learners=2"]
+    assert verify_edit({"name": "m9", "max-learners": "2"}, ("trusted-ca-file",))(both(src, dst)) is None
+
+
+def test_a_drop_alone_and_a_bare_item(tmp_path: Path, env: Env) -> None:
+    """A bare `--flag` item is that flag too; a drop without any value to set is an edit of its own."""
+    gates = "    - --feature-gates=InitialCorruptCheck=true\n"
+    text = recorded("v1.34-init.yaml").replace(gates, gates + "    - --strict-reconfig-check\n")
+    src, dst = setup(tmp_path, text)
+    assert present(src, {}, env, ("experimental-initial-corrupt-check",))
+    assert not present(src, {}, env, ("strict-reconfig-check",))
+    out = edit(src, dst, {}, env, ("strict-reconfig-check", "feature-gates")).decode()
+    assert "strict-reconfig-check" not in out and "feature-gates" not in out
+    assert out == recorded("v1.34-init.yaml").replace("    - --feature-gates=InitialCorruptCheck=true\n", "")
+    assert present(dst, {}, env, ("strict-reconfig-check", "feature-gates"))
+    assert verify_edit({}, ("strict-reconfig-check", "feature-gates"))(both(src, dst)) is None
+    assert verify_edit({}, ("strict-reconfig-check",))(both(src, dst)) is not None
+
+
+@pytest.mark.parametrize(("values", "drop"), [({}, ()), ({"a": "1"}, ("a",)), ({}, ("A",)), ({}, ("a;b",))])
+def test_drops_refused(values: dict[str, str], drop: tuple[str, ...]) -> None:
+    for make in (lambda: set_flags_script("/a", "/b", values, drop), lambda: flags_present("/a", values, drop),
+                 lambda: verify_edit(values, drop)):
+        with pytest.raises(ValueError):
+            make()
+
+
 # --- manifest_problem ----------------------------------------------------------------------------------------
 
 BASE = recorded("v1.29-init.yaml")
@@ -585,3 +652,24 @@ def test_random_values(awk_envs: dict[str, Env], manifest: str, awk: str, values
         assert present(src, values, env) == all(before.get(k) == v for k, v in values.items())
         assert verify_edit(values)(both(src, dst)) is None
         assert all(not old or all(line.startswith("    - --") for line in old + new) for old, new in changes(text, out))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(manifest=st.sampled_from(MANIFESTS), awk=st.sampled_from(AWKS), data=st.data(),
+       values=st.dictionaries(name_st, value_st, max_size=3))
+def test_random_drops(awk_envs: dict[str, Env], manifest: str, awk: str, values: dict[str, str],
+                      data: st.DataObject) -> None:
+    """Dropping any of a manifest's flags (and some it lacks) with any edit: the awk edit, its probe and the
+    re-parsing check agree with `edited_items`."""
+    env = awk_envs[awk]
+    text = recorded(manifest)
+    names = sorted((set(flags(text)) | {"feature-gates", "max-learners"}) - set(values))
+    drop = data.draw(st.lists(st.sampled_from(names), min_size=1, max_size=4, unique=True))
+    with tempfile.TemporaryDirectory() as d:
+        src, dst = setup(Path(d), text)
+        out = edit(src, dst, values, env, drop).decode()
+        assert command_items(out) == edited_items(command_items(text), values, drop)
+        assert not set(drop) & set(flags(out))
+        assert present(dst, values, env, drop)
+        assert present(src, values, env, drop) == (command_items(out) == command_items(text))
+        assert verify_edit(values, drop)(both(src, dst)) is None

@@ -83,7 +83,7 @@ function parse(x,   c, n) {
 function is_flag(body, name) { return body == "--" name || index(body, "--" name "=") == 1 }
 BEGIN {
   sq = sprintf("%c", 39)
-  nw = split(want, W, ";")
+  nw = split(want, W, ";"); nd = split(drop, D, ";")
   for (m = 1; m <= nw; m++) { p = index(W[m], "="); K[m] = substr(W[m], 3, p - 3); V[m] = substr(W[m], p + 1) }
 }
 { line[NR] = $0 }
@@ -95,11 +95,12 @@ END {
     if (ierr != "") fail("line " cl[e, j] ": " ierr " in the etcd command")
     if (substr(ibody, 1, 2) == "--") last = j
     for (m = 1; m <= nw; m++) if (is_flag(ibody, K[m])) { seen[m] = 1; new[cl[e, j]] = cpre[e, j] iq W[m] iq itail }
+    for (m = 1; m <= nd; m++) if (is_flag(ibody, D[m])) gone[cl[e, j]] = 1
   }
   if (!last) last = cn[e]
   parse(ctxt[e, last]); after = cl[e, last]; o = 0
   for (i = 1; i <= NR; i++) {
-    out[++o] = (i in new) ? new[i] : line[i]
+    if (!(i in gone)) out[++o] = (i in new) ? new[i] : line[i]
     if (i == after) for (m = 1; m <= nw; m++) if (!seen[m]) out[++o] = cpre[e, last] iq W[m] iq
   }
   for (i = 1; i <= o; i++) { if (i < o || eol + 0) printf "%s\n", out[i] > tmp; else printf "%s", out[i] > tmp }

@@ -83,7 +83,7 @@ function parse(x,   c, n) {
 function is_flag(body, name) { return body == "--" name || index(body, "--" name "=") == 1 }
 BEGIN {
   sq = sprintf("%c", 39)
-  nw = split(want, W, ";")
+  nw = split(want, W, ";"); nd = split(drop, D, ";")
   for (m = 1; m <= nw; m++) { p = index(W[m], "="); K[m] = substr(W[m], 3, p - 3); V[m] = substr(W[m], p + 1) }
 }
 { line[NR] = $0 }
@@ -94,6 +94,7 @@ END {
     parse(ctxt[e, j])
     if (ierr != "") exit 1
     for (m = 1; m <= nw; m++) if (is_flag(ibody, K[m])) { seen[m] = 1; if (ibody != W[m]) exit 1 }
+    for (m = 1; m <= nd; m++) if (is_flag(ibody, D[m])) exit 1
   }
   for (m = 1; m <= nw; m++) if (!seen[m]) exit 1
 }

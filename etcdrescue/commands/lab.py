@@ -54,7 +54,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         "member's data wiped and etcd restarted under its old identity (the quorum holds in "
                         "both: `etcdrescue replace`); cert-expired = the last member's peer certificate expired; "
                         "old-flags = kubeadm: --experimental-* flags in the last member's manifest, which etcd "
-                        "3.7 refuses (both: `etcdrescue diagnose` says how to fix them by hand) (default quorum)")
+                        "3.7 refuses (`etcdrescue diagnose` says how to renew the certificate by hand; "
+                        "`etcdrescue fix-flags` rewrites the flags) (default quorum)")
     p.add_argument("--destroy", action="store_true", help="down: also remove the lab's files")
     p.set_defaults(func=cmd_lab)
 
@@ -62,7 +63,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 NOSPACE_MODES = ("nospace", "nospace-data")
 ONE_MEMBER = ("wal-lost", "wiped")
 BY_HAND = ("cert-expired", "old-flags")
-"""Break modes whose fix `diagnose` gives by hand (the platform's certificate renewal, the manifest's flags)."""
+"""Break modes of `diagnose`'s verdicts that no recovery fixes (the platform's certificate renewal by hand, the
+manifest's flags by `fix-flags`)."""
 """`lab.data_breaks.MODES`, spelled out for the same reason as `ETCD_RELEASES`."""
 ETCD_RELEASES = ("3.4", "3.5", "3.6", "3.7")
 """`lab.versions.RELEASES`, spelled out: importing the lab (cryptography) would cost every `etcdrescue` start

@@ -20,6 +20,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_common(check)
     rec = sub.add_parser("recover", help="run the recovery")
     add_common(rec)
+    for p in (check, rec):
+        p.add_argument("--fix-flags", action="store_true",
+                       help="kubeadm: where a manifest's flags are ones its etcd refuses, the recovery's settings "
+                            "edits rewrite them too (as `etcdrescue fix-flags` does) instead of refusing")
     rec.add_argument("--yes", action="store_true", help="do not ask before destructive phases")
     rec.add_argument("--dry-run", action="store_true",
                      help="print every command and whether it would run; only read-only probes run")
@@ -38,7 +42,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def open_session(args: argparse.Namespace, **more: object) -> RecoverySession:
     from ..session import RecoverySession
 
-    return RecoverySession.open(recovery_options(args, **more))
+    return RecoverySession.open(recovery_options(args, fix_flags=args.fix_flags, **more))
 
 
 def cmd_check(args: argparse.Namespace) -> int:

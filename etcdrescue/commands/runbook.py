@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from ..documents.runbook import Runbook
     from ..inventory.model import Inventory
     from ..model import BackupKind, Method, Revisions
+    from ..platform.release import FlagRewrite
     from ..platform.tools import EtcdTools
     from ..session import RecoverySession
 
@@ -41,9 +42,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--stamp", help="fixed stamp (suffix of everything moved aside) for reproducible output; "
                                    "a recovery run later uses its own stamp")
     p.add_argument("--date", help="date printed on the runbook (default: today, or the stamp's date)")
-    p.add_argument("--procedure", choices=["recover", "reclaim-space", "replace"], default="recover",
+    p.add_argument("--procedure", choices=["recover", "reclaim-space", "replace", "fix-flags"], default="recover",
                    help="the procedure to render (default recover; reclaim-space: --seed names the leader, "
-                        "defragmented last; replace: --member names the member rebuilt)")
+                        "defragmented last; replace: --member names the member rebuilt; fix-flags: the hosts' "
+                        "manifests are read, read-only, for the flags to rewrite)")
     p.add_argument("--quota", type=quota_bytes, metavar="BYTES", help="reclaim-space: raise the quota to BYTES")
     p.add_argument("--member", help="replace: the member rebuilt while the others keep the quorum")
     p.set_defaults(func=cmd_runbook)
@@ -85,12 +87,24 @@ def build(args: argparse.Namespace) -> tuple[str, Runbook]:
             session.use_tools(hosts_tools(session))
         inv = session.inv
         path = NO_RESTORE if replacing else revisions(args, inv, session.backup, session.method)
-        plan = build_plan(session.context(kind, path), session.procedure)
+        fixes = flag_fixes(session) if args.procedure == "fix-flags" else ()
+        plan = build_plan(session.context(kind, path, fixes=fixes), session.procedure)
     finally:
         session.close()
     date = args.date or stamp_date(session.stamp) or time.strftime("%Y-%m-%d")
     book = render(plan, date=date, helpers_dir=helpers_dir(args.output))
     return (book.markdown if args.format == "md" else to_html(plan, book.markdown)), book
+
+
+def flag_fixes(session: RecoverySession) -> tuple[tuple[str, FlagRewrite], ...]:
+    """fix-flags' rewrites are each manifest's own: the pre-flight's survey and rules (read-only) find them, and the
+    tools the run would use with them; a cluster that procedure refuses has no runbook either."""
+    report = session.survey()
+    if not report.ok:
+        raise InputError(report.problems[0])
+    if report.tools is not None:
+        session.use_tools(report.tools)
+    return report.fixes
 
 
 def hosts_tools(session: RecoverySession) -> EtcdTools:

@@ -33,7 +33,8 @@ class Remedy(enum.Enum):
     RENEW_CERTS = "renew-certs"
     """By hand, with the platform's own tooling (`Platform.renew_certs`)."""
     FIX_FLAGS = "fix-flags"
-    """By hand: the manifest's flags do not suit the etcd binary that runs it."""
+    """The manifest's flags do not suit the etcd binary that runs it: `etcdrescue fix-flags` rewrites them (kubeadm),
+    or by hand."""
     UNKNOWN = "unknown"
 
 
@@ -274,10 +275,15 @@ def fix_flags_line(look: MemberLook, inv: Inventory) -> str:
                       if f.cause is Cause.FLAG_UNDEFINED})
     flags = dict(look.flags)
     old = {n: v for n, v in flags.items() if n.startswith("experimental-")}
-    instead = (f"; for etcd 3.6+ replace every --experimental-* item with: {' '.join(flags_for_36(old))}"
-               if old and any(r.startswith("experimental-") for r in refused) else "")
-    return (f"on {look.name} (by hand): etcd refuses --{', --'.join(refused) or '?'} in its "
-            f"{inv.platform.settings.label}: copy it aside, then correct the flags{instead}")
+    rewrite = look.host.flag_rewrite
+    if rewrite is not None and rewrite.set and not rewrite.problem:
+        instead = (f"; for etcd {rewrite.release} replace {' '.join('--' + n for n in rewrite.drop)} with: "
+                   f"{' '.join(f'--{n}={v}' for n, v in rewrite.set)}")
+    else:
+        instead = (f"; for etcd 3.6+ replace every --experimental-* item with: {' '.join(flags_for_36(old))}"
+                   if old and any(r.startswith("experimental-") for r in refused) else "")
+    return (f"on {look.name}: etcd refuses --{', --'.join(refused) or '?'} in its "
+            f"{inv.platform.settings.label}{instead}")
 
 
 def next_steps(procedure: Remedy, members: tuple[str, ...], looks: tuple[MemberLook, ...], inv: Inventory,
@@ -295,5 +301,11 @@ def next_steps(procedure: Remedy, members: tuple[str, ...], looks: tuple[MemberL
     if procedure is Remedy.RENEW_CERTS:
         return (f"by hand, for {', '.join(members)}:", *inv.platform.renew_certs)
     if procedure is Remedy.FIX_FLAGS:
-        return tuple(fix_flags_line(lk, inv) for lk in looks if lk.name in members)
+        from ..procedures import PROCEDURES
+
+        lines = tuple(fix_flags_line(lk, inv) for lk in looks if lk.name in members)
+        if inv.platform.name not in PROCEDURES[procedure.value].platforms:
+            return tuple(f"{line} (by hand: copy it aside, then correct the flags)" for line in lines)
+        return (f"etcdrescue fix-flags {i} --dry-run, then without --dry-run (it keeps each manifest aside and "
+                "rewrites the items below)", *lines)
     return ("look at the evidence above; `etcdrescue check -i INV` shows the pre-flight",)

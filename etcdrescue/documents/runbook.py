@@ -38,6 +38,7 @@ PHASES = {
     "stop-member": "Stop the member",
     "remove": "Remove its old entry",
     "rejoin": "Add it back and promote it",
+    "flags": "Rewrite etcd's flags, one member at a time",
 }
 
 

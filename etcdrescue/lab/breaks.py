@@ -1,7 +1,8 @@
 """Break modes for `diagnose`'s by-hand verdicts: an expired peer certificate, and flags the binary refuses.
 
-Each changes one member the way the incident does in the field, keeping what it replaced beside it
-(`<file>.lab-before`), and lets the kubelet stand-in restart etcd.
+Each changes one member the way the incident does in the field, keeping what it replaced beside it as a dot file
+(`.<file>.lab-before`: a kubelet runs every other file in its manifests dir as a pod, and the pre-flight refuses
+such a second etcd pod), and lets the kubelet stand-in restart etcd.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ OLD_FLAGS = ("--experimental-initial-corrupt-check=true", "--experimental-watch-
 
 def keep_before(lab: Lab, host: HostRef, path: str) -> None:
     real = lab.host_path(host, path)
-    before = real.with_name(real.name + ".lab-before")
+    before = real.with_name(f".{real.name}.lab-before")
     if not before.exists():
         shutil.copy2(real, before)
 

@@ -9,13 +9,14 @@ static pod that stops when its manifest leaves the kubelet's directory) and diff
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..command import Command, Raw
 from .controlplane import ControlPlane
 from .paths import Paths
+from .release import FlagRewrite
 from .tools import EtcdTools
 
 
@@ -41,7 +42,10 @@ class Settings(Protocol):
 
     def keep_copy(self, host: str, aside: str) -> Command: ...
 
-    def set(self, host: str, values: Mapping[str, str]) -> tuple[Command, ...]: ...
+    def set(self, host: str, values: Mapping[str, str], drop: Sequence[str] = ()) -> tuple[Command, ...]:
+        """Commands that set each flag of `values` and remove every setting of each flag named in `drop` (a
+        platform whose settings cannot drop refuses a non-empty `drop` with ValueError)."""
+        ...
 
     def put_back(self, host: str, aside: str, rewritten: str) -> Command: ...
 
@@ -107,6 +111,9 @@ class Severity(enum.Enum):
 class ManifestProblem:
     text: str
     severity: Severity
+    flags: bool = False
+    """The problem is only that the manifest's flags do not suit its etcd: `fix-flags` rewrites them, so that
+    procedure is not refused for it."""
 
 
 @dataclass(frozen=True)
@@ -125,6 +132,9 @@ class Platform:
     restarts: str = ""
     """Read-only: prints how often the kubelet restarted etcd's container (its restart count), "" when unknown."""
     renew_certs: tuple[str, ...] = ()
+    flag_rewrite: Callable[[str], FlagRewrite | None] = field(default=lambda _text: None)
+    """What the etcd manifest's flags need for the etcd its image runs (`release.rewrite_for`); None: nothing, or
+    a platform whose flags never mismatch their etcd (okd3 ships both together)."""
     """How the platform's own tooling renews etcd's certificates: by hand, never run by this tool (`diagnose`
     prints it when a certificate expired)."""
 

@@ -18,7 +18,7 @@ Both scripts use only bash, awk (POSIX: gawk, mawk and busybox all do), GNU sed,
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ..command import Command, Raw, chain, q, sh
@@ -137,7 +137,11 @@ class EnvFile:
         return Command(host, sh("cp", "-p", self.file, aside), f"keep a copy of {self.label}",
                        skip_if=sh("test", "-e", aside))
 
-    def set(self, host: str, values: Mapping[str, str]) -> tuple[Command, ...]:
+    def set(self, host: str, values: Mapping[str, str], drop: Sequence[str] = ()) -> tuple[Command, ...]:
+        """Only sets: a variable dropped from a sourced file could still come from the environment, and the one
+        rewrite that drops flags (`fix-flags`, etcd's flag names against its version) is kubeadm's alone."""
+        if drop:
+            raise ValueError(f"{self.label} settings are only set, never dropped: {', '.join(drop)}")
         return tuple(
             Command(host, set_env(self.file, env_key(flag), v), f"set {env_key(flag)} in {self.label}",
                     skip_if=env_has(self.file, {env_key(flag): v}))

@@ -8,7 +8,7 @@ manifest can never reach the kubelet; starting etcd is moving the finished file 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ..command import Command, Raw, chain, q, sh
@@ -16,6 +16,7 @@ from .base import ManifestProblem, Platform, Severity
 from .controlplane import Component, ControlPlane
 from .manifest import (
     command_items,
+    edit_problem,
     flags,
     flags_present,
     manifest_problem,
@@ -26,7 +27,7 @@ from .manifest import (
 from .paths import Paths
 from .pod import StaticPod, put_back
 from .profiles import KUBEADM
-from .release import EtcdRelease
+from .release import NEW_IN_36, EtcdRelease, FlagRewrite, rewrite_for
 from .tools import EtcdTools
 
 NAME = KUBEADM
@@ -76,19 +77,22 @@ class CommandList:
         return Command(host, sh("cp", "-p", self.disabled, aside), "keep a copy of the etcd manifest",
                        skip_if=Raw(f"test -e {q(aside)} || test -e {q(self.manifest)}"))
 
-    def set(self, host: str, values: Mapping[str, str]) -> tuple[Command, ...]:
+    def set(self, host: str, values: Mapping[str, str], drop: Sequence[str] = ()) -> tuple[Command, ...]:
         """Edit into a hidden temp file beside the disabled manifest, verify by re-parsing, rename over it.
 
-        Done means: the items are in the disabled manifest, or etcd was already started from it.
+        Done means: the items are in the disabled manifest (the dropped ones gone), or etcd was already started
+        from it.
         """
         tmp = f"{self.disabled.rsplit('/', 1)[0]}/.{self.disabled.rsplit('/', 1)[1]}.etcdrescue-edit"
         items = ", ".join(f"--{k}={v}" for k, v in values.items())
-        done = Raw(f"test -e {q(self.manifest)} || {{ {flags_present(self.disabled, values)}; }}")
+        gone = ", ".join(f"--{n}" for n in drop)
+        what = " and ".join(w for w in (f"with {items}" if items else "", f"without {gone}" if gone else "") if w)
+        done = Raw(f"test -e {q(self.manifest)} || {{ {flags_present(self.disabled, values, drop)}; }}")
         return (
-            Command(host, set_flags_script(self.disabled, tmp, values), f"write the manifest with {items}",
+            Command(host, set_flags_script(self.disabled, tmp, values, drop), f"write the manifest {what}",
                     skip_if=done),
             Command(host, show_both(self.disabled, tmp), "verify the edit: re-parsed, only these items changed",
-                    mutates=False, skip_if=done, check=verify_edit(values),
+                    mutates=False, skip_if=done, check=verify_edit(values, drop),
                     expect="the original, then the edited manifest: every other item, key and value unchanged"),
             Command(host, sh("mv", tmp, self.disabled), "put the edited manifest in place (atomic rename)",
                     skip_if=done),
@@ -131,17 +135,10 @@ class CommandListFlag:
         return Raw(f"! grep -q -- {q(self.flag)} {q(self.settings.manifest)}")
 
 
-NEW_IN_36 = ("feature-gates", "watch-progress-notify-interval", "max-learners", "compact-hash-check-time",
-             "corrupt-check-time", "compaction-batch-limit", "snapshot-catchup-entries",
-             "warning-unary-request-duration")
-"""Flags etcd 3.6 added (most renamed from `--experimental-*`): etcd 3.5 exits 2 on them (each checked against
-3.5.36). kubeadm 1.34+ writes the first two for an etcd 3.6+ image."""
-
-
 def version_problem(text: str) -> ManifestProblem | None:
     """The manifest's flags must suit the etcd its image tag names, or that etcd exits 2 at start ("flag provided
     but not defined"): 3.7 removed every `--experimental-*` flag, 3.5 lacks the names 3.6 introduced. Said at
-    pre-flight, before anything changes; the tool does not translate flags."""
+    pre-flight, before anything changes; `fix-flags` rewrites them when asked (`flag_rewrite`), nothing else does."""
     version = server_version(text)
     runs = EtcdRelease(version or "")
     if runs.minor is None:
@@ -161,8 +158,29 @@ def version_problem(text: str) -> ManifestProblem | None:
         return None
     if not bad:
         return None
+    rewrite = flag_rewrite(text)
+    fixable = rewrite is not None and not rewrite.problem
+    how = ("; `etcdrescue fix-flags` rewrites them" if fixable
+           else f" (`etcdrescue fix-flags` cannot: {rewrite.problem})" if rewrite is not None else "")
     return ManifestProblem(f"its image runs etcd {version}, which refuses {', '.join('--' + n for n in bad)} "
-                           f"({fix}): correct the manifest's flags or its image first", Severity.ALWAYS)
+                           f"({fix}): correct the manifest's flags or its image first{how}", Severity.ALWAYS,
+                           flags=fixable)
+
+
+def flag_rewrite(text: str) -> FlagRewrite | None:
+    """The rewrite of the manifest's flags for the etcd its image tag names (`release.rewrite_for`); None when they
+    suit it, or when the manifest does not say its version or has no readable command list."""
+    try:
+        found = flags(text)
+    except ValueError:
+        return None
+    rewrite = rewrite_for(EtcdRelease(server_version(text) or ""), found)
+    if rewrite is None or rewrite.problem:
+        return rewrite
+    problem = edit_problem(dict(rewrite.set), rewrite.drop)
+    if problem is not None:
+        return FlagRewrite(rewrite.release, problem=f"the rewrite cannot be written: {problem}")
+    return rewrite
 
 
 def kubeadm_manifest_problem(text: str) -> ManifestProblem | None:
@@ -185,6 +203,7 @@ def platform(paths: Paths) -> Platform:
         tools=EtcdTools(paths),
         force_flag=CommandListFlag(settings),
         manifest_problem=kubeadm_manifest_problem,
+        flag_rewrite=flag_rewrite,
         server_version=server_version,
         restarts=RESTARTS,
         renew_certs=(

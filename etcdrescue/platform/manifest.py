@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,21 +96,36 @@ def flags(text: str) -> dict[str, str]:
     return _flags_of(command_items(text))
 
 
-def _check(values: Mapping[str, str]) -> None:
+def _check(values: Mapping[str, str], drop: Sequence[str] = ()) -> None:
     """Refuse what the awk or the YAML could misread; inventory validation should have stopped it already.
 
     VALUE_RE keeps every value a literal in a plain YAML scalar after `--name=` (no blank, `#`, quote), in an
     `awk -v` assignment (no backslash) and in the `;`-joined list the awk splits (no `;`). A final `:` would make
     the item `- --name=x:` a one-key mapping, not a string.
     """
-    if not values:
+    if not values and not drop:
         raise ValueError("no flags given: an empty edit or probe would call any manifest already done")
+    for name in drop:
+        if not NAME_RE.fullmatch(name):
+            raise ValueError(f"etcd flag name must be lowercase words joined by dashes: {name!r}")
+        if name in values:
+            raise ValueError(f"etcd flag {name!r} both set and dropped")
     for name, value in values.items():
         if not NAME_RE.fullmatch(name):
             raise ValueError(f"etcd flag name must be lowercase words joined by dashes: {name!r}")
         if not VALUE_RE.fullmatch(value) or value.endswith(":"):
             raise ValueError(f"etcd flag value must be literal in a plain YAML scalar (no blanks, quotes, #, $, ;, "
                              f"backslash, no final colon): {value!r}")
+
+
+def edit_problem(values: Mapping[str, str], drop: Sequence[str] = ()) -> str | None:
+    """Why the edit could not write these items (a value its awk or YAML could misread), or None: asked of values
+    read off a host (a rewrite of a manifest's own flags) before a plan carries them."""
+    try:
+        _check(values, drop)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def _check_path(path: str) -> None:
@@ -120,6 +135,12 @@ def _check_path(path: str) -> None:
 
 def _want(values: Mapping[str, str]) -> str:
     return ";".join(f"--{name}={value}" for name, value in values.items())
+
+
+def _drop_arg(drop: Sequence[str]) -> tuple[str, ...]:
+    """`-v drop=NAME;NAME` for the awk; none without a drop (an unset awk variable is empty), so every command
+    that only sets flags reads as it did before drops existed."""
+    return ("-v", f"drop={';'.join(drop)}") if drop else ()
 
 
 _AWK_LIB = r"""
@@ -207,7 +228,7 @@ function parse(x,   c, n) {
 function is_flag(body, name) { return body == "--" name || index(body, "--" name "=") == 1 }
 BEGIN {
   sq = sprintf("%c", 39)
-  nw = split(want, W, ";")
+  nw = split(want, W, ";"); nd = split(drop, D, ";")
   for (m = 1; m <= nw; m++) { p = index(W[m], "="); K[m] = substr(W[m], 3, p - 3); V[m] = substr(W[m], p + 1) }
 }
 { line[NR] = $0 }
@@ -230,11 +251,12 @@ END {
     if (ierr != "") fail("line " cl[e, j] ": " ierr " in the etcd command")
     if (substr(ibody, 1, 2) == "--") last = j
     for (m = 1; m <= nw; m++) if (is_flag(ibody, K[m])) { seen[m] = 1; new[cl[e, j]] = cpre[e, j] iq W[m] iq itail }
+    for (m = 1; m <= nd; m++) if (is_flag(ibody, D[m])) gone[cl[e, j]] = 1
   }
   if (!last) last = cn[e]
   parse(ctxt[e, last]); after = cl[e, last]; o = 0
   for (i = 1; i <= NR; i++) {
-    out[++o] = (i in new) ? new[i] : line[i]
+    if (!(i in gone)) out[++o] = (i in new) ? new[i] : line[i]
     if (i == after) for (m = 1; m <= nw; m++) if (!seen[m]) out[++o] = cpre[e, last] iq W[m] iq
   }
   for (i = 1; i <= o; i++) { if (i < o || eol + 0) printf "%s\n", out[i] > tmp; else printf "%s", out[i] > tmp }
@@ -249,6 +271,7 @@ END {
     parse(ctxt[e, j])
     if (ierr != "") exit 1
     for (m = 1; m <= nw; m++) if (is_flag(ibody, K[m])) { seen[m] = 1; if (ibody != W[m]) exit 1 }
+    for (m = 1; m <= nd; m++) if (is_flag(ibody, D[m])) exit 1
   }
   for (m = 1; m <= nw; m++) if (!seen[m]) exit 1
 }
@@ -266,8 +289,9 @@ def _tmp_for(dst: str) -> str:
     return f"{head}/.{name}{TMP_SUFFIX}"
 
 
-def set_flags_script(src: str, dst: str, values: Mapping[str, str]) -> Raw:
-    """A bash script that writes to `dst` the manifest at `src` with each wanted flag set in etcd's command list.
+def set_flags_script(src: str, dst: str, values: Mapping[str, str], drop: Sequence[str] = ()) -> Raw:
+    """A bash script that writes to `dst` the manifest at `src` with each wanted flag set in etcd's command list,
+    and every item of a flag named in `drop` removed (its whole line; a comment on it goes with it).
 
     Inside the `command:` block sequence of the `spec.containers` item named `etcd` (found by indentation: the
     `command:` and `name:` keys at that item's own level, in either order; deeper `command:` keys such as a
@@ -282,12 +306,12 @@ def set_flags_script(src: str, dst: str, values: Mapping[str, str]) -> Raw:
     after the whole file was understood, given `src`'s mode and owner, then renamed over `dst`; so a failure
     leaves no `dst` behind, and a reader never sees half a manifest. `src` may be `dst`.
     """
-    _check(values)
+    _check(values, drop)
     for path in (src, dst):
         _check_path(path)
     tmp = _tmp_for(dst)
     awk = sh(Raw("LC_ALL=C"), "awk", "-v", f"f={src}", "-v", f"tmp={tmp}", "-v", Raw('eol="$manifest_eol"'),
-             "-v", f"want={_want(values)}", _AWK_EDIT, src)
+             "-v", f"want={_want(values)}", *_drop_arg(drop), _AWK_EDIT, src)
     missing = sh("printf", "%s\\n", f"{src}: not a regular file", Raw(">&2"))
     return Raw(
         f"if test -f {q(src)}; then manifest_eol=$(tail -c 1 {q(src)} | wc -l) && {awk} && "
@@ -296,18 +320,18 @@ def set_flags_script(src: str, dst: str, values: Mapping[str, str]) -> Raw:
     )
 
 
-def flags_present(path: str, values: Mapping[str, str]) -> Raw:
+def flags_present(path: str, values: Mapping[str, str], drop: Sequence[str] = ()) -> Raw:
     """A read-only bash script: exit 0 iff etcd's command list at `path` already has every wanted flag, each of its
-    items being exactly `--NAME=VALUE` (bare or quoted: YAML reads them the same).
+    items being exactly `--NAME=VALUE` (bare or quoted: YAML reads them the same), and no item of a `drop` flag.
 
     Reads the block and its items with the same awk as `set_flags_script`, so after that edit it answers yes, and
     before it no whenever the edit would change a byte of the command list. Any file the edit would refuse
     answers no, so the engine runs the edit and the operator sees its reason.
     """
-    _check(values)
+    _check(values, drop)
     _check_path(path)
     return Raw(f"test -f {q(path)} && " + sh(Raw("LC_ALL=C"), "awk", "-v", f"f={path}", "-v",
-                                             f"want={_want(values)}", _AWK_PROBE, path))
+                                             f"want={_want(values)}", *_drop_arg(drop), _AWK_PROBE, path))
 
 
 def show_both(pristine: str, edited: str) -> Raw:
@@ -318,9 +342,10 @@ def show_both(pristine: str, edited: str) -> Raw:
     return Raw(f"cat -- {q(pristine)} && printf '\\n%s\\n' {q(SEPARATOR)} && cat -- {q(edited)}")
 
 
-def edited_items(items: list[str], values: Mapping[str, str]) -> list[str]:
+def edited_items(items: list[str], values: Mapping[str, str], drop: Sequence[str] = ()) -> list[str]:
     """What `set_flags_script` makes of a command list: matching items rewritten in place, missing flags added
-    after the last `--` item (after the last item if there is none), in the order of `values`."""
+    after the last `--` item (after the last item if there is none), in the order of `values`, then the items of
+    the `drop` flags removed (the place of the additions counts that last item even when it goes)."""
     out = list(items)
     seen: set[str] = set()
     for n, item in enumerate(items):
@@ -330,7 +355,11 @@ def edited_items(items: list[str], values: Mapping[str, str]) -> list[str]:
                 seen.add(name)
     last = max((n for n, item in enumerate(items) if item.startswith("--")), default=len(items) - 1)
     added = [f"--{name}={value}" for name, value in values.items() if name not in seen]
-    return out[: last + 1] + added + out[last + 1:]
+
+    def kept(part: list[str]) -> list[str]:
+        return [i for i in part if not any(i == f"--{n}" or i.startswith(f"--{n}=") for n in drop)]
+
+    return kept(out[: last + 1]) + added + kept(out[last + 1:])
 
 
 def _first_difference(a: Any, b: Any, path: str) -> str | None:
@@ -367,9 +396,11 @@ def _parse_side(text: str) -> tuple[Any, list[str]]:
 
 @dataclass(frozen=True)
 class EditCheck:
-    """`Command.check` for the output of `show_both`: the edit did exactly what `values` asked, and nothing else."""
+    """`Command.check` for the output of `show_both`: the edit did exactly what `values` and `drop` asked, and
+    nothing else."""
 
     values: tuple[tuple[str, str], ...]
+    drop: tuple[str, ...] = ()
 
     def __call__(self, output: str) -> str | None:
         parts = output.split(f"\n{SEPARATOR}\n")
@@ -383,7 +414,7 @@ class EditCheck:
             after, got = _parse_side(parts[1])
         except ManifestError as exc:
             return f"edited manifest: {exc}"
-        want = edited_items(items, dict(self.values))
+        want = edited_items(items, dict(self.values), self.drop)
         for n, (w, g) in enumerate(zip(want, got, strict=False)):
             if w != g:
                 return f"edited etcd command item {n} is {g!r} where the edit should give {w!r}"
@@ -393,10 +424,10 @@ class EditCheck:
         return None if where is None else f"the edit changed {where}, not only etcd's command"
 
 
-def verify_edit(values: Mapping[str, str]) -> Check:
-    """The check for `show_both`'s output after `set_flags_script(..., values)`: an `EditCheck`."""
-    _check(values)
-    return EditCheck(tuple(values.items()))
+def verify_edit(values: Mapping[str, str], drop: Sequence[str] = ()) -> Check:
+    """The check for `show_both`'s output after `set_flags_script(..., values, drop)`: an `EditCheck`."""
+    _check(values, drop)
+    return EditCheck(tuple(values.items()), tuple(drop))
 
 
 def _entry(node: yaml.Node | None, key: str) -> tuple[yaml.ScalarNode, yaml.Node] | None:

@@ -10,6 +10,7 @@ names 3.6 gave them. Whether a restore tool bumps revisions is asked of the bina
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 
@@ -108,3 +109,79 @@ def flags_for_36(flags: dict[str, str]) -> list[str]:
         return items
     gates = dict(g.split("=", 1) for g in flags.get("feature-gates", "").split(",") if "=" in g)
     return [*items, "--feature-gates=" + ",".join(f"{k}={v}" for k, v in {**gates, **new}.items())]
+
+
+NEW_IN_36 = ("feature-gates", "watch-progress-notify-interval", "max-learners", "compact-hash-check-time",
+             "corrupt-check-time", "compaction-batch-limit", "snapshot-catchup-entries",
+             "warning-unary-request-duration")
+"""Flags etcd 3.6 added (most renamed from `--experimental-*`): etcd 3.5 exits 2 on them (each checked against
+3.5.36). kubeadm 1.34+ writes the first two for an etcd 3.6+ image."""
+
+GATES = "feature-gates"
+NO_35_FORM = ("max-learners", "warning-unary-request-duration")
+"""3.6 names without an `--experimental-*` form in 3.5 (etcd 3.5.36 exits 2 on both spellings)."""
+
+
+@dataclass(frozen=True)
+class FlagRewrite:
+    """What a manifest's command list needs so that `release`'s etcd starts on it: items to set (name -> value) and
+    flag names whose items go; or, where no item of that release says the same, why not (`problem`)."""
+
+    release: str
+    set: tuple[tuple[str, str], ...] = ()
+    drop: tuple[str, ...] = ()
+    problem: str = ""
+
+    @property
+    def words(self) -> str:
+        """`--experimental-x=1 -> --x=1`-style summary for the plan's mode line and the pre-flight."""
+        gone = " ".join(f"--{n}" for n in self.drop)
+        new = " ".join(f"--{n}={v}" for n, v in self.set)
+        return f"{gone} -> {new}" if new else f"without {gone}"
+
+    def record(self) -> dict[str, object]:
+        return {"release": self.release, "set": [list(kv) for kv in self.set], "drop": list(self.drop)}
+
+    @classmethod
+    def from_record(cls, raw: Mapping[str, object]) -> FlagRewrite:
+        pairs = raw.get("set") or []
+        drop = raw.get("drop") or []
+        assert isinstance(pairs, list) and isinstance(drop, list)
+        return cls(str(raw.get("release", "")), tuple((str(k), str(v)) for k, v in pairs),
+                   tuple(str(n) for n in drop))
+
+
+def _gates(raw: str) -> dict[str, str]:
+    return dict(g.split("=", 1) for g in raw.split(",") if "=" in g)
+
+
+def rewrite_for(release: EtcdRelease, flags: Mapping[str, str]) -> FlagRewrite | None:
+    """The rewrite that makes `flags` (a command list's, name -> value) suit `release`; None when they already do.
+
+    3.7+ knows only the 3.6 names: every `--experimental-*` item renamed as `flags_for_36` does (the feature gates
+    merged into one `--feature-gates`, the existing gates kept). 3.5 and older know only the `--experimental-*`
+    forms: the 3.6 names back, and each known gate of `--feature-gates` back to its flag; a gate without such a
+    flag has no 3.5 spelling, so there is no rewrite (a `problem`). 3.6 takes both forms: nothing to do."""
+    if release.refuses_experimental_flags:
+        old = {n: v for n, v in flags.items() if n.startswith("experimental-")}
+        if not old:
+            return None
+        items = [i[2:].split("=", 1) for i in flags_for_36(dict(flags))]
+        return FlagRewrite(release.version, tuple((n, v) for n, v in items), tuple(old))
+    if not release.lacks_36_flag_names:
+        return None
+    new = [n for n in flags if n in NEW_IN_36]
+    if not new:
+        return None
+    back = {f"experimental-{n}": v for n, v in flags.items() if n in NEW_IN_36 and n not in (GATES, *NO_35_FORM)}
+    flag_of = {g: f for f, g in FEATURE_GATES_36.items()}
+    unknown = [f"--{n}" for n in new if n in NO_35_FORM]
+    for gate, value in _gates(flags.get(GATES, "")).items():
+        if gate in flag_of:
+            back[flag_of[gate]] = value
+        else:
+            unknown.append(f"the feature gate {gate}")
+    if unknown:
+        return FlagRewrite(release.version, problem=f"etcd {release.version} has no flag for {', '.join(unknown)}: "
+                           "take it out by hand or run an etcd 3.6+ image")
+    return FlagRewrite(release.version, tuple(back.items()), tuple(new))

@@ -48,5 +48,8 @@ class RecoveryOptions:
     """`reclaim-space --quota BYTES`: the backend quota to raise every member to; None: leave it."""
     force: bool = False
     """`reclaim-space --force`: run although there is no alarm and little to give back."""
+    fix_flags: bool = False
+    """`recover --fix-flags`: members whose manifest's flags their etcd refuses get them rewritten by the recovery's
+    own settings edits (a warning at pre-flight, not a refusal)."""
     any_cluster: bool = False
     """Restore a backup of another cluster (`drill`: its lab is another cluster by design); never for a recovery."""

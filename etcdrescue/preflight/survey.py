@@ -94,7 +94,7 @@ def read_config(hosts: Hosts, member: Member, survey: HostSurvey) -> dict[str, A
         path = inv.paths.manifest if survey.manifest else inv.paths.disabled_manifest
         text = hosts[member.name].read_file(path).decode("utf-8", errors="replace")
         out = {"manifest_path": path, "manifest_problem": platform.manifest_problem(text),
-               "server_version": platform.server_version(text)}
+               "server_version": platform.server_version(text), "flag_rewrite": platform.flag_rewrite(text)}
     if survey.conf and out.get("manifest_problem") is None:
         s = platform.settings
         values = hosts.fact(member.name, Fact(s.label, s.values_script(), s.parse_values))

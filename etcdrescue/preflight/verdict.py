@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ..etcddata.freshness import Freshness, freshest
 from ..model import DEFAULT_BUMP, BackupKind, Method, RevisionPath, Revisions
 from ..platform import ManifestProblem, Paths, Severity
-from ..platform.release import EtcdRelease
+from ..platform.release import EtcdRelease, FlagRewrite
 from ..platform.tools import SEARCH, TOOLS_ROOT, EtcdTools, ImageBinaries, matching_image
 from ..probes import ALARM_ERROR, HostSurvey, SnapshotInfo
 from .options import RevisionOptions
@@ -55,6 +55,8 @@ class HostFacts:
     freshness_error: str = ""
     quota: int | None = None
     """The backend quota its settings give etcd (`--quota-backend-bytes`, etcd's default when unset); None: unread."""
+    flag_rewrite: FlagRewrite | None = None
+    """What its manifest's flags need for the etcd its image runs (`Platform.flag_rewrite`); None: nothing."""
 
     @property
     def serves(self) -> bool:
@@ -125,6 +127,8 @@ class PreflightReport:
     """The cluster as a healthy member sees it, for procedures that ask (`Procedure.needs_cluster`)."""
     ok_line: str = ""
     """The verdict's line when the rules passed: the procedure's own words (the quorum recovery's by default)."""
+    fixes: tuple[tuple[str, FlagRewrite], ...] = ()
+    """Member -> the rewrite of its manifest's flags, for the procedure that makes them (`fix-flags`)."""
 
     @property
     def seed_etcd(self) -> str | None:
@@ -437,9 +441,12 @@ def image_tools(paths: Paths, images: dict[str, ImageBinaries], *, seed: str, re
 def judge(hosts: tuple[HostFacts, ...], *, seed: str, quorum: int, data_dir: str, backup_path: str | None,
           backup: BackupFacts | None, method: Method, resuming: bool = False, settings: str = "etcd.conf",
           tools: ToolChoice | None = None, choice: SeedChoice | None = None,
-          revision_options: RevisionOptions | None = None) -> PreflightReport:
+          revision_options: RevisionOptions | None = None, fix_flags: bool = False) -> PreflightReport:
+    """The quorum recovery's rules. `fix_flags` (`recover --fix-flags`): a manifest whose flags its etcd refuses is
+    a warning, and its rewrite goes with the report for the plan's settings edits."""
     p: list[str] = []
     warnings: list[str] = []
+    fixes: list[tuple[str, FlagRewrite]] = []
     reason = ""
     older_seed = False
     if backup_path is None and not resuming:
@@ -450,6 +457,12 @@ def judge(hosts: tuple[HostFacts, ...], *, seed: str, quorum: int, data_dir: str
         p += storage_too_new(hosts, seed, backup)
         p += live_backup(backup_path, data_dir)
     for h in hosts:
+        problem, rewrite = h.manifest_problem, h.flag_rewrite
+        if fix_flags and problem is not None and problem.flags and rewrite is not None:
+            warnings.append(f"{h.name}: etcd {rewrite.release} refuses its manifest's flags: --fix-flags rewrites them "
+                            f"({rewrite.words})")
+            fixes.append((h.name, rewrite))
+            h = replace(h, manifest_problem=None)
         p += host_problems(h, data_dir, method=method, resuming=resuming, settings=settings)
         if h.conf_name and h.conf_name != h.name:
             warnings.append(f"{h.name}: {settings} names the member {h.conf_name}; the recovery sets it to "
@@ -486,8 +499,11 @@ def judge(hosts: tuple[HostFacts, ...], *, seed: str, quorum: int, data_dir: str
                     + (f"; serving with an alarm: {', '.join(alarmed)}" if alarmed else "")
                     + (f"; not healthy: {', '.join(sick)}" if sick else "")
                     + "; `etcdrescue diagnose` names the procedure that fits")
+    if fix_flags and not fixes and not resuming:
+        warnings.append("--fix-flags: every manifest's flags suit its etcd; nothing to rewrite")
     return PreflightReport(hosts, seed, quorum, backup, tuple(p), tuple(warnings),
-                           tools.tools if tools is not None and not p else None, reason, revisions)
+                           tools.tools if tools is not None and not p else None, reason, revisions,
+                           fixes=tuple(fixes))
 
 
 def live_backup(backup_path: str, data_dir: str) -> list[str]:

@@ -38,6 +38,8 @@ class Procedure:
     """The state of the cluster it is for, as the runbook checks it by hand before anything changes."""
     outcome: str = "every member healthy, one leader"
     """What holds when it ended well (the runbook's last check)."""
+    platforms: tuple[str, ...] = ()
+    """The profiles it is for (empty: every one); another inventory is refused before any connection."""
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,8 @@ def steps(ctx: Context) -> tuple[Step, ...]:
 
 def mode(ctx: Context) -> str:
     joins = "joins as learners, promoted once caught up" if ctx.learners else "voting joins"
-    revisions = ctx.revisions.summary
+    revisions = ctx.revisions.summary + "".join(f"; {m}'s flags rewritten for etcd {r.release} ({r.words})"
+                                                for m, r in ctx.fixes)
     if ctx.quorum_restore:
         return f"quorum restore from the seed's own data (--force-new-cluster); {joins}; {revisions}"
     return f"restore from backup {ctx.backup} ({ctx.method.value}); {joins}; {revisions}"

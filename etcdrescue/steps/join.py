@@ -16,7 +16,7 @@ from ..command import Check, Command, Raw, Retry, chain, q, sh
 from ..inventory.model import Member
 from ..model import Context, Step
 from .health import healthy_gate, learner_gate
-from .seed import keep_settings, restore_settings
+from .seed import keep_settings, restore_settings, set_settings
 
 IN_SYNC = "in sync with leader"
 """etcd refuses to promote a learner that has not caught up ("... which is in sync with leader"): retried."""
@@ -174,7 +174,7 @@ def join_member(ctx: Context, member: Member, voters: tuple[str, ...], initial: 
                     check=_member_add_check(initial, member.name),
                     expect=f'JSON whose members make ETCD_INITIAL_CLUSTER="{initial}" (any order)'),
             keep_settings(ctx, member.name),
-            *platform.settings.set(member.name, values),
+            *set_settings(ctx, member.name, values),
             Command(member.name, sh("mv", p.member_dir, data_aside),
                     "move the old data aside; the member syncs from the cluster",
                     skip_if=Raw(f"test -e {q(data_aside)} || test ! -e {q(p.member_dir)}")),

@@ -8,6 +8,8 @@ unreliable (docs/design.md). `etcdctl snapshot restore` of the db alone always w
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from ..checks import RunsWithout
 from ..command import Command, Raw, chain, q, sh
 from ..model import BackupKind, Context, Method, Step
@@ -121,9 +123,18 @@ def seed_conf(ctx: Context) -> Step:
     return Step(
         key="seed-conf", title=f"Rewrite {seed.name}'s {settings.label} for a one-member cluster", phase="seed",
         why="A new cluster must name only the seed; the old member list would make it wait for peers.",
-        commands=(keep_settings(ctx, seed.name), *settings.set(seed.name, values)),
+        commands=(keep_settings(ctx, seed.name), *set_settings(ctx, seed.name, values)),
         undo=(restore_settings(ctx, seed.name),),
     )
+
+
+def set_settings(ctx: Context, host: str, values: Mapping[str, str]) -> tuple[Command, ...]:
+    """The member's settings `values`; where the run also rewrites its refused flags (`recover --fix-flags`), in the
+    same verified edit: the flags etcd refuses would stop the member at the start that follows."""
+    fix = dict(ctx.fixes).get(host)
+    if fix is None:
+        return ctx.platform.settings.set(host, values)
+    return ctx.platform.settings.set(host, {**values, **dict(fix.set)}, fix.drop)
 
 
 def keep_settings(ctx: Context, host: str) -> Command:
@@ -141,7 +152,7 @@ def seed_start(ctx: Context) -> Step:
     flag = platform.force_flag.flag
     commands: list[Command] = []
     if ctx.uses_flag:
-        commands += platform.force_flag.add(seed.name, ctx.aside(p.disabled_manifest))
+        commands += platform.force_flag.add(seed.name, unforced(ctx))
     commands.append(platform.pod.start(seed.name))
     return Step(
         key="seed-start",
@@ -208,10 +219,19 @@ def seed_strays(ctx: Context) -> Step:
     )
 
 
+def unforced(ctx: Context) -> str:
+    """Where the seed's manifest is kept before `--force-new-cluster` goes in, to be put back after that one start:
+    the original bytes (the settings' own copy aside, made first), or, where the run rewrites the seed's refused
+    flags (`recover --fix-flags`), the manifest as `seed-conf` left it: the original would stop etcd again."""
+    if ctx.seed.name in dict(ctx.fixes):
+        return ctx.aside(ctx.paths.disabled_manifest, "unforced")
+    return ctx.aside(ctx.paths.disabled_manifest)
+
+
 def seed_drop_flag(ctx: Context) -> Step:
     p, seed, platform = ctx.paths, ctx.seed, ctx.platform
     flag = platform.force_flag.flag
-    pristine = ctx.aside(p.disabled_manifest)
+    pristine = unforced(ctx)
     return Step(
         key="seed-drop-flag", title=f"Restore {seed.name}'s original manifest (without {flag}) and restart",
         phase="seed",

@@ -113,10 +113,108 @@ def test_kubeadm_37_under_a_35_manifest_needs_its_flags_fixed(tmp_path_factory: 
         causes = found["members"][name]["causes"]
         assert [c["cause"] for c in causes] == ["flag provided but not defined"]
         assert found["members"][name]["process"]["restarts"] >= 1
-        assert "--experimental-initial-corrupt-check" in found["next"][0]
-        assert "--watch-progress-notify-interval=5s --feature-gates=InitialCorruptCheck=true" in found["next"][0]
+        assert found["next"][0].startswith(f"etcdrescue fix-flags -i {lab.inventory_path} --dry-run")
+        assert "--experimental-initial-corrupt-check" in found["next"][1]
+        assert "--watch-progress-notify-interval=5s --feature-gates=InitialCorruptCheck=true" in found["next"][1]
+        refused_flags(lab, 0)  # two of three: the quorum is lost, and fix-flags needs none
+        both = [lab.hosts[0].name, name]
+        deadline = time.monotonic() + 60
+        while (found := diagnose(lab, *tools))["procedure"] != {"name": "fix-flags", "members": both}:
+            assert time.monotonic() < deadline, found["procedure"]
+            time.sleep(2)
+        assert "quorum lost" in found["evidence"]
+        for fixed in fix_flags(lab, (0, 2), tmp_path_factory.mktemp("fix-37"), *tools):
+            assert "- --feature-gates=InitialCorruptCheck=true\n" in fixed and "experimental" not in fixed
     finally:
         lab.down()
+
+
+def test_kubeadm_35_under_a_36_manifest_gets_its_flags_rewritten(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The other direction: a 3.5 image under the names 3.6 introduced (kubeadm 1.34+ writes them) exits at once;
+    fix-flags writes them back as the `--experimental-*` flags 3.5 knows."""
+    lab = Lab(tmp_path_factory.mktemp("fix-kubeadm35") / "lab", 3, subnet=236, profile="kubeadm", etcd="3.5")
+    try:
+        lab.up(timeout=60)
+        tools = ("--etcd-tools", str(lab.bin_dir))
+        refused_flags(lab, 1, ("--watch-progress-notify-interval=5s", "--feature-gates=InitialCorruptCheck=true"))
+        found = until(lab, "fix-flags", *tools)
+        assert found["procedure"] == {"name": "fix-flags", "members": [lab.hosts[1].name]}, found
+        (fixed,) = fix_flags(lab, (1,), tmp_path_factory.mktemp("fix-35"), *tools)
+        assert "- --experimental-watch-progress-notify-interval=5s\n" in fixed
+        assert "- --experimental-initial-corrupt-check=true\n" in fixed
+        assert "feature-gates" not in fixed and "- --watch-progress" not in fixed
+    finally:
+        lab.down()
+
+
+def test_kubeadm_37_recover_fix_flags_rewrites_them_in_its_own_edits(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Two of three members on refused flags lost the quorum: `recover` refuses them and names the way out;
+    `recover --fix-flags` restores the quorum from the freshest member's data and its settings edits rewrite the
+    flags of those members, so every member starts, keys intact."""
+    lab = Lab(tmp_path_factory.mktemp("recover-fix") / "lab", 3, subnet=238, profile="kubeadm", etcd="3.7")
+    try:
+        lab.up(timeout=60)
+        lab.put_keys("/pre/", 50)
+        tools = ("--etcd-tools", str(lab.bin_dir))
+        refused_flags(lab, 1)
+        refused_flags(lab, 2)
+        both = [lab.hosts[1].name, lab.hosts[2].name]
+        deadline = time.monotonic() + 60
+        while (found := diagnose(lab, *tools))["procedure"] != {"name": "fix-flags", "members": both}:
+            assert time.monotonic() < deadline, found["procedure"]
+            time.sleep(2)
+        inv = ("-i", str(lab.inventory_path), "--journal", str(tmp_path_factory.mktemp("recover-fix-j")), *tools)
+        before = tree_digest(lab)
+        refused = etcdrescue("recover", *inv, "--yes")
+        assert refused.returncode == 2 and "`etcdrescue fix-flags` rewrites them" in refused.stderr, refused.stdout
+        assert tree_digest(lab) == before, "a refused recovery changed a host"
+        seed = ("--seed", lab.hosts[2].name, "--accept-older-seed")  # a seed whose flags are rewritten, forced
+        done = etcdrescue("recover", *inv, *seed, "--fix-flags", "--yes")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "--fix-flags rewrites them" in done.stdout and f"seed {lab.hosts[2].name}" in done.stdout
+        assert diagnose(lab, *tools)["procedure"]["name"] == "none"
+        for i, h in enumerate(lab.hosts):
+            assert lab.healthy(h) and len(lab.read_prefix("/pre/", host=h)) == 50
+            text = host_file(lab, i, "/etc/kubernetes/manifests/etcd.yaml").read_text()
+            assert "experimental" not in text and "- --feature-gates=InitialCorruptCheck=true\n" in text
+            assert list(host_file(lab, i, "/etc/kubernetes/manifests-disabled").glob("etcd.yaml.etcdrescue-*"))
+    finally:
+        lab.down()
+
+
+def fix_flags(lab: Lab, hosts: tuple[int, ...], journal: Path, *extra: str) -> list[str]:
+    """`fix-flags` on a lab whose members `hosts` crash-loop on refused flags: its runbook and its dry run change
+    nothing; the run ends with diagnose's `none` and every member healthy, each manifest as it was kept aside, no
+    file gone; a second run is refused (exit 2) and changes nothing. Returns their manifests as fixed."""
+    inv = ("-i", str(lab.inventory_path), "--journal", str(journal), *extra)
+    manifests = [host_file(lab, i, "/etc/kubernetes/manifests/etcd.yaml") for i in hosts]
+    was = [m.read_text() for m in manifests]
+    before = tree_digest(lab)
+    book = etcdrescue("runbook", "-i", str(lab.inventory_path), "--procedure", "fix-flags", *extra)
+    assert book.returncode == 0, book.stderr
+    assert all(f"Rewrite {lab.hosts[i].name}'s etcd flags" in book.stdout for i in hosts)
+    dry = etcdrescue("fix-flags", *inv, "--dry-run")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert "would run" in dry.stdout
+    assert tree_digest(lab) == before, "the dry run changed a host"
+    done = etcdrescue("fix-flags", *inv, "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert diagnose(lab, *extra)["procedure"]["name"] == "none"
+    assert all(lab.healthy(h) for h in lab.hosts)
+    after = tree_digest(lab)
+    assert set(before) <= set(after), f"removed: {sorted(set(before) - set(after))}"
+    new = {k for k in after if k not in before}
+    for i, old in zip(hosts, was, strict=True):
+        h = lab.hosts[i]
+        kept = list(host_file(lab, i, "/etc/kubernetes/manifests-disabled").glob("etcd.yaml.etcdrescue-*"))
+        assert [p.read_text() for p in kept] == [old], "the manifest as it was, kept aside with the run's stamp"
+        new -= {f"{h.name}:etc/kubernetes/manifests-disabled/", f"{h.name}:{kept[0].relative_to(h.dir)}"}
+    assert not new, f"more than the kept manifests: {sorted(new)}"
+    again = etcdrescue("fix-flags", *inv, "--yes")
+    assert again.returncode == 2 and "every manifest's flags suit its etcd" in again.stdout + again.stderr, again.stdout
+    assert tree_digest(lab) == after, "a refused run changed a host"
+    return [m.read_text() for m in manifests]
 
 
 def test_kubeadm_on_cri_o_without_tools_uses_the_image_else_says_health_unknown(

@@ -209,7 +209,8 @@ def test_shapes_take_the_platforms_paths() -> None:
 
 def test_okd3_runtimes_docker_or_crio(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An okd3 master runs docker (default) or CRI-O: the CRI-O one has crictl and no docker (a whiteout hides the
-    machine's own); kubeadm has no choice (containerd's crictl)."""
+    machine's own). A kubeadm node runs containerd (default) or CRI-O, both with crictl: they differ in where the
+    etcd image is unpacked."""
     monkeypatch.setattr(Lab, "_require_root", lambda self: None)
     assert Lab(tmp_path / "d", 1).runtime.name == "docker"  # type: ignore[union-attr]
     lab = Lab(tmp_path / "c", 1, subnet=9, runtime="crio")
@@ -221,8 +222,14 @@ def test_okd3_runtimes_docker_or_crio(tmp_path: Path, monkeypatch: pytest.Monkey
     assert Lab.load(lab.root).runtime.name == "crio"  # type: ignore[union-attr]
     with pytest.raises(LabError, match="runtime must be one of docker, crio"):
         Lab(tmp_path / "x", 1, runtime="podman")
-    with pytest.raises(LabError, match="no runtime choice"):
-        Lab(tmp_path / "x", 1, profile="kubeadm", runtime="crio")
+    with pytest.raises(LabError, match="runtime must be one of containerd, crio"):
+        Lab(tmp_path / "x", 1, profile="kubeadm", runtime="docker")
+    assert Lab(tmp_path / "k", 1, profile="kubeadm").image_layer.startswith("/var/lib/containerd/")
+    crio = Lab(tmp_path / "kc", 1, subnet=8, profile="kubeadm", runtime="crio")
+    crio.create()
+    layers = crio.host_path(0, "/var/lib/containers/storage/overlay")
+    assert [p.name for p in layers.glob("*/diff/usr/local/bin/etcdctl")] == ["etcdctl"]
+    assert not list(crio.host_path(0, "/var/lib/containerd").rglob("etcdctl"))
 
 
 def test_lab_refuses_unknown_shapes() -> None:

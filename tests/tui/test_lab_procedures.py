@@ -3,16 +3,19 @@ summary, with the same engine, locks and journal as the quorum recovery."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from conftest_lab import LabFactory
+from e2e.helpers import etcdrescue
 from e2e.test_reclaim import alarms
 
 from etcdrescue.journal import read_journal
 from etcdrescue.lab import Lab
+from etcdrescue.lab.breaks import refused_flags
 from etcdrescue.lab.data_breaks import wipe
 from etcdrescue.lab.nospace import break_nospace
 from etcdrescue.screens.app import RescueApp
@@ -38,19 +41,31 @@ def wiped(lab: Lab) -> None:
     wipe(lab, lab.hosts[-1])
 
 
-CASES: dict[str, tuple[Callable[[Lab], None], int, str]] = {
-    "reclaim-space": (nospace, 247, "RECLAIMED"),
-    "replace": (wiped, 195, "REPLACED"),
+def old_flags(lab: Lab) -> None:
+    """The last member's manifest keeps flags its etcd 3.7 refuses; returns once the diagnosis sees it crash-loop
+    (the wizard diagnoses once, on its first screen)."""
+    refused_flags(lab, 2)
+    inv = str(lab.inventory_path)
+    deadline = time.monotonic() + 60
+    while json.loads(etcdrescue("diagnose", "-i", inv, "--json").stdout)["procedure"]["name"] != "fix-flags":
+        assert time.monotonic() < deadline, "the diagnosis never named fix-flags"
+        time.sleep(2)
+
+
+CASES: dict[str, tuple[Callable[[Lab], None], int, str, dict[str, str]]] = {
+    "reclaim-space": (nospace, 247, "RECLAIMED", {}),
+    "replace": (wiped, 195, "REPLACED", {}),
+    "fix-flags": (old_flags, 237, "FIXED", {"profile": "kubeadm", "etcd": "3.7"}),
 }
-"""procedure -> (its break mode, the lab's subnet, the summary's word)."""
+"""procedure -> (its break mode, the lab's subnet, the summary's word, the lab's platform and etcd)."""
 
 
 @pytest.mark.parametrize("procedure", list(CASES))
 @sync
 async def test_the_wizard_runs_the_procedure_the_diagnosis_names(lab_factory: LabFactory, tmp_path: Path,
                                                                  procedure: str) -> None:
-    breaks, subnet, word = CASES[procedure]
-    lab = lab_factory(3, subnet=subnet)
+    breaks, subnet, word, shape = CASES[procedure]
+    lab = lab_factory(3, subnet=subnet, **shape)
     lab.put_keys("/pre/", 200)
     breaks(lab)
     journal = tmp_path / "journal"
