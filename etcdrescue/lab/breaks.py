@@ -8,6 +8,7 @@ such a second etcd pod), and lets the kubelet stand-in restart etcd.
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import yaml
 
@@ -19,9 +20,14 @@ OLD_FLAGS = ("--experimental-initial-corrupt-check=true", "--experimental-watch-
 """What a kubeadm 1.31-1.33 manifest (etcd 3.5) carries, and etcd 3.7 refuses (renamed in 3.6, removed in 3.7)."""
 
 
+def kept(real: Path) -> Path:
+    """Where `keep_before` keeps the file at `real` (a path on this machine)."""
+    return real.with_name(f".{real.name}.lab-before")
+
+
 def keep_before(lab: Lab, host: HostRef, path: str) -> None:
     real = lab.host_path(host, path)
-    before = real.with_name(f".{real.name}.lab-before")
+    before = kept(real)
     if not before.exists():
         shutil.copy2(real, before)
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from etcdrescue.lab import Lab
-from etcdrescue.lab.breaks import refused_flags
+from etcdrescue.lab.breaks import kept, refused_flags
 
 from .conftest import requires_lab
 from .helpers import PRE, etcdrescue, hide_image, host_file, tree_digest
@@ -70,7 +70,7 @@ def test_okd3_healthy_expired_peer_certificate_broken_member_lost_quorum(okd3: L
     assert any("redeploy-certificates" in line for line in found["next"])
     for path in (cert, cert.replace(".crt", ".key")):
         real = lab.host_path(2, path)
-        real.with_name(real.name + ".lab-before").replace(real)
+        kept(real).replace(real)
     lab.stop_etcd(2)
     lab.start_etcd(2)
     lab.wait_healthy(timeout=60)
