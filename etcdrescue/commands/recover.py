@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from ..session import RecoverySession
 
 
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     check = sub.add_parser("check", help="read-only pre-flight of every host")
     add_common(check)
@@ -157,8 +158,15 @@ def drive(session: RecoverySession, *, dry_run: bool = False, confirm: bool = Fa
     finally:
         session.close()
     print(f"{session.procedure.done.lower()} {inv.cluster}: {len(inv.members)} members healthy in "
-          f"{result.duration:.1f}s; "
-          f"old data kept beside the new with suffix .etcdrescue-{plan.ctx.stamp}")
+          f"{result.duration:.1f}s; {kept_line(result.aside, plan.ctx.stamp)}")
     for line in by_hand_lines(plan.ctx.revisions):
         print(line)
     return EXIT_OK
+
+
+def kept_line(aside: int | None, stamp: str) -> str:
+    """What the run kept aside, as the masters showed it at its end: a procedure that moved nothing says so."""
+    if aside == 0:
+        return "nothing was moved or copied aside"
+    what = f"{aside} paths" if aside else "what was moved or copied aside"
+    return f"{what} kept beside the originals with the suffix .etcdrescue-{stamp} (`etcdrescue report` lists them)"

@@ -157,6 +157,7 @@ def test_okd3_reclaims_the_space_old_revisions_took(okd3_lab: Lab, tmp_path: Pat
     assert code == 0, out
     assert diagnosed(lab)["procedure"]["name"] == "none"
     assert f"seed: {leader.name} is the leader: it is defragmented last" in out
+    assert "; nothing was moved or copied aside" in out, out[-500:]
     assert_reclaimed(lab, tmp_path / "j", quota)
     defragged = [e["host"] for e in events(tmp_path / "j") if e["event"] == "command" and e.get("exit") == 0
                  and str(e["step"]).startswith("defrag-")]
@@ -273,6 +274,7 @@ def test_okd3_raises_the_quota_in_etcd_conf(okd3_lab: Lab, tmp_path: Path) -> No
                   if e["event"] == "command" and e.get("mutates") and e.get("exit") == 0)
     assert ran and max(ran.values()) == 1, [k for k, n in ran.items() if n > 1]
     assert "raise the quota to 16.0 MiB" in out
+    assert "3 paths kept beside the originals with the suffix .etcdrescue-" in out, out[-500:]
     assert_reclaimed(lab, tmp_path / "j", bigger, fill=filled)
     for i in range(3):
         now = host_file(lab, i, conf).read_text().splitlines()
