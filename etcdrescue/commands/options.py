@@ -4,7 +4,11 @@ become a session's options. Imported while the parser is built: nothing heavy at
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from ..errors import InputError
 
 if TYPE_CHECKING:
     from ..preflight.options import RecoveryOptions, RevisionOptions
@@ -27,9 +31,33 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-control-plane-restart", action="store_true",
                    help="when revisions go backwards, do not restart the API servers and controllers after the "
                         "verify (the summary lists them to restart by hand)")
+    add_tools(p)
+
+
+def add_tools(p: argparse.ArgumentParser) -> None:
     p.add_argument("--etcd-tools", metavar="DIR",
                    help="a directory here holding etcdctl (and etcdutl for 3.5+): copied to every master and used "
                         "there instead of the hosts' own (for hosts without them, e.g. kubeadm)")
+
+
+def add_run(p: argparse.ArgumentParser) -> None:
+    """The options of every command that runs a procedure's plan (`recover`, `replace`, `reclaim-space`,
+    `fix-flags`): confirmation, dry run, journal, gates, resume and locks, output."""
+    p.add_argument("--yes", action="store_true", help="do not ask before the steps that ask")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print every command and whether it would run; only read-only probes run")
+    p.add_argument("--journal", type=Path, help="journal directory (default ~/.local/state/etcdrescue)")
+    p.add_argument("--gate-timeout", type=float, default=120.0, help="seconds a health gate may wait")
+    p.add_argument("--resume", action="store_true", help="continue the newest unfinished run of this cluster")
+    p.add_argument("--fresh", action="store_true", help="start anew even if an unfinished journal exists")
+    p.add_argument("--break-lock", action="store_true", help="take over a stale lock on the members")
+    p.add_argument("-v", "--verbose", action="store_true", help="print every command as it runs")
+
+
+def can_confirm(args: argparse.Namespace) -> None:
+    """A run that will ask needs a terminal to ask on: refused before anything connects."""
+    if not args.yes and not args.dry_run and not sys.stdin.isatty():
+        raise InputError("refusing to change hosts: no terminal to confirm on; pass --yes to run unattended")
 
 
 def revision_bump(raw: str) -> int:

@@ -4,12 +4,11 @@ last), raise the quota where asked (`--quota`), disarm and verify; printed as it
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import replace
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import InputError
+from .options import add_run, add_tools, can_confirm
 
 if TYPE_CHECKING:
     from ..resume import Unfinished
@@ -21,23 +20,13 @@ PROCEDURE = "reclaim-space"
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(PROCEDURE, help="after the NOSPACE alarm: compact, defragment one member at a time, disarm")
     p.add_argument("-i", "--inventory", required=True, help="inventory YAML")
-    p.add_argument("--yes", action="store_true", help="do not ask before the steps that ask")
-    p.add_argument("--dry-run", action="store_true",
-                   help="print every command and whether it would run; only read-only probes run")
+    add_run(p)
     p.add_argument("--force", action="store_true",
                    help="run although there is no NOSPACE alarm and little to give back")
     p.add_argument("--quota", type=quota_bytes, metavar="BYTES",
                    help="raise every member's --quota-backend-bytes to BYTES (one restart at a time): for when the "
                         "data itself fills the quota and defragmenting cannot help")
-    p.add_argument("--etcd-tools", metavar="DIR",
-                   help="a directory here holding etcdctl (and etcdutl for 3.5+): copied to every master and used "
-                        "there instead of the hosts' own (for hosts without them, e.g. kubeadm)")
-    p.add_argument("--journal", type=Path, help="journal directory (default ~/.local/state/etcdrescue)")
-    p.add_argument("--gate-timeout", type=float, default=120.0, help="seconds a health gate may wait")
-    p.add_argument("--resume", action="store_true", help="continue the newest unfinished run of this cluster")
-    p.add_argument("--fresh", action="store_true", help="start anew even if an unfinished journal exists")
-    p.add_argument("--break-lock", action="store_true", help="take over a stale lock on the members")
-    p.add_argument("-v", "--verbose", action="store_true", help="print every command as it runs")
+    add_tools(p)
     p.set_defaults(func=cmd_reclaim)
 
 
@@ -56,8 +45,7 @@ def cmd_reclaim(args: argparse.Namespace) -> int:
     from ..session import RecoverySession
     from .recover import recover
 
-    if not args.yes and not args.dry_run and not sys.stdin.isatty():
-        raise InputError("refusing to change hosts: no terminal to confirm on; pass --yes to run unattended")
+    can_confirm(args)
     session = RecoverySession.open(RecoveryOptions(
         args.inventory, etcd_tools=args.etcd_tools, journal_dir=args.journal, gate_timeout=args.gate_timeout,
         procedure=PROCEDURE, quota=args.quota, force=args.force))

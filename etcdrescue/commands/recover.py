@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import EXIT_OK, EXIT_REFUSED, InputError, RescueError
-from .options import add_common, recovery_options
+from .options import add_common, add_run, can_confirm, recovery_options
 
 if TYPE_CHECKING:
     from ..session import RecoverySession
@@ -25,15 +24,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         p.add_argument("--fix-flags", action="store_true",
                        help="kubeadm: where a manifest's flags are ones its etcd refuses, the recovery's settings "
                             "edits rewrite them too (as `etcdrescue fix-flags` does) instead of refusing")
-    rec.add_argument("--yes", action="store_true", help="do not ask before destructive phases")
-    rec.add_argument("--dry-run", action="store_true",
-                     help="print every command and whether it would run; only read-only probes run")
-    rec.add_argument("--journal", type=Path, help="journal directory (default ~/.local/state/etcdrescue)")
-    rec.add_argument("--gate-timeout", type=float, default=120.0, help="seconds a health gate may wait")
-    rec.add_argument("--resume", action="store_true", help="continue the newest unfinished recovery of this cluster")
-    rec.add_argument("--fresh", action="store_true", help="start anew even if an unfinished journal exists")
-    rec.add_argument("--break-lock", action="store_true", help="take over a stale lock on the members")
-    rec.add_argument("-v", "--verbose", action="store_true", help="print every command as it runs")
+    add_run(rec)
     rec.add_argument("--no-learner", action="store_true",
                      help="join members as voters at once (default: as learners, promoted once caught up)")
     check.set_defaults(func=cmd_check)
@@ -67,8 +58,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_recover(args: argparse.Namespace) -> int:
-    if not args.yes and not args.dry_run and not sys.stdin.isatty():
-        raise InputError("refusing to change hosts: no terminal to confirm on; pass --yes to run unattended")
+    can_confirm(args)
     session = open_session(args, journal_dir=args.journal, gate_timeout=args.gate_timeout,
                            learners=not args.no_learner)
     try:
