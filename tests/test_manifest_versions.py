@@ -108,3 +108,26 @@ def test_the_rewritten_flags_start_the_real_etcd(minor: str, written: str, runs:
     assert res.returncode == 0, res.stderr
     before = yaml.safe_load(text)["spec"]["containers"][0]["command"]
     assert subprocess.run([str(etcd), *before[1:], "--version"], capture_output=True, timeout=30).returncode == 2
+
+
+def test_a_34_image_under_36_names_gets_only_flags_34_has() -> None:
+    """Back to etcd 3.4: what kubeadm 1.34+ writes rewrites to flags the real 3.4.23 takes; a 3.6 name whose
+    `--experimental-*` form only 3.5 added has no 3.4 spelling, so there is no rewrite, and the problem says so."""
+    from etcdrescue.platform.kubeadm import flag_rewrite
+    from etcdrescue.platform.manifest import edited_items
+
+    version = release("3.4").full
+    text = manifest("3.6", image=version)
+    rewrite = flag_rewrite(text)
+    assert rewrite is not None and not rewrite.problem, rewrite
+    items = edited_items(yaml.safe_load(text)["spec"]["containers"][0]["command"], dict(rewrite.set), rewrite.drop)
+    etcd = release("3.4").binaries()["etcd"]
+    res = subprocess.run([str(etcd), *items[1:], "--version"], capture_output=True, text=True, timeout=30)
+    assert res.returncode == 0, res.stderr
+    newer = flag_rewrite(manifest("3.6", image=version, extra=("--compact-hash-check-time=1m",)))
+    assert newer is not None and newer.problem == (
+        f"etcd {version} has no flag for --experimental-compact-hash-check-time (3.5 added them): take them out by "
+        "hand or run an etcd 3.5+ image")
+    refused = subprocess.run([str(etcd), "--experimental-compact-hash-check-time=1m", "--version"],
+                             capture_output=True, timeout=30)
+    assert refused.returncode == 2, "the reason there is no rewrite"

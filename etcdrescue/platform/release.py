@@ -120,6 +120,11 @@ NEW_IN_36 = ("feature-gates", "watch-progress-notify-interval", "max-learners", 
 GATES = "feature-gates"
 NO_35_FORM = ("max-learners", "warning-unary-request-duration")
 """3.6 names without an `--experimental-*` form in 3.5 (etcd 3.5.36 exits 2 on both spellings)."""
+NOT_IN_34 = ("experimental-compact-hash-check-time", "experimental-snapshot-catchup-entries",
+             "experimental-compact-hash-check-enabled", "experimental-stop-grpc-service-on-defrag",
+             "experimental-txn-mode-write-with-shared-buffer")
+"""The `--experimental-*` forms the back-mapping writes that 3.5 added: etcd 3.4.23 exits 2 on each (every form it
+could write was tried on that binary; `--help` hides some that both take)."""
 
 
 @dataclass(frozen=True)
@@ -184,4 +189,10 @@ def rewrite_for(release: EtcdRelease, flags: Mapping[str, str]) -> FlagRewrite |
     if unknown:
         return FlagRewrite(release.version, problem=f"etcd {release.version} has no flag for {', '.join(unknown)}: "
                            "take it out by hand or run an etcd 3.6+ image")
+    if not release.has_etcdutl:
+        unknown = [f"--{n}" for n in back if n in NOT_IN_34]
+        if unknown:
+            return FlagRewrite(release.version, problem=f"etcd {release.version} has no flag for "
+                               f"{', '.join(unknown)} (3.5 added them): take them out by hand or run an etcd 3.5+ "
+                               "image")
     return FlagRewrite(release.version, tuple(back.items()), tuple(new))
