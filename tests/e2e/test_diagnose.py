@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -123,7 +124,8 @@ def test_kubeadm_37_under_a_35_manifest_needs_its_flags_fixed(tmp_path_factory: 
             assert time.monotonic() < deadline, found["procedure"]
             time.sleep(2)
         assert "quorum lost" in found["evidence"]
-        for fixed in fix_flags(lab, (0, 2), tmp_path_factory.mktemp("fix-37"), *tools):
+        kill = f"after-command:flags-{lab.hosts[0].name}:6"  # its manifest rewritten out of sight, not yet back
+        for fixed in fix_flags(lab, (0, 2), tmp_path_factory.mktemp("fix-37"), *tools, kill=kill):
             assert "- --feature-gates=InitialCorruptCheck=true\n" in fixed and "experimental" not in fixed
     finally:
         lab.down()
@@ -183,10 +185,12 @@ def test_kubeadm_37_recover_fix_flags_rewrites_them_in_its_own_edits(
         lab.down()
 
 
-def fix_flags(lab: Lab, hosts: tuple[int, ...], journal: Path, *extra: str) -> list[str]:
+def fix_flags(lab: Lab, hosts: tuple[int, ...], journal: Path, *extra: str, kill: str | None = None) -> list[str]:
     """`fix-flags` on a lab whose members `hosts` crash-loop on refused flags: its runbook and its dry run change
     nothing; the run ends with diagnose's `none` and every member healthy, each manifest as it was kept aside, no
-    file gone; a second run is refused (exit 2) and changes nothing. Returns their manifests as fixed."""
+    file gone; a second run is refused (exit 2) and changes nothing. With `kill` (an ETCDRESCUE_FAULT point) the
+    run dies there like `kill -9` and `--resume` finishes it, no change made twice. Returns their manifests as
+    fixed."""
     inv = ("-i", str(lab.inventory_path), "--journal", str(journal), *extra)
     manifests = [host_file(lab, i, "/etc/kubernetes/manifests/etcd.yaml") for i in hosts]
     was = [m.read_text() for m in manifests]
@@ -198,8 +202,14 @@ def fix_flags(lab: Lab, hosts: tuple[int, ...], journal: Path, *extra: str) -> l
     assert dry.returncode == 0, dry.stdout + dry.stderr
     assert "would run" in dry.stdout
     assert tree_digest(lab) == before, "the dry run changed a host"
-    done = etcdrescue("fix-flags", *inv, "--yes")
+    if kill is not None:
+        killed = etcdrescue("fix-flags", *inv, "--yes", env={"ETCDRESCUE_FAULT": kill})
+        assert killed.returncode == -9, killed.stdout + killed.stderr
+    done = etcdrescue("fix-flags", *inv, "--yes", *(["--resume"] if kill else []))
     assert done.returncode == 0, done.stdout + done.stderr
+    ran = Counter((e["step"], e["host"], e["script"]) for e in journal_events(journal)
+                  if e["event"] == "command" and e.get("mutates") and e.get("exit") == 0)
+    assert ran and max(ran.values()) == 1, [k for k, n in ran.items() if n > 1]
     assert diagnose(lab, *extra)["procedure"]["name"] == "none"
     assert all(lab.healthy(h) for h in lab.hosts)
     after = tree_digest(lab)
