@@ -46,6 +46,14 @@ def test_a_quiet_log_has_no_cause_and_the_newest_line_is_the_evidence() -> None:
     assert found.detail == "flag provided but not defined: -experimental-b"
 
 
+def test_a_finding_says_its_cause_once() -> None:
+    """A line that starts with the cause's own words is shown alone; any other gets the cause in front."""
+    (flag,) = classify(LINES[Cause.FLAG_UNDEFINED])
+    assert flag.words == "flag provided but not defined: -experimental-initial-corrupt-check"
+    (wal,) = classify(LINES[Cause.WAL_CORRUPT])
+    assert wal.words == f"{Cause.WAL_CORRUPT.value}: {wal.line}"
+
+
 INV = parse_inventory({"cluster": "t", "members": [
     {"name": f"m{i}", "host": f"127.0.9.{i}", "peer_url": f"https://127.0.9.{i}:2380",
      "client_url": f"https://127.0.9.{i}:2379"} for i in (1, 2, 3)]})

@@ -58,6 +58,12 @@ class Finding:
     """The newest log line that showed it (shortened)."""
 
     @property
+    def words(self) -> str:
+        """The cause, then the line that showed it; the line alone where it starts with the cause's own words
+        (etcd's "flag provided but not defined: -x" said once, not twice)."""
+        return self.line if self.line.startswith(self.cause.value) else f"{self.cause.value}: {self.line}"
+
+    @property
     def detail(self) -> str:
         """The matched words themselves: the flag's name, the indexes."""
         for s in SIGNATURES:

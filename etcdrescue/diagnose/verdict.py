@@ -125,7 +125,7 @@ def member_findings(look: MemberLook, cluster: ClusterFacts | None, inv: Invento
         out.append(h.health_error or "health unknown")
     else:
         out.append("not healthy" + (f": {h.health_error}" if h.health_error else ""))
-    out += [f"log: {f.cause.value}: {f.line}" for f in look.findings]
+    out += [f"log: {f.words}" for f in look.findings]
     listed = cluster.member(h.name) if cluster else None
     if cluster is not None:
         mine = _by_peer(cluster, inv.member(h.name).peer_url) or listed

@@ -23,7 +23,7 @@ from ..documents.diagnosis import diagnosis_lines
 from ..procedures import DEFAULT, PROCEDURES
 from ..session import RecoverySession
 from .preflight import describe
-from .widgets import RescueFooter, RescueHeader, update_status
+from .widgets import RescueFooter, RescueHeader, relabel, update_status
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ class DiagnoseScreen(Screen[DiagnoseChoice | None]):
         self.query_one("#findings", Static).update("\n".join(lines[:cut]))
         choice = offered(d)
         go = self.query_one("#next", Button)
-        go.label = f"{label(choice)} (n)" if choice else "Go on (n)"
+        relabel(go, f"{label(choice)} (n)" if choice else "Go on (n)")
         go.disabled = choice is None
         self.query_one("#recover", Button).disabled = choice is not None and choice.procedure == DEFAULT
         self.query_one("#verdict", Static).update("\n".join(lines[cut:]))

@@ -23,6 +23,7 @@ from ..errors import InputError, RescueError
 from ..inventory.writer import InventoryDraft, write_new
 from ..journal import default_dir
 from ..model import new_stamp
+from .widgets import relabel
 
 
 def save(draft: InventoryDraft, text: str) -> Path:
@@ -106,7 +107,7 @@ class NewInventoryScreen(ModalScreen[str | None]):
         self.query_one("#text", Static).update(text)
         self.add_class("written")
         button = self.query_one("#go", Button)
-        button.label = "Use this inventory (enter)"
+        relabel(button, "Use this inventory (enter)")
         button.focus()
 
     async def on_input_submitted(self, event: Input.Submitted) -> None:

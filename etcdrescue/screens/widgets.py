@@ -29,6 +29,13 @@ class WizardStatus:
     connection: str = "not connected"
 
 
+def relabel(button: Button, label: str) -> None:
+    """A new label, and the button sized to it: Textual measures a button's auto width at layout only, and a new
+    label alone does not lay it out again (a longer one was cut: "etcd fix-flags" without its "(n)")."""
+    button.label = label
+    button.refresh(layout=True)
+
+
 def update_status(app: Any, **changes: object) -> None:
     """Change the app's `WizardStatus` and redraw every header now (screens below included)."""
     status = getattr(app, "status", None)

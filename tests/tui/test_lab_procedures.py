@@ -12,12 +12,14 @@ import pytest
 from conftest_lab import LabFactory
 from e2e.helpers import etcdrescue
 from e2e.test_reclaim import alarms
+from textual.widgets import Button
 
 from etcdrescue.journal import read_journal
 from etcdrescue.lab import Lab
 from etcdrescue.lab.breaks import refused_flags
 from etcdrescue.lab.data_breaks import wipe
 from etcdrescue.lab.nospace import break_nospace
+from etcdrescue.procedures import PROCEDURES
 from etcdrescue.screens.app import RescueApp
 from etcdrescue.screens.diagnose import DiagnoseScreen
 from etcdrescue.screens.plan import PlanScreen
@@ -26,7 +28,7 @@ from etcdrescue.screens.run import Phase, RunOutcome, RunScreen
 from etcdrescue.screens.summary import SummaryScreen
 from etcdrescue.screens.widgets import ConfirmScreen
 
-from .conftest import SIZE, requires_lab, sync, wait_until
+from .conftest import SIZE, requires_lab, screen_text, sync, wait_until
 from .test_lab_wizard import run_screen, static_text
 
 pytestmark = [pytest.mark.lab, requires_lab, pytest.mark.timeout(400)]
@@ -75,6 +77,9 @@ async def test_the_wizard_runs_the_procedure_the_diagnosis_names(lab_factory: La
         await wait_until(pilot, lambda: isinstance(app.screen, DiagnoseScreen) and app.screen.diagnosis is not None
                          and app.screen.diagnosis.procedure.value == procedure, timeout=90, what="the diagnosis")
         assert f"verdict: {procedure}" in static_text(app, "#verdict")
+        offer = str(app.screen.query_one("#next", Button).label)
+        assert offer.startswith(PROCEDURES[procedure].title) and offer.endswith(" (n)"), offer
+        await wait_until(pilot, lambda: offer in screen_text(app), timeout=5, what=f"the whole {offer!r} button")
         await pilot.press("n")
         await wait_until(pilot, lambda: isinstance(app.screen, PreflightScreen) and app.screen.report is not None,
                          timeout=60, what="the pre-flight")
