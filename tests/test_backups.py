@@ -329,6 +329,8 @@ def test_the_wizards_backup_line_says_what_the_console_says_of_a_bastion_file(sn
     assert lines == [line.strip() for line in b.lines()]
     assert f"backup on this machine {db}: " in lines[0] and "sha256 computed here" in lines[0]
     assert lines[1].endswith(f"copied to the seed as {b.seed_path} before the restore")
+    assert backup_text(None, None).startswith("Backup: none (quorum restore")
+    assert backup_text(None, None, restores=False) == "", "a procedure that restores nothing says nothing of backups"
 
 
 def test_the_copy_step_comes_first_and_declares_its_upload(snapshot: Path, tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from ..errors import SurveyFailed
 from ..preflight.survey import PreflightProgress
 from ..preflight.verdict import BackupFacts, HostFacts, PreflightReport
+from ..procedures import DEFAULT
 from ..session import RecoverySession
 from .widgets import RescueFooter, RescueHeader, update_status
 
@@ -151,11 +152,13 @@ def describe(exc: BaseException | None) -> str:
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
-def backup_text(b: BackupFacts | None, path: str | None, bastion: list[str] | None = None) -> str:
+def backup_text(b: BackupFacts | None, path: str | None, bastion: list[str] | None = None, *,
+                restores: bool = True) -> str:
     """The backup line; with a `bastion:` file, also what the console prints about it (its size, sha256, revision,
-    cluster, and where it is copied on the seed)."""
+    cluster, and where it is copied on the seed). `restores`: the procedure restores the cluster's data (the quorum
+    recovery), so no backup means the seed's own data; the others take no backup, and the line says nothing."""
     if path is None:
-        return "Backup: none (quorum restore from the seed's own surviving data)"
+        return "Backup: none (quorum restore from the seed's own surviving data)" if restores else ""
     more = "".join(f"\n{line.strip()}" for line in bastion or ())
     if b is None:
         return f"Backup {path}: checking…{more}"
@@ -188,6 +191,7 @@ class PreflightScreen(Screen[PreflightReport | None]):
         self.session = session
         self.inv, self.backup = session.inv, session.backup
         self.bastion = session.bastion.lines() if session.bastion else None
+        self.restores = session.procedure.name == DEFAULT
         self.generation = 0
         self.report: PreflightReport | None = None
         self.survey_worker: Worker[None] | None = None
@@ -265,7 +269,8 @@ class PreflightScreen(Screen[PreflightReport | None]):
         self.cells = {m.name: [self.names[m.name], *(["…"] * (len(COLUMNS) - 1))] for m in self.inv.members}
         self.errors = {}
         self.render_table()
-        self.query_one("#backup-line", Static).update(backup_text(None, self.backup, self.bastion))
+        self.query_one("#backup-line", Static).update(backup_text(None, self.backup, self.bastion,
+                                                                  restores=self.restores))
         verdict = self.query_one("#verdict", Static)
         verdict.update("Surveying…")
         verdict.set_classes("")
@@ -313,7 +318,8 @@ class PreflightScreen(Screen[PreflightReport | None]):
 
     def on_backup_surveyed(self, msg: BackupSurveyed) -> None:
         if msg.generation == self.generation:
-            self.query_one("#backup-line", Static).update(backup_text(msg.facts, self.backup, self.bastion))
+            self.query_one("#backup-line", Static).update(backup_text(msg.facts, self.backup, self.bastion,
+                                                                      restores=self.restores))
 
     def on_judged(self, msg: Judged) -> None:
         if msg.generation != self.generation:

@@ -85,6 +85,7 @@ async def test_the_wizard_runs_the_procedure_the_diagnosis_names(lab_factory: La
                          timeout=60, what="the pre-flight")
         assert isinstance(app.screen, PreflightScreen) and app.screen.report is not None
         assert app.screen.report.ok, app.screen.report.problems
+        assert static_text(app, "#backup-line") == "", "no word of backups in a procedure that restores none"
         if procedure == "replace":
             assert app.screen.report.verdict.startswith(f"{lab.hosts[-1].name}: voter ")
         await pilot.press("n")
