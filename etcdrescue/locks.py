@@ -44,6 +44,14 @@ def _start_time(pid: int) -> str:
     return stat.rsplit(")", 1)[-1].split()[19]
 
 
+class LockHeld(InputError):
+    """Another run holds a member's lock. `stale`: every holder is gone (a dead pid on this machine, an expired
+    lease), so breaking the locks (`--break-lock`, or the wizard's question) is safe."""
+
+    def __init__(self, message: str, *, stale: bool) -> None:
+        super().__init__(message)
+        self.stale = stale
+
 @dataclass(frozen=True)
 class Holder:
     """Who holds a lock: the bastion (`machine`), its user and pid, since when, for which run."""
@@ -185,11 +193,12 @@ class HostLocks:
             self.taken.append(name)
         return broken
 
-    def refusal(self, others: dict[str, Holder]) -> InputError:
+    def refusal(self, others: dict[str, Holder]) -> LockHeld:
         name, h = next(iter(others.items()))
         more = f" (and on {len(others) - 1} more member(s))" if len(others) > 1 else ""
-        return InputError(f"{name}: {self.path} says {h.describe()} holds the lock of this cluster{more}; "
-                          f"{h.liveness()}; nothing changed; if that run is gone, rerun with --break-lock")
+        return LockHeld(f"{name}: {self.path} says {h.describe()} holds the lock of this cluster{more}; "
+                        f"{h.liveness()}; nothing changed; if that run is gone, rerun with --break-lock",
+                        stale=all(o.liveness().startswith("stale") for o in others.values()))
 
     def _write(self, name: str, *, overwrite: bool) -> bool:
         noclobber = "" if overwrite else "set -C; "

@@ -22,6 +22,7 @@ from textual.app import App
 from textual.binding import Binding
 
 from ..errors import EXIT_INTERRUPTED, EXIT_REFUSED, RescueError
+from ..locks import LockHeld
 from ..preflight.options import RecoveryOptions, RevisionOptions
 from .inventory import InventoryChoice, InventoryScreen
 from .widgets import ConfirmScreen, WizardStatus, update_status
@@ -119,7 +120,8 @@ class RescueApp(App[int]):
         while True:
             inv = session.inv
             update_status(self, cluster=inv.cluster, profile=inv.platform.name, connection="ssh: not connected")
-            if not self.status.dry_run and not await self.locked(session.lock_hosts):
+            if not self.status.dry_run and not await self.locked(
+                    session.lock_hosts, breaking=partial(session.lock_hosts, break_lock=True)):
                 return False
             if not await self.prepare(session):
                 await asyncio.to_thread(session.release)
@@ -145,7 +147,8 @@ class RescueApp(App[int]):
                 continue
             if picked.action != "start":
                 continue
-            if not picked.dry_run and not (await self.locked(session.lock_hosts)
+            if not picked.dry_run and not (await self.locked(session.lock_hosts,
+                                                             breaking=partial(session.lock_hosts, break_lock=True))
                                            and await self.locked(partial(session.start, plan, report))):
                 continue
             update_status(self, connection="ssh: connected" if not picked.dry_run else "dry run: read-only")
@@ -183,15 +186,31 @@ class RescueApp(App[int]):
             return False
         return True
 
-    async def locked(self, take: Callable[[], object]) -> bool:
-        """`take` a lock (or open the journal) off the event loop; False, after telling the operator, if refused."""
+    async def locked(self, take: Callable[[], object], *,
+                     breaking: Callable[[], list[str]] | None = None) -> bool:
+        """`take` a lock (or open the journal) off the event loop; False, after telling the operator, if refused.
+        Where every holder is gone (`LockHeld.stale`) and `breaking` takes the locks over, the operator may break
+        them here: the wizard has no `--break-lock` to rerun with."""
+        what = self.session.procedure.name if self.session else "the run"
         try:
             await asyncio.to_thread(take)
+            return True
         except RescueError as exc:
-            await self.push_screen_wait(ConfirmScreen(
-                "Cannot start the recovery", f"{exc}\nNothing was changed.", yes="OK (y)", no="Back (n)"))
-            return False
-        return True
+            refused: RescueError = exc
+        if isinstance(refused, LockHeld) and refused.stale and breaking is not None and await self.push_screen_wait(
+                ConfirmScreen("A stale lock holds this cluster", f"{refused}\nBreak it and go on? Each lock file is "
+                              "moved aside (lock.broken-<stamp>), not removed.", yes="Break it (y)", no="Back (n)")):
+            try:
+                said = await asyncio.to_thread(breaking)
+            except RescueError as exc:
+                refused = exc
+            else:
+                for line in said:
+                    self.notify(line, title="lock broken", timeout=10)
+                return True
+        await self.push_screen_wait(ConfirmScreen(
+            f"Cannot start {what}", f"{refused}\nNothing was changed.", yes="OK (y)", no="Back (n)"))
+        return False
 
     async def finish(self, session: RecoverySession, ok: bool) -> None:
         try:

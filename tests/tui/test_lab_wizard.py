@@ -7,7 +7,10 @@ Subnets 60-63 and 66 are this module's; each test builds its own lab.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import socket
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,7 +34,7 @@ from etcdrescue.screens.run import Phase, RunOutcome, RunScreen
 from etcdrescue.screens.summary import SummaryScreen
 from etcdrescue.screens.widgets import ConfirmScreen
 
-from .conftest import SIZE, requires_lab, sync, wait_until
+from .conftest import SIZE, requires_lab, screen_text, sync, wait_until
 
 pytestmark = [pytest.mark.lab, requires_lab, pytest.mark.timeout(240)]
 
@@ -127,7 +130,15 @@ async def test_full_recovery_with_keys_only(lab_factory: LabFactory, tmp_path: P
 
 @sync
 async def test_healthy_cluster_is_refused(lab_factory: LabFactory) -> None:
+    """A healthy cluster: the diagnosis offers nothing, the recovery's own pre-flight refuses. Before it, a lock a
+    dead run left on one member: the wizard names it stale and, asked to, breaks it (kept aside) and goes on."""
     lab = lab_factory(3, subnet=61)
+    done = subprocess.Popen(["true"])
+    done.wait()
+    left = (json.dumps({"user": "root", "machine": socket.gethostname(), "pid": done.pid, "pid_start": "1",
+                        "since": "2026-01-01T00:00:00Z", "stamp": "20260101T000000Z", "renewed": time.time()})
+            + "\n").encode()
+    lab.host_path(lab.hosts[1], LOCK_PATH).write_bytes(left)
     app = RescueApp(lab.inventory_path)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("enter")
@@ -141,8 +152,13 @@ async def test_healthy_cluster_is_refused(lab_factory: LabFactory) -> None:
         await pilot.pause(0.2)
         assert isinstance(app.screen, DiagnoseScreen)
         await pilot.press("r")  # the recovery anyway: its own pre-flight refuses
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), timeout=30, what="the stale lock")
+        assert "A stale lock holds this cluster" in screen_text(app) and "is not running" in screen_text(app)
+        await pilot.press("y")
         await wait_until(pilot, lambda: isinstance(app.screen, PreflightScreen) and app.screen.report is not None,
                          timeout=60, what="pre-flight verdict")
+        (aside,) = lab.host_path(lab.hosts[1], LOCK_PATH).parent.glob("lock.broken-*")
+        assert aside.read_bytes() == left, "the stale lock, moved aside whole"
         assert "healthy quorum" in static_text(app, "#verdict")
         assert app.screen.query_one("#next", Button).disabled
         await pilot.press("n")
