@@ -24,6 +24,7 @@ from textual.binding import Binding
 from ..errors import EXIT_INTERRUPTED, EXIT_REFUSED, RescueError
 from ..locks import LockHeld
 from ..preflight.options import RecoveryOptions, RevisionOptions
+from ..procedures import DEFAULT
 from .inventory import InventoryChoice, InventoryScreen
 from .widgets import ConfirmScreen, WizardStatus, update_status
 
@@ -132,8 +133,9 @@ class RescueApp(App[int]):
                 return False
             plan = session.plan(report)
             shown = time.monotonic()
+            fixed = session.resuming or session.procedure.name != DEFAULT
             picked = await self.push_screen_wait(PlanScreen(plan, dry_run=self.status.dry_run, ask=not self.yes,
-                                                            fixed_seed=session.resuming, documents=session.journal_dir))
+                                                            fixed_seed=fixed, documents=session.journal_dir))
             if picked.action == "start" and not picked.dry_run:
                 session.operator_waited("plan screen (reading the plan, then start)", time.monotonic() - shown)
             self.status.dry_run = picked.dry_run

@@ -65,7 +65,8 @@ class PlanScreen(Screen[PlanChoice]):
         self.documents = documents
         """Where `w` writes the runbook: beside the journals (default ~/.local/state/etcdrescue)."""
         self.fixed_seed = fixed_seed
-        """A resumed run keeps the seed of its journal."""
+        """A resumed run keeps the seed of its journal; a procedure other than the quorum recovery chose its own
+        (the leader a reclaim defragments last, the voter a replace asks)."""
         self.dry_run, self.confirm_once, self.ask = dry_run, confirm_once, ask
 
     def compose(self) -> ComposeResult:

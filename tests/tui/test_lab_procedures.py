@@ -90,6 +90,7 @@ async def test_the_wizard_runs_the_procedure_the_diagnosis_names(lab_factory: La
             assert app.screen.report.verdict.startswith(f"{lab.hosts[-1].name}: voter ")
         await pilot.press("n")
         await wait_until(pilot, lambda: isinstance(app.screen, PlanScreen), what="plan screen")
+        assert app.screen.query_one("#seed").disabled, "the procedure chose its seed"
         await pilot.press("s")
         await wait_until(pilot, lambda: any(isinstance(s, RunScreen) for s in app.screen_stack), what="run screen")
         run = run_screen(app)
