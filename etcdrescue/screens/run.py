@@ -239,7 +239,7 @@ class RunScreen(Screen[WizardRun]):
         self.render_steps()
         self.follow(msg.step.key)
         detail = (f"Step: {msg.step.title}\nHosts: {', '.join(msg.step.hosts)}\n"
-                  f"Old data is kept, not deleted (suffix .etcdrescue-{self.plan.ctx.stamp}).")
+                  f"What it replaces is kept aside, not deleted (suffix .etcdrescue-{self.plan.ctx.stamp}).")
         self.app.push_screen(ConfirmScreen(msg.step.destructive, detail),
                              callback=lambda ok: msg.reply.put(bool(ok)))
 
@@ -263,7 +263,8 @@ class RunScreen(Screen[WizardRun]):
             self.record.status = RunOutcome.PLANNED if self.dry_run else RunOutcome.RECOVERED
             self.record.error = ""
             self.set_status("Dry run complete: every command marked, nothing changed. n: summary" if self.dry_run
-                            else f"Recovery complete in {self.record.duration:.0f}s. n: summary", "done")
+                            else f"{self.session.procedure.done.capitalize()} in {self.record.duration:.0f}s: every "
+                                 "step done. n: summary", "done")
         elif msg.interrupted:
             self.mark_aborted(msg.error)
         elif msg.refused:

@@ -101,6 +101,7 @@ async def test_the_wizard_runs_the_procedure_the_diagnosis_names(lab_factory: La
                 await pilot.press("y")
             await pilot.pause(0.05)
         assert run.record.status is RunOutcome.RECOVERED, run.record.error
+        assert f"{word.capitalize()} in " in screen_text(app), "the run's end in the procedure's own word"
         await pilot.press("n")
         await wait_until(pilot, lambda: isinstance(app.screen, SummaryScreen), what="summary")
         assert static_text(app, "#verdict").startswith(f"{word} lab: 3/3 members healthy")
