@@ -78,9 +78,17 @@ class RunResult:
     duration: float = 0.0
     verdicts: list[DryRunVerdict] = field(default_factory=list)
     """A dry run's mark for every command it reached, in plan order; empty for a real run."""
-    aside: int | None = None
-    """How many paths the run moved or copied aside (`<path>.<tag>-<stamp>`), as the masters showed them at its end;
-    None: not read. The tool's own stamped marks are not counted."""
+    kept: dict[str, list[str] | None] = field(default_factory=dict)
+    """Per member, the paths the run moved or copied aside (`<path>.<tag>-<stamp>`), as the masters showed them at
+    its end (None: that member could not be read); empty until the end is recorded. The tool's own stamped marks
+    are not among them."""
+
+    @property
+    def aside(self) -> int | None:
+        """How many paths `kept` holds; None where the end was not recorded or a member not read."""
+        if not self.kept or any(v is None for v in self.kept.values()):
+            return None
+        return sum(len(v or ()) for v in self.kept.values())
 
     @property
     def ok(self) -> bool:
@@ -202,18 +210,16 @@ class Engine:
             return
         ctx = self.plan.ctx
         found: dict[str, object] = {}
-        counted: int | None = 0
         for m in ctx.inv.members:
             try:
                 seen = self.hosts.fact(m.name, leftovers_probe(ctx.platform, ctx.stamp))
             except (ParseError, TransportError) as exc:
                 found[m.name] = {"error": str(exc)[:300]}
-                counted = None
+                self.result.kept[m.name] = None
             else:
                 mine = leftovers(seen, ctx.platform, ctx.stamp)
                 found[m.name] = [x.record() for x in mine]
-                counted = None if counted is None else counted + sum(1 for x in mine if x.origin)
-        self.result.aside = counted
+                self.result.kept[m.name] = [x.path for x in mine if x.origin]
         self._log("leftovers", stamp=ctx.stamp, hosts=found)
 
     def record_members(self, phase: str) -> None:

@@ -12,11 +12,10 @@ both give up as soon as the run is cancelled, so an abort never hangs.
 from __future__ import annotations
 
 import queue
-import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from textual.message import Message
 
@@ -82,36 +81,21 @@ class RunEnded(Message):
     """Refused before the first change (the fresh look, a lock taken over): nothing changed."""
 
 
-@dataclass
-class Kept:
-    """Paths the run moved or copied aside (old data, etcd.conf copies) per host."""
-
-    paths: dict[str, list[str]] = field(default_factory=dict)
-
-    def add(self, host: str, path: str) -> None:
-        items = self.paths.setdefault(host, [])
-        if path not in items:
-            items.append(path)
-
-
 class Bridge(Callbacks):
     """Implements `engine.Callbacks` for one wizard run (kept across retries)."""
 
-    def __init__(self, post: Callable[[Message], object], *, stamp: str, ask: bool,
+    def __init__(self, post: Callable[[Message], object], *, ask: bool,
                  cancel: threading.Event) -> None:
         self._post = post
-        self.stamp = stamp
         self.ask = ask
         self.cancel = cancel
         self.confirm_once = False
         self.pause_requested = threading.Event()
-        self.kept = Kept()
         self.outcomes: dict[str, StepOutcome] = {}
         self.current: Step | None = None
         """The step the engine is at (set in `checkpoint`, which comes first for every step)."""
         self._lines: list[str] = []
         self._lock = threading.Lock()
-        self._aside = re.compile(r"(/[A-Za-z0-9._/+@=:-]*\.etcdrescue-" + re.escape(stamp) + ")")
 
     # -- log buffer: filled by the engine thread, drained by the screen's timer ----------
     def log(self, line: str) -> None:
@@ -143,17 +127,12 @@ class Bridge(Callbacks):
     def command_finished(self, cmd: Command, result: Result | None, note: str) -> None:
         if result is None:
             self.log(f"  {note}")
-            done = note == "already done"
         else:
-            done = result.ok
             self.log(f"  {'ok' if result.ok else f'FAILED (exit {result.exited})'} ({result.duration:.2f}s)"
                      + (f", {note}" if note else ""))
             if not result.ok:
                 for line in result.output.splitlines()[-10:]:
                     self.log(f"  | {line}")
-        if done:
-            for path in self._aside.findall(cmd.script):
-                self.kept.add(cmd.host, path)
 
     def gate_started(self, gate: Gate) -> None:
         self.log(f"gate: {gate.summary}")

@@ -25,7 +25,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Log, OptionList, Static
 
 from ..checks import MemberHealth
-from ..engine import StepOutcome, StepStatus
+from ..engine import Engine, StepOutcome, StepStatus
 from ..errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_REFUSED, InputError, Interrupted, RescueError
 from ..gates import GateReport
 from ..plan import Plan
@@ -76,7 +76,8 @@ class WizardRun:
     status: RunOutcome = RunOutcome.NOT_STARTED
     error: str = ""
     outcomes: dict[str, StepOutcome] = field(default_factory=dict)
-    kept: dict[str, list[str]] = field(default_factory=dict)
+    kept: dict[str, list[str] | None] = field(default_factory=dict)
+    """What the run kept aside per member, as the engine read it at the run's end (None: not read)."""
     duration: float = 0.0
     journal: Path | None = None
     members: tuple[MemberHealth, ...] = ()
@@ -120,7 +121,8 @@ class RunScreen(Screen[WizardRun]):
         super().__init__()
         self.session, self.plan, self.dry_run = session, plan, dry_run
         self.cancel = threading.Event()
-        self.bridge = Bridge(self.post_message, stamp=plan.ctx.stamp, ask=ask and not dry_run, cancel=self.cancel)
+        self.bridge = Bridge(self.post_message, ask=ask and not dry_run, cancel=self.cancel)
+        self.engine: Engine | None = None
         self.bridge.confirm_once = confirm_once
         self.phase = Phase.RUNNING
         self.status: dict[str, StepStatus] = {s.key: StepStatus.PENDING for s in plan.steps}
@@ -256,7 +258,8 @@ class RunScreen(Screen[WizardRun]):
     def on_run_ended(self, msg: RunEnded) -> None:
         self.record.duration += msg.duration
         self.record.outcomes.update(self.bridge.outcomes)
-        self.record.kept = {h: list(p) for h, p in self.bridge.kept.paths.items()}
+        if self.engine is not None:
+            self.record.kept = dict(self.engine.result.kept)
         self.waiting_for = ""
         if msg.ok:
             self.phase = Phase.ENDED

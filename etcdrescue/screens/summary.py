@@ -104,10 +104,11 @@ class SummaryScreen(Screen[None]):
         t.append(f"Steps done: {len(done)} of {len(r.plan.steps)}\n")
         phases = ", ".join(f"{p} {s:.1f}s" for p, s in phase_times(r).items())
         t.append(f"Time: total {r.duration:.1f}s ({phases or 'no step ran'})\n")
-        t.append(f"Old data kept with suffix .etcdrescue-{ctx.stamp} (nothing was deleted):\n")
+        t.append(f"Kept aside with the suffix .etcdrescue-{ctx.stamp} (nothing was deleted):\n")
         for m in ctx.inv.members:
-            paths = r.kept.get(m.name)
-            t.append(f"  {m.name}: {'' if paths else 'nothing moved'}\n")
+            paths = r.kept.get(m.name, [])
+            said = "not read (the report lists it)" if paths is None else "" if paths else "nothing moved"
+            t.append(f"  {m.name}: {said}\n")
             for path in paths or ():
                 t.append(f"    {path}\n")
         t.append(f"Journal: {r.journal or 'none (dry run)'}")

@@ -105,6 +105,10 @@ async def test_the_wizard_runs_the_procedure_the_diagnosis_names(lab_factory: La
         await pilot.press("n")
         await wait_until(pilot, lambda: isinstance(app.screen, SummaryScreen), what="summary")
         assert static_text(app, "#verdict").startswith(f"{word} lab: 3/3 members healthy")
+        facts = static_text(app, "#facts")
+        assert ".etcdctl.etcdrescue-" not in facts, "what the masters hold aside, not a copy's passing temp name"
+        if procedure == "fix-flags":
+            assert f"/etc/kubernetes/manifests-disabled/etcd.yaml.etcdrescue-{run.plan.ctx.stamp}" in facts, facts
         await pilot.press("q")
     assert app.return_code == 0
     (path,) = journal.glob("*.jsonl")

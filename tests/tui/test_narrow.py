@@ -242,8 +242,9 @@ def five_member_run(tmp_path: Path) -> WizardRun:
     inv = load_inventory(path)
     stamp = "20260101T000000Z"
     plan = build_plan(Context(inv, BACKUP, Method.SNAPSHOT_RESTORE, stamp))
-    kept = {m.name: [f"/var/lib/etcd/member.etcdrescue-{stamp}", f"/etc/etcd/etcd.conf.etcdrescue-{stamp}"]
-            for m in inv.members}
+    kept: dict[str, list[str] | None] = {
+        m.name: [f"/var/lib/etcd/member.etcdrescue-{stamp}", f"/etc/etcd/etcd.conf.etcdrescue-{stamp}"]
+        for m in inv.members}
     return WizardRun(plan, RunOutcome.RECOVERED, kept=kept, duration=61.0, journal=tmp_path / "offline.jsonl",
                      members=tuple(MemberHealth(m.name, up=True, healthy=True, leader=m is inv.members[0],
                                                 raft_index=1234) for m in inv.members))
