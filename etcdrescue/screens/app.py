@@ -22,9 +22,7 @@ from textual.app import App
 from textual.binding import Binding
 
 from ..errors import EXIT_INTERRUPTED, EXIT_REFUSED, RescueError
-from ..locks import LockHeld
 from ..preflight.options import RecoveryOptions, RevisionOptions
-from ..procedures import DEFAULT
 from .inventory import InventoryChoice, InventoryScreen
 from .widgets import ConfirmScreen, WizardStatus, update_status
 
@@ -89,6 +87,7 @@ class RescueApp(App[int]):
         the CLI's `--resume` (the journal's stamp, seed, backup and method, from its next step,
         in the same journal); declining it is `--fresh`.
         """
+        from ..procedures.quorum import QUORUM_RECOVERY
         from ..session import RecoverySession
         from .plan import PlanScreen
         from .preflight import PreflightScreen
@@ -133,7 +132,7 @@ class RescueApp(App[int]):
                 return False
             plan = session.plan(report)
             shown = time.monotonic()
-            fixed = session.resuming or session.procedure.name != DEFAULT
+            fixed = session.resuming or session.procedure is not QUORUM_RECOVERY
             picked = await self.push_screen_wait(PlanScreen(plan, dry_run=self.status.dry_run, ask=not self.yes,
                                                             fixed_seed=fixed, documents=session.journal_dir))
             if picked.action == "start" and not picked.dry_run:
@@ -193,6 +192,8 @@ class RescueApp(App[int]):
         """`take` a lock (or open the journal) off the event loop; False, after telling the operator, if refused.
         Where every holder is gone (`LockHeld.stale`) and `breaking` takes the locks over, the operator may break
         them here: the wizard has no `--break-lock` to rerun with."""
+        from ..locks import LockHeld
+
         what = self.session.procedure.name if self.session else "the run"
         try:
             await asyncio.to_thread(take)
