@@ -7,12 +7,13 @@ gate: a member that starts on the rewritten flags proves the rewrite before the 
 
 from __future__ import annotations
 
-from ..checks import AllHealthy, Answers, MembersAsExpected, OneLeader, RunsWithout
+from ..checks import Answers, RunsWithout
 from ..command import Command, Raw, q
 from ..inventory.model import Member
 from ..model import Context, Gate, Step
 from ..platform.release import FlagRewrite
 from ..space import RunsWith
+from .health import healthy_gate
 from .seed import keep_settings, restore_settings
 
 
@@ -64,8 +65,7 @@ def verify(ctx: Context) -> Step:
         why="Done means: every manifest back in place and none aside, every member started and healthy, the member "
             "list as the inventory's, one leader, caught up.",
         commands=tuple(ctx.platform.settled(n) for n in names),
-        gate=Gate("all members healthy and listed, one leader, caught up", names, ctx.gate_timeout,
-                  (AllHealthy(), MembersAsExpected(), OneLeader(caught_up=True))),
+        gate=healthy_gate(ctx, "all members healthy and listed, one leader, caught up", names, caught_up=True),
     )
 
 

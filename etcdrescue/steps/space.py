@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..checks import AllHealthy, MembersAsExpected, OneLeader
+from ..checks import AllHealthy, OneLeader
 from ..command import Command, Raw, chain, q, sh
 from ..inventory.model import Member
 from ..model import Context, Gate, Step
@@ -31,6 +31,7 @@ from ..space import (
     revision_script,
     room_problem,
 )
+from .health import healthy_gate
 from .seed import keep_settings, restore_settings
 
 QUOTA_FLAG = "quota-backend-bytes"
@@ -182,9 +183,8 @@ def verify(ctx: Context) -> Step:
         why="Done means: every member started and healthy, the member list as the inventory's, one leader, caught "
             "up, no alarm, and writes accepted.",
         commands=tuple(ctx.platform.settled(n) for n in names),
-        gate=Gate("all members healthy and listed, one leader, caught up; no alarm; a write is accepted", names,
-                  ctx.gate_timeout, (AllHealthy(), MembersAsExpected(), NoAlarm(), WritesWork(),
-                                     OneLeader(caught_up=True))),
+        gate=healthy_gate(ctx, "all members healthy and listed, one leader, caught up; no alarm; a write is accepted",
+                          names, caught_up=True, extra=(NoAlarm(), WritesWork())),
     )
 
 
