@@ -85,6 +85,13 @@ def long_inventory(directory: Path) -> Path:
     return path
 
 
+async def to_verdict(app: RescueApp, pilot: Pilot[Any]) -> None:
+    """From the inventory screen (enter) to the pre-flight with its verdict."""
+    await pilot.press("enter")
+    await wait_until(pilot, lambda: isinstance(app.screen, PreflightScreen) and app.screen.report is not None,
+                     what="verdict")
+
+
 def member_rows(text: str) -> list[str]:
     return [line for line in text.splitlines() if re.match(r" master0[123] ", line)]
 
@@ -95,9 +102,7 @@ async def test_preflight_at_80x24_whole_figures_and_every_column_by_keyboard(
     canned_preflight(True)
     app = RescueApp(offline_inventory, BACKUP)
     async with app.run_test(size=NARROW) as pilot:
-        await pilot.press("enter")
-        await wait_until(pilot, lambda: isinstance(app.screen, PreflightScreen) and app.screen.report is not None,
-                         what="verdict")
+        await to_verdict(app, pilot)
         await wait_until(pilot, lambda: len(member_rows(screen_text(app))) == 3, what="the rows painted")
         text = screen_text(app)
         rows = member_rows(text)
@@ -118,9 +123,7 @@ async def test_preflight_at_120x40_shows_every_column(offline_inventory: Path,
     canned_preflight(True)
     app = RescueApp(offline_inventory, BACKUP)
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.press("enter")
-        await wait_until(pilot, lambda: isinstance(app.screen, PreflightScreen) and app.screen.report is not None,
-                         what="verdict")
+        await to_verdict(app, pilot)
         await wait_until(pilot, lambda: len(member_rows(screen_text(app))) == 3, what="the rows painted")
         assert isinstance(app.screen, PreflightScreen)
         assert app.screen.shown == COLUMNS
@@ -137,9 +140,7 @@ async def test_a_rebuilt_table_is_as_wide_as_its_cells_at_once(offline_inventory
     canned_preflight(True)
     app = RescueApp(offline_inventory, BACKUP)
     async with app.run_test(size=NARROW) as pilot:
-        await pilot.press("enter")
-        await wait_until(pilot, lambda: isinstance(app.screen, PreflightScreen) and app.screen.report is not None,
-                         what="verdict")
+        await to_verdict(app, pilot)
         screen = app.screen
         assert isinstance(screen, PreflightScreen)
         table = screen.query_one(DataTable)
@@ -151,9 +152,7 @@ async def test_a_rebuilt_table_is_as_wide_as_its_cells_at_once(offline_inventory
 
 async def to_plan(app: RescueApp, pilot: Pilot[Any]) -> Plan:
     await wait_until(pilot, lambda: isinstance(app.screen, InventoryScreen), what="inventory")
-    await pilot.press("enter")
-    await wait_until(pilot, lambda: isinstance(app.screen, PreflightScreen) and app.screen.report is not None,
-                     what="verdict")
+    await to_verdict(app, pilot)
     await pilot.press("n")
     await wait_until(pilot, lambda: isinstance(app.screen, PlanScreen), what="plan")
     await pilot.pause(0.1)
